@@ -1,0 +1,47 @@
+/**
+ * Pure tensor math shared by the model modules: tensors in, tensors out, no state, no backend calls.
+ * Layout is NHWC for images and [B, L, C] for token sequences. Call these inside the caller's tf.tidy.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+
+/** y = x·W + b with W in [in, out] layout (a PyTorch Linear weight, transposed at load time). */
+export function linear(x: tf.Tensor, weight: tf.Tensor, bias?: tf.Tensor): tf.Tensor {
+  const inDim = x.shape[x.shape.length - 1]!;
+  const lead = x.shape.slice(0, -1);
+  const x2 = x.reshape([-1, inDim]);
+  const y = bias ? tf.add(tf.matMul(x2, weight as tf.Tensor2D), bias) : tf.matMul(x2, weight as tf.Tensor2D);
+  return y.reshape([...lead, weight.shape[1]!]);
+}
+
+/** LayerNorm over the last axis with an explicit eps (DINOv2: 1e-6; Mamba blocks and fusion: 1e-5). */
+export function layerNorm(x: tf.Tensor, weight: tf.Tensor, bias: tf.Tensor, eps: number): tf.Tensor {
+  const axis = x.shape.length - 1;
+  const { mean, variance } = tf.moments(x, axis, true);
+  return tf.add(tf.mul(tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, eps))), weight), bias);
+}
+
+/** Exact (erf) GELU, as torch.nn.GELU() with approximate='none'. */
+export function gelu(x: tf.Tensor): tf.Tensor {
+  return tf.mul(tf.mul(x, 0.5), tf.add(tf.erf(tf.mul(x, Math.SQRT1_2)), 1));
+}
+
+/** SiLU / swish: x·sigmoid(x). */
+export function silu(x: tf.Tensor): tf.Tensor {
+  return tf.mul(x, tf.sigmoid(x));
+}
+
+/**
+ * 2-D convolution, NHWC input, [kh, kw, in, out] filter, with PyTorch's explicit symmetric zero padding
+ * (TF 'same' pads asymmetrically for stride 2, which differs from PyTorch's padding=1).
+ */
+export function conv2d(x: tf.Tensor4D, filter: tf.Tensor4D, bias: tf.Tensor | undefined, stride = 1, padding = 0): tf.Tensor4D {
+  const padded = padding > 0 ? tf.pad(x, [[0, 0], [padding, padding], [padding, padding], [0, 0]]) : x;
+  const y = tf.conv2d(padded, filter, stride, 'valid');
+  return bias ? tf.add(y, bias) : y;
+}
+
+/** Bilinear resize of an NHWC map with align_corners=True (every FlashDepth up/down-sampling except the pos-embed). */
+export function resizeAlignCorners(x: tf.Tensor4D, height: number, width: number): tf.Tensor4D {
+  if (x.shape[1] === height && x.shape[2] === width) return x;
+  return tf.image.resizeBilinear(x, [height, width], true, false);
+}
