@@ -8,9 +8,9 @@ import * as tf from '@tensorflow/tfjs-core';
 export function linear(x: tf.Tensor, weight: tf.Tensor, bias?: tf.Tensor): tf.Tensor {
   const inDim = x.shape[x.shape.length - 1]!;
   const lead = x.shape.slice(0, -1);
-  const x2 = x.reshape([-1, inDim]);
+  const x2 = tf.reshape(x, [-1, inDim]) as tf.Tensor2D;
   const y = bias ? tf.add(tf.matMul(x2, weight as tf.Tensor2D), bias) : tf.matMul(x2, weight as tf.Tensor2D);
-  return y.reshape([...lead, weight.shape[1]!]);
+  return tf.reshape(y, [...lead, weight.shape[1]!]);
 }
 
 /** LayerNorm over the last axis with an explicit eps (DINOv2: 1e-6; Mamba blocks and fusion: 1e-5). */
