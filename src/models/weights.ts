@@ -20,7 +20,6 @@ export interface LoadOptions {
    * `mamba.` when loading FlashDepth-L weights into a teacher).
    */
   ignorePrefixes?: string[];
-  /** Keys present in the source but unused by the model by design (spec §4.2), accepted silently. */
 }
 
 export interface LoadReport {
