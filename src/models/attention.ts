@@ -3,10 +3,15 @@
  *
  * At 2044×1148 the ViT-S student has 11 973 tokens: one (heads × N × N) score tensor would be 3.4 GB, beyond wasm's
  * 4 GiB heap and WebGPU's 2 GiB binding limit. Queries are therefore processed in blocks so that each block's scores
- * (B × heads × rows × Lk) stay under `maxScoreElements`. Softmax is over complete key rows, so the result is
- * identical to the unchunked computation.
+ * (B × heads × rows × Lk) stay under `maxScoreElements`, and each block runs in its own tidy so that its scores are
+ * freed before the next block starts (at inference; a gradient tape keeps what the backward pass needs). Softmax is
+ * over complete key rows, so the result equals the unchunked computation.
+ *
+ * Public API: `scaledDotProductAttention(q, k, v, numHeads, {maxScoreElements, scale})`, `queryBlockRows(...)`
+ * (the block size it uses), `splitHeads`, `mergeHeads`.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { ShapeError } from '../errors.js';
 
 export interface AttentionOptions {
   /** Largest number of score elements (B·heads·rows·Lk) materialised at once. Default 2^25 (128 MiB of float32). */
@@ -30,28 +35,38 @@ export function mergeHeads(x: tf.Tensor): tf.Tensor3D {
 }
 
 /**
+ * Query rows per block so that B·heads·rows·Lk ≤ budget (at least one row: a single row of scores is the smallest
+ * unit softmax can be computed on).
+ */
+export function queryBlockRows(batch: number, numHeads: number, lq: number, lk: number, maxScoreElements: number): number {
+  return Math.max(1, Math.min(lq, Math.floor(maxScoreElements / (batch * numHeads * lk))));
+}
+
+/**
  * softmax(q·kᵀ·scale)·v per head. q: [B, Lq, H·Dh], k and v: [B, Lk, H·Dh] → [B, Lq, H·Dh]. No mask.
  */
 export function scaledDotProductAttention(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, numHeads: number, options: AttentionOptions = {}): tf.Tensor3D {
   return tf.tidy(() => {
+    if (q.rank !== 3 || k.rank !== 3 || v.rank !== 3 || k.shape[0] !== q.shape[0] || v.shape[0] !== q.shape[0]
+      || k.shape[1] !== v.shape[1] || k.shape[2] !== q.shape[2] || v.shape[2] !== q.shape[2]) {
+      throw new ShapeError(`attention: expected q [B, Lq, C], k and v [B, Lk, C], got [${q.shape.join(', ')}], [${k.shape.join(', ')}], [${v.shape.join(', ')}]`);
+    }
     const [b, lq, c] = q.shape as [number, number, number];
     const lk = k.shape[1]!;
     const headDim = c / numHeads;
-    if (!Number.isInteger(headDim)) throw new RangeError(`attention: ${c} channels do not split into ${numHeads} heads`);
+    if (!Number.isInteger(headDim)) throw new ShapeError(`attention: ${c} channels do not split into ${numHeads} heads`);
     const scale = options.scale ?? 1 / Math.sqrt(headDim);
-    const budget = options.maxScoreElements ?? DEFAULT_MAX_SCORE_ELEMENTS;
+    const rows = queryBlockRows(b, numHeads, lq, lk, options.maxScoreElements ?? DEFAULT_MAX_SCORE_ELEMENTS);
     const qh = splitHeads(tf.mul(q, scale), numHeads); // [B, H, Lq, Dh]
     const kh = splitHeads(k, numHeads); // [B, H, Lk, Dh]
     const vh = splitHeads(v, numHeads); // [B, H, Lk, Dh]
-    const rows = Math.max(1, Math.min(lq, Math.floor(budget / (b * numHeads * lk))));
+    const attend = (qb: tf.Tensor4D) => tf.matMul(tf.softmax(tf.matMul(qb, kh, false, true)), vh); // [B, H, n, Dh]
+    if (rows >= lq) return mergeHeads(attend(qh));
     const blocks: tf.Tensor[] = [];
     for (let start = 0; start < lq; start += rows) {
       const n = Math.min(rows, lq - start);
-      const qb = rows >= lq ? qh : tf.slice(qh, [0, 0, start, 0], [b, numHeads, n, headDim]);
-      const scores = tf.matMul(qb, kh, false, true); // [B, H, n, Lk]
-      blocks.push(tf.matMul(tf.softmax(scores), vh)); // [B, H, n, Dh]
+      blocks.push(tf.tidy(() => attend(tf.slice(qh, [0, 0, start, 0], [b, numHeads, n, headDim]))));
     }
-    const out = blocks.length === 1 ? blocks[0]! : tf.concat(blocks, 2);
-    return mergeHeads(out);
+    return mergeHeads(tf.concat(blocks, 2));
   });
 }

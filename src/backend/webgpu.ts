@@ -1,0 +1,131 @@
+/**
+ * WebGPU through Dawn (the `webgpu` npm package). We create the device ourselves instead of letting tfjs do it: tfjs
+ * asks for default-ish limits and never for shader-f16 or subgroups, and a tensor larger than
+ * maxStorageBufferBindingSize then silently reads back as zeros (tfjs-notes §4.2). So: request the adapter's maxima
+ * and the features our kernels can use, then register tfjs' WebGPUBackend around that device.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import { log } from '../log.js';
+import { BackendUnavailable, shortReason, type InitializedBackend } from './types.js';
+
+export const DAWN_TOGGLES = ['enable-dawn-features=allow_unsafe_apis,vulkan_enable_f16_on_nvidia'];
+
+/** Requested when the adapter offers them. */
+export const WANTED_FEATURES = ['shader-f16', 'subgroups', 'chromium-experimental-subgroup-matrix', 'timestamp-query'] as const;
+
+/** The limits tfjs copies from the adapter, plus a few our own kernels need; all requested at the adapter's maximum. */
+export const MAX_LIMITS = [
+  'maxBufferSize',
+  'maxStorageBufferBindingSize',
+  'maxComputeWorkgroupStorageSize',
+  'maxComputeWorkgroupsPerDimension',
+  'maxComputeWorkgroupSizeX',
+  'maxComputeWorkgroupSizeY',
+  'maxComputeWorkgroupSizeZ',
+  'maxComputeInvocationsPerWorkgroup',
+  'maxStorageBuffersPerShaderStage',
+] as const;
+
+interface NavigatorWithGpu {
+  gpu?: GPU;
+}
+
+/** The Vulkan loader Dawn needs on Linux. Looking first keeps Dawn's own multi-line warning off stderr. */
+export function vulkanLoaderFound(env: NodeJS.ProcessEnv = process.env): boolean {
+  if (process.platform !== 'linux') return true;
+  const lib = 'libvulkan.so.1';
+  const triple = process.arch === 'arm64' ? 'aarch64-linux-gnu' : 'x86_64-linux-gnu';
+  const dirs = [...(env['LD_LIBRARY_PATH'] ?? '').split(':').filter(Boolean), `/usr/lib/${triple}`, `/lib/${triple}`, '/usr/lib', '/lib', '/usr/lib64', '/lib64'];
+  if (dirs.some((d) => existsSync(join(d, lib)))) return true;
+  try {
+    return readFileSync('/etc/ld.so.cache').includes(lib);
+  } catch {
+    return false;
+  }
+}
+
+function setNavigatorGpu(gpu: GPU | undefined): void {
+  const g = globalThis as { navigator?: NavigatorWithGpu };
+  if (g.navigator === undefined) {
+    if (gpu === undefined) return;
+    Object.defineProperty(globalThis, 'navigator', { value: {}, configurable: true, writable: true });
+  }
+  // dawn.node keeps the process alive while navigator.gpu references its instance; releaseWebGPU() deletes it.
+  if (gpu === undefined) delete g.navigator!.gpu;
+  else Object.defineProperty(g.navigator, 'gpu', { value: gpu, configurable: true, writable: true });
+}
+
+function describeAdapter(info: GPUAdapterInfo): string {
+  const name = info.description || info.device || info.vendor || 'unknown adapter';
+  const extra = [info.vendor, info.architecture].filter((s) => s && !name.toLowerCase().includes(s.toLowerCase()));
+  return extra.length > 0 ? `${name} (${extra.join(', ')})` : name;
+}
+
+function gib(bytes: number): string {
+  return bytes >= 2 ** 30 ? `${(bytes / 2 ** 30).toFixed(1).replace(/\.0$/, '')} GiB` : `${Math.round(bytes / 2 ** 20)} MiB`;
+}
+
+/** `checkVulkan`: in auto mode, skip without touching Dawn when no Vulkan loader exists. */
+export async function initWebGPU(checkVulkan: boolean): Promise<InitializedBackend> {
+  if (checkVulkan && !vulkanLoaderFound()) throw new BackendUnavailable('no Vulkan loader (libvulkan.so.1 not found)');
+  let dawn: typeof import('webgpu');
+  try {
+    dawn = await import('webgpu');
+  } catch (err) {
+    throw new BackendUnavailable(`the webgpu package failed to load: ${shortReason(err, 80)}`);
+  }
+  Object.assign(globalThis, dawn.globals);
+  const gpu = dawn.create(DAWN_TOGGLES);
+  const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
+  if (!adapter) {
+    const hint = process.platform === 'linux' && !vulkanLoaderFound() ? ' (libvulkan.so.1 not found)' : '';
+    throw new BackendUnavailable(`no WebGPU adapter${hint}`);
+  }
+  const requiredFeatures = WANTED_FEATURES.filter((f) => adapter.features.has(f)) as GPUFeatureName[];
+  const requiredLimits: Record<string, number> = {};
+  for (const key of MAX_LIMITS) {
+    const value = (adapter.limits as unknown as Record<string, number | undefined>)[key];
+    if (typeof value === 'number') requiredLimits[key] = value;
+  }
+  let device: GPUDevice;
+  try {
+    device = await adapter.requestDevice({ requiredFeatures, requiredLimits });
+  } catch (err) {
+    throw new BackendUnavailable(`requestDevice failed: ${shortReason(err, 80)}`);
+  }
+  reportUncapturedErrors(device);
+
+  // tfjs checks navigator.gpu when it constructs the backend; register our factory in place of its own.
+  setNavigatorGpu(gpu);
+  const { WebGPUBackend } = await import('@tensorflow/tfjs-backend-webgpu');
+  if (tf.findBackendFactory('webgpu')) tf.removeBackend('webgpu');
+  tf.registerBackend('webgpu', () => new WebGPUBackend(device, adapter.info));
+  let ok = false;
+  try {
+    ok = await tf.setBackend('webgpu');
+  } finally {
+    if (!ok) releaseWebGPU();
+  }
+  if (!ok) throw new BackendUnavailable('the tfjs webgpu backend failed to initialise');
+  const binding = requiredLimits['maxStorageBufferBindingSize'];
+  const device_ = describeAdapter(adapter.info) + (binding !== undefined ? `, max binding ${gib(binding)}` : '');
+  return { name: 'webgpu', device: device_, features: [...requiredFeatures], limits: requiredLimits };
+}
+
+/** Dawn validation errors (e.g. an oversized binding) otherwise only show up as zeros in the results. */
+function reportUncapturedErrors(device: GPUDevice): void {
+  const seen = new Set<string>();
+  device.addEventListener('uncapturederror', (event) => {
+    const message = shortReason((event as GPUUncapturedErrorEvent).error.message, 300);
+    if (!seen.has(message)) log.warn(`webgpu: ${message}`);
+    seen.add(message);
+  });
+}
+
+/** Drops tfjs' webgpu backend and the Dawn instance so the process can exit. */
+export function releaseWebGPU(): void {
+  if (tf.findBackend('webgpu')) tf.removeBackend('webgpu');
+  setNavigatorGpu(undefined);
+}

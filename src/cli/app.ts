@@ -1,0 +1,96 @@
+/**
+ * The command line. Parse, lazy-import the handler, call one library function, catch once. Nothing here imports
+ * tfjs: `--help` and argument errors stay instant; handlers load heavy modules themselves.
+ */
+import yargs, { type Argv } from 'yargs';
+import { ConfigError, FlashDepthError } from '../errors.js';
+import { levelFromFlags, log } from '../log.js';
+import { LATER_COMMANDS, notImplementedYet } from './later.js';
+
+const BACKENDS = ['auto', 'tensorflow', 'webgpu', 'wasm', 'cpu'] as const;
+
+interface GlobalFlags {
+  verbose: boolean;
+  quiet: boolean;
+}
+
+function buildParser(argv: string[]): Argv<GlobalFlags> {
+  let parser = yargs(argv)
+    .scriptName('flashdepth')
+    .usage('$0 <command> [options]\n\nFlashDepth (streaming video depth) on TensorFlow.js.')
+    .option('verbose', { type: 'boolean', default: false, describe: 'Debug logging; stack traces on errors' })
+    .option('quiet', { type: 'boolean', default: false, describe: 'Only errors on stderr' })
+    .middleware((flags) => {
+      log.level = levelFromFlags(flags);
+    })
+    .command(
+      'backend',
+      'Select a backend, print its line and run a 64×64 matmul check',
+      (y) =>
+        y
+          .option('backend', { type: 'string', choices: BACKENDS, default: 'auto', describe: 'Compute backend' })
+          .option('threads', { type: 'number', describe: 'wasm threads (default: $FLASHDEPTH_WASM_THREADS, else every core, at most 8)' })
+          .option('ffmpeg', { type: 'string', describe: 'ffmpeg binary (default: $FFMPEG_PATH, ffmpeg-static, @ffmpeg-installer/ffmpeg, PATH)' })
+          .option('ffprobe', { type: 'string', describe: 'ffprobe binary (default: $FFPROBE_PATH, beside ffmpeg, PATH)' }),
+      async (args) => {
+        const { runBackendCheck } = await import('./backend-command.js');
+        await runBackendCheck(args);
+      },
+    )
+    .command(
+      'convert [input] [output]',
+      'Convert a PyTorch .pth checkpoint to safetensors, or list its tensors with --list',
+      (y) =>
+        y
+          .positional('input', { type: 'string', describe: 'Checkpoint to read (.pth or .safetensors)' })
+          .positional('output', { type: 'string', describe: 'safetensors file to write' })
+          .option('list', { type: 'boolean', default: false, describe: 'Print name, dtype and shape of every tensor instead of converting' })
+          .option('dtype', { type: 'string', choices: ['keep', 'float32'], default: 'keep', describe: 'Stored dtype of the output tensors (keep = bit-exact)' })
+          .example('$0 convert in.pth out.safetensors', 'convert')
+          .example('$0 convert --list in.pth', 'list tensors'),
+      async (args) => {
+        const { runConvert } = await import('./convert-command.js');
+        await runConvert(args);
+      },
+    );
+  for (const later of LATER_COMMANDS) {
+    parser = parser.command(
+      later.name,
+      `${later.describe} (not implemented yet: issue ${later.issue})`,
+      (y) => y.strict(false),
+      () => {
+        throw notImplementedYet(later);
+      },
+    );
+  }
+  return parser
+    .demandCommand(1, 'Name a command (see --help)')
+    .strict()
+    .help()
+    .alias('help', 'h')
+    .version(false)
+    .wrap(Math.min(120, process.stdout.columns ?? 100))
+    .exitProcess(false)
+    .fail((message, err) => {
+      // yargs' own usage errors (unknown flag, bad choice) arrive as a message; handler errors as err.
+      throw err ?? new ConfigError(message.replace(/\s*\n\s*/g, ' '));
+    });
+}
+
+/** Runs the CLI; returns the exit code. Errors print as one `error: <message>` line (a stack only with --verbose). */
+export async function runCli(argv: string[]): Promise<number> {
+  const verbose = argv.includes('--verbose');
+  try {
+    await buildParser(argv).parseAsync();
+    return 0;
+  } catch (err) {
+    if (err instanceof FlashDepthError) {
+      log.error(err.message);
+      if (verbose && err.stack) log.debug(err.stack);
+      return err.exitCode;
+    }
+    // Unexpected: a bug, so the stack always helps.
+    log.error(err instanceof Error ? (err.stack ?? err.message) : String(err));
+    return 1;
+  }
+}

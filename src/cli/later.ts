@@ -1,0 +1,22 @@
+/** Commands whose feature lands with a later issue: they exist (so `--help` is complete) and say where they stand. */
+import { NotImplementedYetError } from '../errors.js';
+
+export interface LaterCommand {
+  name: string;
+  describe: string;
+  issue: string;
+}
+
+export const LATER_COMMANDS: readonly LaterCommand[] = [
+  { name: 'train', describe: 'Stage-1 training (FlashDepth-L / -S)', issue: '#6 Training' },
+  { name: 'distill', describe: 'Stage-2 hybrid distillation (FlashDepth Full)', issue: '#6 Training' },
+  { name: 'infer', describe: 'Depth for videos, frame folders and live streams', issue: '#4 Inference product' },
+  { name: 'eval', describe: 'Evaluate on the reference test sets and metrics', issue: '#7 Evaluation' },
+  { name: 'bench', describe: 'Time frames per second on the selected backend', issue: '#8 Speed' },
+  { name: 'weights', describe: 'Download the published checkpoints', issue: '#4 Inference product' },
+  { name: 'data', describe: 'Dataset tools (list, check, sample clips)', issue: '#5 Dataloaders' },
+];
+
+export function notImplementedYet(command: LaterCommand): NotImplementedYetError {
+  return new NotImplementedYetError(`${command.name}: not implemented yet (issue ${command.issue})`);
+}
