@@ -272,6 +272,8 @@ export function applySeparable(x: tf.Tensor4D, rows: Interpolation1D | null, col
  * OpenCV `cv2.resize(img, (W, H), interpolation=INTER_CUBIC)` on float images: A = −0.75, half-pixel centres,
  * replicated border, no antialias. Input [H, W, C] or [B, H, W, C]; output [B, H2, W2, C]. Not clipped: cubic
  * overshoots, and the pipeline clips afterwards as the reference does. A same-size axis is an exact copy.
+ * The weights equal cv2's float64 path (what the reference loader runs, its images being /255.0 doubles) to 1e-16;
+ * cv2's float32 path rounds differently, by up to 2e-5 on white noise and 5e-7 on smooth images.
  */
 export function bicubicResize(x: tf.Tensor, output: Size): tf.Tensor4D {
   return tf.tidy(() => {

@@ -4,7 +4,7 @@
  */
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { basename, resolve } from 'node:path';
-import { CheckpointError } from '../errors.js';
+import { CheckpointError, invalidParameterError } from '../errors.js';
 import { DTYPE_BYTES } from './half.js';
 import { TorchCheckpoint } from './pth.js';
 import { SafetensorsFile, looksLikeSafetensors, writeSafetensors, type TensorToWrite } from './safetensors.js';
@@ -94,7 +94,7 @@ const FLOATING: ReadonlySet<StoredDtype> = new Set(['float16', 'bfloat16', 'floa
 export function convertCheckpoint(input: string, output: string, options: ConvertOptions = {}): ConvertReport {
   const mode = options.dtype ?? 'keep';
   if (mode !== 'keep' && mode !== 'float32') {
-    throw new CheckpointError(`${output}: unknown conversion dtype ${JSON.stringify(mode)} (expected keep or float32)`);
+    throw invalidParameterError('dtype', "'keep' or 'float32'", mode);
   }
   if (resolve(input) === resolve(output)) throw new CheckpointError(`${output}: output would overwrite the input file`);
   const source = openWeights(input);

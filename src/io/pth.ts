@@ -202,6 +202,10 @@ export class TorchCheckpoint implements WeightSource {
       throw new CheckpointError(`${this.path}: zip archive without a <dir>/data.pkl record: not a torch.save checkpoint`);
     }
     const prefix = pkl.slice(0, pkl.length - 'data.pkl'.length);
+    const byteorder = this.zip.get(`${prefix}byteorder`);
+    if (byteorder !== undefined && this.zip.read(byteorder).toString('latin1').trim() !== 'little') {
+      throw new CheckpointError(`${this.path}: storages were written big-endian (${prefix}byteorder); only little-endian checkpoints are supported`);
+    }
     if (names.includes(`${prefix}constants.pkl`) || names.some((n) => n.startsWith(`${prefix}code/`))) {
       throw new CheckpointError(`${this.path}: this is a TorchScript archive (torch.jit.save), not a torch.save state_dict checkpoint; save model.state_dict() with torch.save instead`);
     }

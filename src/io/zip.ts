@@ -25,7 +25,8 @@ const MAX_COMMENT = 0xffff;
 
 /** Reads exactly `length` bytes at `position`, or throws a CheckpointError saying the file is truncated. */
 export function readExactly(fd: number, file: string, position: number, length: number, what: string): Buffer {
-  const buf = Buffer.allocUnsafe(length);
+  // Not pooled: callers may keep views of the result, and a pooled slice would alias other reads.
+  const buf = Buffer.allocUnsafeSlow(length);
   let done = 0;
   while (done < length) {
     // readSync reads at most ~2 GiB per call; loop for anything larger or a short read.

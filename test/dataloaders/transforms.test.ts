@@ -66,6 +66,45 @@ describe('dataloaders/transforms', () => {
     });
   });
 
+  describe('against OpenCV 4.14 cv2.resize (float64 input, as the reference loader passes /255.0 images)', () => {
+    /*
+     * i, j = np.mgrid[0:5, 0:6]; x = (((i*7 + j*3) % 11) / 10).astype(np.float64)
+     * cv2.resize(x, (9, 3), interpolation=cv2.INTER_CUBIC)  # rows shrink, columns grow
+     * cv2.resize(x, (4, 3), interpolation=cv2.INTER_AREA)   # non-integer shrink
+     * cv2.resize(x, (9, 8), interpolation=cv2.INTER_AREA)   # enlarge
+     */
+    const x = Array.from({ length: 30 }, (_, k) => (((Math.floor(k / 6) * 7 + (k % 6) * 3) % 11) / 10));
+    const CUBIC_3x9 = [0.21655098, 0.40266209, 0.54695006, 0.42446175, 0.64820598, 0.76439261, 0.42330035, 0.24635418, 0.22586158,
+      0.27395834, 0.421875, 0.68298611, 0.93159733, 0.5, 0.06840284, 0.3170139, 0.578125, 0.72604167, 0.77413819, 0.75364568,
+      0.57669969, 0.2356078, 0.35179408, 0.57553767, 0.45304993, 0.59733791, 0.78344902];
+    const AREA_3x4 = [0.38000002, 0.4866667, 0.62000004, 0.28666668, 0.5466667, 0.65333337, 0.34666669, 0.45333336, 0.71333338,
+      0.38000002, 0.51333336, 0.62000004];
+    const AREA_8x9 = [0.0, 0.15, 0.3, 0.6, 0.75, 0.9, 0.1, 0.25, 0.4, 0.28, 0.43, 0.58, 0.44, 0.59, 0.74, 0.38, 0.31, 0.24, 0.7,
+      0.85, 1.0, 0.2, 0.35, 0.5, 0.8, 0.4, 0.0, 0.38, 0.53, 0.68, 0.76, 0.47, 0.18, 0.48, 0.52, 0.56, 0.44, 0.48, 0.52, 0.82, 0.53,
+      0.24, 0.32, 0.47, 0.62, 1.0, 0.6, 0.2, 0.5, 0.65, 0.8, 0.0, 0.15, 0.3, 0.76, 0.69, 0.62, 0.26, 0.41, 0.56, 0.42, 0.57, 0.72,
+      0.6, 0.75, 0.9, 0.1, 0.25, 0.4, 0.7, 0.85, 1.0];
+
+    const check = (y: tf.Tensor, expected: number[]): void => {
+      const got = y.dataSync();
+      expect(got.length).to.equal(expected.length);
+      expected.forEach((v, k) => expect(got[k], `element ${k}`).to.be.closeTo(v, 1e-6));
+      y.dispose();
+    };
+
+    it('INTER_CUBIC 5×6 → 3×9', () => {
+      const t = tf.tensor4d(x, [1, 5, 6, 1]);
+      check(bicubicResize(t, { height: 3, width: 9 }), CUBIC_3x9);
+      t.dispose();
+    });
+
+    it('INTER_AREA 5×6 → 3×4 and 5×6 → 8×9', () => {
+      const t = tf.tensor2d(x, [5, 6]);
+      check(areaResize(t, { height: 3, width: 4 }), AREA_3x4);
+      check(areaResize(t, { height: 8, width: 9 }), AREA_8x9);
+      t.dispose();
+    });
+  });
+
   describe('preprocessing parity (fixture s_nonmult)', () => {
     it('reproduces the reference model input from raw 171×310 RGB to within 1e-5·max', function () {
       const raw = fixtureTensor(this, 'inputs', 'nonmult_171x310_rgb.npy'); // [2, 171, 310, 3]

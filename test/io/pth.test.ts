@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
@@ -20,6 +20,7 @@ function expectCheckpointError(fn: () => unknown, message: string): void {
 
 describe('io/pth: hand-made torch.save files', () => {
   const dir = mkdtempSync(join(tmpdir(), 'pth-'));
+  after(() => rmSync(dir, { recursive: true, force: true }));
 
   // storage 0: float32 0..11; storage 1: float16 [1, -2, 0.5, 65504, 2^-24]; storage 2: bfloat16 [1, -3, 0.25, 3.140625]
   const storages = {
@@ -164,6 +165,17 @@ describe('io/pth: hand-made torch.save files', () => {
     const plain = join(dir, 'plain.zip');
     writeFileSync(plain, buildZip([{ name: 'readme.txt', data: Buffer.from('hello') }]));
     expectCheckpointError(() => openTorchCheckpoint(plain), `${plain}: zip archive without a <dir>/data.pkl record: not a torch.save checkpoint`);
+  });
+
+  it('rejects big-endian storages', () => {
+    const f = join(dir, 'bigendian.pth');
+    const p = new PickleBuilder().proto(2).emptyDict().str('x').tensor('FloatStorage', '0', 12, 0, [12], [1]).setitem().stop();
+    writeFileSync(f, buildZip([
+      { name: 'be/data.pkl', data: p.bytes() },
+      { name: 'be/byteorder', data: Buffer.from('big') },
+      { name: 'be/data/0', data: storages['0'] },
+    ]));
+    expectCheckpointError(() => openTorchCheckpoint(f), `${f}: storages were written big-endian (be/byteorder); only little-endian checkpoints are supported`);
   });
 
   it('rejects a pickle whose top level is not a dict', () => {

@@ -1,0 +1,40 @@
+/**
+ * WebGPU smoke test on a software Vulkan device (Mesa lavapipe, fetched by .ci/fetch-lavapipe.sh). Runs in a child
+ * process so the rest of the suite keeps its backend. Skipped where lavapipe is absent, except under CI=true.
+ */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { expect } from 'chai';
+import { REPO_ROOT } from '../helpers/fixtures.js';
+import { runCliProcess } from '../cli/spawn-cli.js';
+
+const LAVAPIPE = process.env['FLASHDEPTH_LAVAPIPE'] ?? join(REPO_ROOT, '.cache', 'lavapipe');
+const ICD = join(LAVAPIPE, 'usr', 'share', 'vulkan', 'icd.d', 'lvp_icd.json');
+
+function lavapipeEnv(ctx: Mocha.Context): NodeJS.ProcessEnv {
+  if (!existsSync(ICD)) {
+    if (process.env['CI'] === 'true') throw new Error(`missing ${ICD} (CI=true: run .ci/fetch-lavapipe.sh first)`);
+    ctx.skip();
+  }
+  const lib = join(LAVAPIPE, 'usr', 'lib', 'x86_64-linux-gnu');
+  return { VK_ICD_FILENAMES: ICD, LD_LIBRARY_PATH: [lib, process.env['LD_LIBRARY_PATH']].filter(Boolean).join(':'), XDG_RUNTIME_DIR: '/tmp' };
+}
+
+describe('backend: webgpu on lavapipe', function () {
+  it('--backend webgpu: the adapter at its maximum limits, the features offered, a correct matmul, and the process exits', async function () {
+    const { code, stdout, stderr } = await runCliProcess(['backend', '--backend', 'webgpu'], lavapipeEnv(this));
+    expect(code, stderr).to.equal(0);
+    const lines = stderr.split('\n').filter((l) => l.startsWith('backend: '));
+    expect(lines).to.have.length(1);
+    // lavapipe's maxStorageBufferBindingSize is 128 MiB (tfjs' default request would be the same here; on NVIDIA it is 2 GiB).
+    expect(lines[0]).to.match(/^backend: webgpu \[llvmpipe.*, max binding 128 MiB; features shader-f16, subgroups, timestamp-query\]$/);
+    expect(stdout).to.match(/^op check: 64×64 matmul on webgpu: max \|tf − js\| = \d\.\d\de-\d+ \(ok\)\n/);
+  });
+
+  it('auto picks webgpu when a Vulkan device exists, skipping only tensorflow', async function () {
+    const { code, stderr } = await runCliProcess(['backend'], lavapipeEnv(this));
+    expect(code, stderr).to.equal(0);
+    const line = stderr.split('\n').find((l) => l.startsWith('backend: '));
+    expect(line).to.match(/^backend: webgpu \[llvmpipe.*\]; skipped tensorflow: not installed \(@tensorflow\/tfjs-node-gpu, @tensorflow\/tfjs-node\)$/);
+  });
+});

@@ -1,0 +1,107 @@
+/** Budgeted multi-head attention: exact values, chunked == unchunked, bounded peak memory, no leaks. */
+import * as tf from '@tensorflow/tfjs-core';
+import { expect } from 'chai';
+import { ShapeError } from '../../src/errors.js';
+import { queryBlockRows, scaledDotProductAttention } from '../../src/models/attention.js';
+import { useTestBackend } from '../helpers/backend.js';
+import { expectClose } from '../helpers/fixtures.js';
+
+/** Plain-JS softmax(q·kᵀ·scale)·v with heads as contiguous channel groups (the reference layout). */
+function naiveAttention(q: Float32Array, k: Float32Array, v: Float32Array, b: number, lq: number, lk: number, c: number, heads: number): Float32Array {
+  const dh = c / heads;
+  const scale = 1 / Math.sqrt(dh);
+  const out = new Float32Array(b * lq * c);
+  for (let n = 0; n < b; n++) {
+    for (let h = 0; h < heads; h++) {
+      for (let i = 0; i < lq; i++) {
+        const scores = new Float64Array(lk);
+        for (let j = 0; j < lk; j++) {
+          let s = 0;
+          for (let d = 0; d < dh; d++) s += q[(n * lq + i) * c + h * dh + d]! * k[(n * lk + j) * c + h * dh + d]!;
+          scores[j] = s * scale;
+        }
+        const max = Math.max(...scores);
+        let sum = 0;
+        for (let j = 0; j < lk; j++) sum += (scores[j] = Math.exp(scores[j]! - max));
+        for (let d = 0; d < dh; d++) {
+          let acc = 0;
+          for (let j = 0; j < lk; j++) acc += scores[j]! * v[(n * lk + j) * c + h * dh + d]!;
+          out[(n * lq + i) * c + h * dh + d] = acc / sum;
+        }
+      }
+    }
+  }
+  return out;
+}
+
+describe('models/attention', () => {
+  before(async () => {
+    await useTestBackend();
+  });
+
+  it('computes a hand-checked single-head example', () => {
+    // scores = [1, 0] → softmax = [e, 1]/(e+1); out = (e·[1, 2] + [3, 4])/(e+1)
+    const out = tf.tidy(() => scaledDotProductAttention(
+      tf.tensor3d([[[1, 0]]]), tf.tensor3d([[[1, 0], [0, 1]]]), tf.tensor3d([[[1, 2], [3, 4]]]), 1, { scale: 1 },
+    ).dataSync());
+    const e = Math.E;
+    expect(out[0]).to.be.closeTo((e + 3) / (e + 1), 1e-6);
+    expect(out[1]).to.be.closeTo((2 * e + 4) / (e + 1), 1e-6);
+  });
+
+  it('chooses query blocks that respect the score budget', () => {
+    expect(queryBlockRows(1, 6, 11973, 11973, 2 ** 25)).to.equal(467); // 6·467·11973 = 33.5 M ≤ 2^25
+    expect(queryBlockRows(2, 3, 37, 29, 2 * 3 * 29 * 4)).to.equal(4);
+    expect(queryBlockRows(1, 2, 100, 100, 1)).to.equal(1);
+    expect(queryBlockRows(1, 2, 100, 100, 1e9)).to.equal(100);
+  });
+
+  it('gives the same result chunked (tiny budgets) as unchunked, and as a plain-JS reference', () => {
+    const [b, lq, lk, c, heads] = [2, 37, 29, 24, 3];
+    tf.tidy(() => {
+      const q = tf.randomNormal([b, lq, c], 0, 2, 'float32', 11);
+      const k = tf.randomNormal([b, lk, c], 0, 2, 'float32', 12);
+      const v = tf.randomNormal([b, lk, c], 0, 1, 'float32', 13);
+      const reference = naiveAttention(q.dataSync() as Float32Array, k.dataSync() as Float32Array, v.dataSync() as Float32Array, b, lq, lk, c, heads);
+      const whole = scaledDotProductAttention(q, k, v, heads);
+      expectClose(whole.dataSync() as Float32Array, reference, 1e-5, 'unchunked vs JS reference');
+      for (const budget of [b * heads * lk * 4, b * heads * lk * 10, 1]) { // 10, 4 and 37 query blocks
+        const chunked = scaledDotProductAttention(q, k, v, heads, { maxScoreElements: budget });
+        expect(chunked.shape).to.deep.equal([b, lq, c]);
+        expectClose(chunked, whole, 1e-6, `budget ${budget}`);
+      }
+    });
+  });
+
+  it('keeps the peak memory near one block of scores', async () => {
+    const [lq, c, heads] = [512, 32, 4];
+    const q = tf.randomNormal([1, lq, c], 0, 1, 'float32', 1);
+    const fullScoreBytes = heads * lq * lq * 4; // 4 MiB
+    const run = (maxScoreElements?: number) => tf.profile(() => tf.tidy(() => { scaledDotProductAttention(q, q, q, heads, { maxScoreElements }).dataSync(); }));
+    const whole = await run();
+    const chunked = await run(heads * lq * 32); // 16 blocks of 32 query rows
+    q.dispose();
+    expect(whole.peakBytes, 'unchunked holds the full score tensor').to.be.at.least(fullScoreBytes);
+    // One block's scores and softmax are 2 × 256 KiB on top of ~0.5 MiB of inputs and head views; keeping every
+    // block alive (no per-block tidy) would exceed 8 MiB.
+    expect(chunked.peakBytes, 'chunked').to.be.below(fullScoreBytes / 2);
+  });
+
+  it('names the shapes in errors', () => {
+    tf.tidy(() => {
+      expect(() => scaledDotProductAttention(tf.zeros([1, 4, 6]), tf.zeros([1, 5, 6]), tf.zeros([1, 5, 6]), 4)).to.throw(ShapeError,
+        'attention: 6 channels do not split into 4 heads');
+      expect(() => scaledDotProductAttention(tf.zeros([1, 4, 6]), tf.zeros([1, 5, 6]), tf.zeros([1, 4, 6]), 2)).to.throw(ShapeError,
+        'attention: expected q [B, Lq, C], k and v [B, Lk, C], got [1, 4, 6], [1, 5, 6], [1, 4, 6]');
+    });
+  });
+
+  it('does not leak tensors', () => {
+    const q = tf.randomNormal([1, 20, 16], 0, 1, 'float32', 3);
+    const start = tf.memory().numTensors;
+    tf.dispose(scaledDotProductAttention(q, q, q, 2, { maxScoreElements: 2 * 20 * 3 }));
+    tf.dispose(scaledDotProductAttention(q, q, q, 2));
+    expect(tf.memory().numTensors).to.equal(start);
+    q.dispose();
+  });
+});
