@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 
 export const SHIMMED_TFJS_VERSION = '4.22.0';
+const INIT_TIMEOUT_MS = 30_000;
 
 const require = createRequire(import.meta.url);
 
@@ -29,10 +30,10 @@ interface PThreadPool {
   allocateUnusedWorker(): void;
 }
 
-let files: { worker: string; mainScript: string } | undefined;
+let files: { dir: string; worker: string; mainScript: string } | undefined;
 
 /** Writes the two temp files once per process and removes them at exit. */
-function shimFiles(): { worker: string; mainScript: string } {
+function shimFiles(): { dir: string; worker: string; mainScript: string } {
   if (files) return files;
   const dir = mkdtempSync(join(os.tmpdir(), 'flashdepth-wasm-'));
   process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
@@ -45,7 +46,7 @@ function shimFiles(): { worker: string; mainScript: string } {
   // The newline escaping matches what tfjs does before making its own Blob of the same text.
   const redirect = `\n;{const load = global.importScripts; global.importScripts = (f) => load(String(f).startsWith('blob:') ? ${JSON.stringify(mainScript)} : f);}\n`;
   writeFileSync(worker, wasmWorkerContents.replace(/\n/g, '\\n') + redirect);
-  files = { worker, mainScript };
+  files = { dir, worker, mainScript };
   return files;
 }
 
@@ -54,7 +55,7 @@ function shimFiles(): { worker: string; mainScript: string } {
  * The C++ side caps threads at min(8, logical cores / 2), so os.cpus() is widened for that moment.
  */
 export async function withThreadShim<T>(threads: number, init: () => Promise<T>): Promise<T> {
-  const { worker } = shimFiles();
+  const { worker, dir } = shimFiles();
   const createObjectURL = URL.createObjectURL;
   const cpus = os.cpus;
   URL.createObjectURL = (obj: Blob) => (obj instanceof Blob && obj.type === 'application/javascript' ? worker : createObjectURL.call(URL, obj));
@@ -64,9 +65,36 @@ export async function withThreadShim<T>(threads: number, init: () => Promise<T>)
     return list;
   };
   tf.env().set('WASM_HAS_MULTITHREAD_SUPPORT', true);
+  // A failing pthread worker surfaces as an uncaught exception that Emscripten's own handler rethrows (a crash), or
+  // as an init that never settles; turn both into a rejection so the caller can fall back to one thread. After a
+  // failure, the failed attempt's other workers may still report errors: those (their stacks name our temp folder)
+  // are dropped, anything else is rethrown as usual.
+  const guard = !process.hasUncaughtExceptionCaptureCallback();
+  let failed = false;
+  let timer: NodeJS.Timeout | undefined;
+  const failure = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer from the pthread workers in ${INIT_TIMEOUT_MS / 1000} s`)), INIT_TIMEOUT_MS);
+    if (!guard) return;
+    process.setUncaughtExceptionCaptureCallback((err) => {
+      if (!failed) {
+        failed = true;
+        reject(err instanceof Error ? err : new Error(String(err)));
+      } else if (!String((err as Error | null)?.stack).includes(dir)) {
+        process.setUncaughtExceptionCaptureCallback(null);
+        process.nextTick(() => {
+          throw err;
+        });
+      }
+    });
+  });
   try {
-    return await init();
+    return await Promise.race([init(), failure]);
+  } catch (err) {
+    failed = true;
+    throw err;
   } finally {
+    clearTimeout(timer);
+    if (guard && !failed) process.setUncaughtExceptionCaptureCallback(null);
     URL.createObjectURL = createObjectURL;
     os.cpus = cpus;
   }

@@ -42,7 +42,7 @@ export async function initWasm(requestedThreads?: number): Promise<InitializedBa
       const running = wasm.getThreadsCount();
       return { name: 'wasm', device: `${running} threads, SIMD`, features: ['simd', ...(running > 1 ? ['threads'] : [])], threads: running };
     } catch (err) {
-      note = `thread shim failed, 1 thread: ${shortReason(err, 80)}`;
+      note = `thread shim failed: ${shortReason(err, 80)}`;
     }
   }
   tf.env().set('WASM_HAS_MULTITHREAD_SUPPORT', false);

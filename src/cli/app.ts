@@ -52,6 +52,26 @@ function buildParser(argv: string[]): Argv<GlobalFlags> {
         const { runConvert } = await import('./convert-command.js');
         await runConvert(args);
       },
+    )
+    .command(
+      'bench',
+      'Time streaming inference on random frames (ms/frame, FPS, memory), like the reference dummy_timing',
+      (y) =>
+        y
+          .option('config', { type: 'string', array: true, default: ['s'], describe: 'Variant (s, l, full) or config folder; repeat to bench several' })
+          .option('resolution', { type: 'string', describe: 'Frame size WxH, multiples of 14 (default: 518x518 for S/L, 2044x1148 for Full)' })
+          .option('frames', { type: 'number', default: 100, describe: 'Timed frames' })
+          .option('warmup', { type: 'number', default: 5, describe: 'Untimed warm-up frames (shader compilation, caches)' })
+          .option('backend', { type: 'string', choices: BACKENDS, default: 'auto', describe: 'Compute backend' })
+          .option('checkpoint', { type: 'string', describe: 'Weights to load (default: random weights)' })
+          .option('json', { type: 'string', describe: 'Write the results as JSON to this file' })
+          .option('set', { type: 'string', array: true, describe: 'Config overrides key.sub=value' })
+          .example('$0 bench --config s --frames 20 --backend webgpu', 'FlashDepth-S at 518×518')
+          .example('$0 bench --config full --resolution 2044x1148 --json bench.json', 'Full at 2K'),
+      async (args) => {
+        const { runBench } = await import('./bench-command.js');
+        await runBench(args);
+      },
     );
   for (const later of LATER_COMMANDS) {
     parser = parser.command(

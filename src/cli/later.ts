@@ -12,7 +12,6 @@ export const LATER_COMMANDS: readonly LaterCommand[] = [
   { name: 'distill', describe: 'Stage-2 hybrid distillation (FlashDepth Full)', issue: '#6 Training' },
   { name: 'infer', describe: 'Depth for videos, frame folders and live streams', issue: '#4 Inference product' },
   { name: 'eval', describe: 'Evaluate on the reference test sets and metrics', issue: '#7 Evaluation' },
-  { name: 'bench', describe: 'Time frames per second on the selected backend', issue: '#8 Speed' },
   { name: 'weights', describe: 'Download the published checkpoints', issue: '#4 Inference product' },
   { name: 'data', describe: 'Dataset tools (list, check, sample clips)', issue: '#5 Dataloaders' },
 ];

@@ -113,11 +113,18 @@ function exited(child: ChildProcess): Promise<{ code: number | null; signal: Nod
 }
 
 /** Runs `ffmpeg -i <input>` and parses what it prints; InputError naming the input when it is no video. */
-export async function probeVideo(input: VideoInput, options: FfmpegOptions = {}): Promise<VideoInfo> {
+export async function probeVideo(input: VideoInput, options: FfmpegOptions & { timeoutMs?: number } = {}): Promise<VideoInfo> {
   const child = spawn(ffmpegPath(options), ['-hide_banner', '-nostdin', ...inputArgs(input)], { stdio: ['ignore', 'ignore', 'pipe'] });
   const stderr = collectStderr(child, 65536);
-  await exited(child);
+  // A stalled stream or camera can keep ffmpeg waiting forever; files are read at once.
+  const timeoutMs = options.timeoutMs ?? (input.kind === 'file' ? undefined : 15000);
+  const timer = timeoutMs === undefined ? undefined : setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+  const { signal } = await exited(child);
+  clearTimeout(timer);
   const text = stderr();
+  if (signal === 'SIGKILL' && timeoutMs !== undefined && !parseFfmpegInfo(text)) {
+    throw new InputError(`${input.location}: no answer within ${timeoutMs} ms`);
+  }
   const info = parseFfmpegInfo(text);
   if (info) return info;
   if (/No such file or directory/.test(text)) throw new InputError(`${input.location}: no such file`);
@@ -133,6 +140,8 @@ export interface DecodeOptions extends FfmpegOptions {
   fps?: number;
   /** Stop after this many frames. */
   maxFrames?: number;
+  /** Kills ffmpeg at once, even while it waits for a stalled network stream; the iteration then just ends. */
+  signal?: AbortSignal;
 }
 
 /**
@@ -150,6 +159,8 @@ export async function* decodeVideo(input: VideoInput, options: DecodeOptions): A
   const child = spawn(ffmpegPath(options), args, { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
   const stderr = collectStderr(child);
   const done = exited(child);
+  const kill = (): void => void child.kill('SIGKILL');
+  options.signal?.addEventListener('abort', kill, { once: true });
   const frameBytes = width * height * 3;
   let frame = new Uint8Array(frameBytes);
   let filled = 0;
@@ -171,10 +182,11 @@ export async function* decodeVideo(input: VideoInput, options: DecodeOptions): A
     }
     const { code, signal } = await done;
     finished = true;
-    if (code !== 0) {
+    if (code !== 0 && !options.signal?.aborted) {
       throw new InputError(`${input.location}: ffmpeg failed while decoding (${signal ?? `exit code ${code}`}: ${lastError(stderr())})`);
     }
   } finally {
+    options.signal?.removeEventListener('abort', kill);
     if (!finished) {
       child.kill('SIGKILL');
       await done.catch(() => undefined);

@@ -31,12 +31,36 @@ export function silu(x: tf.Tensor): tf.Tensor {
 }
 
 /**
+ * Largest number of output pixels one conv2d call produces. tfjs-webgpu's conv kernels put all output pixels on the
+ * x dispatch axis and cannot fold it when it passes 65 535 workgroups (at 2044×1148 the head's 3×3 convs do), so
+ * larger outputs are computed in bands of rows. Each band reads its own input rows (with the kernel's halo), so the
+ * result is exactly the unbanded convolution.
+ */
+export const MAX_CONV_OUTPUT_PIXELS = 2 ** 19;
+
+/**
  * 2-D convolution, NHWC input, [kh, kw, in, out] filter, with PyTorch's explicit symmetric zero padding
  * (TF 'same' pads asymmetrically for stride 2, which differs from PyTorch's padding=1).
  */
 export function conv2d(x: tf.Tensor4D, filter: tf.Tensor4D, bias: tf.Tensor | undefined, stride = 1, padding = 0): tf.Tensor4D {
   const padded = padding > 0 ? tf.pad(x, [[0, 0], [padding, padding], [padding, padding], [0, 0]]) : x;
-  const y = tf.conv2d(padded, filter, stride, 'valid');
+  const [b, hp, wp, c] = padded.shape;
+  const [kh, kw] = filter.shape;
+  const outH = Math.floor((hp - kh) / stride) + 1;
+  const outW = Math.floor((wp - kw) / stride) + 1;
+  const bandRows = Math.max(1, Math.floor(MAX_CONV_OUTPUT_PIXELS / outW));
+  let y: tf.Tensor4D;
+  if (outH <= bandRows) {
+    y = tf.conv2d(padded, filter, stride, 'valid');
+  } else {
+    const bands: tf.Tensor4D[] = [];
+    for (let r0 = 0; r0 < outH; r0 += bandRows) {
+      const rows = Math.min(bandRows, outH - r0);
+      const inRows = (rows - 1) * stride + kh; // output rows r0..r0+rows-1 read input rows r0·s .. (r0+rows-1)·s + kh - 1
+      bands.push(tf.conv2d(tf.slice(padded, [0, r0 * stride, 0, 0], [b, inRows, wp, c]), filter, stride, 'valid'));
+    }
+    y = tf.concat(bands, 1);
+  }
   return bias ? tf.add(y, bias) : y;
 }
 

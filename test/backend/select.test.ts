@@ -51,6 +51,14 @@ describe('backend', function () {
       expect(stderr).to.equal('backend: wasm [1 thread, SIMD]\n');
     });
 
+    it('--backend wasm falls back to one thread, and says why, when the thread shim fails (here: no temp folder)', async function () {
+      if (Math.min(availableParallelism(), 8) < 2) this.skip();
+      const { code, stderr } = await runCliProcess(['backend', '--backend', 'wasm'], { FLASHDEPTH_WASM_THREADS: '', TMPDIR: '/nonexistent-flashdepth-tmp' });
+      expect(code, stderr).to.equal(0);
+      expect(stderr).to.match(/^backend: wasm \[1 thread, SIMD, thread shim failed: ENOENT: no such file or directory, mkdtemp '\/nonexistent-flashdepth-tmp\/.*\]\n$/);
+      expect(stderr.split('\n')).to.have.length(2);
+    });
+
     it('a named backend that cannot run is a BackendError naming it and why (exit 4), not a fallback', async function () {
       const { code, stdout, stderr } = await runCliProcess(['backend', '--backend', 'tensorflow']);
       expect(code).to.equal(4);

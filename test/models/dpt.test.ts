@@ -103,6 +103,20 @@ describe('models/dpt', function () {
       }
     });
 
+    it('ConvTranspose2d has weight and bias gradients on wasm: d Σy / dW[ky,kx,o,i] = Σ x[..., i], d Σy / db = B·h·w·s²', () => {
+      const up = new ConvTranspose2d({ inChannels: 3, outChannels: 2, scale: 2 });
+      tf.tidy(() => {
+        const x = tf.randomNormal([2, 3, 4, 3], 0, 1, 'float32', 9) as tf.Tensor4D;
+        const w = up.weight.read() as tf.Variable;
+        const b = up.bias.read() as tf.Variable;
+        const { grads } = tf.variableGrads(() => tf.sum(up.forward(x)), [w, b]);
+        const perInput = tf.sum(x, [0, 1, 2]); // [in]
+        expect(closeness(grads[w.name]!, tf.broadcastTo(perInput, [2, 2, 2, 3])).maxAbsErr).to.be.below(1e-5);
+        expect(Array.from(grads[b.name]!.dataSync())).to.deep.equal([96, 96]);
+      });
+      up.disposeParameters();
+    });
+
     it('resize_layers.3 pads symmetrically: ones through a 3×3/stride-2/pad-1 all-ones conv on 5×5 give 4-6-4 / 6-9-6', () => {
       const conv = new Conv2d({ inChannels: 1, outChannels: 1, kernelSize: 3, stride: 2, padding: 1 });
       tf.tidy(() => {
@@ -132,11 +146,14 @@ describe('models/dpt', function () {
   });
 
   describe('DPTHead structure', () => {
-    it('has exactly the 64 depth_head keys and shapes of FlashDepth-S', function () {
+    it('has exactly the 64 depth_head keys and shapes of FlashDepth-S, also when rebuilt from getConfig()', function () {
       const head = new DPTHead(S_DPT);
       try {
         expect(ourKeys(head)).to.deep.equal(referenceKeys(this, 'keys_S.txt', 'depth_head.'));
         expect(head.countParameters()).to.equal(2_728_513);
+        const copy = DPTHead.fromConfig(DPTHead, head.getConfig()) as DPTHead;
+        expect(ourKeys(copy)).to.deep.equal(ourKeys(head));
+        copy.disposeParameters();
       } finally {
         head.disposeParameters();
       }

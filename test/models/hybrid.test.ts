@@ -97,7 +97,7 @@ describe('models/hybrid', function () {
     await useTestBackend();
   });
 
-  it('has exactly the 64 hybrid_fusion keys and shapes of the Full checkpoint', function () {
+  it('has exactly the 64 hybrid_fusion keys and shapes of the Full checkpoint, also when rebuilt from getConfig()', function () {
     const p = resolve(REPO_ROOT, '..', 'shared', 'docs', 'flashdepth-keys', 'keys_Full.txt');
     if (!existsSync(p)) this.skip();
     const reference = readFileSync(p, 'utf8').split('\n').filter((l) => l.startsWith('hybrid_fusion.')).map((l) => {
@@ -110,6 +110,10 @@ describe('models/hybrid', function () {
       expect(ours).to.deep.equal(reference);
       expect(fusion.countParameters()).to.equal(199_424);
       expect(fusion.stagePaths).to.deep.equal([0]);
+      const copy = HybridFusion.fromConfig(HybridFusion, fusion.getConfig()) as HybridFusion;
+      expect(copy.getConfig()['layersToSkip']).to.deep.equal([1, 2, 3]);
+      expect(copy.countParameters()).to.equal(199_424);
+      copy.disposeParameters();
     } finally {
       fusion.disposeParameters();
     }
@@ -155,6 +159,25 @@ describe('models/hybrid', function () {
     });
     expect(() => new HybridFusion({ layersToSkip: [1, 4] })).to.throw(ConfigError, 'HybridFusion: layersToSkip entries must be DPT path indices 0..3 but received 4');
     expect(() => new HybridFusion({ dModel: 64, numHeads: 3 })).to.throw(ConfigError, 'HybridFusion: dModel 64 does not split into 3 heads');
+    fusion.disposeParameters();
+  });
+
+  it('is differentiable on wasm: every used parameter gets a finite, non-zero gradient', () => {
+    const fusion = new HybridFusion({ dModel: 8, contextDim: 6, numBlocks: 2, numHeads: 2 });
+    randomize(fusion, 500);
+    tf.tidy(() => {
+      const student = tf.randomNormal([1, 3, 4, 8], 0, 1, 'float32', 7) as tf.Tensor4D;
+      const teacher = tf.randomNormal([1, 2, 2, 6], 0, 1, 'float32', 8) as tf.Tensor4D;
+      // context_proj of block 1 is unused by design (spec §2.6), so it has no gradient.
+      const used = [...fusion.namedParameters()].filter((p) => p.key !== 'blocks.0.1.context_proj.weight' && p.key !== 'blocks.0.1.context_proj.bias');
+      const vars = used.map((p) => p.spec.variable.read() as tf.Variable);
+      const { grads } = tf.variableGrads(() => tf.sum(tf.square(fusion.forward(student, teacher))), vars);
+      for (const [i, p] of used.entries()) {
+        const g = grads[vars[i]!.name]!.dataSync();
+        expect(g.every(Number.isFinite), p.key).to.equal(true);
+        expect(g.some((v) => v !== 0), p.key).to.equal(true);
+      }
+    });
     fusion.disposeParameters();
   });
 

@@ -1,0 +1,172 @@
+/**
+ * Streaming-inference benchmark, like the reference's `eval.dummy_timing`: random frames of a fixed size go through
+ * `predict` with the Mamba state carried; warm-up frames (shader compilation, pos-embed cache) are timed separately;
+ * each timed frame ends with `await depth.data()`, i.e. the GPU queue is drained and the depth is on the host, as a
+ * real application needs it.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { performance } from 'node:perf_hooks';
+import { selectBackend, type BackendName } from '../backend/index.js';
+import type { BackendInfo } from '../backend/types.js';
+import { configHash, loadConfig, type ConfigOverrides } from '../config.js';
+import { invalidParameterError } from '../errors.js';
+import { createFlashDepth, loadFlashDepthWeights, variantConfigDir } from '../models/create.js';
+import type { FlashDepth } from '../models/flashdepth.js';
+import { VARIANTS, type VariantName } from '../models/variants.js';
+
+export interface BenchOptions {
+  /** A variant (`s`, `l`, `full`) or a config folder/file. */
+  config: string;
+  overrides?: ConfigOverrides;
+  /** Frame size (multiples of 14). Default: 518×518 for S and L, 2044×1148 for Full (the reference's sizes). */
+  width?: number;
+  height?: number;
+  frames?: number;
+  warmup?: number;
+  backend?: BackendName;
+  /** Weights to load; default: random weights of realistic magnitude (never zeros, which can time differently). */
+  checkpoint?: string;
+  maxScoreElements?: number;
+  /** Called after each timed frame (progress). */
+  onFrame?: (index: number, ms: number) => void;
+}
+
+export interface BenchResult {
+  config: string;
+  configHash: string;
+  variant: string;
+  backend: BackendInfo;
+  width: number;
+  height: number;
+  parameters: number;
+  warmupFrames: number;
+  /** Wall time of the first frame (compilation included). */
+  firstFrameMs: number;
+  frames: number;
+  msPerFrame: { mean: number; median: number; p90: number; min: number; max: number };
+  fps: number;
+  /** Peak bytes of live tensors during one frame (tf.profile); weights included. */
+  peakTensorBytes: number;
+  /** GPU bytes in use after the run (webgpu), or null. */
+  gpuBytesInUse: number | null;
+  hostRssBytes: number;
+}
+
+function percentile(sorted: number[], q: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
+}
+
+/** Random weights of realistic magnitude: norms/scales near 1, others ~U(±√(3/fan_in)). */
+export function randomizeWeights(model: FlashDepth, seed = 1): void {
+  let s = seed;
+  for (const p of model.namedParameters()) {
+    const shape = p.spec.shape;
+    const last = p.key.split('.').pop() ?? '';
+    tf.tidy(() => {
+      const u = tf.randomUniform(shape, -1, 1, 'float32', s++);
+      let v: tf.Tensor;
+      if (shape.length >= 2) {
+        const fanIn = shape.slice(0, -1).reduce((a, b) => a * b, 1);
+        v = tf.mul(u, Math.sqrt(3 / fanIn));
+      } else if (last === 'gamma' || /norm/.test(p.key) && last === 'weight') {
+        v = tf.add(1, tf.mul(u, 0.1));
+      } else if (last === 'A_log') {
+        v = tf.mul(tf.add(u, 1), Math.log(16) / 2);
+      } else {
+        v = tf.mul(u, 0.1);
+      }
+      p.spec.variable.write(v);
+    });
+  }
+}
+
+function defaultSize(variant: string): [number, number] {
+  return variant === 'full' ? [2044, 1148] : [518, 518];
+}
+
+/** Runs the benchmark (selects the backend itself). */
+export async function runBenchmark(options: BenchOptions): Promise<BenchResult> {
+  const backend = await selectBackend(options.backend ?? 'auto');
+  const variant = Object.hasOwn(VARIANTS, options.config) ? options.config : 'custom';
+  const configDir = variant === 'custom' ? options.config : variantConfigDir(variant as VariantName);
+  const config = loadConfig(configDir, options.overrides ?? []);
+  const [dw, dh] = defaultSize(config.hybrid_configs.use_hybrid ? 'full' : variant);
+  const width = options.width ?? dw;
+  const height = options.height ?? dh;
+  for (const [flag, v] of [['--resolution width', width], ['--resolution height', height]] as const) {
+    if (!Number.isInteger(v) || v <= 0 || v % 14 !== 0) throw invalidParameterError(flag, 'a positive multiple of 14', v);
+  }
+  const frames = options.frames ?? 100;
+  const warmup = options.warmup ?? 5;
+  if (!Number.isInteger(frames) || frames < 1) throw invalidParameterError('--frames', 'positive integer', frames);
+  if (!Number.isInteger(warmup) || warmup < 0) throw invalidParameterError('--warmup', 'non-negative integer', warmup);
+
+  const model = createFlashDepth(config, { maxScoreElements: options.maxScoreElements });
+  try {
+    if (options.checkpoint) loadFlashDepthWeights(model, options.checkpoint);
+    else randomizeWeights(model);
+    // A few distinct random frames, reused round-robin, so input upload is part of the timing but generation is not.
+    const inputs = [0, 1, 2].map((i) => tf.randomNormal([height, width, 3], 0, 1, 'float32', 100 + i));
+    const runFrame = async (i: number): Promise<number> => {
+      const t0 = performance.now();
+      const depth = model.predict(inputs[i % inputs.length]!);
+      await depth.data();
+      depth.dispose();
+      return performance.now() - t0;
+    };
+    const firstFrameMs = await runFrame(0);
+    for (let i = 1; i < warmup; i++) await runFrame(i);
+    const profile = await tf.profile(async () => {
+      const d = model.predict(inputs[0]!);
+      await d.data();
+      d.dispose();
+    });
+    const times: number[] = [];
+    for (let i = 0; i < frames; i++) {
+      const ms = await runFrame(i);
+      times.push(ms);
+      options.onFrame?.(i, ms);
+    }
+    tf.dispose(inputs);
+    const sorted = [...times].sort((a, b) => a - b);
+    const mean = times.reduce((a, b) => a + b, 0) / times.length;
+    const mem = tf.memory() as tf.MemoryInfo & { numBytesInGPU?: number };
+    return {
+      config: configDir,
+      configHash: configHash(config),
+      variant,
+      backend,
+      width,
+      height,
+      parameters: model.countParameters(),
+      warmupFrames: warmup,
+      firstFrameMs,
+      frames,
+      msPerFrame: { mean, median: percentile(sorted, 0.5), p90: percentile(sorted, 0.9), min: sorted[0]!, max: sorted[sorted.length - 1]! },
+      fps: 1000 / mean,
+      peakTensorBytes: profile.peakBytes,
+      gpuBytesInUse: mem.numBytesInGPU ?? null,
+      hostRssBytes: process.memoryUsage().rss,
+    };
+  } finally {
+    model.dispose();
+  }
+}
+
+/** One table row per result, for the console. */
+export function formatBenchTable(results: readonly BenchResult[]): string {
+  const header = ['config', 'size', 'backend', 'device', 'ms/frame (median)', 'FPS', 'first frame ms', 'peak tensors MiB'];
+  const rows = results.map((r) => [
+    r.variant === 'custom' ? r.config : r.variant,
+    `${r.width}×${r.height}`,
+    r.backend.name,
+    r.backend.device,
+    r.msPerFrame.median.toFixed(1),
+    r.fps.toFixed(2),
+    r.firstFrameMs.toFixed(0),
+    (r.peakTensorBytes / 2 ** 20).toFixed(0),
+  ]);
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)));
+  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ');
+  return [line(header), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)].join('\n');
+}
