@@ -72,6 +72,23 @@ function buildParser(argv: string[]): Argv<GlobalFlags> {
         const { runBench } = await import('./bench-command.js');
         await runBench(args);
       },
+    )
+    .command(
+      'data <action> <dataRoot>',
+      'Dataset tools: `check` walks the datasets under a root, counts scenes/frames/clips, lists bad files, renders a preview',
+      (y) =>
+        y
+          .positional('action', { type: 'string', choices: ['check'], describe: 'What to do' })
+          .positional('dataRoot', { type: 'string', demandOption: true, describe: 'Folder holding the dataset folders' })
+          .option('datasets', { type: 'string', describe: 'Comma-separated datasets (default: every one found)' })
+          .option('preview', { type: 'string', describe: 'Write a preview PNG of one clip (RGB over colour-mapped depth)' })
+          .option('decode-all', { type: 'boolean', default: false, describe: 'Decode every frame, not the first and last of each scene' })
+          .option('json', { type: 'string', describe: 'Write the report as JSON' })
+          .example('$0 data check /data --datasets sintel,spring --preview preview.png', 'check two datasets'),
+      async (args) => {
+        const { runDataCheck } = await import('./data-command.js');
+        await runDataCheck({ dataRoot: args.dataRoot as string, datasets: args.datasets, preview: args.preview, decodeAll: args['decode-all'] as boolean, json: args.json });
+      },
     );
   for (const later of LATER_COMMANDS) {
     parser = parser.command(

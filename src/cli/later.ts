@@ -13,7 +13,6 @@ export const LATER_COMMANDS: readonly LaterCommand[] = [
   { name: 'infer', describe: 'Depth for videos, frame folders and live streams', issue: '#4 Inference product' },
   { name: 'eval', describe: 'Evaluate on the reference test sets and metrics', issue: '#7 Evaluation' },
   { name: 'weights', describe: 'Download the published checkpoints', issue: '#4 Inference product' },
-  { name: 'data', describe: 'Dataset tools (list, check, sample clips)', issue: '#5 Dataloaders' },
 ];
 
 export function notImplementedYet(command: LaterCommand): NotImplementedYetError {

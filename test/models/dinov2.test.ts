@@ -124,6 +124,19 @@ describe('models/dinov2', () => {
     });
   }
 
+  it('matches PyTorch with a tiny attention budget (21 query blocks per head)', function () {
+    const vit = loadVit(this, 'l_reduced_model.pth', createDinoV2('vitl', { ...L_REDUCED, maxScoreElements: 145 * 7 }));
+    try {
+      tf.tidy(() => {
+        const taps = vit.getIntermediateLayers(frameNHWC(fixtureTensor(this, 'inputs', 'clip_126x224.npy'), 0));
+        const r = expectClose(tf.concat(taps, 0), fixtureTensor(this, 'l_reduced', 'vit_taps_f0.npy'), 1e-4, 'vit_taps (chunked)');
+        console.log(`      l_reduced/vit_taps_f0 with 7-row attention blocks: max|err| ${r.maxAbsErr.toExponential(2)}`);
+      });
+    } finally {
+      vit.dispose();
+    }
+  });
+
   describe('ViT-S weights (s_model.pth)', () => {
     let vit: DinoV2;
     before(function () {
@@ -198,6 +211,28 @@ describe('models/dinov2', () => {
         'Expected positive integer dividing embedDim 128 for DinoV2 numHeads but received 3 (number)');
       expect(() => new DinoV2({ embedDim: 128, depth: 2, numHeads: 2, tapIndices: [1, 2] })).to.throw(ConfigError,
         'Expected a non-empty increasing list of block indices in [0, 1] for DinoV2 tapIndices but received [1 (number), 2 (number)]');
+    });
+  });
+
+  describe('training', () => {
+    it('has a gradient on wasm for every parameter except the unused mask_token', () => {
+      const vit = createDinoV2('vitl', { embedDim: 16, depth: 2, numHeads: 2, tapIndices: [0, 1], maxScoreElements: 8 });
+      try {
+        const params = [...vit.namedParameters()].filter((p) => p.key !== 'mask_token');
+        tf.tidy(() => {
+          const x = tf.randomNormal([1, 28, 42, 3], 0, 1, 'float32', 5) as tf.Tensor4D;
+          const { grads } = tf.variableGrads(() => tf.sum(tf.square(tf.concat(vit.getIntermediateLayers(x), 0))) as tf.Scalar,
+            params.map((p) => p.spec.variable.read() as tf.Variable));
+          const byName = new Map(params.map((p) => [(p.spec.variable.read() as tf.Variable).name, p.key]));
+          expect(Object.keys(grads).map((n) => byName.get(n)).sort()).to.deep.equal(params.map((p) => p.key).sort());
+          for (const [name, g] of Object.entries(grads)) {
+            const norm = tf.norm(g).dataSync()[0]!;
+            expect(Number.isFinite(norm) && norm > 0, `gradient of ${byName.get(name)}`).to.equal(true);
+          }
+        });
+      } finally {
+        vit.dispose();
+      }
     });
   });
 
