@@ -66,6 +66,7 @@ function buildParser(argv: string[]): Argv<GlobalFlags> {
           .option('checkpoint', { type: 'string', describe: 'Weights to load (default: random weights)' })
           .option('json', { type: 'string', describe: 'Write the results as JSON to this file' })
           .option('set', { type: 'string', array: true, describe: 'Config overrides key.sub=value' })
+          .option('profile', { type: 'boolean', default: false, describe: 'Also time each kernel of one frame (timestamp queries on webgpu)' })
           .example('$0 bench --config s --frames 20 --backend webgpu', 'FlashDepth-S at 518×518')
           .example('$0 bench --config full --resolution 2044x1148 --json bench.json', 'Full at 2K'),
       async (args) => {

@@ -13,6 +13,7 @@ export interface BenchCommandOptions {
   checkpoint?: string;
   json?: string;
   set?: string[];
+  profile?: boolean;
 }
 
 function parseResolution(text: string): { width: number; height: number } {
@@ -23,7 +24,7 @@ function parseResolution(text: string): { width: number; height: number } {
 
 export async function runBench(options: BenchCommandOptions): Promise<void> {
   const size = options.resolution ? parseResolution(options.resolution) : {};
-  const { runBenchmark, formatBenchTable } = await import('../infer/bench.js');
+  const { runBenchmark, formatBenchTable, formatKernelTable } = await import('../infer/bench.js');
   const { releaseBackend } = await import('../backend/index.js');
   const results = [];
   try {
@@ -37,6 +38,7 @@ export async function runBench(options: BenchCommandOptions): Promise<void> {
         warmup: options.warmup,
         backend: options.backend as BackendName,
         checkpoint: options.checkpoint,
+        profile: options.profile,
         onFrame: (i, ms) => {
           if ((i + 1) % 25 === 0) log.info(`  frame ${i + 1}/${options.frames}: ${ms.toFixed(1)} ms`);
         },
@@ -46,6 +48,7 @@ export async function runBench(options: BenchCommandOptions): Promise<void> {
   } finally {
     releaseBackend();
   }
+  for (const r of results) if (r.kernels) console.log(formatKernelTable(r));
   console.log(formatBenchTable(results));
   if (options.json) {
     writeFileSync(options.json, JSON.stringify(results, null, 2) + '\n');

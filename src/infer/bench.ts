@@ -27,6 +27,8 @@ export interface BenchOptions {
   /** Weights to load; default: random weights of realistic magnitude (never zeros, which can time differently). */
   checkpoint?: string;
   maxScoreElements?: number;
+  /** Also time every kernel of one frame (GPU timestamp queries on webgpu) and report the most expensive. */
+  profile?: boolean;
   /** Called after each timed frame (progress). */
   onFrame?: (index: number, ms: number) => void;
 }
@@ -50,6 +52,29 @@ export interface BenchResult {
   /** GPU bytes in use after the run (webgpu), or null. */
   gpuBytesInUse: number | null;
   hostRssBytes: number;
+  /** With `profile`: per-kernel totals over one frame, most expensive first. */
+  kernels?: KernelProfile[];
+  /** With `profile`: wall time of the profiled frame and the sum of its kernel times. */
+  profiledFrameMs?: number;
+  kernelTotalMs?: number;
+}
+
+export interface KernelProfile {
+  name: string;
+  calls: number;
+  ms: number;
+}
+
+/** Sums tf.profile's per-kernel times by kernel name. */
+export function aggregateKernels(kernels: ReadonlyArray<{ name: string; kernelTimeMs: unknown }>): KernelProfile[] {
+  const byName = new Map<string, KernelProfile>();
+  for (const k of kernels) {
+    const entry = byName.get(k.name) ?? { name: k.name, calls: 0, ms: 0 };
+    entry.calls += 1;
+    if (typeof k.kernelTimeMs === 'number') entry.ms += k.kernelTimeMs;
+    byName.set(k.name, entry);
+  }
+  return [...byName.values()].sort((a, b) => b.ms - a.ms);
 }
 
 function percentile(sorted: number[], q: number): number {
@@ -121,6 +146,19 @@ export async function runBenchmark(options: BenchOptions): Promise<BenchResult> 
       await d.data();
       d.dispose();
     });
+    let kernelReport: Pick<BenchResult, 'kernels' | 'profiledFrameMs' | 'kernelTotalMs'> = {};
+    if (options.profile) {
+      let wall = 0;
+      const timed = await tf.profile(async () => {
+        const t0 = performance.now();
+        const d = model.predict(inputs[1 % inputs.length]!);
+        await d.data();
+        wall = performance.now() - t0;
+        d.dispose();
+      });
+      const kernels = aggregateKernels(timed.kernels);
+      kernelReport = { kernels, profiledFrameMs: wall, kernelTotalMs: kernels.reduce((a, k) => a + k.ms, 0) };
+    }
     const times: number[] = [];
     for (let i = 0; i < frames; i++) {
       const ms = await runFrame(i);
@@ -147,10 +185,20 @@ export async function runBenchmark(options: BenchOptions): Promise<BenchResult> 
       peakTensorBytes: profile.peakBytes,
       gpuBytesInUse: mem.numBytesInGPU ?? null,
       hostRssBytes: process.memoryUsage().rss,
+      ...kernelReport,
     };
   } finally {
     model.dispose();
   }
+}
+
+/** The `--profile` table of one result. */
+export function formatKernelTable(r: BenchResult, top = 15): string {
+  if (!r.kernels) return '';
+  const lines = [`kernels of one ${r.variant} frame (${r.width}×${r.height}): ${r.kernels.reduce((a, k) => a + k.calls, 0)} calls, ` +
+    `${r.kernelTotalMs!.toFixed(1)} ms of kernels in ${r.profiledFrameMs!.toFixed(1)} ms wall (profiling adds overhead)`];
+  for (const k of r.kernels.slice(0, top)) lines.push(`  ${k.name.padEnd(28)} ${String(k.calls).padStart(5)} calls  ${k.ms.toFixed(2).padStart(9)} ms`);
+  return lines.join('\n');
 }
 
 /** One table row per result, for the console. */

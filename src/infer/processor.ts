@@ -221,6 +221,6 @@ function pixelsToTensor(frame: RgbFrame): tf.Tensor4D {
   return tf.tidy(() => {
     const values = rgb instanceof Float32Array ? tf.tensor4d(rgb, [1, height, width, channels])
       : tf.div(tf.cast(tf.tensor4d(Int32Array.from(rgb), [1, height, width, channels], 'int32'), 'float32'), 255);
-    return channels === 1 ? tf.tile(values, [1, 1, 1, 3]) as tf.Tensor4D : tf.slice(values, [0, 0, 0, 0], [1, height, width, 3]);
+    return (channels === 1 ? tf.tile(values, [1, 1, 1, 3]) : tf.slice(values, [0, 0, 0, 0], [1, height, width, 3])) as tf.Tensor4D;
   });
 }
