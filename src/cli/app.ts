@@ -91,6 +91,55 @@ function buildParser(argv: string[]): Argv<GlobalFlags> {
         await runDataCheck({ dataRoot: args.dataRoot as string, datasets: args.datasets, preview: args.preview, decodeAll: args['decode-all'] as boolean, json: args.json });
       },
     );
+  parser = parser
+    .command(
+      'infer [inputs..]',
+      'Depth for videos, image folders, globs, stream URLs and webcams: .npy/PNG/mp4 per frame, summary.json',
+      (y) =>
+        y
+          .positional('inputs', { type: 'string', array: true, describe: 'Videos, image folders, globs, rtsp/http(s) URLs or /dev/videoN; each is one sequence' })
+          .option('config', { type: 'string', default: 'configs/flashdepth', describe: 'Config folder (configs/flashdepth = Full, configs/flashdepth-l, configs/flashdepth-s) or variant s|l|full' })
+          .option('checkpoint', { type: 'string', alias: 'load', describe: 'Weights .pth/.safetensors (default: config load, else newest iter_*.pth in the config folder, else checkpoints/<variant>.pth)' })
+          .option('backend', { type: 'string', choices: BACKENDS, default: 'auto', describe: 'Compute backend' })
+          .option('max-frames', { type: 'number', describe: 'Stop each sequence after this many frames (default: all)' })
+          .option('target-fps', { type: 'number', describe: 'Frame rate to process: files are resampled, live streams drop frames to keep up (default: every frame)' })
+          .option('long-side', { type: 'number', default: 2044, describe: 'Cap on the long side before snapping to multiples of 14' })
+          .option('out', { type: 'string', describe: 'Output folder (default: result/<input name>; an existing one gets _1, _2, …; with several sequences, one subfolder each)' })
+          .option('npy', { type: 'boolean', default: true, describe: 'depth_npy/: float32 inverse depth per frame at the processed resolution (--no-npy: off)' })
+          .option('png16', { type: 'boolean', default: false, describe: 'depth_png16/: 16-bit PNG per frame (depth × 64)' })
+          .option('color-png', { type: 'boolean', default: false, describe: 'depth_color/: colour-mapped PNG per frame' })
+          .option('depth-mp4', { type: 'boolean', default: true, describe: 'depth.mp4: colour-mapped depth video' })
+          .option('side-by-side', { type: 'boolean', default: true, describe: 'side_by_side.mp4: RGB | colour-mapped depth' })
+          .option('colormap', { type: 'string', choices: ['inferno', 'turbo', 'viridis', 'grey'], default: 'inferno', describe: 'Colour map of the PNG and mp4 outputs' })
+          .option('normalize', { type: 'string', choices: ['video', 'frame'], default: 'video', describe: 'Colour range: min/max over the whole video (as the reference) or per frame' })
+          .example('$0 infer examples/example.mp4 --config configs/flashdepth-s', 'FlashDepth-S on the example clip → result/example/')
+          .example('$0 infer frames/ --max-frames 50 --color-png --no-side-by-side', 'a folder of images'),
+      async (args) => {
+        const { runInfer } = await import('./infer-command.js');
+        await runInfer({
+          inputs: args.inputs, config: args.config, checkpoint: args.checkpoint, backend: args.backend, maxFrames: args['max-frames'],
+          targetFps: args['target-fps'], longSide: args['long-side'], out: args.out, npy: args.npy, png16: args.png16,
+          colorPng: args['color-png'], depthMp4: args['depth-mp4'], sideBySide: args['side-by-side'], colormap: args.colormap, normalize: args.normalize,
+        });
+      },
+    )
+    .command(
+      'weights <action> [name]',
+      'List the published checkpoints and which are present, or download one (resume, size/sha256 check)',
+      (y) =>
+        y
+          .positional('action', { type: 'string', choices: ['list', 'download'], describe: 'list: known weights and what is present; download: fetch one' })
+          .positional('name', { type: 'string', describe: 'flashdepth, flashdepth-l, flashdepth-s, dav2-vits or dav2-vitl' })
+          .option('dir', { type: 'string', default: 'checkpoints', describe: 'Folder the weights go in' })
+          .option('url', { type: 'string', describe: 'Download from this URL instead of the published one (a mirror)' })
+          .option('force', { type: 'boolean', default: false, describe: 'Download again even if the file is present' })
+          .example('$0 weights download flashdepth-s', 'checkpoints/flashdepth-s.pth')
+          .example('$0 weights list', 'what is known and present'),
+      async (args) => {
+        const { runWeights } = await import('./weights-command.js');
+        await runWeights({ action: args.action, name: args.name, dir: args.dir, url: args.url, force: args.force });
+      },
+    );
   for (const later of LATER_COMMANDS) {
     parser = parser.command(
       later.name,

@@ -10,9 +10,7 @@ export interface LaterCommand {
 export const LATER_COMMANDS: readonly LaterCommand[] = [
   { name: 'train', describe: 'Stage-1 training (FlashDepth-L / -S)', issue: '#6 Training' },
   { name: 'distill', describe: 'Stage-2 hybrid distillation (FlashDepth Full)', issue: '#6 Training' },
-  { name: 'infer', describe: 'Depth for videos, frame folders and live streams', issue: '#4 Inference product' },
   { name: 'eval', describe: 'Evaluate on the reference test sets and metrics', issue: '#7 Evaluation' },
-  { name: 'weights', describe: 'Download the published checkpoints', issue: '#4 Inference product' },
 ];
 
 export function notImplementedYet(command: LaterCommand): NotImplementedYetError {

@@ -3,7 +3,7 @@
  * (`pretrained.` is the caller's load prefix: `loadWeights(vit, source, { prefix: 'pretrained.' })`).
  *
  * Public API:
- *  - `new DinoV2(options)` or `createDinoV2('vits' | 'vitl', overrides)`; `DINOV2_ARCHS` holds the two variants.
+ *  - `new DinoV2(options)` or `createDinoV2('vits' | 'vitl', overrides)`; sizes come from `VIT_SIZES` (variants.ts).
  *  - `getIntermediateLayers(x)`: x is the normalised image, NHWC [B, H, W, 3] with H, W multiples of 14 →
  *    one [B, (H/14)·(W/14), D] tensor per tapped block, after the final `norm`, CLS dropped (raster order).
  *    Pass a `DinoV2Debug` record to also receive the `patch_embed` output and the interpolated position embedding.
@@ -18,71 +18,18 @@ import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { invalidParameterError, ShapeError } from '../errors.js';
 import { DEFAULT_MAX_SCORE_ELEMENTS, scaledDotProductAttention } from './attention.js';
+import { LayerNorm, Linear, singleInput } from './layers.js';
 import { FlashModule, type FlashModuleArgs } from './module.js';
-import { gelu, layerNorm, linear } from './ops.js';
+import { gelu } from './ops.js';
 import { PosEmbedInterpolator } from './pos-embed.js';
+import { VIT_SIZES } from './variants.js';
+import type { VitSize } from '../config.js';
 
 /** DINOv2's LayerNorm eps (`partial(nn.LayerNorm, eps=1e-6)`), for the blocks and the final norm. */
 export const DINOV2_LN_EPS = 1e-6;
 
 const weightInit = () => tfl.initializers.truncatedNormal({ stddev: 0.02 });
 const ones = () => tfl.initializers.ones();
-
-/** nn.Linear with its weight stored [in, out]. */
-export class Linear extends FlashModule {
-  static className = 'FlashDepth>Linear';
-  static override fromConfig<T extends tf.serialization.Serializable>(cls: tf.serialization.SerializableConstructor<T>, c: tf.serialization.ConfigDict): T {
-    return new cls(c['inFeatures'], c['outFeatures'], { name: c['name'], trainable: c['trainable'] });
-  }
-  readonly weight: tfl.LayerVariable;
-  readonly bias: tfl.LayerVariable;
-
-  constructor(readonly inFeatures: number, readonly outFeatures: number, args: FlashModuleArgs = {}) {
-    super(args);
-    this.weight = this.param('weight', [inFeatures, outFeatures], 'linear', weightInit());
-    this.bias = this.param('bias', [outFeatures], 'same');
-  }
-
-  forward(x: tf.Tensor): tf.Tensor {
-    return linear(x, this.weight.read(), this.bias.read());
-  }
-
-  override call(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor {
-    return tf.tidy(() => this.forward(single(inputs)));
-  }
-
-  override getConfig(): tf.serialization.ConfigDict {
-    return { ...super.getConfig(), inFeatures: this.inFeatures, outFeatures: this.outFeatures };
-  }
-}
-
-/** nn.LayerNorm over the last axis with an explicit eps. */
-export class LayerNorm extends FlashModule {
-  static className = 'FlashDepth>LayerNorm';
-  static override fromConfig<T extends tf.serialization.Serializable>(cls: tf.serialization.SerializableConstructor<T>, c: tf.serialization.ConfigDict): T {
-    return new cls(c['dim'], c['eps'], { name: c['name'], trainable: c['trainable'] });
-  }
-  readonly weight: tfl.LayerVariable;
-  readonly bias: tfl.LayerVariable;
-
-  constructor(readonly dim: number, readonly eps: number, args: FlashModuleArgs = {}) {
-    super(args);
-    this.weight = this.param('weight', [dim], 'same', ones());
-    this.bias = this.param('bias', [dim], 'same');
-  }
-
-  forward(x: tf.Tensor): tf.Tensor {
-    return layerNorm(x, this.weight.read(), this.bias.read(), this.eps);
-  }
-
-  override call(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor {
-    return tf.tidy(() => this.forward(single(inputs)));
-  }
-
-  override getConfig(): tf.serialization.ConfigDict {
-    return { ...super.getConfig(), dim: this.dim, eps: this.eps };
-  }
-}
 
 /** DINOv2 LayerScale: x·γ per channel. */
 export class LayerScale extends FlashModule {
@@ -102,7 +49,7 @@ export class LayerScale extends FlashModule {
   }
 
   override call(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor {
-    return tf.tidy(() => this.forward(single(inputs)));
+    return tf.tidy(() => this.forward(singleInput(inputs, this.name)));
   }
 
   override getConfig(): tf.serialization.ConfigDict {
@@ -159,7 +106,7 @@ export class PatchEmbed extends FlashModule {
   }
 
   override call(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor {
-    return tf.tidy(() => this.forward(single(inputs) as tf.Tensor4D));
+    return tf.tidy(() => this.forward(singleInput(inputs, this.name) as tf.Tensor4D));
   }
 
   override getConfig(): tf.serialization.ConfigDict {
@@ -178,8 +125,8 @@ export class DinoAttention extends FlashModule {
 
   constructor(readonly dim: number, readonly numHeads: number, readonly maxScoreElements: number, args: FlashModuleArgs = {}) {
     super(args);
-    this.qkv = this.child('qkv', new Linear(dim, 3 * dim));
-    this.proj = this.child('proj', new Linear(dim, dim));
+    this.qkv = this.child('qkv', new Linear({ inFeatures: dim, outFeatures: 3 * dim, weightInit: weightInit() }));
+    this.proj = this.child('proj', new Linear({ inFeatures: dim, outFeatures: dim, weightInit: weightInit() }));
   }
 
   /** [B, N, D] → [B, N, D]. */
@@ -190,7 +137,7 @@ export class DinoAttention extends FlashModule {
   }
 
   override call(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor {
-    return tf.tidy(() => this.forward(single(inputs) as tf.Tensor3D));
+    return tf.tidy(() => this.forward(singleInput(inputs, this.name) as tf.Tensor3D));
   }
 
   override getConfig(): tf.serialization.ConfigDict {
@@ -209,8 +156,8 @@ export class DinoMlp extends FlashModule {
 
   constructor(readonly dim: number, readonly hiddenDim: number, args: FlashModuleArgs = {}) {
     super(args);
-    this.fc1 = this.child('fc1', new Linear(dim, hiddenDim));
-    this.fc2 = this.child('fc2', new Linear(hiddenDim, dim));
+    this.fc1 = this.child('fc1', new Linear({ inFeatures: dim, outFeatures: hiddenDim, weightInit: weightInit() }));
+    this.fc2 = this.child('fc2', new Linear({ inFeatures: hiddenDim, outFeatures: dim, weightInit: weightInit() }));
   }
 
   forward(x: tf.Tensor): tf.Tensor {
@@ -218,7 +165,7 @@ export class DinoMlp extends FlashModule {
   }
 
   override call(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor {
-    return tf.tidy(() => this.forward(single(inputs)));
+    return tf.tidy(() => this.forward(singleInput(inputs, this.name)));
   }
 
   override getConfig(): tf.serialization.ConfigDict {
@@ -241,10 +188,10 @@ export class DinoBlock extends FlashModule {
 
   constructor(readonly dim: number, readonly numHeads: number, readonly mlpRatio: number, readonly maxScoreElements: number, args: FlashModuleArgs = {}) {
     super(args);
-    this.norm1 = this.child('norm1', new LayerNorm(dim, DINOV2_LN_EPS));
+    this.norm1 = this.child('norm1', new LayerNorm({ features: dim, eps: DINOV2_LN_EPS }));
     this.attn = this.child('attn', new DinoAttention(dim, numHeads, maxScoreElements));
     this.ls1 = this.child('ls1', new LayerScale(dim));
-    this.norm2 = this.child('norm2', new LayerNorm(dim, DINOV2_LN_EPS));
+    this.norm2 = this.child('norm2', new LayerNorm({ features: dim, eps: DINOV2_LN_EPS }));
     this.mlp = this.child('mlp', new DinoMlp(dim, dim * mlpRatio));
     this.ls2 = this.child('ls2', new LayerScale(dim));
   }
@@ -256,7 +203,7 @@ export class DinoBlock extends FlashModule {
   }
 
   override call(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor {
-    return tf.tidy(() => this.forward(single(inputs) as tf.Tensor3D));
+    return tf.tidy(() => this.forward(singleInput(inputs, this.name) as tf.Tensor3D));
   }
 
   override getConfig(): tf.serialization.ConfigDict {
@@ -282,19 +229,14 @@ export interface DinoV2Options {
   trainable?: boolean;
 }
 
-export type DinoV2Arch = 'vits' | 'vitl';
+export type DinoV2Arch = VitSize;
 
-/** The two encoders FlashDepth uses (spec §1.1). */
-export const DINOV2_ARCHS: Readonly<Record<DinoV2Arch, Readonly<Pick<DinoV2Options, 'embedDim' | 'depth' | 'numHeads' | 'tapIndices'>>>> = {
-  vits: { embedDim: 384, depth: 12, numHeads: 6, tapIndices: [2, 5, 8, 11] },
-  vitl: { embedDim: 1024, depth: 24, numHeads: 16, tapIndices: [4, 11, 17, 23] },
-};
-
-/** A DinoV2 of a named arch; `overrides` change any option (e.g. the reduced ViT-L of the parity fixtures). */
+/** A DinoV2 of a named size (the VIT_SIZES table); `overrides` change any option (e.g. the reduced ViT-L of the parity fixtures). */
 export function createDinoV2(arch: DinoV2Arch, overrides: Partial<DinoV2Options> = {}): DinoV2 {
-  const base = DINOV2_ARCHS[arch];
-  if (!base) throw invalidParameterError('DinoV2 arch', `one of ${Object.keys(DINOV2_ARCHS).join(', ')}`, arch);
-  return new DinoV2({ ...base, ...overrides });
+  if (!Object.hasOwn(VIT_SIZES, arch)) throw invalidParameterError('DinoV2 arch', `one of ${Object.keys(VIT_SIZES).join(', ')}`, arch);
+  const { embedDim, depth, numHeads, taps, ffn } = VIT_SIZES[arch];
+  if (ffn !== 'mlp') throw invalidParameterError('DinoV2 arch', 'a size with a GELU MLP (vits, vitb, vitl; vitg\'s SwiGLU is not implemented)', arch);
+  return new DinoV2({ embedDim, depth, numHeads, tapIndices: taps, ...overrides });
 }
 
 /** Optional outputs filled by `getIntermediateLayers` (tensors belong to the caller's tidy scope). */
@@ -349,7 +291,7 @@ export class DinoV2 extends FlashModule {
     for (let i = 0; i < depth; i++) {
       this.blocks.push(this.child(`blocks.${i}`, new DinoBlock(embedDim, numHeads, this.mlpRatio, this.maxScoreElements)));
     }
-    this.norm = this.child('norm', new LayerNorm(embedDim, DINOV2_LN_EPS));
+    this.norm = this.child('norm', new LayerNorm({ features: embedDim, eps: DINOV2_LN_EPS }));
     this.posEmbedInterpolator = new PosEmbedInterpolator(this.posEmbedGrid);
   }
 
@@ -408,7 +350,7 @@ export class DinoV2 extends FlashModule {
 
   /** Layers-API entry: the same as `getIntermediateLayers`. */
   override call(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor[] {
-    return tf.tidy(() => this.getIntermediateLayers(single(inputs) as tf.Tensor4D));
+    return tf.tidy(() => this.getIntermediateLayers(singleInput(inputs, this.name) as tf.Tensor4D));
   }
 
   override computeOutputShape(inputShape: tfl.Shape | tfl.Shape[]): tfl.Shape[] {
@@ -476,13 +418,6 @@ function validateOptions(o: DinoV2Options, patchSize: number, mlpRatio: number, 
   if (!validTaps) throw invalidParameterError('DinoV2 tapIndices', `a non-empty increasing list of block indices in [0, ${o.depth - 1}]`, taps);
 }
 
-function single(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor {
-  if (Array.isArray(inputs)) {
-    if (inputs.length !== 1) throw new ShapeError(`expected exactly one input tensor, got ${inputs.length}`);
-    return inputs[0]!;
-  }
-  return inputs;
-}
 
 for (const cls of [Linear, LayerNorm, LayerScale, PatchProjection, PatchEmbed, DinoAttention, DinoMlp, DinoBlock, DinoV2]) {
   tf.serialization.registerClass(cls);

@@ -18,7 +18,8 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import { ConfigError, ShapeError } from '../errors.js';
 import { FlashModule, type FlashModuleArgs } from './module.js';
 import { resizeAlignCorners } from './ops.js';
-import { Conv2d, FeatureFusionBlock, fanInUniform, singleInput } from './fusion-block.js';
+import { FeatureFusionBlock } from './fusion-block.js';
+import { Conv2d, fanInUniform, singleInput } from './layers.js';
 
 /** ViT patch size: the head resizes back to 14 pixels per patch. */
 const PATCH_SIZE = 14;

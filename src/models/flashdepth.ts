@@ -57,6 +57,7 @@ export interface FrameResult {
 }
 
 function encoderOptions(vit: VitSpec, maxScoreElements: number | undefined, name: string) {
+  if (vit.ffn !== 'mlp') throw new ConfigError(`model.vit_size: ${vit.size} uses a SwiGLU MLP, which is not implemented; expected vits, vitb or vitl`);
   return {
     embedDim: vit.embedDim,
     depth: vit.depth,

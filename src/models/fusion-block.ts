@@ -9,69 +9,11 @@
  * All `forward` methods run inside the caller's tf.tidy and return new tensors.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import * as tfl from '@tensorflow/tfjs-layers';
 import { ShapeError } from '../errors.js';
-import { FlashModule, type FlashModuleArgs, type Initializer } from './module.js';
-import { conv2d, resizeAlignCorners } from './ops.js';
+import { Conv2d, singleInput } from './layers.js';
+import { FlashModule, type FlashModuleArgs } from './module.js';
+import { resizeAlignCorners } from './ops.js';
 
-/** PyTorch's default Conv/Linear init, U(±1/√fan_in), so a freshly built module computes something non-trivial. */
-export function fanInUniform(fanIn: number): Initializer {
-  const bound = 1 / Math.sqrt(fanIn);
-  return tfl.initializers.randomUniform({ minval: -bound, maxval: bound });
-}
-
-/** Unwraps the single input of a one-input block's `call()`. */
-export function singleInput<T extends tf.Tensor>(inputs: tf.Tensor | tf.Tensor[], what: string): T {
-  const list = Array.isArray(inputs) ? inputs : [inputs];
-  if (list.length !== 1) throw new ShapeError(`${what}: expected 1 input tensor, received ${list.length}`);
-  return list[0] as T;
-}
-
-export interface Conv2dOptions extends FlashModuleArgs {
-  inChannels: number;
-  outChannels: number;
-  kernelSize: number;
-  stride?: number;
-  /** Symmetric zero padding on both spatial axes (PyTorch `padding=`). */
-  padding?: number;
-  /** Default true. */
-  bias?: boolean;
-}
-
-/** nn.Conv2d: parameters `weight` (torch (out, in, kh, kw), ours [kh, kw, in, out]) and optionally `bias`. */
-export class Conv2d extends FlashModule {
-  static className = 'FlashDepthConv2d';
-  readonly weight: tfl.LayerVariable;
-  readonly bias: tfl.LayerVariable | undefined;
-  private readonly convOptions: Required<Omit<Conv2dOptions, keyof FlashModuleArgs>>;
-
-  constructor(options: Conv2dOptions) {
-    super(options);
-    const { inChannels, outChannels, kernelSize, stride = 1, padding = 0, bias = true } = options;
-    this.convOptions = { inChannels, outChannels, kernelSize, stride, padding, bias };
-    const fanIn = inChannels * kernelSize * kernelSize;
-    this.weight = this.param('weight', [kernelSize, kernelSize, inChannels, outChannels], 'conv2d', fanInUniform(fanIn));
-    this.bias = bias ? this.param('bias', [outChannels], 'same', fanInUniform(fanIn)) : undefined;
-  }
-
-  /** x: [B, H, W, in] → [B, H', W', out]. */
-  forward(x: tf.Tensor4D): tf.Tensor4D {
-    const { inChannels, stride, padding } = this.convOptions;
-    if (x.shape[3] !== inChannels) {
-      throw new ShapeError(`${this.name}: expected ${inChannels} input channels (NHWC), received shape [${x.shape.join(', ')}]`);
-    }
-    return conv2d(x, this.weight.read() as tf.Tensor4D, this.bias?.read(), stride, padding);
-  }
-
-  override call(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor {
-    return tf.tidy(() => this.forward(singleInput<tf.Tensor4D>(inputs, this.name)));
-  }
-
-  override getConfig(): tf.serialization.ConfigDict {
-    return { ...super.getConfig(), ...this.convOptions };
-  }
-}
-tf.serialization.registerClass(Conv2d);
 
 /** Options of the blocks that only need the feature width F (`dpt_dim`). */
 export interface FeaturesOptions extends FlashModuleArgs {

@@ -19,92 +19,15 @@
  * module-private leaves (PyTorch names; `Linear` here supports no-bias and zero-init).
  */
 import * as tf from '@tensorflow/tfjs-core';
-import * as tfl from '@tensorflow/tfjs-layers';
 import { ConfigError, ShapeError } from '../errors.js';
 import { scaledDotProductAttention, type AttentionOptions } from './attention.js';
-import { fanInUniform, singleInput } from './fusion-block.js';
+import { LayerNorm, Linear } from './layers.js';
 import { FlashModule, type FlashModuleArgs } from './module.js';
-import { gelu, layerNorm, linear } from './ops.js';
+import { gelu } from './ops.js';
 
 /** nn.LayerNorm eps of every fusion norm (PyTorch's default). */
 const FUSION_LN_EPS = 1e-5;
 
-interface LinearOptions extends FlashModuleArgs {
-  inFeatures: number;
-  outFeatures: number;
-  /** Default true. */
-  bias?: boolean;
-  /** Zero-initialise the weight and bias (reference `zero_init`); default: U(±1/√in). */
-  zeroInit?: boolean;
-}
-
-/** nn.Linear: `weight` (torch (out, in), ours [in, out]) and optionally `bias`. Acts on the last axis. */
-class Linear extends FlashModule {
-  static className = 'FlashDepthLinear';
-  readonly weight: tfl.LayerVariable;
-  readonly bias: tfl.LayerVariable | undefined;
-  private readonly linearOptions: Required<Omit<LinearOptions, keyof FlashModuleArgs>>;
-
-  constructor(options: LinearOptions) {
-    super(options);
-    const { inFeatures, outFeatures, bias = true, zeroInit = false } = options;
-    this.linearOptions = { inFeatures, outFeatures, bias, zeroInit };
-    const init = zeroInit ? tfl.initializers.zeros() : fanInUniform(inFeatures);
-    this.weight = this.param('weight', [inFeatures, outFeatures], 'linear', init);
-    this.bias = bias ? this.param('bias', [outFeatures], 'same', init) : undefined;
-  }
-
-  forward<T extends tf.Tensor>(x: T): T {
-    const inFeatures = this.linearOptions.inFeatures;
-    if (x.shape[x.shape.length - 1] !== inFeatures) {
-      throw new ShapeError(`${this.name}: expected ${inFeatures} features on the last axis, received shape [${x.shape.join(', ')}]`);
-    }
-    return linear(x, this.weight.read(), this.bias?.read()) as T;
-  }
-
-  override call(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor {
-    return tf.tidy(() => this.forward(singleInput(inputs, this.name)));
-  }
-
-  override getConfig(): tf.serialization.ConfigDict {
-    return { ...super.getConfig(), ...this.linearOptions };
-  }
-}
-tf.serialization.registerClass(Linear);
-
-interface LayerNormOptions extends FlashModuleArgs {
-  features: number;
-  /** Always explicit: PyTorch modules differ (DINOv2 1e-6, Mamba/fusion 1e-5) and tfjs defaults to 1e-3. */
-  eps: number;
-}
-
-/** nn.LayerNorm over the last axis: `weight`, `bias`. */
-class LayerNorm extends FlashModule {
-  static className = 'FlashDepthLayerNorm';
-  readonly weight: tfl.LayerVariable;
-  readonly bias: tfl.LayerVariable;
-  readonly eps: number;
-
-  constructor(options: LayerNormOptions) {
-    super(options);
-    this.eps = options.eps;
-    this.weight = this.param('weight', [options.features], 'same', tfl.initializers.ones());
-    this.bias = this.param('bias', [options.features], 'same', tfl.initializers.zeros());
-  }
-
-  forward<T extends tf.Tensor>(x: T): T {
-    return layerNorm(x, this.weight.read(), this.bias.read(), this.eps) as T;
-  }
-
-  override call(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor {
-    return tf.tidy(() => this.forward(singleInput(inputs, this.name)));
-  }
-
-  override getConfig(): tf.serialization.ConfigDict {
-    return { ...super.getConfig(), features: this.weight.shape[0]!, eps: this.eps };
-  }
-}
-tf.serialization.registerClass(LayerNorm);
 
 export interface CrossAttentionOptions extends FlashModuleArgs {
   dim: number;
