@@ -3,13 +3,17 @@
  * Layout is NHWC for images and [B, L, C] for token sequences. Call these inside the caller's tf.tidy.
  */
 import * as tf from '@tensorflow/tfjs-core';
+// The core ops' gradients are registered as a side effect of loading tfjs-layers (its Node bundle carries
+// tfjs-core's register_all_gradients, which cannot be imported on its own under Node ESM).
+import '@tensorflow/tfjs-layers';
 
 /** y = x·W + b with W in [in, out] layout (a PyTorch Linear weight, transposed at load time). */
 export function linear(x: tf.Tensor, weight: tf.Tensor, bias?: tf.Tensor): tf.Tensor {
   const inDim = x.shape[x.shape.length - 1]!;
   const lead = x.shape.slice(0, -1);
   const x2 = tf.reshape(x, [-1, inDim]) as tf.Tensor2D;
-  const y = bias ? tf.add(tf.matMul(x2, weight as tf.Tensor2D), bias) : tf.matMul(x2, weight as tf.Tensor2D);
+  // The fused form adds the bias inside the matMul kernel: one dispatch instead of two on GPU backends.
+  const y = tf.fused.matMul({ a: x2, b: weight as tf.Tensor2D, bias });
   return tf.reshape(y, [...lead, weight.shape[1]!]);
 }
 
@@ -49,19 +53,16 @@ export function conv2d(x: tf.Tensor4D, filter: tf.Tensor4D, bias: tf.Tensor | un
   const outH = Math.floor((hp - kh) / stride) + 1;
   const outW = Math.floor((wp - kw) / stride) + 1;
   const bandRows = Math.max(1, Math.floor(MAX_CONV_OUTPUT_PIXELS / outW));
-  let y: tf.Tensor4D;
-  if (outH <= bandRows) {
-    y = tf.conv2d(padded, filter, stride, 'valid');
-  } else {
-    const bands: tf.Tensor4D[] = [];
-    for (let r0 = 0; r0 < outH; r0 += bandRows) {
-      const rows = Math.min(bandRows, outH - r0);
-      const inRows = (rows - 1) * stride + kh; // output rows r0..r0+rows-1 read input rows r0·s .. (r0+rows-1)·s + kh - 1
-      bands.push(tf.conv2d(tf.slice(padded, [0, r0 * stride, 0, 0], [b, inRows, wp, c]), filter, stride, 'valid'));
-    }
-    y = tf.concat(bands, 1);
+  // The fused form adds the bias inside the conv kernel: one dispatch instead of two on GPU backends.
+  const band = (input: tf.Tensor4D) => tf.fused.conv2d({ x: input, filter, strides: stride, pad: 'valid', bias });
+  if (outH <= bandRows) return band(padded);
+  const bands: tf.Tensor4D[] = [];
+  for (let r0 = 0; r0 < outH; r0 += bandRows) {
+    const rows = Math.min(bandRows, outH - r0);
+    const inRows = (rows - 1) * stride + kh; // output rows r0..r0+rows-1 read input rows r0·s .. (r0+rows-1)·s + kh - 1
+    bands.push(band(tf.slice(padded, [0, r0 * stride, 0, 0], [b, inRows, wp, c])));
   }
-  return bias ? tf.add(y, bias) : y;
+  return tf.concat(bands, 1);
 }
 
 /** Bilinear resize of an NHWC map with align_corners=True (every FlashDepth up/down-sampling except the pos-embed). */

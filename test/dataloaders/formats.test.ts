@@ -56,10 +56,7 @@ describe('dataloaders/formats', () => {
     expect(Array.from(d.data)).to.deep.equal([10, Math.fround(0.299), Infinity, 4]);
   });
 
-  it('EXR: unsupported compression, truncation and garbage name the file', () => {
-    const piz = join(dir, 'piz.exr');
-    writeExr(piz, 4, 4, { Y: new Float32Array(16) }, { compression: 'PIZ' });
-    expect(() => readExr(piz)).to.throw(InputError, `${piz}: unsupported EXR compression PIZ (supported: NONE, RLE, ZIPS, ZIP)`);
+  it('EXR: truncation and garbage name the file (unsupported compressions: exr.test.ts)', () => {
     const full = join(dir, 'full.exr');
     writeExr(full, 37, 21, { Y: depthValues() }, { compression: 'ZIP' });
     const cut = join(dir, 'cut.exr');

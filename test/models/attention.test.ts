@@ -70,6 +70,11 @@ describe('models/attention', () => {
         expect(chunked.shape).to.deep.equal([b, lq, c]);
         expectClose(chunked, whole, 1e-6, `budget ${budget}`);
       }
+      // The GPU path (all heads in one batched matMul per block), chunked and not.
+      for (const budget of [undefined, b * heads * lk * 5]) {
+        const batched = scaledDotProductAttention(q, k, v, heads, { batchedHeads: true, maxScoreElements: budget });
+        expectClose(batched, whole, 1e-6, `batched heads, budget ${budget}`);
+      }
     });
   });
 

@@ -1,17 +1,20 @@
 /**
  * OpenEXR reader for single-part scanline files (what MVS-Synth and UrbanSyn depth maps are): channel types HALF,
- * FLOAT and UINT; compressions NONE, RLE, ZIPS and ZIP. Other compressions (PIZ, PXR24, B44, DWA), tiled, deep and
- * multi-part files fail with an InputError that names the file and what it holds.
+ * FLOAT and UINT; compressions NONE, RLE, ZIPS, ZIP, PIZ and PXR24. The lossy B44/B44A/DWAA/DWAB, tiled, deep and
+ * multi-part files fail with an InputError that names the file and what it holds. (Which compression the two
+ * datasets' files use is not documented: OpenCV, OpenEXR and Unreal write ZIP or PIZ by default.)
  */
 import { readFileSync } from 'node:fs';
 import { inflateSync } from 'node:zlib';
 import { InputError } from '../../errors.js';
+import { pizDecompress } from './exr-piz.js';
+import { pxr24Decompress } from './exr-pxr24.js';
 import { halfBitsToFloat32 } from './half.js';
 import type { FloatMap } from './types.js';
 
 export const EXR_COMPRESSIONS = ['NONE', 'RLE', 'ZIPS', 'ZIP', 'PIZ', 'PXR24', 'B44', 'B44A', 'DWAA', 'DWAB'] as const;
 export type ExrCompression = (typeof EXR_COMPRESSIONS)[number];
-const SUPPORTED: ReadonlySet<ExrCompression> = new Set(['NONE', 'RLE', 'ZIPS', 'ZIP']);
+const SUPPORTED: ReadonlySet<ExrCompression> = new Set(['NONE', 'RLE', 'ZIPS', 'ZIP', 'PIZ', 'PXR24']);
 const LINES_PER_BLOCK: Record<ExrCompression, number> = {
   NONE: 1, RLE: 1, ZIPS: 1, ZIP: 16, PIZ: 32, PXR24: 16, B44: 32, B44A: 32, DWAA: 32, DWAB: 256,
 };
@@ -144,13 +147,17 @@ function rleDecode(src: Buffer, expected: number, file: string): Uint8Array {
   return out;
 }
 
-function decompress(packed: Buffer, expected: number, compression: ExrCompression, file: string): Uint8Array {
+function decompress(packed: Buffer, expected: number, compression: ExrCompression, file: string, channels: ExrChannel[], width: number, lines: number): Uint8Array {
   // Every OpenEXR compressor stores a block raw when compressing would not make it smaller.
   if (compression === 'NONE' || packed.length >= expected) {
     if (packed.length !== expected) throw new InputError(`${file}: EXR block holds ${packed.length} bytes, expected ${expected}`);
     return packed;
   }
   if (compression === 'RLE') return unpredictAndInterleave(rleDecode(packed, expected, file));
+  if (compression === 'PIZ') {
+    return pizDecompress(packed, channels.map((ch) => ({ nx: width, ny: lines, words: BYTES_PER_SAMPLE[ch.type] / 2 })), file);
+  }
+  if (compression === 'PXR24') return pxr24Decompress(packed, channels.map((ch) => ch.type), width, lines, file);
   let raw: Buffer;
   try {
     raw = inflateSync(packed);
@@ -190,7 +197,7 @@ export function readExr(file: string): ExrImage {
     c.need(size);
     if (y < 0 || y >= height || y % lpb !== 0) throw new InputError(`${file}: EXR block at byte ${offset} starts at invalid line ${y + h.yMin}`);
     const lines = Math.min(lpb, height - y);
-    const block = decompress(buf.subarray(c.pos, c.pos + size), lines * lineBytes, h.compression, file);
+    const block = decompress(buf.subarray(c.pos, c.pos + size), lines * lineBytes, h.compression, file, h.channels, width, lines);
     let p = 0;
     for (let l = 0; l < lines; l++) {
       for (const { ch, raw } of planes) {
