@@ -7,6 +7,7 @@ export interface InferCommandOptions {
   inputs?: string[];
   config: string;
   checkpoint?: string;
+  randomWeights: boolean;
   backend: string;
   maxFrames?: number;
   targetFps?: number;
@@ -37,6 +38,7 @@ export async function runInfer(options: InferCommandOptions): Promise<void> {
       inputs: options.inputs ?? [],
       config: options.config,
       ...(options.checkpoint !== undefined ? { checkpoint: options.checkpoint } : {}),
+      randomWeights: options.randomWeights,
       backend: options.backend as BackendName,
       ...(options.maxFrames !== undefined ? { maxFrames: options.maxFrames } : {}),
       ...(options.targetFps !== undefined ? { targetFps: options.targetFps } : {}),

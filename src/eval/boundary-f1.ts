@@ -76,18 +76,20 @@ export function boundaryCounts(predDepth: tf.Tensor2D, gtDepth: tf.Tensor2D, thr
     const edges = tf.tensor1d(thresholds.map(float32Above), 'float32');
     const rp = directionRatios(predDepth);
     const rg = directionRatios(gtDepth);
-    const noWeights = tf.tensor1d([], 'float32');
-    // One histogram per direction: [pred buckets | GT buckets | both buckets]. (wasm's concat rejects 1-D parts of
-    // different lengths, so horizontal and vertical pairs are not concatenated.)
-    const perDirection = [0, 1, 2, 3].map((dir) => {
-      if (rp[dir]!.size === 0) return tf.zeros([3 * buckets]) as tf.Tensor1D;
-      // side 'right' counts edges ≤ ratio, i.e. the thresholds the ratio exceeds.
-      const bp = tf.searchSorted(edges, rp[dir]!, 'right') as tf.Tensor1D;
-      const bg = tf.searchSorted(edges, rg[dir]!, 'right') as tf.Tensor1D;
-      const indices = tf.concat([bp, tf.add(bg, buckets), tf.add(tf.minimum(bp, bg), 2 * buckets)]) as tf.Tensor1D;
-      return tf.cast(tf.bincount(indices, noWeights, 3 * buckets), 'float32') as tf.Tensor1D;
-    });
-    return tf.concat(perDirection);
+    // side 'right' counts the edges ≤ ratio, i.e. the thresholds the ratio exceeds. (searchSorted returns [1, n].)
+    const bucketsOf = (r: tf.Tensor1D): tf.Tensor1D => tf.reshape(tf.searchSorted(edges, r, 'right'), [-1]) as tf.Tensor1D;
+    // Offsets are int32 scalars: a plain number would promote the bucket indices to float32.
+    const offset = (x: tf.Tensor1D, by: number): tf.Tensor1D => tf.add(x, tf.scalar(by, 'int32'));
+    const parts: tf.Tensor1D[] = [];
+    for (let dir = 0; dir < 4; dir++) {
+      if (rp[dir]!.size === 0) continue;
+      const bp = bucketsOf(rp[dir]!);
+      const bg = bucketsOf(rg[dir]!);
+      const base = dir * 3 * buckets;
+      parts.push(offset(bp, base), offset(bg, base + buckets), offset(tf.minimum(bp, bg), base + 2 * buckets));
+    }
+    // Histogram layout: per direction, [pred buckets | GT buckets | both buckets].
+    return tf.bincount(tf.concat(parts) as tf.Tensor1D, tf.tensor1d([], 'float32'), 4 * 3 * buckets);
   });
   const hist = histogram.dataSync();
   histogram.dispose();

@@ -11,7 +11,7 @@ import type { BackendInfo } from '../backend/types.js';
 import { configHash, loadConfig, type ConfigOverrides } from '../config.js';
 import { invalidParameterError } from '../errors.js';
 import { createFlashDepth, loadFlashDepthWeights, variantConfigDir } from '../models/create.js';
-import type { FlashDepth } from '../models/flashdepth.js';
+import { randomizeWeights } from '../models/random-init.js';
 import { VARIANTS, type VariantName } from '../models/variants.js';
 
 export interface BenchOptions {
@@ -79,30 +79,6 @@ export function aggregateKernels(kernels: ReadonlyArray<{ name: string; kernelTi
 
 function percentile(sorted: number[], q: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
-}
-
-/** Random weights of realistic magnitude: norms/scales near 1, others ~U(±√(3/fan_in)). */
-export function randomizeWeights(model: FlashDepth, seed = 1): void {
-  let s = seed;
-  for (const p of model.namedParameters()) {
-    const shape = p.spec.shape;
-    const last = p.key.split('.').pop() ?? '';
-    tf.tidy(() => {
-      const u = tf.randomUniform(shape, -1, 1, 'float32', s++);
-      let v: tf.Tensor;
-      if (shape.length >= 2) {
-        const fanIn = shape.slice(0, -1).reduce((a, b) => a * b, 1);
-        v = tf.mul(u, Math.sqrt(3 / fanIn));
-      } else if (last === 'gamma' || /norm/.test(p.key) && last === 'weight') {
-        v = tf.add(1, tf.mul(u, 0.1));
-      } else if (last === 'A_log') {
-        v = tf.mul(tf.add(u, 1), Math.log(16) / 2);
-      } else {
-        v = tf.mul(u, 0.1);
-      }
-      p.spec.variable.write(v);
-    });
-  }
 }
 
 function defaultSize(variant: string): [number, number] {

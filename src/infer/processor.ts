@@ -23,6 +23,7 @@ import type { FlashDepth } from '../models/flashdepth.js';
 import { VARIANTS, type VariantName } from '../models/variants.js';
 import { DEFAULT_LONG_SIDE_CAP, modelInputSize, preprocessFrames, resizeImage, rgbPixelsToTensor, toUnitRgb, type Size } from '../dataloaders/transforms.js';
 import { resolveCheckpoint, type ResolvedCheckpoint } from './checkpoints.js';
+import { randomizeWeights } from '../models/random-init.js';
 import { openSources, type Frame, type FrameSource, type SourceOptions } from './sources.js';
 
 export interface ProcessorOptions {
@@ -35,6 +36,8 @@ export interface ProcessorOptions {
    * else `checkpoints/<variant>.pth` (resolveCheckpoint); a missing file is a CheckpointError saying how to get it.
    */
   checkpoint?: string;
+  /** Random weights instead of a checkpoint: for timing and smoke runs only (the depth is meaningless). */
+  randomWeights?: boolean;
   /** Where downloaded weights live (default `checkpoints`). */
   checkpointsDir?: string;
   /** Compute backend (default `auto`). */
@@ -103,7 +106,7 @@ export class FlashDepthProcessor {
   static async create(options: ProcessorOptions = {}): Promise<FlashDepthProcessor> {
     const configDir = configDirFor(options.config ?? 'full');
     const config = loadConfig(configDir, options.overrides ?? []);
-    const checkpoint: ResolvedCheckpoint = resolveCheckpoint({
+    const checkpoint: ResolvedCheckpoint | null = options.randomWeights ? null : resolveCheckpoint({
       configDir: config.config_dir ?? configDir,
       load: options.checkpoint ?? config.load,
       ...(options.checkpointsDir ? { checkpointsDir: options.checkpointsDir } : {}),
@@ -111,13 +114,14 @@ export class FlashDepthProcessor {
     const backend = await selectBackend(options.backend ?? 'auto', options.threads !== undefined ? { threads: options.threads } : {});
     const model = createFlashDepth(config, options.maxScoreElements !== undefined ? { maxScoreElements: options.maxScoreElements } : {});
     try {
-      loadFlashDepthWeights(model, checkpoint.path, { strict: true });
+      if (checkpoint) loadFlashDepthWeights(model, checkpoint.path, { strict: true });
+      else randomizeWeights(model);
     } catch (e) {
       model.dispose();
       throw e;
     }
     const longSideCap = options.longSideCap === undefined ? DEFAULT_LONG_SIDE_CAP : options.longSideCap;
-    const info: ProcessorInfo = { variant: configName(config), configDir: config.config_dir ?? configDir, checkpoint: checkpoint.path, backend, longSideCap };
+    const info: ProcessorInfo = { variant: configName(config), configDir: config.config_dir ?? configDir, checkpoint: checkpoint?.path ?? 'random weights', backend, longSideCap };
     return new FlashDepthProcessor(model, config, info, options.onWarning);
   }
 

@@ -24,6 +24,8 @@ export interface InferOptions {
   /** Variant (`s`, `l`, `full`) or config folder (default configs/flashdepth, Full). */
   config?: string;
   checkpoint?: string;
+  /** Random weights instead of a checkpoint (timing and smoke runs; the depth is meaningless). */
+  randomWeights?: boolean;
   checkpointsDir?: string;
   backend?: BackendName;
   maxFrames?: number;
@@ -95,6 +97,7 @@ export async function runInference(options: InferOptions): Promise<RunSummary[]>
     config: options.config ?? 'configs/flashdepth',
     ...(options.checkpoint !== undefined ? { checkpoint: options.checkpoint } : {}),
     ...(options.checkpointsDir !== undefined ? { checkpointsDir: options.checkpointsDir } : {}),
+    ...(options.randomWeights ? { randomWeights: true } : {}),
     backend: options.backend ?? 'auto',
     longSideCap: options.longSide ?? 2044,
     onWarning: warn,
