@@ -97,6 +97,19 @@ describe('cli infer', function () {
     expect(readdirSync(out).sort()).to.deep.equal(['depth_npy', 'summary.json']);
   });
 
+  it('--random-weights runs without a checkpoint (timing/smoke runs) and says so in summary.json', async function () {
+    const out = join(dir, 'out-random');
+    const r = await runCliProcess(['infer', join(dir, 'clipA'), '--config', 'configs/flashdepth-s', '--random-weights', '--backend', 'wasm', '--max-frames', '1', '--out', out, '--no-depth-mp4', '--no-side-by-side']);
+    expect(r.code, r.stderr).to.equal(0);
+    expect(r.stderr).to.include('checkpoint random weights');
+    const summary = JSON.parse(readFileSync(join(out, 'summary.json'), 'utf8')) as { checkpoint: string; frames: number };
+    expect(summary.checkpoint).to.equal('random weights');
+    expect(summary.frames).to.equal(1);
+    // Random weights of realistic magnitude: a non-trivial depth map, unlike the all-zero weights of a fresh model.
+    const depth = depthAt(out, '000000.npy');
+    expect(depth.some((v) => v !== depth[0])).to.equal(true);
+  });
+
   it('two inputs: one folder each; the state is carried within a sequence and reset at the second one', async function () {
     const out = join(dir, 'out-ab');
     const r = await runCliProcess(['infer', join(dir, 'clipA'), join(dir, 'clipB'), ...sArgs(), '--out', out, '--no-depth-mp4', '--no-side-by-side']);
