@@ -141,6 +141,36 @@ function buildParser(argv: string[]): Argv<GlobalFlags> {
         await runWeights({ action: args.action, name: args.name, dir: args.dir, url: args.url, force: args.force });
       },
     );
+  parser = parser.command(
+    'eval',
+    'Evaluate on the reference test sets (AbsRel, δ1, boundary F1 after per-sequence alignment): tables, metrics.json, sequences.csv',
+    (y) =>
+      y
+        .option('config', { type: 'string', describe: 'Variant (s, l, full) or config folder of the model to run' })
+        .option('checkpoint', { type: 'string', alias: 'load', describe: 'Weights .pth/.safetensors (default: the config\'s load)' })
+        .option('predictions', { type: 'string', describe: 'Evaluate saved predictions instead of a model: <folder>/<dataset>/<sequence>/<frame>.npy (or frame_<i>.npy)' })
+        .option('datasets', { type: 'string', describe: 'Comma-separated (default: eval.test_datasets, i.e. unreal4k,sintel,eth3d,waymo,urbansyn)' })
+        .option('data-root', { type: 'string', describe: 'Folder holding the dataset folders (default: dataset.data_root)' })
+        .option('resolution', { type: 'string', choices: ['base', '2k'], describe: 'Test sizes of spec §6.3 (default: eval.test_dataset_resolution)' })
+        .option('split', { type: 'string', choices: ['test', 'val'], default: 'test', describe: 'test: Waymo\'s 30 test segments, all scenes elsewhere; val: the first 8 scenes' })
+        .option('max-sequences', { type: 'number', describe: 'Only the first N sequences of each dataset' })
+        .option('max-frames', { type: 'number', describe: 'Only the first N frames of each sequence' })
+        .option('input-size', { type: 'string', describe: 'Model input WxH (multiples of 14) instead of the test size, for quick runs' })
+        .option('out', { type: 'string', default: 'result/eval', describe: 'Output folder: metrics.json, sequences.csv, predictions/, vis/' })
+        .option('save-vis', { type: 'boolean', default: false, describe: 'vis/<dataset>/<sequence>/<frame>.png: aligned prediction | GT' })
+        .option('backend', { type: 'string', choices: BACKENDS, default: 'auto', describe: 'Compute backend' })
+        .option('set', { type: 'string', array: true, describe: 'Config overrides key.sub=value' })
+        .example('$0 eval --config s --checkpoint checkpoints/flashdepth-s.pth --data-root /data --datasets sintel,eth3d', 'FlashDepth-S at base resolution')
+        .example('$0 eval --predictions torch_out/ --data-root /data --datasets sintel', 'score saved .npy predictions'),
+    async (args) => {
+      const { runEvalCommand } = await import('./eval-command.js');
+      await runEvalCommand({
+        config: args.config, checkpoint: args.checkpoint, predictions: args.predictions, datasets: args.datasets, dataRoot: args['data-root'],
+        resolution: args.resolution, split: args.split, maxSequences: args['max-sequences'], maxFrames: args['max-frames'],
+        inputSize: args['input-size'], out: args.out, saveVis: args['save-vis'], backend: args.backend, set: args.set,
+      });
+    },
+  );
   for (const later of LATER_COMMANDS) {
     parser = parser.command(
       later.name,

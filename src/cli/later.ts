@@ -10,7 +10,6 @@ export interface LaterCommand {
 export const LATER_COMMANDS: readonly LaterCommand[] = [
   { name: 'train', describe: 'Stage-1 training (FlashDepth-L / -S)', issue: '#6 Training' },
   { name: 'distill', describe: 'Stage-2 hybrid distillation (FlashDepth Full)', issue: '#6 Training' },
-  { name: 'eval', describe: 'Evaluate on the reference test sets and metrics', issue: '#7 Evaluation' },
 ];
 
 export function notImplementedYet(command: LaterCommand): NotImplementedYetError {
