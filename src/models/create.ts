@@ -13,7 +13,9 @@ import { openWeights } from '../io/checkpoint.js';
 import type { WeightSource } from '../io/weight-source.js';
 import { FlashDepth, type FlashDepthOptions } from './flashdepth.js';
 import { modelSpecFromConfig, VARIANTS, type VariantName } from './variants.js';
-import { loadWeights, type LoadReport } from './weights.js';
+import * as tf from '@tensorflow/tfjs-core';
+import { writeSafetensors } from '../io/safetensors.js';
+import { loadWeights, toTorchLayout, torchShape, type LoadReport } from './weights.js';
 
 /** The package root (where configs/ lives), whether running from src via tsc output or installed. */
 export const PACKAGE_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
@@ -59,4 +61,28 @@ export function loadFlashDepthWeights(model: FlashDepth, checkpoint: string | We
   } finally {
     if (typeof checkpoint === 'string') source.close();
   }
+}
+
+/**
+ * Saves every parameter as float32 safetensors under its PyTorch key and in PyTorch layout (the same names and shapes
+ * as the official checkpoint), so the file loads back with `loadFlashDepthWeights` and converts to `.pth`. Tensors
+ * are read one at a time; the write is atomic.
+ */
+export function saveFlashDepthWeights(model: FlashDepth, path: string, metadata: Record<string, string> = {}): void {
+  const params = [...model.namedParameters()];
+  writeSafetensors(
+    path,
+    params.map((p) => ({
+      key: p.key,
+      shape: torchShape(p.spec.shape, p.spec.layout),
+      dtype: 'float32' as const,
+      data: () => {
+        const t = tf.tidy(() => toTorchLayout(p.spec.variable.read(), p.spec.layout));
+        const values = t.dataSync() as Float32Array;
+        t.dispose();
+        return values;
+      },
+    })),
+    { format: 'pt', ...metadata },
+  );
 }

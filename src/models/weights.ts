@@ -50,10 +50,13 @@ export function fromTorchLayout(t: tf.Tensor, layout: ParamLayout): tf.Tensor {
   }
 }
 
-/** Converts one of our tensors back to PyTorch layout (for export to `.pth`/safetensors with torch names). */
+/**
+ * One of our tensors in PyTorch layout (for export to `.pth`/safetensors with torch names). Always a new tensor that
+ * the caller owns, also for 'same' (so disposing it never disposes a model variable).
+ */
 export function toTorchLayout(t: tf.Tensor, layout: ParamLayout): tf.Tensor {
   switch (layout) {
-    case 'same': return t;
+    case 'same': return tf.clone(t);
     case 'linear': return tf.transpose(t, [1, 0]);
     case 'conv2d': case 'conv2dTranspose': return tf.transpose(t, [3, 2, 0, 1]);
     case 'depthwiseConv1d': return tf.reshape(tf.transpose(t, [1, 0]), [t.shape[1]!, 1, t.shape[0]!]);

@@ -11,7 +11,11 @@ import { preprocessFrames } from '../../src/dataloaders/transforms.js';
 import { CheckpointError } from '../../src/errors.js';
 import { openTorchCheckpoint } from '../../src/io/pth.js';
 import { mergedSource, prefixedSource, type WeightSource } from '../../src/io/weight-source.js';
-import { createFlashDepth, loadFlashDepthWeights } from '../../src/models/create.js';
+import { createFlashDepth, loadFlashDepthWeights, saveFlashDepthWeights } from '../../src/models/create.js';
+import { openSafetensors } from '../../src/io/safetensors.js';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { FlashDepth, FlashDepthDebug } from '../../src/models/flashdepth.js';
 import { FULL_REDUCED_TEACHER_OVERRIDES, L_REDUCED_OVERRIDES } from '../../src/models/variants.js';
 import { useTestBackend } from '../helpers/backend.js';
@@ -159,6 +163,32 @@ describe('models/flashdepth (end-to-end parity with the PyTorch reference)', fun
       expect(tf.tidy(() => tf.max(tf.abs(tf.sub(again, first))).dataSync()[0]!)).to.equal(0);
       tf.dispose([input, f0, first, carried, again]);
       model.resetState();
+    });
+
+    it('saves its weights as safetensors with the checkpoint names and loads them back exactly', function () {
+      const file = join(mkdtempSync(join(tmpdir(), 'fd-save-')), 's.safetensors');
+      const before = tf.memory().numTensors;
+      saveFlashDepthWeights(model, file);
+      expect(tf.memory().numTensors).to.equal(before);
+      const saved = openSafetensors(file);
+      const src = openTorchCheckpoint(fixture(this, 's_model.pth'));
+      try {
+        expect([...saved.keys()].sort()).to.deep.equal([...src.keys()].sort());
+        for (const key of src.keys()) {
+          expect(saved.info(key).shape, key).to.deep.equal(src.info(key).shape);
+          // float16 fixture values widened to float32 by the loader, written back in PyTorch layout: bit-exact.
+          expect(Buffer.from(saved.readFloat32(key).buffer).equals(Buffer.from(src.readFloat32(key).buffer)), key).to.equal(true);
+        }
+      } finally {
+        saved.close();
+        src.close();
+      }
+      const again = createFlashDepth('s');
+      try {
+        expect(loadFlashDepthWeights(again, file).loaded.length).to.equal(305);
+      } finally {
+        again.dispose();
+      }
     });
 
     it('a checkpoint with a missing key, an extra key or a wrong shape gives one listing error', function () {
