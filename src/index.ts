@@ -14,7 +14,7 @@ export { openSafetensors, writeSafetensors } from './io/safetensors.js';
 export { readNpy, writeNpy } from './io/npy.js';
 export type { WeightSource } from './io/weight-source.js';
 export { prefixedSource, mergedSource } from './io/weight-source.js';
-export { createFlashDepth, loadFlashDepthWeights, variantConfigDir } from './models/create.js';
+export { createFlashDepth, loadFlashDepthWeights, saveFlashDepthWeights, variantConfigDir } from './models/create.js';
 export { FlashDepth, type FrameResult, type FlashDepthDebug } from './models/flashdepth.js';
 export { modelSpecFromConfig, VARIANTS, type VariantName, type ModelSpec } from './models/variants.js';
 export { preprocessFrames } from './dataloaders/transforms.js';
