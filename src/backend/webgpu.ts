@@ -58,7 +58,9 @@ function setNavigatorGpu(gpu: GPU | undefined): void {
 }
 
 function describeAdapter(info: GPUAdapterInfo): string {
-  const name = info.description || info.device || info.vendor || 'unknown adapter';
+  // NVIDIA's Vulkan driver puts the card in `device` (nvidia-h100-80gb-hbm3) and the driver version in `description`.
+  const parts = [info.device, info.description].filter((s, i, all) => s && all.indexOf(s) === i);
+  const name = parts.length > 0 ? parts.join(', ') : info.vendor || 'unknown adapter';
   const extra = [info.vendor, info.architecture].filter((s) => s && !name.toLowerCase().includes(s.toLowerCase()));
   return extra.length > 0 ? `${name} (${extra.join(', ')})` : name;
 }
