@@ -4,8 +4,8 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { expect } from 'chai';
 import { clipsToTensors } from '../../src/dataloaders/batch-tensors.js';
-import { CombinedLoader, type LoaderOptions } from '../../src/dataloaders/loader.js';
-import { InputError } from '../../src/errors.js';
+import { CombinedLoader, type LoaderOptions, type LoaderState } from '../../src/dataloaders/loader.js';
+import { ConfigError, InputError } from '../../src/errors.js';
 import { useTestBackend } from '../helpers/backend.js';
 import { buildTinyTree } from './helpers/tiny-tree.js';
 
@@ -18,14 +18,20 @@ function checksum(a: Float32Array): number {
   return s;
 }
 
-async function take(opts: LoaderOptions, n: number): Promise<Array<{ dataset: string; frames: number[][]; sums: number[] }>> {
+type BatchSummary = { dataset: string; scenes: string[]; frames: number[][]; sums: number[] };
+
+async function take(opts: LoaderOptions, n: number, keepState?: (s: LoaderState) => void): Promise<BatchSummary[]> {
   const loader = new CombinedLoader(opts);
   const out = [];
   try {
     for (let i = 0; i < n; i++) {
       const b = await loader.next();
-      out.push({ dataset: b.dataset, frames: b.clips.map((c) => c.meta.frameIndices), sums: b.clips.map((c) => checksum(c.frames) + checksum(c.invDepth!)) });
+      out.push({
+        dataset: b.dataset, scenes: b.clips.map((c) => c.meta.scene), frames: b.clips.map((c) => c.meta.frameIndices),
+        sums: b.clips.map((c) => checksum(c.frames) + checksum(c.invDepth!)),
+      });
     }
+    keepState?.(loader.state());
   } finally {
     await loader.close();
   }
@@ -48,6 +54,28 @@ describe('dataloaders/loader', function () {
     for (const b of [a[1]!, a[3]!]) for (const f of b.frames) expect(byAnchor).to.include(f.join(','));
     expect(await take(opts, 4)).to.deep.equal(a);
     expect((await take({ ...opts, seed: 8 }, 4)).map((b) => b.sums)).to.not.deep.equal(a.map((b) => b.sums));
+  });
+
+  it('resumes from loader.state() with exactly the batches an uninterrupted run yields (across epochs)', async () => {
+    // tartanair: 10 training clips → 3 batches of 3 per epoch; 8 batches cross its epoch boundary twice.
+    const opts: LoaderOptions = { dataRoot: root, datasets: ['tartanair', 'random'], mode: 'base', batchSize: 3, videoLength: 2, seed: 11, randomSize: small, randomItems: 7, prefetch: 3 };
+    const whole = await take(opts, 12);
+    let saved: LoaderState | undefined;
+    const first = await take(opts, 5, (s) => { saved = s; });
+    expect(first).to.deep.equal(whole.slice(0, 5));
+    // The state is plain JSON: the position after the 5th batch returned, not after the prefetched ones.
+    const state = JSON.parse(JSON.stringify(saved)) as LoaderState;
+    expect(state.batches).to.equal(5);
+    expect(state.samplers.map((x) => [x.dataset, x.items, x.epoch, x.cursor])).to.deep.equal([['tartanair', 10, 0, 9], ['random', 7, 0, 6]]);
+    const rest = await take({ ...opts, prefetch: 1, resumeFrom: state }, 7);
+    expect(rest).to.deep.equal(whole.slice(5));
+    // A state taken before any batch resumes at the start.
+    let initial: LoaderState | undefined;
+    await take(opts, 0, (s) => { initial = s; });
+    expect(await take({ ...opts, resumeFrom: initial! }, 2)).to.deep.equal(whole.slice(0, 2));
+    expect(() => new CombinedLoader({ ...opts, batchSize: 2, resumeFrom: state })).to.throw(ConfigError, 'resumeFrom: the loader state was saved with batchSize = 3, this loader has batchSize = 2');
+    const changed = { ...state, samplers: [{ ...state.samplers[0]!, items: 12 }, state.samplers[1]!] };
+    expect(() => new CombinedLoader({ ...opts, resumeFrom: changed })).to.throw(ConfigError, 'resumeFrom: tartanair had 12 training clips when the state was saved, tartanair has 10 now (the data changed)');
   });
 
   it('worker threads decode exactly what the calling thread decodes', async () => {

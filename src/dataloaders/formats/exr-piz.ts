@@ -19,8 +19,9 @@ const HUF_ENCSIZE = USHORT_RANGE + 1;
 const SHORT_ZEROCODE_RUN = 59;
 const LONG_ZEROCODE_RUN = 63;
 const SHORTEST_LONG_RUN = 2 + LONG_ZEROCODE_RUN - SHORT_ZEROCODE_RUN;
-/** Codes up to this many bits are decoded by one table look-up; longer ones by a short search. */
-const FAST_BITS = 14;
+/** Codes up to this many bits are decoded by one table look-up; longer ones bit by bit. */
+const FAST_BITS = 16;
+const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
 class Corrupt extends Error {}
 
@@ -30,13 +31,13 @@ class BitReader {
   constructor(private readonly bytes: Uint8Array, private readonly start: number, readonly nBits: number) {}
   get consumed(): number { return this.pos; }
   get left(): number { return this.nBits - this.pos; }
-  /** The next n (≤ 24) bits without consuming them; bits past the end read as 0. */
+  /** The next n (≤ 52) bits without consuming them; bits past the end read as 0. */
   peek(n: number): number {
     let v = 0;
     for (let k = 0; k < n; k++) {
       const p = this.pos + k;
       const bit = p < this.nBits ? (this.bytes[this.start + (p >> 3)]! >> (7 - (p & 7))) & 1 : 0;
-      v = (v << 1) | bit;
+      v = v * 2 + bit; // arithmetic, not shifts: codes may exceed 32 bits
     }
     return v;
   }
@@ -46,6 +47,11 @@ class BitReader {
     const s = this.pos & 7;
     const v = ((this.bytes[b] ?? 0) << 24 | (this.bytes[b + 1] ?? 0) << 16 | (this.bytes[b + 2] ?? 0) << 8 | (this.bytes[b + 3] ?? 0)) >>> 0;
     return (v << s) >>> 8;
+  }
+  /** The bit k places ahead (0 past the end). */
+  bitAt(k: number): number {
+    const p = this.pos + k;
+    return p < this.nBits ? (this.bytes[this.start + (p >> 3)]! >> (7 - (p & 7))) & 1 : 0;
   }
   skip(n: number): void { this.pos += n; }
   read(n: number): number {
@@ -77,39 +83,50 @@ function readCodeLengths(r: BitReader, im: number, iM: number): Uint8Array {
 }
 
 interface Decoder {
-  /** For each FAST_BITS-bit prefix: symbol << 6 | code length, or −1 when the code is longer (or absent). */
+  /** Indexed by the next FAST_BITS bits: symbol << 6 | code length for codes of at most FAST_BITS bits, else −1. */
   fast: Int32Array;
-  /** Codes longer than FAST_BITS, as [length, code, symbol] triples. */
-  long: number[];
+  /** Per length l: first code of that length, number of codes, and where its symbols start in `symbols`. */
+  first: Float64Array;
+  count: Float64Array;
+  offset: Int32Array;
+  /** Symbols ordered by (length, symbol): canonical codes of one length are consecutive. */
+  symbols: Int32Array;
+  maxLen: number;
 }
 
 /** Canonical code assignment: longer codes get the numerically smaller values, as OpenEXR assigns them. */
 function buildDecoder(len: Uint8Array, im: number, iM: number): Decoder {
   const count = new Float64Array(59);
   for (let i = im; i <= iM; i++) count[len[i]!]!++;
-  const next = new Float64Array(59);
+  count[0] = 0;
+  const first = new Float64Array(59);
   let c = 0;
+  let maxLen = 0;
   for (let l = 58; l > 0; l--) {
-    const nc = Math.floor((c + count[l]!) / 2);
-    next[l] = c;
-    c = nc;
+    if (count[l]! > 0 && maxLen === 0) maxLen = l;
+    first[l] = c;
+    c = Math.floor((c + count[l]!) / 2);
   }
+  if (maxLen > 52) throw new Corrupt('invalid code length table');
+  const offset = new Int32Array(60);
+  for (let l = 1; l <= 58; l++) offset[l + 1] = offset[l]! + count[l]!;
+  const symbols = new Int32Array(offset[59]!);
+  const fill = offset.slice();
   const fast = new Int32Array(1 << FAST_BITS).fill(-1);
-  const long: number[] = [];
   for (let s = im; s <= iM; s++) {
     const l = len[s]!;
     if (l === 0) continue;
-    const code = next[l]!++;
+    const k = fill[l]!++;
+    symbols[k] = s;
+    const code = first[l]! + (k - offset[l]!);
     if (code >= 2 ** l) throw new Corrupt('invalid code length table');
     if (l <= FAST_BITS) {
       const shift = FAST_BITS - l;
-      const base = code * 2 ** shift;
-      for (let k = 0; k < 1 << shift; k++) fast[base + k] = (s << 6) | l;
-    } else {
-      long.push(l, code, s);
+      const base = code * (1 << shift);
+      fast.fill((s << 6) | l, base, base + (1 << shift));
     }
   }
-  return { fast, long };
+  return { fast, first, count, offset, symbols, maxLen };
 }
 
 /** Huffman-decodes `out.length` 16-bit words (symbol iM means "repeat the previous word n times", n in 8 bits). */
@@ -128,24 +145,27 @@ function hufDecode(bytes: Uint8Array, start: number, size: number, out: Uint16Ar
   const len = readCodeLengths(table, im, iM);
   const dataStart = start + 20 + Math.ceil(table.consumed / 8);
   if (nBits > 8 * (start + size - dataStart)) throw new Corrupt('Huffman data shorter than its bit count');
-  const dec = buildDecoder(len, im, iM);
+  const { fast, first, count, offset, symbols, maxLen } = buildDecoder(len, im, iM);
   const r = new BitReader(bytes, dataStart, nBits);
   const rlc = iM;
+  const n = out.length;
   let o = 0;
   while (r.left > 0) {
     let sym: number;
     let l: number;
-    const bits24 = r.peek24();
-    const entry = dec.fast[bits24 >>> (24 - FAST_BITS)]!;
+    const entry = fast[r.peek24() >>> (24 - FAST_BITS)]!;
     if (entry >= 0) {
       sym = entry >>> 6;
       l = entry & 63;
     } else {
+      // A longer code: extend bit by bit until the value falls in the code range of its length.
       sym = -1;
-      l = 0;
-      for (let k = 0; k < dec.long.length; k += 3) {
-        const cl = dec.long[k]!;
-        if (cl <= r.left && r.peek(cl) === dec.long[k + 1]) { l = cl; sym = dec.long[k + 2]!; break; }
+      l = FAST_BITS;
+      let code = r.peek(FAST_BITS);
+      while (++l <= maxLen && l <= r.left) {
+        code = code * 2 + r.bitAt(l - 1);
+        const k = code - first[l]!;
+        if (k >= 0 && k < count[l]!) { sym = symbols[offset[l]! + k]!; break; }
       }
       if (sym < 0) throw new Corrupt('invalid Huffman code');
     }
@@ -153,32 +173,34 @@ function hufDecode(bytes: Uint8Array, start: number, size: number, out: Uint16Ar
     r.skip(l);
     if (sym === rlc) {
       if (r.left < 8) throw new Corrupt('run length runs past the data');
-      const n = r.read(8);
+      const run = r.read(8);
       if (o === 0) throw new Corrupt('run before any value');
-      if (o + n > out.length) throw new Corrupt('more data than the block holds');
-      out.fill(out[o - 1]!, o, o + n);
-      o += n;
+      if (o + run > n) throw new Corrupt('more data than the block holds');
+      out.fill(out[o - 1]!, o, o + run);
+      o += run;
     } else {
-      if (o >= out.length) throw new Corrupt('more data than the block holds');
+      if (o >= n) throw new Corrupt('more data than the block holds');
       out[o++] = sym;
     }
   }
-  if (o !== out.length) throw new Corrupt(`Huffman stream holds ${o} of ${out.length} values`);
+  if (o !== n) throw new Corrupt(`Huffman stream holds ${o} of ${n} values`);
 }
 
-/** Inverse of the 14-bit wavelet step: (l, h) → (a, b) in signed 16-bit arithmetic. */
-function wdec14(l: number, h: number): [number, number] {
-  const ls = (l << 16) >> 16;
-  const hs = (h << 16) >> 16;
-  const ai = ls + (hs & 1) + (hs >> 1);
-  return [ai & 0xffff, (ai - hs) & 0xffff];
-}
-
-/** Inverse of the 16-bit (modular) wavelet step. */
-function wdec16(l: number, h: number): [number, number] {
-  const b = (l - (h >> 1)) & 0xffff;
-  const a = (h + b - 0x8000) & 0xffff;
-  return [a, b];
+/**
+ * Inverse of one wavelet step, (l, h) → (a, b) written to d[pa], d[pb]: 14-bit form in signed 16-bit arithmetic, or
+ * the modular 16-bit form when the block uses more than 2^14 distinct words.
+ */
+function wdec(d: Uint16Array, l: number, h: number, pa: number, pb: number, w14: boolean): void {
+  if (w14) {
+    const hs = (h << 16) >> 16;
+    const ai = ((l << 16) >> 16) + (hs & 1) + (hs >> 1);
+    d[pa] = ai;
+    d[pb] = ai - hs;
+  } else {
+    const bb = (l - (h >> 1)) & 0xffff;
+    d[pa] = h + bb - 0x8000;
+    d[pb] = bb;
+  }
 }
 
 /**
@@ -186,7 +208,7 @@ function wdec16(l: number, h: number): [number, number] {
  * first; odd trailing columns and rows are 1-D steps.
  */
 function wav2Decode(d: Uint16Array, base: number, nx: number, ox: number, ny: number, oy: number, maxValue: number): void {
-  const dec = maxValue < 1 << 14 ? wdec14 : wdec16;
+  const w14 = maxValue < 1 << 14;
   const n = Math.min(nx, ny);
   let p = 1;
   while (p <= n) p <<= 1;
@@ -207,21 +229,22 @@ function wav2Decode(d: Uint16Array, base: number, nx: number, ox: number, ny: nu
         const p01 = px + ox1;
         const p10 = px + oy1;
         const p11 = p10 + ox1;
-        const [i00, i10] = dec(d[px]!, d[p10]!);
-        const [i01, i11] = dec(d[p01]!, d[p11]!);
-        [d[px], d[p01]] = dec(i00, i01);
-        [d[p10], d[p11]] = dec(i10, i11);
+        // Columns first (px,p10 and p01,p11 in place), then rows.
+        wdec(d, d[px]!, d[p10]!, px, p10, w14);
+        wdec(d, d[p01]!, d[p11]!, p01, p11, w14);
+        wdec(d, d[px]!, d[p01]!, px, p01, w14);
+        wdec(d, d[p10]!, d[p11]!, p10, p11, w14);
       }
       if (nx & p) {
         const p10 = px + oy1;
-        [d[px], d[p10]] = dec(d[px]!, d[p10]!);
+        wdec(d, d[px]!, d[p10]!, px, p10, w14);
       }
     }
     if (ny & p) {
       const ex = py + ox * (nx - p2);
       for (let px = py; px <= ex; px += ox2) {
         const p01 = px + ox1;
-        [d[px], d[p01]] = dec(d[px]!, d[p01]!);
+        wdec(d, d[px]!, d[p01]!, px, p01, w14);
       }
     }
     p2 = p;
@@ -274,8 +297,9 @@ function decompress(packed: Uint8Array, channels: PizChannel[]): Uint8Array {
     start += c.nx * c.ny * c.words;
   }
   for (let i = 0; i < total; i++) words[i] = lut[words[i]!]!;
-  // Channel planes → scanlines: line y holds each channel's row y in turn.
+  // Channel planes → scanlines: line y holds each channel's row y in turn, as little-endian words.
   const out = new Uint8Array(total * 2);
+  const out16 = LITTLE_ENDIAN ? new Uint16Array(out.buffer) : null;
   const ov = new DataView(out.buffer);
   const planeStart: number[] = [];
   start = 0;
@@ -286,7 +310,9 @@ function decompress(packed: Uint8Array, channels: PizChannel[]): Uint8Array {
     channels.forEach((c, ci) => {
       const row = c.nx * c.words;
       const src = planeStart[ci]! + y * row;
-      for (let i = 0; i < row; i++, o += 2) ov.setUint16(o, words[src + i]!, true);
+      if (out16 !== null) out16.set(words.subarray(src, src + row), o);
+      else for (let i = 0; i < row; i++) ov.setUint16(2 * (o + i), words[src + i]!, true);
+      o += row;
     });
   }
   return out;
