@@ -18,6 +18,9 @@ export { createFlashDepth, loadFlashDepthWeights, saveFlashDepthWeights, variant
 export { FlashDepth, type FrameResult, type FlashDepthDebug } from './models/flashdepth.js';
 export { modelSpecFromConfig, VARIANTS, type VariantName, type ModelSpec } from './models/variants.js';
 export { preprocessFrames } from './dataloaders/transforms.js';
+export { iterateSequences } from './dataloaders/sequences.js';
+export { CombinedLoader } from './dataloaders/loader.js';
+export { checkDatasets } from './dataloaders/check.js';
 export { FlashDepthProcessor } from './infer/processor.js';
 export { runInference, InterruptedError } from './infer/run.js';
 export { runBenchmark } from './infer/bench.js';
