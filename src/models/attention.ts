@@ -7,12 +7,13 @@
  * freed before the next block starts (at inference; a gradient tape keeps what the backward pass needs). Softmax is
  * over complete key rows, so the result equals the unchunked computation.
  *
- * Public API: `scaledDotProductAttention(q, k, v, numHeads, {maxScoreElements, scale})`, `queryBlockRows(...)`
+ * Public API: `scaledDotProductAttention(q, k, v, numHeads, {maxScoreElements, scale})`, `selfAttention(qkv, ...)`, `queryBlockRows(...)`
  * (the block size it uses), `splitHeads`, `mergeHeads`.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { ShapeError } from '../errors.js';
 import './ops.js'; // registers the gradients
+import { flashAttention, flashAttentionSupports, useFusedKernels } from '../kernels/index.js';
 
 export interface AttentionOptions {
   /** Largest number of score elements (rows·Lk of one head) materialised at once. Default 2^25 (128 MiB of float32). */
@@ -65,6 +66,10 @@ export function scaledDotProductAttention(q: tf.Tensor, k: tf.Tensor, v: tf.Tens
     if (!Number.isInteger(headDim)) throw new ShapeError(`attention: ${c} channels do not split into ${numHeads} heads`);
     const scale = options.scale ?? 1 / Math.sqrt(headDim);
     const maxScoreElements = options.maxScoreElements ?? DEFAULT_MAX_SCORE_ELEMENTS;
+    // On webgpu one flash-attention dispatch replaces the chunked matMul/softmax path (no scores in memory at all).
+    if (useFusedKernels() && flashAttentionSupports(headDim)) {
+      return flashAttention(q as tf.Tensor3D, k as tf.Tensor3D, v as tf.Tensor3D, { numHeads, headDim, scale, qOffset: 0, kOffset: 0, vOffset: 0 });
+    }
     const rows = queryBlockRows(lq, lk, maxScoreElements);
     const qh = splitHeads(tf.mul(q, scale), numHeads); // [B, H, Lq, Dh]
     const khT = tf.transpose(tf.reshape(k, [b, lk, numHeads, headDim]), [0, 2, 3, 1]) as tf.Tensor4D; // [B, H, Dh, Lk]
@@ -90,6 +95,23 @@ export function scaledDotProductAttention(q: tf.Tensor, k: tf.Tensor, v: tf.Tens
       batches.push(tf.concat(heads, 1)); // [Lq, H·Dh], head-major
     }
     return tf.stack(batches) as tf.Tensor3D; // [B, Lq, C]
+  });
+}
+
+/**
+ * Self-attention from a fused qkv projection: qkv [B, N, 3·C] with columns [q | k | v], each head-major → [B, N, C].
+ * On webgpu the flash kernel reads q, k and v straight from qkv (no split); elsewhere this is split + the above.
+ */
+export function selfAttention(qkv: tf.Tensor3D, numHeads: number, options: AttentionOptions = {}): tf.Tensor3D {
+  return tf.tidy(() => {
+    const c = qkv.shape[2] / 3;
+    const headDim = c / numHeads;
+    if (useFusedKernels() && Number.isInteger(headDim) && flashAttentionSupports(headDim)) {
+      const scale = options.scale ?? 1 / Math.sqrt(headDim);
+      return flashAttention(qkv, qkv, qkv, { numHeads, headDim, scale, qOffset: 0, kOffset: c, vOffset: 2 * c });
+    }
+    const [q, k, v] = tf.split(qkv, 3, 2); // [B, N, 3C] -> 3 × [B, N, C]
+    return scaledDotProductAttention(q!, k!, v!, numHeads, options);
   });
 }
 

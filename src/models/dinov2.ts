@@ -17,10 +17,10 @@
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { invalidParameterError, ShapeError } from '../errors.js';
-import { DEFAULT_MAX_SCORE_ELEMENTS, scaledDotProductAttention } from './attention.js';
+import { DEFAULT_MAX_SCORE_ELEMENTS, selfAttention } from './attention.js';
 import { LayerNorm, Linear, singleInput } from './layers.js';
 import { FlashModule, type FlashModuleArgs } from './module.js';
-import { gelu } from './ops.js';
+import { addScaled, gelu } from './ops.js';
 import { PosEmbedInterpolator } from './pos-embed.js';
 import { VIT_SIZES } from './variants.js';
 import type { VitSize } from '../config.js';
@@ -46,6 +46,11 @@ export class LayerScale extends FlashModule {
 
   forward(x: tf.Tensor): tf.Tensor {
     return tf.mul(x, this.gamma.read());
+  }
+
+  /** residual + γ·y (one dispatch on webgpu). */
+  addTo<T extends tf.Tensor>(residual: T, y: tf.Tensor): T {
+    return addScaled(residual, y, this.gamma.read()) as T;
   }
 
   override call(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor {
@@ -131,8 +136,7 @@ export class DinoAttention extends FlashModule {
 
   /** [B, N, D] → [B, N, D]. */
   forward(x: tf.Tensor3D): tf.Tensor3D {
-    const [q, k, v] = tf.split(this.qkv.forward(x), 3, 2);
-    const attended = scaledDotProductAttention(q!, k!, v!, this.numHeads, { maxScoreElements: this.maxScoreElements });
+    const attended = selfAttention(this.qkv.forward(x), this.numHeads, { maxScoreElements: this.maxScoreElements });
     return this.proj.forward(attended) as tf.Tensor3D;
   }
 
@@ -198,8 +202,8 @@ export class DinoBlock extends FlashModule {
 
   /** [B, N, D] → [B, N, D]. */
   forward(x: tf.Tensor3D): tf.Tensor3D {
-    const afterAttn = tf.add(x, this.ls1.forward(this.attn.forward(this.norm1.forward(x) as tf.Tensor3D)));
-    return tf.add(afterAttn, this.ls2.forward(this.mlp.forward(this.norm2.forward(afterAttn))));
+    const afterAttn = this.ls1.addTo(x, this.attn.forward(this.norm1.forward(x) as tf.Tensor3D));
+    return this.ls2.addTo(afterAttn, this.mlp.forward(this.norm2.forward(afterAttn)));
   }
 
   override call(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor {
@@ -263,6 +267,11 @@ export class DinoV2 extends FlashModule {
   readonly posEmbed: tfl.LayerVariable;
   /** Present in every checkpoint (so a strict load finds it) but never used by the forward pass. */
   readonly maskToken: tfl.LayerVariable;
+  /**
+   * Runs one block in `getIntermediateLayers` instead of `block.forward` when set; training sets it to recompute the
+   * block's activations in the backward pass (src/train/recompute.ts) rather than keep them.
+   */
+  blockRunner: ((block: DinoBlock, x: tf.Tensor3D) => tf.Tensor3D) | null = null;
   readonly patch_embed: PatchEmbed;
   readonly blocks: DinoBlock[];
   readonly norm: LayerNorm;
@@ -339,7 +348,7 @@ export class DinoV2 extends FlashModule {
     for (let i = 0; i <= lastTap; i++) {
       const block = this.blocks[i]!;
       const input = tokens;
-      tokens = tf.tidy(() => block.forward(input));
+      tokens = tf.tidy(() => (this.blockRunner ? this.blockRunner(block, input) : block.forward(input)));
       if (this.tapIndices.includes(i)) taps.set(i, tokens);
     }
     return this.tapIndices.map((i) => {

@@ -6,6 +6,7 @@ import * as tf from '@tensorflow/tfjs-core';
 // The core ops' gradients are registered as a side effect of loading tfjs-layers (its Node bundle carries
 // tfjs-core's register_all_gradients, which cannot be imported on its own under Node ESM).
 import '@tensorflow/tfjs-layers';
+import { fusedGelu, fusedLayerNorm, fusedScaleAdd, useFusedKernels, vec4Compatible } from '../kernels/index.js';
 
 /** y = x·W + b with W in [in, out] layout (a PyTorch Linear weight, transposed at load time). */
 export function linear(x: tf.Tensor, weight: tf.Tensor, bias?: tf.Tensor): tf.Tensor {
@@ -19,6 +20,7 @@ export function linear(x: tf.Tensor, weight: tf.Tensor, bias?: tf.Tensor): tf.Te
 
 /** LayerNorm over the last axis with an explicit eps (DINOv2: 1e-6; Mamba blocks and fusion: 1e-5). */
 export function layerNorm(x: tf.Tensor, weight: tf.Tensor, bias: tf.Tensor, eps: number): tf.Tensor {
+  if (useFusedKernels()) return fusedLayerNorm(x, weight, bias, eps); // one WGSL dispatch instead of ~8
   const axis = x.shape.length - 1;
   const { mean, variance } = tf.moments(x, axis, true);
   return tf.add(tf.mul(tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, eps))), weight), bias);
@@ -26,7 +28,14 @@ export function layerNorm(x: tf.Tensor, weight: tf.Tensor, bias: tf.Tensor, eps:
 
 /** Exact (erf) GELU, as torch.nn.GELU() with approximate='none'. */
 export function gelu(x: tf.Tensor): tf.Tensor {
+  if (useFusedKernels() && vec4Compatible(x.shape[x.shape.length - 1]!)) return fusedGelu(x); // 1 dispatch instead of 5
   return tf.mul(tf.mul(x, 0.5), tf.add(tf.erf(tf.mul(x, Math.SQRT1_2)), 1));
+}
+
+/** x + y·gamma with gamma over the last axis: a residual add after a LayerScale (DINOv2's `x + ls1(attn(x))`). */
+export function addScaled(x: tf.Tensor, y: tf.Tensor, gamma: tf.Tensor): tf.Tensor {
+  if (useFusedKernels() && vec4Compatible(x.shape[x.shape.length - 1]!)) return fusedScaleAdd(x, y, gamma); // 1 dispatch instead of 2
+  return tf.add(x, tf.mul(y, gamma));
 }
 
 /** SiLU / swish: x·sigmoid(x). */
@@ -52,6 +61,7 @@ export function conv2d(x: tf.Tensor4D, filter: tf.Tensor4D, bias: tf.Tensor | un
   const [kh, kw] = filter.shape;
   const outH = Math.floor((hp - kh) / stride) + 1;
   const outW = Math.floor((wp - kw) / stride) + 1;
+  if (useIm2colConv()) return conv2dIm2col(padded, filter, bias, stride);
   const bandRows = Math.max(1, Math.floor(MAX_CONV_OUTPUT_PIXELS / outW));
   // The fused form adds the bias inside the conv kernel: one dispatch instead of two on GPU backends.
   const band = (input: tf.Tensor4D) => tf.fused.conv2d({ x: input, filter, strides: stride, pad: 'valid', bias });
@@ -63,6 +73,49 @@ export function conv2d(x: tf.Tensor4D, filter: tf.Tensor4D, bias: tf.Tensor | un
     bands.push(band(tf.slice(padded, [0, r0 * stride, 0, 0], [b, inRows, wp, c])));
   }
   return tf.concat(bands, 1);
+}
+
+/**
+ * True while a gradient is being recorded on wasm or cpu: wasm has no Conv2DBackpropFilter (tfjs-notes §2.2), so
+ * training there uses the im2col form, whose ops all have wasm gradients. Inference keeps the fused conv kernel.
+ */
+function useIm2colConv(): boolean {
+  if (tf.engine().state.gradientDepth === 0) return false;
+  const backend = tf.getBackend();
+  return backend === 'wasm' || backend === 'cpu';
+}
+
+/**
+ * Convolution of an already padded NHWC input as im2col: kh·kw shifted slices concatenated on channels (order
+ * (ky, kx, c), matching the [kh, kw, in, out] filter flattened to [kh·kw·in, out]) and one matMul. Stride s takes every
+ * s-th window by a reshape to [B, outH, s, outW, s, C] and a slice (stridedSlice has no gradient). Exactly the
+ * 'valid' convolution; uses kh·kw times the input's memory, so only training on wasm/cpu takes this path.
+ */
+export function conv2dIm2col(padded: tf.Tensor4D, filter: tf.Tensor4D, bias: tf.Tensor | undefined, stride = 1): tf.Tensor4D {
+  const [b, hp, wp, c] = padded.shape;
+  const [kh, kw, , co] = filter.shape;
+  const outH = Math.floor((hp - kh) / stride) + 1;
+  const outW = Math.floor((wp - kw) / stride) + 1;
+  // Each tap reads outH·s rows from its offset; pad the far edges so that read stays inside (the extra rows are dropped).
+  const extraH = Math.max(0, kh - 1 + outH * stride - hp);
+  const extraW = Math.max(0, kw - 1 + outW * stride - wp);
+  const x = extraH > 0 || extraW > 0 ? tf.pad(padded, [[0, 0], [0, extraH], [0, extraW], [0, 0]]) : padded;
+  const taps: tf.Tensor4D[] = [];
+  for (let ky = 0; ky < kh; ky++) {
+    for (let kx = 0; kx < kw; kx++) {
+      let tap = tf.slice(x, [0, ky, kx, 0], [b, outH * stride, outW * stride, c]);
+      if (stride > 1) {
+        const split = tf.reshape(tap, [b, outH, stride, outW, stride, c]); // [B, outH·s, outW·s, C] → [B, outH, s, outW, s, C]
+        tap = tf.reshape(tf.slice(split, [0, 0, 0, 0, 0, 0], [b, outH, 1, outW, 1, c]), [b, outH, outW, c]);
+      }
+      taps.push(tap);
+    }
+  }
+  const patches = taps.length === 1 ? taps[0]! : tf.concat(taps, 3); // [B, outH, outW, kh·kw·C]
+  const cols = tf.reshape(patches, [b * outH * outW, kh * kw * c]) as tf.Tensor2D;
+  let y: tf.Tensor = tf.matMul(cols, tf.reshape(filter, [kh * kw * c, co]) as tf.Tensor2D);
+  if (bias) y = tf.add(y, bias);
+  return tf.reshape(y, [b, outH, outW, co]) as tf.Tensor4D;
 }
 
 /** Bilinear resize of an NHWC map with align_corners=True (every FlashDepth up/down-sampling except the pos-embed). */

@@ -1,0 +1,16 @@
+/**
+ * Registers every custom WebGPU kernel with tfjs (a side effect of importing this module). Registration only adds
+ * entries to tfjs' kernel registry under the 'webgpu' backend name; nothing runs until a webgpu backend exists.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { geluConfig, scaleAddConfig } from './elementwise.js';
+import { flashAttentionConfig } from './flash-attention.js';
+import { layerNormConfig } from './layer-norm.js';
+
+const KERNEL_CONFIGS: readonly tf.KernelConfig[] = [flashAttentionConfig, layerNormConfig, geluConfig, scaleAddConfig];
+
+for (const config of KERNEL_CONFIGS) {
+  if (!tf.getKernel(config.kernelName, config.backendName)) tf.registerKernel(config);
+}
+
+export const REGISTERED_KERNELS: readonly string[] = KERNEL_CONFIGS.map((c) => c.kernelName);

@@ -1,0 +1,213 @@
+/**
+ * Child-process half of test/kernels/kernels.test.ts: on the webgpu backend, runs every custom kernel through its
+ * model call site (kernel mode 'fused') and the same call with tfjs' stock ops (kernel mode 'stock') on seeded
+ * random inputs, and prints one JSON line per case: {name, maxAbsError, maxAbsRef, leaked, fused}.
+ * `fused` says whether the custom kernel really ran (a tfjs profile lists its kernel name).
+ * Usage: node dist/test/kernels/kernel-check.js
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { releaseBackend, selectBackend } from '../../src/backend/index.js';
+import { setKernelMode, type KernelMode } from '../../src/kernels/index.js';
+import { scaledDotProductAttention, selfAttention } from '../../src/models/attention.js';
+import { addScaled, gelu, layerNorm } from '../../src/models/ops.js';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { readNpyFloat32 } from '../../src/io/npy.js';
+import { openTorchCheckpoint } from '../../src/io/pth.js';
+import { mergedSource, prefixedSource, type WeightSource } from '../../src/io/weight-source.js';
+import { createFlashDepth, loadFlashDepthWeights } from '../../src/models/create.js';
+import type { FlashDepth } from '../../src/models/flashdepth.js';
+import { FULL_REDUCED_TEACHER_OVERRIDES } from '../../src/models/variants.js';
+import { FIXTURES_DIR } from '../helpers/fixtures.js';
+
+export interface KernelCheckResult {
+  name: string;
+  maxAbsError: number;
+  maxAbsRef: number;
+  /** Tensors left behind by the fused call. */
+  leaked: number;
+  /** Names of the custom kernels the fused call dispatched. */
+  kernels: string[];
+}
+
+interface Case {
+  name: string;
+  inputs: () => tf.Tensor[];
+  run: (inputs: tf.Tensor[]) => tf.Tensor;
+}
+
+let seed = 1;
+const normal = (shape: number[], std = 1) => tf.randomNormal(shape, 0, std, 'float32', seed++);
+
+const CASES: Case[] = [
+  {
+    // ViT-S self-attention from a packed qkv: 6 heads of 64, N not a multiple of the 64-row/32-key blocks.
+    name: 'flash attention, packed qkv, B=1 N=300 C=384 (6×64)',
+    inputs: () => [normal([1, 300, 3 * 384])],
+    run: ([qkv]) => selfAttention(qkv as tf.Tensor3D, 6),
+  },
+  {
+    // Large logits: the online softmax must rescale without overflow.
+    name: 'flash attention, packed qkv, B=2 N=97 C=128 (2×64), logits ×8',
+    inputs: () => [normal([2, 97, 3 * 128], 4)],
+    run: ([qkv]) => selfAttention(qkv as tf.Tensor3D, 2),
+  },
+  {
+    // Hybrid cross-attention: separate q and k/v, Lq ≠ Lk, head dim 32.
+    name: 'flash attention, cross, B=2 Lq=77 Lk=45 C=64 (2×32)',
+    inputs: () => [normal([2, 77, 64]), normal([2, 45, 64]), normal([2, 45, 64])],
+    run: ([q, k, v]) => scaledDotProductAttention(q!, k!, v!, 2),
+  },
+  {
+    name: 'flash attention, cross, B=1 Lq=5 Lk=1 C=16 (1×16), explicit scale',
+    inputs: () => [normal([1, 5, 16]), normal([1, 1, 16]), normal([1, 1, 16])],
+    run: ([q, k, v]) => scaledDotProductAttention(q!, k!, v!, 1, { scale: 0.3 }),
+  },
+  {
+    name: 'layerNorm, [1, 257, 384], eps 1e-6',
+    inputs: () => [tf.add(normal([1, 257, 384], 2), 3), normal([384]), normal([384])],
+    run: ([x, w, b]) => layerNorm(x!, w!, b!, 1e-6),
+  },
+  {
+    name: 'layerNorm, [3, 50, 1024], eps 1e-6',
+    inputs: () => [normal([3, 50, 1024]), normal([1024]), normal([1024])],
+    run: ([x, w, b]) => layerNorm(x!, w!, b!, 1e-6),
+  },
+  {
+    name: 'layerNorm, [70000, 6] (rows fold into y), eps 1e-5',
+    inputs: () => [normal([70000, 6]), normal([6]), normal([6])],
+    run: ([x, w, b]) => layerNorm(x!, w!, b!, 1e-5),
+  },
+  {
+    name: 'layerNorm, [2, 9, 100] (C not a multiple of 64), eps 1e-5',
+    inputs: () => [normal([2, 9, 100]), normal([100]), normal([100])],
+    run: ([x, w, b]) => layerNorm(x!, w!, b!, 1e-5),
+  },
+  {
+    name: 'gelu, [1, 300, 1536]',
+    inputs: () => [normal([1, 300, 1536], 3)],
+    run: ([x]) => gelu(x!),
+  },
+  {
+    // 2^24 + 2^20 vec4-elements … more than 65 535·64 vec4s: the dispatch folds into y.
+    name: 'gelu, [4400, 4096] (dispatch folds into y)',
+    inputs: () => [normal([4400, 4096])],
+    run: ([x]) => gelu(x!),
+  },
+  {
+    name: 'addScaled (LayerScale + residual), [2, 300, 384]',
+    inputs: () => [normal([2, 300, 384]), normal([2, 300, 384]), normal([384])],
+    run: ([x, y, g]) => addScaled(x!, y!, g!),
+  },
+];
+
+async function runCase(c: Case): Promise<KernelCheckResult> {
+  const inputs = c.inputs();
+  const runIn = async (mode: KernelMode) => {
+    setKernelMode(mode);
+    const before = tf.memory().numTensors;
+    let out: tf.Tensor | undefined;
+    const profile = await tf.profile(() => {
+      out = tf.tidy(() => c.run(inputs));
+      return out;
+    });
+    const values = await out!.data();
+    out!.dispose();
+    return { values, leaked: tf.memory().numTensors - before, kernels: profile.kernelNames.filter((n) => n.startsWith('FlashDepth')) };
+  };
+  const fused = await runIn('fused');
+  const stock = await runIn('stock');
+  tf.dispose(inputs);
+  let maxAbsError = 0;
+  let maxAbsRef = 0;
+  for (let i = 0; i < stock.values.length; i++) {
+    const ref = stock.values[i]!;
+    maxAbsRef = Math.max(maxAbsRef, Math.abs(ref));
+    const err = Math.abs(fused.values[i]! - ref);
+    maxAbsError = Number.isNaN(err) ? Infinity : Math.max(maxAbsError, err);
+  }
+  return { name: c.name, maxAbsError, maxAbsRef, leaked: fused.leaked, kernels: fused.kernels };
+}
+
+export interface ParityResult {
+  name: string;
+  /** max over frames of max|ours − ref| / max|ref| for head_prerelu, per kernel mode. */
+  relError: Record<KernelMode, number>;
+  kernels: string[];
+}
+
+const fixturePath = (...parts: string[]) => join(FIXTURES_DIR, ...parts);
+
+/**
+ * A parity fixture case streamed on webgpu in both kernel modes (state carried), head_prerelu compared with the
+ * PyTorch reference: the custom kernels inside the real model, against the real bound.
+ */
+async function runParity(name: string, model: FlashDepth, caseDir: string): Promise<ParityResult> {
+  const clip = readNpyFloat32(fixturePath('inputs', 'clip_126x224.npy')); // (T, 3, H, W)
+  const ref = readNpyFloat32(fixturePath(caseDir, 'head_prerelu.npy')); // (T, H, W)
+  const [frames, , h, w] = clip.shape as [number, number, number, number];
+  const input = tf.transpose(tf.tensor4d(clip.data, clip.shape as [number, number, number, number]), [0, 2, 3, 1]); // NCHW -> NHWC
+  const relError = { fused: 0, stock: 0 };
+  const kernels = new Set<string>();
+  for (const mode of ['fused', 'stock'] as const) {
+    setKernelMode(mode);
+    let states: tf.Tensor4D[] | null = null;
+    for (let i = 0; i < frames; i++) {
+      let head: tf.Tensor | undefined;
+      let next: tf.Tensor4D[] = [];
+      const profile = await tf.profile(() => {
+        const r = tf.tidy(() => {
+          const out = model.forwardFrame(tf.slice(input, [i, 0, 0, 0], [1, h, w, 3]) as tf.Tensor4D, states);
+          return { head: out.headPreRelu, states: out.states };
+        });
+        head = r.head;
+        next = r.states;
+        return [head, ...next];
+      });
+      if (mode === 'fused') profile.kernelNames.filter((k) => k.startsWith('FlashDepth')).forEach((k) => kernels.add(k));
+      const ours = await head!.data();
+      const frameRef = ref.data.subarray(i * h * w, (i + 1) * h * w);
+      let err = 0;
+      let max = 0;
+      for (let j = 0; j < frameRef.length; j++) {
+        err = Math.max(err, Math.abs(ours[j]! - frameRef[j]!));
+        max = Math.max(max, Math.abs(frameRef[j]!));
+      }
+      relError[mode] = Math.max(relError[mode], err / max);
+      head!.dispose();
+      if (states) tf.dispose(states);
+      states = next;
+    }
+    if (states) tf.dispose(states);
+  }
+  input.dispose();
+  return { name, relError, kernels: [...kernels].sort() };
+}
+
+async function parityCases(): Promise<ParityResult[]> {
+  if (!existsSync(fixturePath('s_model.pth')) || !existsSync(fixturePath('full_extra_model.pth'))) return [];
+  const results: ParityResult[] = [];
+  const s = createFlashDepth('s');
+  loadFlashDepthWeights(s, fixturePath('s_model.pth'));
+  results.push(await runParity('parity FlashDepth-S, case s (3 frames)', s, 's'));
+  s.dispose();
+  const full = createFlashDepth('full', { overrides: FULL_REDUCED_TEACHER_OVERRIDES });
+  const source: WeightSource = mergedSource([
+    openTorchCheckpoint(fixturePath('s_model.pth')),
+    prefixedSource(openTorchCheckpoint(fixturePath('l_reduced_model.pth')), 'teacher_model.', (k) => k.startsWith('mamba.')),
+    openTorchCheckpoint(fixturePath('full_extra_model.pth')),
+  ]);
+  loadFlashDepthWeights(full, source);
+  results.push(await runParity('parity FlashDepth Full (reduced teacher), case full (3 frames)', full, 'full'));
+  full.dispose();
+  return results;
+}
+
+async function main(): Promise<void> {
+  await selectBackend('webgpu');
+  for (const c of CASES) process.stdout.write(JSON.stringify(await runCase(c)) + '\n');
+  for (const p of await parityCases()) process.stdout.write(JSON.stringify(p) + '\n');
+  releaseBackend();
+}
+
+await main();

@@ -1,0 +1,107 @@
+/**
+ * Custom WebGPU kernels against tfjs' stock ops on random inputs, on a software Vulkan device (Mesa lavapipe, fetched
+ * by .ci/fetch-lavapipe.sh). The GPU half runs in a child process (test/kernels/kernel-check.ts) so the rest of the
+ * suite keeps its wasm backend; it is skipped where lavapipe is absent, except under CI=true.
+ * The switch itself (src/kernels/index.ts) is tested here on wasm.
+ */
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { expect } from 'chai';
+import { ConfigError } from '../../src/errors.js';
+import { kernelMode, setKernelMode, useFusedKernels, REGISTERED_KERNELS, type KernelMode } from '../../src/kernels/index.js';
+import { useTestBackend } from '../helpers/backend.js';
+import { REPO_ROOT } from '../helpers/fixtures.js';
+import type { KernelCheckResult, ParityResult } from './kernel-check.js';
+
+const LAVAPIPE = process.env['FLASHDEPTH_LAVAPIPE'] ?? join(REPO_ROOT, '.cache', 'lavapipe');
+const ICD = join(LAVAPIPE, 'usr', 'share', 'vulkan', 'icd.d', 'lvp_icd.json');
+const CHECK = join(REPO_ROOT, 'dist', 'test', 'kernels', 'kernel-check.js');
+
+/** fp32 with a different summation order: the bound of expectClose (1e-4) tightened tenfold. */
+const RELATIVE_BOUND = 1e-5;
+
+/** The models issue's parity bound against the PyTorch fixtures. */
+const PARITY_BOUND = 1e-4;
+
+function runKernelCheck(): Promise<Array<KernelCheckResult | ParityResult>> {
+  const lib = join(LAVAPIPE, 'usr', 'lib', 'x86_64-linux-gnu');
+  const env: NodeJS.ProcessEnv = { ...process.env, VK_ICD_FILENAMES: ICD, LD_LIBRARY_PATH: [lib, process.env['LD_LIBRARY_PATH']].filter(Boolean).join(':'), XDG_RUNTIME_DIR: '/tmp', NO_COLOR: '1' };
+  delete env['FLASHDEPTH_KERNELS'];
+  return new Promise((resolve, reject) => {
+    execFile(process.execPath, [CHECK], { cwd: REPO_ROOT, env, timeout: 150_000, maxBuffer: 1 << 20 }, (err, stdout, stderr) => {
+      if (err) reject(new Error(`kernel-check failed: ${err.message}\n${stderr}`));
+      else resolve(stdout.trim().split('\n').map((line) => JSON.parse(line) as KernelCheckResult | ParityResult));
+    });
+  });
+}
+
+describe('kernels: custom WebGPU kernels vs stock tfjs ops on lavapipe', function () {
+  this.timeout(180_000);
+  let results: KernelCheckResult[] = [];
+  let parity: ParityResult[] = [];
+
+  before(async function () {
+    if (!existsSync(ICD)) {
+      if (process.env['CI'] === 'true') throw new Error(`missing ${ICD} (CI=true: run .ci/fetch-lavapipe.sh first)`);
+      this.skip();
+    }
+    const lines = await runKernelCheck();
+    results = lines.filter((r): r is KernelCheckResult => 'maxAbsError' in r);
+    parity = lines.filter((r): r is ParityResult => 'relError' in r);
+  });
+
+  const family = (prefix: string, kernel: string) => {
+    it(`${prefix}: every case runs ${kernel}, matches the stock ops within ${RELATIVE_BOUND}·max|ref| and leaks nothing`, () => {
+      const cases = results.filter((r) => r.name.startsWith(prefix));
+      expect(cases.length, `cases named "${prefix}…"`).to.be.greaterThan(0);
+      for (const r of cases) {
+        expect(r.kernels, r.name).to.deep.equal([kernel]);
+        expect(r.maxAbsError, r.name).to.be.at.most(RELATIVE_BOUND * r.maxAbsRef);
+        expect(r.maxAbsRef, r.name).to.be.greaterThan(0);
+        expect(r.leaked, r.name).to.equal(0);
+      }
+    });
+  };
+  family('flash attention', 'FlashDepthFlashAttention');
+  family('layerNorm', 'FlashDepthLayerNorm');
+  family('gelu', 'FlashDepthGelu');
+  family('addScaled', 'FlashDepthScaleAdd');
+
+  it('checks all 11 cases', () => {
+    expect(results.map((r) => r.name)).to.have.length(11);
+  });
+
+  it(`FlashDepth-S and Full (reduced) fixtures on webgpu: head_prerelu within ${PARITY_BOUND}·max|ref| of PyTorch with the kernels, as without`, function () {
+    if (parity.length === 0) {
+      if (process.env['CI'] === 'true') throw new Error('missing parity fixtures (CI=true: a missing fixture is a failure)');
+      this.skip();
+    }
+    expect(parity).to.have.length(2);
+    for (const p of parity) {
+      expect(p.kernels, p.name).to.deep.equal(['FlashDepthFlashAttention', 'FlashDepthGelu', 'FlashDepthLayerNorm', 'FlashDepthScaleAdd']);
+      expect(p.relError.fused, `${p.name} (fused)`).to.be.at.most(PARITY_BOUND);
+      expect(p.relError.stock, `${p.name} (stock)`).to.be.at.most(PARITY_BOUND);
+      console.log(`      ${p.name}: rel error fused ${p.relError.fused.toExponential(2)}, stock ${p.relError.stock.toExponential(2)}`);
+    }
+  });
+});
+
+describe('kernels: the switch', () => {
+  let saved: KernelMode;
+  before(async () => {
+    await useTestBackend();
+    saved = kernelMode();
+  });
+  after(() => setKernelMode(saved));
+
+  it('registers the four kernels and never uses them off webgpu', () => {
+    expect(REGISTERED_KERNELS).to.deep.equal(['FlashDepthFlashAttention', 'FlashDepthLayerNorm', 'FlashDepthGelu', 'FlashDepthScaleAdd']);
+    setKernelMode('fused');
+    expect(useFusedKernels()).to.equal(false); // the test backend is wasm (or cpu)
+  });
+
+  it('rejects an unknown mode with the valid choices', () => {
+    expect(() => setKernelMode('fast' as KernelMode)).to.throw(ConfigError, 'Expected one of fused, stock for kernel mode but received "fast"');
+  });
+});
