@@ -46,6 +46,8 @@ function buildParser(argv: string[]): Argv<GlobalFlags> {
           .positional('output', { type: 'string', describe: 'safetensors file to write' })
           .option('list', { type: 'boolean', default: false, describe: 'Print name, dtype and shape of every tensor instead of converting' })
           .option('dtype', { type: 'string', choices: ['keep', 'float32'], default: 'keep', describe: 'Stored dtype of the output tensors (keep = bit-exact)' })
+          .option('to', { type: 'string', choices: ['safetensors', 'pth'], describe: 'Output format (default: from the output extension); pth writes the official {model, step} layout PyTorch loads' })
+          .example('$0 convert configs/flashdepth-s/iter_1000.safetensors iter_1000.pth', 'training checkpoint → official .pth')
           .example('$0 convert in.pth out.safetensors', 'convert')
           .example('$0 convert --list in.pth', 'list tensors'),
       async (args) => {
@@ -171,6 +173,40 @@ function buildParser(argv: string[]): Argv<GlobalFlags> {
       });
     },
   );
+  for (const stage of ['train', 'distill'] as const) {
+    parser = parser.command(
+      `${stage} [overrides..]`,
+      stage === 'train'
+        ? 'Stage-1 training (FlashDepth-S / -L) from Depth Anything V2 weights: checkpoints, resume, train_log.jsonl, train_plot.html'
+        : 'Stage-2 hybrid distillation (FlashDepth Full): student from FlashDepth-S, frozen teacher from FlashDepth-L, fresh fusion',
+      (y) =>
+        y
+          .positional('overrides', { type: 'string', array: true, describe: 'Config overrides key.sub=value (e.g. dataset.data_root=/data)' })
+          .option('config', { type: 'string', default: stage === 'train' ? 'configs/flashdepth-l' : 'configs/flashdepth', describe: 'Config folder; checkpoints go there unless --out' })
+          .option('load', { type: 'string', describe: stage === 'train' ? 'Pretrained weights (DA-V2 .pth), loaded non-strictly' : 'FlashDepth-S checkpoint for the student' })
+          .option('teacher', { type: 'string', describe: 'FlashDepth-L checkpoint for the frozen teacher (distill)' })
+          .option('backend', { type: 'string', choices: BACKENDS, default: 'auto', describe: 'Compute backend' })
+          .option('synthetic', { type: 'boolean', default: false, describe: 'Train on generated clips (no dataset on disk): timing and smoke runs' })
+          .option('size', { type: 'string', describe: 'Synthetic clip size WxH (default: 518x518 base, 1918x1078 2k)' })
+          .option('max-steps', { type: 'number', describe: 'Stop after this many optimiser steps (default: training.total_iters)' })
+          .option('out', { type: 'string', describe: 'Run folder for checkpoints and logs (default: the config folder)' })
+          .option('keep-last', { type: 'number', default: 3, describe: 'Checkpoints kept (0 = all)' })
+          .option('clip-grad-norm', { type: 'number', describe: 'Clip the global gradient norm (default: off, like the reference)' })
+          .option('resume', { type: 'boolean', default: true, describe: 'Resume from the newest iter_* checkpoint in the run folder (--no-resume: start over)' })
+          .option('val-batches', { type: 'number', default: 2, describe: 'Batches per validation (every training.val_freq steps)' })
+          .option('set', { type: 'string', array: true, describe: 'Config overrides key.sub=value' })
+          .example(`$0 ${stage === 'train' ? 'train --config configs/flashdepth-s --load checkpoints/depth_anything_v2_vits.pth dataset.data_root=/data' : 'distill --config configs/flashdepth --load s.pth --teacher l.pth dataset.data_root=/data'}`, stage === 'train' ? 'stage 1' : 'stage 2')
+          .example(`$0 ${stage} --config configs/${stage === 'train' ? 'flashdepth-s' : 'flashdepth'} --backend webgpu --synthetic --max-steps 3 --no-resume --out /tmp/run`, 'GPU timing on synthetic data'),
+      async (args) => {
+        const { runTrainCommand } = await import('./train-command.js');
+        await runTrainCommand({
+          stage, config: args.config, overrides: args.overrides, set: args.set, load: args.load, teacher: args.teacher, backend: args.backend,
+          synthetic: args.synthetic, size: args.size, maxSteps: args['max-steps'], out: args.out, keepLast: args['keep-last'],
+          clipGradNorm: args['clip-grad-norm'], resume: args.resume, valBatches: args['val-batches'],
+        });
+      },
+    );
+  }
   for (const later of LATER_COMMANDS) {
     parser = parser.command(
       later.name,

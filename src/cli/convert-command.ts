@@ -7,6 +7,8 @@ export interface ConvertCommandOptions {
   output?: string;
   list: boolean;
   dtype: string;
+  /** Output format; default from the output's extension (.pth → pth, else safetensors). */
+  to?: string;
 }
 
 export async function runConvert(options: ConvertCommandOptions): Promise<void> {
@@ -19,6 +21,13 @@ export async function runConvert(options: ConvertCommandOptions): Promise<void> 
     return;
   }
   if (!output) throw new ConfigError(`convert: name the safetensors file to write after ${input}`);
+  if ((options.to ?? (output.endsWith('.pth') ? 'pth' : 'safetensors')) === 'pth') {
+    // Our training checkpoints (PyTorch keys and layouts) → the official {'model': state_dict, 'step'} .pth.
+    const { exportPth } = await import('../train/export-pth.js');
+    const r = exportPth(input, output);
+    log.info(`wrote ${output}: ${r.tensors} tensors in the official .pth layout, step ${r.step}`);
+    return;
+  }
   const report = convertCheckpoint(input, output, { dtype: options.dtype as 'keep' | 'float32' });
   log.info(`wrote ${output}: ${report.tensors} tensors, ${(report.bytes / 2 ** 20).toFixed(1)} MiB of tensor data`);
 }

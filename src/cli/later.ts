@@ -7,10 +7,7 @@ export interface LaterCommand {
   issue: string;
 }
 
-export const LATER_COMMANDS: readonly LaterCommand[] = [
-  { name: 'train', describe: 'Stage-1 training (FlashDepth-L / -S)', issue: '#6 Training' },
-  { name: 'distill', describe: 'Stage-2 hybrid distillation (FlashDepth Full)', issue: '#6 Training' },
-];
+export const LATER_COMMANDS: readonly LaterCommand[] = [];
 
 export function notImplementedYet(command: LaterCommand): NotImplementedYetError {
   return new NotImplementedYetError(`${command.name}: not implemented yet (issue ${command.issue})`);
