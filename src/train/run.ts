@@ -120,19 +120,24 @@ export async function runTraining(options: RunTrainingOptions): Promise<RunTrain
   }
   const runDir = options.runDir ?? config.config_dir ?? '.';
   const resuming = options.resume !== false && latestCheckpoint(runDir) !== null;
-  if (!resuming && options.stage === 'distill' && (!config.load || !config.hybrid_configs.teacher_model_path)) {
-    throw new ConfigError('distill: needs --load <FlashDepth-S checkpoint> and --teacher <FlashDepth-L checkpoint>');
+  const stage2Checkpoints = Boolean(config.load && config.hybrid_configs.teacher_model_path);
+  // A synthetic distill run without checkpoints is a timing/smoke run: every weight, teacher included, starts fresh.
+  const freshStage2 = !resuming && options.stage === 'distill' && !stage2Checkpoints && options.synthetic === true;
+  if (!resuming && options.stage === 'distill' && !stage2Checkpoints && !freshStage2) {
+    throw new ConfigError('distill: needs --load <FlashDepth-S checkpoint> and --teacher <FlashDepth-L checkpoint> (or --synthetic for a timing run from fresh weights)');
   }
   const model = createFlashDepth(config);
   const loads: RunTrainingResult['loads'] = [];
   try {
     // The teacher is always loaded whole (or resumed), so its 300M-parameter fresh init would be wasted work.
-    initTrainingWeights(model, config.training.seed, (key) => !key.startsWith('teacher_model.'));
+    initTrainingWeights(model, config.training.seed, (key) => freshStage2 || !key.startsWith('teacher_model.'));
     if (resuming) {
       log.info(`resuming from ${latestCheckpoint(runDir)} (pretrained weights are not loaded again)`);
     } else if (options.stage === 'train') {
       if (config.load) loads.push({ what: 'pretrained', path: config.load, report: loadStage1(model, config.load) });
       else log.warn('train: no --load checkpoint; every weight starts from the fresh initialisation');
+    } else if (freshStage2) {
+      log.warn('distill: --synthetic without --load/--teacher: student and teacher start from fresh weights (a timing run)');
     } else {
       loads.push(...loadStage2(model, config.load!, config.hybrid_configs.teacher_model_path!));
     }
