@@ -46,7 +46,7 @@ function checkSameShape(pred: tf.Tensor, gt: tf.Tensor, what: string): void {
  * The fit's statistics over one frame (or any stack of frames): pixels with gt ≥ 1/maxDepth (compared in float32,
  * as numpy compares a float32 array with a Python float) and both values finite.
  */
-export function alignmentStats(pred: tf.Tensor, gt: tf.Tensor, maxDepth = MAX_DEPTH): AlignmentStats {
+export async function alignmentStats(pred: tf.Tensor, gt: tf.Tensor, maxDepth = MAX_DEPTH): Promise<AlignmentStats> {
   checkSameShape(pred, gt, 'alignmentStats');
   const values = tf.tidy(() => {
     const p = tf.cast(pred, 'float32');
@@ -64,8 +64,8 @@ export function alignmentStats(pred: tf.Tensor, gt: tf.Tensor, maxDepth = MAX_DE
     const dg = tf.mul(tf.sub(gm, meanG), m);
     return tf.stack([n, meanP, meanG, tf.sum(tf.square(dp)), tf.sum(tf.mul(dp, dg))]);
   });
-  const [count, meanPred, meanGt, sumSqPred, sumCross] = Array.from(values.dataSync());
-  values.dispose();
+  // Asynchronous readback: WebGPU in Node has no synchronous one (dataSync needs OffscreenCanvas).
+  const [count, meanPred, meanGt, sumSqPred, sumCross] = Array.from(await values.data().finally(() => values.dispose()));
   return count! > 0 ? { count: count!, meanPred: meanPred!, meanGt: meanGt!, sumSqPred: sumSqPred!, sumCross: sumCross! } : { ...EMPTY_ALIGNMENT_STATS };
 }
 
@@ -108,8 +108,8 @@ export function solveScaleShift(stats: AlignmentStats): ScaleShift {
 }
 
 /** Fits (s, t) over a whole stack at once (in-memory sequences, tests). */
-export function fitScaleShift(pred: tf.Tensor, gt: tf.Tensor, maxDepth = MAX_DEPTH): ScaleShift {
-  return solveScaleShift(alignmentStats(pred, gt, maxDepth));
+export async function fitScaleShift(pred: tf.Tensor, gt: tf.Tensor, maxDepth = MAX_DEPTH): Promise<ScaleShift> {
+  return solveScaleShift(await alignmentStats(pred, gt, maxDepth));
 }
 
 /**

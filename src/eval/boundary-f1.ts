@@ -65,7 +65,7 @@ function directionRatios(d: tf.Tensor2D): tf.Tensor1D[] {
  * Boundary pair counts of pred and GT per direction and threshold. Thresholds ascending. Returns one entry per
  * direction (right, left, bottom, top).
  */
-export function boundaryCounts(predDepth: tf.Tensor2D, gtDepth: tf.Tensor2D, thresholds: readonly number[]): DirectionCounts[] {
+export async function boundaryCounts(predDepth: tf.Tensor2D, gtDepth: tf.Tensor2D, thresholds: readonly number[]): Promise<DirectionCounts[]> {
   if (predDepth.rank !== 2 || gtDepth.rank !== 2 || predDepth.shape[0] !== gtDepth.shape[0] || predDepth.shape[1] !== gtDepth.shape[1]) {
     throw new ShapeError(`boundaryF1: expected two [H, W] depth maps of one size but got [${predDepth.shape.join(', ')}] and [${gtDepth.shape.join(', ')}]`);
   }
@@ -91,8 +91,7 @@ export function boundaryCounts(predDepth: tf.Tensor2D, gtDepth: tf.Tensor2D, thr
     // Histogram layout: per direction, [pred buckets | GT buckets | both buckets].
     return tf.bincount(tf.concat(parts) as tf.Tensor1D, tf.tensor1d([], 'float32'), 4 * 3 * buckets);
   });
-  const hist = histogram.dataSync();
-  histogram.dispose();
+  const hist = await histogram.data().finally(() => histogram.dispose());
   // count(ratio > t_k) = Σ_{b > k} hist[b].
   const exceed = (offset: number): number[] => thresholds.map((_, k) => {
     let s = 0;
@@ -119,9 +118,9 @@ export function f1AtThreshold(counts: readonly DirectionCounts[], k: number): nu
 }
 
 /** Scale-invariant boundary F1 of one frame: Σ_k F1(t_k) · t_k / Σ t. */
-export function boundaryF1(predDepth: tf.Tensor2D, gtDepth: tf.Tensor2D, options: BoundaryF1Options = {}): number {
+export async function boundaryF1(predDepth: tf.Tensor2D, gtDepth: tf.Tensor2D, options: BoundaryF1Options = {}): Promise<number> {
   const thresholds = linspace(options.tMin ?? 1.05, options.tMax ?? 1.25, options.count ?? 10);
-  const counts = boundaryCounts(predDepth, gtDepth, thresholds);
+  const counts = await boundaryCounts(predDepth, gtDepth, thresholds);
   const total = thresholds.reduce((a, b) => a + b, 0);
   return thresholds.reduce((acc, t, k) => acc + f1AtThreshold(counts, k) * (t / total), 0);
 }

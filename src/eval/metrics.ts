@@ -60,7 +60,7 @@ export function disparityToDepth(disp: tf.Tensor, maxDepth = MAX_DEPTH): tf.Tens
 }
 
 /** AbsRel and δ1 sums of one frame (or stack): depths already clipped, `gtDisp` the sanitised GT disparity. */
-export function depthErrorSums(predDepth: tf.Tensor, gtDepth: tf.Tensor, gtDisp: tf.Tensor): DepthErrorSums {
+export async function depthErrorSums(predDepth: tf.Tensor, gtDepth: tf.Tensor, gtDisp: tf.Tensor): Promise<DepthErrorSums> {
   const sums = tf.tidy(() => {
     const valid = tf.logicalAnd(tf.greater(gtDepth, 0), tf.greaterEqual(gtDisp, 0));
     const v = tf.cast(valid, 'float32');
@@ -69,8 +69,7 @@ export function depthErrorSums(predDepth: tf.Tensor, gtDepth: tf.Tensor, gtDisp:
     const within = tf.cast(tf.less(ratio, DELTA1_THRESHOLD), 'float32');
     return tf.stack([tf.sum(tf.mul(absRel, v)), tf.sum(tf.mul(within, v)), tf.sum(v)]);
   });
-  const [absRelSum, delta1Count, validCount] = Array.from(sums.dataSync());
-  sums.dispose();
+  const [absRelSum, delta1Count, validCount] = Array.from(await sums.data().finally(() => sums.dispose()));
   return { absRelSum: absRelSum!, delta1Count: delta1Count!, validCount: validCount! };
 }
 
@@ -93,7 +92,7 @@ export interface FrameMetrics {
  * Steps 2–4 for one frame [H, W] whose prediction is already resized and aligned: error sums and boundary F1.
  * `gtDisp` is the raw GT disparity (non-finite values are treated as invalid).
  */
-export function frameMetrics(alignedPred: tf.Tensor, gtDisp: tf.Tensor, maxDepth = MAX_DEPTH): FrameMetrics {
+export async function frameMetrics(alignedPred: tf.Tensor, gtDisp: tf.Tensor, maxDepth = MAX_DEPTH): Promise<FrameMetrics> {
   if (alignedPred.rank !== 2 || gtDisp.rank !== 2) {
     throw new ShapeError(`frameMetrics: expected [H, W] maps but got prediction [${alignedPred.shape.join(', ')}] and ground truth [${gtDisp.shape.join(', ')}]`);
   }
@@ -103,8 +102,8 @@ export function frameMetrics(alignedPred: tf.Tensor, gtDisp: tf.Tensor, maxDepth
   });
   try {
     return {
-      sums: depthErrorSums(predDepth, gtDepth, gtClean),
-      boundaryF1: boundaryF1(predDepth as tf.Tensor2D, gtDepth as tf.Tensor2D),
+      sums: await depthErrorSums(predDepth, gtDepth, gtClean),
+      boundaryF1: await boundaryF1(predDepth as tf.Tensor2D, gtDepth as tf.Tensor2D),
     };
   } finally {
     tf.dispose([gtClean, predDepth, gtDepth]);
@@ -131,14 +130,14 @@ export function resizePrediction(pred: tf.Tensor, height: number, width: number)
  * `compute_depth_metrics(pred (T, H, W), gt (T, H, W))` on in-memory stacks: both inverse depth, pred already at the
  * GT size. The streaming evaluator (run.ts) computes the same from per-frame statistics.
  */
-export function computeDepthMetrics(pred: tf.Tensor, gt: tf.Tensor, maxDepth = MAX_DEPTH): DepthMetrics {
+export async function computeDepthMetrics(pred: tf.Tensor, gt: tf.Tensor, maxDepth = MAX_DEPTH): Promise<DepthMetrics> {
   const stackPred = pred.rank === 2 ? tf.expandDims(pred, 0) : pred;
   const stackGt = gt.rank === 2 ? tf.expandDims(gt, 0) : gt;
   try {
     if (stackPred.rank !== 3 || stackPred.shape.some((d, i) => d !== stackGt.shape[i])) {
       throw new ShapeError(`computeDepthMetrics: prediction [${pred.shape.join(', ')}] and ground truth [${gt.shape.join(', ')}] must both be [T, H, W] of one shape`);
     }
-    const alignment: ScaleShift = fitScaleShift(stackPred, stackGt, maxDepth);
+    const alignment: ScaleShift = await fitScaleShift(stackPred, stackGt, maxDepth);
     const frames = stackPred.shape[0]!;
     let sums: DepthErrorSums = { ...EMPTY_ERROR_SUMS };
     let f1Sum = 0;
@@ -149,7 +148,7 @@ export function computeDepthMetrics(pred: tf.Tensor, gt: tf.Tensor, maxDepth = M
         return [applyScaleShift(pt, alignment), tf.reshape(tf.slice(stackGt, [t, 0, 0], [1, h, w]), [h, w])];
       });
       try {
-        const m = frameMetrics(p, g, maxDepth);
+        const m = await frameMetrics(p, g, maxDepth);
         sums = addErrorSums(sums, m.sums);
         f1Sum += m.boundaryF1;
       } finally {

@@ -173,11 +173,11 @@ class GroundTruth {
 /** Side by side: aligned prediction | GT, both inverse depth on the GT's range. Invalid GT pixels are black. */
 async function writeVis(file: string, aligned: tf.Tensor2D, gt: tf.Tensor2D): Promise<void> {
   const [h, w] = gt.shape;
-  const g = gt.dataSync();
+  const g = await gt.data();
   let max = 0;
   for (let i = 0; i < g.length; i++) if (g[i]! > max && Number.isFinite(g[i]!)) max = g[i]!;
   const range = { min: 0, max: max > 0 ? max : 1 };
-  const left = applyColormap(aligned.dataSync(), range);
+  const left = applyColormap(await aligned.data(), range);
   const right = applyColormap(g, range);
   const rgb = new Uint8Array(h * w * 2 * 3);
   for (let y = 0; y < h; y++) {
@@ -235,9 +235,12 @@ async function evaluateSequence(seq: EvalSequence, ctx: SequenceContext): Promis
         continue;
       }
       const resized = resizePrediction(pred, g.shape[0], g.shape[1]);
-      stats = mergeAlignmentStats(stats, alignmentStats(resized, g, MAX_DEPTH));
-      tf.dispose([pred, resized]);
-      gt.release(g, frame);
+      try {
+        stats = mergeAlignmentStats(stats, await alignmentStats(resized, g, MAX_DEPTH));
+      } finally {
+        tf.dispose([pred, resized]);
+        gt.release(g, frame);
+      }
     }
     const alignment = solveScaleShift(stats);
 
@@ -252,13 +255,16 @@ async function evaluateSequence(seq: EvalSequence, ctx: SequenceContext): Promis
         const pred = readPrediction(files.get(frame.index)!);
         return applyScaleShift(resizePrediction(pred, g.shape[0], g.shape[1]), alignment) as tf.Tensor2D;
       });
-      const m = frameMetrics(aligned, g, MAX_DEPTH);
-      sums = addErrorSums(sums, m.sums);
-      f1Sum += m.boundaryF1;
-      frames++;
-      if (ctx.saveVis) await writeVis(join(ctx.outDir, 'vis', seq.dataset, seq.name, `${frame.stem}.png`), aligned, g);
-      aligned.dispose();
-      gt.release(g, frame);
+      try {
+        const m = await frameMetrics(aligned, g, MAX_DEPTH);
+        sums = addErrorSums(sums, m.sums);
+        f1Sum += m.boundaryF1;
+        frames++;
+        if (ctx.saveVis) await writeVis(join(ctx.outDir, 'vis', seq.dataset, seq.name, `${frame.stem}.png`), aligned, g);
+      } finally {
+        aligned.dispose();
+        gt.release(g, frame);
+      }
     }
     const { absRel, delta1 } = metricsFromSums(sums);
     return {

@@ -65,24 +65,17 @@ export function loadFlashDepthWeights(model: FlashDepth, checkpoint: string | We
 
 /**
  * Saves every parameter as float32 safetensors under its PyTorch key and in PyTorch layout (the same names and shapes
- * as the official checkpoint), so the file loads back with `loadFlashDepthWeights` and converts to `.pth`. Tensors
- * are read one at a time; the write is atomic.
+ * as the official checkpoint), so the file loads back with `loadFlashDepthWeights` and converts to `.pth`. The write
+ * is atomic.
  */
-export function saveFlashDepthWeights(model: FlashDepth, path: string, metadata: Record<string, string> = {}): void {
-  const params = [...model.namedParameters()];
-  writeSafetensors(
-    path,
-    params.map((p) => ({
-      key: p.key,
-      shape: torchShape(p.spec.shape, p.spec.layout),
-      dtype: 'float32' as const,
-      data: () => {
-        const t = tf.tidy(() => toTorchLayout(p.spec.variable.read(), p.spec.layout));
-        const values = t.dataSync() as Float32Array;
-        t.dispose();
-        return values;
-      },
-    })),
-    { format: 'pt', ...metadata },
-  );
+export async function saveFlashDepthWeights(model: FlashDepth, path: string, metadata: Record<string, string> = {}): Promise<void> {
+  const tensors = [];
+  for (const p of model.namedParameters()) {
+    const t = tf.tidy(() => toTorchLayout(p.spec.variable.read(), p.spec.layout));
+    // Asynchronous readback: WebGPU in Node has no synchronous one (dataSync needs a browser canvas).
+    const data = (await t.data()) as Float32Array;
+    t.dispose();
+    tensors.push({ key: p.key, shape: torchShape(p.spec.shape, p.spec.layout), dtype: 'float32' as const, data });
+  }
+  writeSafetensors(path, tensors, { format: 'pt', ...metadata });
 }

@@ -78,21 +78,24 @@ function fileRecord(path: string): FileRecord {
   return { name: basename(path), bytes: statSync(path).size, sha256: hash.digest('hex') };
 }
 
-function tensorsToWrite(tensors: Map<string, tf.Tensor>): TensorToWrite[] {
-  return [...tensors].map(([key, t]) => ({ key, shape: t.shape, dtype: 'float32', data: () => t.dataSync() as Float32Array }));
+/** Reads every tensor back to the host (asynchronously: WebGPU in Node has no synchronous readback). */
+async function tensorsToWrite(tensors: Map<string, tf.Tensor>): Promise<TensorToWrite[]> {
+  const out: TensorToWrite[] = [];
+  for (const [key, t] of tensors) out.push({ key, shape: t.shape, dtype: 'float32', data: (await t.data()) as Float32Array });
+  return out;
 }
 
 /** Saves a checkpoint atomically and prunes old ones; returns the sidecar path. */
-export function saveCheckpoint(args: SaveCheckpointArgs): string {
+export async function saveCheckpoint(args: SaveCheckpointArgs): Promise<string> {
   const paths = checkpointPaths(args.dir, args.step);
   const weights = exportTorchTensors(args.model);
   try {
-    writeSafetensors(paths.weights, tensorsToWrite(weights), { format: 'pt', step: String(args.step) });
+    writeSafetensors(paths.weights, await tensorsToWrite(weights), { format: 'pt', step: String(args.step) });
   } finally {
     tf.dispose([...weights.values()]);
   }
   const state = args.optimizer.state();
-  writeSafetensors(paths.optimizer, tensorsToWrite(state.tensors), { step: String(args.step) });
+  writeSafetensors(paths.optimizer, await tensorsToWrite(state.tensors), { step: String(args.step) });
   const meta: CheckpointMeta = {
     format: CHECKPOINT_FORMAT,
     step: args.step,

@@ -77,14 +77,14 @@ export async function validate(model: FlashDepth, data: BatchSource, batches: nu
     const batch = await data.next();
     try {
       const pred = tf.tidy(() => model.forwardClip(batch.frames));
-      loss += tf.tidy(() => depthLoss(pred, batch.invDepth, spec).dataSync()[0]!);
+      const lossValue = tf.tidy(() => depthLoss(pred, batch.invDepth, spec));
+      loss += (await lossValue.data().finally(() => lossValue.dispose()))[0]!; // async: WebGPU in Node has no dataSync
       for (let b = 0; b < pred.shape[0]; b++) {
         const [p, g] = tf.tidy(() => {
           const [, t, h, w] = pred.shape;
           return [tf.reshape(tf.slice(pred, [b, 0, 0, 0], [1, t, h, w]), [t, h, w]), tf.reshape(tf.slice(batch.invDepth, [b, 0, 0, 0], [1, t, h, w]), [t, h, w])];
         });
-        const m = computeDepthMetrics(p, g);
-        tf.dispose([p, g]);
+        const m = await computeDepthMetrics(p, g).finally(() => tf.dispose([p, g]));
         if (Number.isFinite(m.absRel)) { absRel += m.absRel; delta1 += m.delta1; clips++; }
       }
       pred.dispose();
@@ -161,7 +161,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     if (t.start_with_val && step === startStep) await runValidation(step);
     while (step < totalSteps) {
       const factor = lrFactor(step, t.lr.warmup_steps);
-      if (step > startStep && step % t.save_freq === 0) save(step);
+      if (step > startStep && step % t.save_freq === 0) await save(step);
       if (step > startStep && t.val_freq > 0 && step % t.val_freq === 0) await runValidation(step);
 
       const stepStart = Date.now();
@@ -180,7 +180,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
             peakBytes = Math.max(peakBytes, memoryBytes());
             return loss;
           }, variables);
-          lossSum += value.dataSync()[0]!;
+          lossSum += (await value.data())[0]!; // async readback: WebGPU in Node has no dataSync
           value.dispose();
           // variableGrads names gradients by variable name; the optimiser keys them by checkpoint key.
           const byKey = new Map<string, tf.Tensor>();
@@ -193,12 +193,12 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       let finalGrads = grads ?? new Map<string, tf.Tensor>();
       let gradNorm: number | undefined;
       if (options.clipGradNorm != null) {
-        const clipped = clipGradNorm(finalGrads, options.clipGradNorm);
+        const clipped = await clipGradNorm(finalGrads, options.clipGradNorm);
         tf.dispose([...finalGrads.values()]);
         finalGrads = clipped.grads;
         gradNorm = clipped.norm;
       } else if (config.training.wandb) {
-        gradNorm = globalNorm(finalGrads);
+        gradNorm = await globalNorm(finalGrads);
       }
       optimizer.step(finalGrads, factor);
       tf.dispose([...finalGrads.values()]);
@@ -215,7 +215,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       options.onStep?.(record);
       step++;
     }
-    if (step > startStep) save(step);
+    if (step > startStep) await save(step);
   } finally {
     setBlockRecompute(model.pretrained, false);
     optimizer.dispose();

@@ -150,8 +150,8 @@ export class AdamW {
  * torch.nn.utils.clip_grad_norm_: scales every gradient by min(1, maxNorm / (‖g‖₂ + 1e-6)) over all of them together.
  * Returns the new gradients (the caller disposes both) and the norm before clipping.
  */
-export function clipGradNorm(grads: ReadonlyMap<string, tf.Tensor>, maxNorm: number): { grads: Map<string, tf.Tensor>; norm: number } {
-  const norm = globalNorm(grads);
+export async function clipGradNorm(grads: ReadonlyMap<string, tf.Tensor>, maxNorm: number): Promise<{ grads: Map<string, tf.Tensor>; norm: number }> {
+  const norm = await globalNorm(grads);
   const coef = Math.min(1, maxNorm / (norm + 1e-6));
   const out = new Map<string, tf.Tensor>();
   for (const [k, g] of grads) out.set(k, tf.mul(g, coef));
@@ -159,10 +159,11 @@ export function clipGradNorm(grads: ReadonlyMap<string, tf.Tensor>, maxNorm: num
 }
 
 /** ‖g‖₂ over all gradients together. */
-export function globalNorm(grads: ReadonlyMap<string, tf.Tensor>): number {
+export async function globalNorm(grads: ReadonlyMap<string, tf.Tensor>): Promise<number> {
   if (grads.size === 0) return 0;
   const sq = tf.tidy(() => tf.addN([...grads.values()].map((g) => tf.sum(tf.square(g)))));
-  const value = Math.sqrt(sq.dataSync()[0]!);
+  // Asynchronous readback: WebGPU in Node has no synchronous one (dataSync needs a browser canvas).
+  const value = Math.sqrt((await sq.data())[0]!);
   sq.dispose();
   return value;
 }

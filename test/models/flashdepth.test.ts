@@ -165,10 +165,10 @@ describe('models/flashdepth (end-to-end parity with the PyTorch reference)', fun
       model.resetState();
     });
 
-    it('saves its weights as safetensors with the checkpoint names and loads them back exactly', function () {
+    it('saves its weights as safetensors with the checkpoint names and loads them back exactly', async function () {
       const file = join(mkdtempSync(join(tmpdir(), 'fd-save-')), 's.safetensors');
       const before = tf.memory().numTensors;
-      saveFlashDepthWeights(model, file);
+      await saveFlashDepthWeights(model, file);
       expect(tf.memory().numTensors).to.equal(before);
       const saved = openSafetensors(file);
       const src = openTorchCheckpoint(fixture(this, 's_model.pth'));

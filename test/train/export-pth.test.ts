@@ -104,12 +104,12 @@ describe('train: export to the official .pth layout', () => {
     expect(ops.has(PICKLE_OPCODES.BINGET), 'globals are memoised').to.equal(true);
   });
 
-  it('a training checkpoint exports to .pth that loads strictly into the model with identical weights', () => {
+  it('a training checkpoint exports to .pth that loads strictly into the model with identical weights', async () => {
     const config = loadConfig(join(REPO_ROOT, 'configs', 'tiny'));
     const a = createFlashDepth(config);
     initTrainingWeights(a, 4);
     const opt = new AdamW(buildParamGroups(a, config.training.lr).groups);
-    saveCheckpoint({ dir, step: 12, model: a, optimizer: opt, config, data: null, run: {}, keepLast: 0 });
+    await saveCheckpoint({ dir, step: 12, model: a, optimizer: opt, config, data: null, run: {}, keepLast: 0 });
     opt.dispose();
     const report = exportPth(join(dir, 'iter_12.safetensors'), join(dir, 'iter_12.pth'));
     expect(report).to.deep.equal({ tensors: [...a.namedParameters()].length, step: 12 });
