@@ -19,7 +19,7 @@ import {
   type SkippedBackend,
 } from './types.js';
 import { initWasm } from './wasm.js';
-import { initWebGPU, releaseWebGPU } from './webgpu.js';
+import { initWebGPU, releaseWebGPU, takeDeviceError } from './webgpu.js';
 
 export { BACKEND_NAMES, type BackendInfo, type BackendName, type ConcreteBackendName, type SkippedBackend };
 
@@ -80,6 +80,18 @@ export function describeBackend(info: BackendInfo): string {
   const features = info.features.length > 0 && info.name === 'webgpu' ? `; features ${info.features.join(', ')}` : '';
   const skipped = info.skipped.map((s) => `; skipped ${s.name}: ${s.reason}`).join('');
   return `backend: ${info.name} [${info.device}${features}]${skipped}`;
+}
+
+/**
+ * Throws a BackendError when the GPU reported an error since the last check (out of memory, an invalid buffer): the
+ * tensors computed since then are not trustworthy. Call after each frame or step, once its results were read back
+ * (the readback is what delivers the error). A no-op on the CPU backends.
+ */
+export function assertDeviceHealthy(during: string): void {
+  const message = takeDeviceError();
+  if (message !== null) {
+    throw new BackendError(`webgpu: the GPU reported an error during ${during}, so its results are invalid (out of GPU memory? try a smaller batch or resolution): ${message}`);
+  }
 }
 
 /** The backend selectBackend last initialised, if any. */

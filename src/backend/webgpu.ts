@@ -116,13 +116,31 @@ export async function initWebGPU(checkVulkan: boolean): Promise<InitializedBacke
   return { name: 'webgpu', device: device_, features: [...requiredFeatures], limits: requiredLimits };
 }
 
-/** Dawn validation errors (e.g. an oversized binding) otherwise only show up as zeros in the results. */
+let pendingDeviceError: string | null = null;
+
+/** Records a GPU error for `takeDeviceError` (the device's uncaptured-error listener; tests call it directly). */
+export function recordDeviceError(message: string): void {
+  pendingDeviceError ??= message;
+}
+
+/** The first GPU error since the last call (then cleared), or null. */
+export function takeDeviceError(): string | null {
+  const message = pendingDeviceError;
+  pendingDeviceError = null;
+  return message;
+}
+
+/**
+ * Dawn validation and out-of-memory errors (an oversized binding, a buffer that could not be allocated) otherwise only
+ * show up as zeros or garbage in the results: they are logged once each and kept for `assertDeviceHealthy`.
+ */
 function reportUncapturedErrors(device: GPUDevice): void {
   const seen = new Set<string>();
   device.addEventListener('uncapturederror', (event) => {
     const message = shortReason((event as GPUUncapturedErrorEvent).error.message, 300);
     if (!seen.has(message)) log.warn(`webgpu: ${message}`);
     seen.add(message);
+    recordDeviceError(message);
   });
 }
 

@@ -6,7 +6,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { performance } from 'node:perf_hooks';
-import { selectBackend, type BackendName } from '../backend/index.js';
+import { assertDeviceHealthy, selectBackend, type BackendName } from '../backend/index.js';
 import type { BackendInfo } from '../backend/types.js';
 import { configHash, loadConfig, type ConfigOverrides } from '../config.js';
 import { invalidParameterError } from '../errors.js';
@@ -113,6 +113,7 @@ export async function runBenchmark(options: BenchOptions): Promise<BenchResult> 
       const depth = model.predict(inputs[i % inputs.length]!);
       await depth.data();
       depth.dispose();
+      assertDeviceHealthy(`benchmark frame ${i}`);
       return performance.now() - t0;
     };
     const firstFrameMs = await runFrame(0);

@@ -15,7 +15,7 @@
  * size. Call `reset()` first to start a new sequence at the new size instead.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { selectBackend, type BackendInfo, type BackendName } from '../backend/index.js';
+import { assertDeviceHealthy, selectBackend, type BackendInfo, type BackendName } from '../backend/index.js';
 import { configName, loadConfig, type ConfigOverrides, type FlashDepthConfig } from '../config.js';
 import { ShapeError } from '../errors.js';
 import { createFlashDepth, loadFlashDepthWeights, variantConfigDir } from '../models/create.js';
@@ -158,6 +158,7 @@ export class FlashDepthProcessor {
     try {
       const [, height, width] = depth.shape as [number, number, number];
       const data = (await depth.data()) as Float32Array;
+      assertDeviceHealthy('a frame');
       return { depth: data, width, height };
     } finally {
       depth.dispose();

@@ -182,7 +182,7 @@ export class FlashDepth extends FlashModule {
    * One frame: x is a normalised NHWC batch [B, H, W, 3] with H and W multiples of 14. Pure: the Mamba states are
    * passed in (null at sequence start) and returned. Call inside tf.tidy; differentiable.
    */
-  forwardFrame(x: tf.Tensor4D, states: TemporalStates, debug?: FlashDepthDebug): FrameResult {
+  forwardFrame(x: tf.Tensor4D, states: TemporalStates, debug?: FlashDepthDebug, teacherPath4?: tf.Tensor4D): FrameResult {
     const [, height, width, channels] = x.shape;
     if (x.rank !== 4 || channels !== 3 || height % 14 !== 0 || width % 14 !== 0) {
       throw new ShapeError(`FlashDepth: expected a normalised NHWC frame [B, H, W, 3] with H and W multiples of 14 but received [${x.shape.join(', ')}] (use preprocessFrame)`);
@@ -196,14 +196,7 @@ export class FlashDepth extends FlashModule {
       debug.vitTaps = taps;
     }
 
-    let teacherPath4: tf.Tensor4D | null = null;
-    if (this.teacher && this.spec.hybrid) {
-      const [th, tw] = teacherInputSize(height, width, this.spec.hybrid.teacherResolution);
-      // The reference resizes the *normalised* tensor, bilinear with align_corners=True and no antialias.
-      const teacherInput = resizeAlignCorners(x, th, tw);
-      if (debug) debug.teacherInput = teacherInput;
-      teacherPath4 = this.teacher.path4(teacherInput, debug);
-    }
+    if (this.teacher && !teacherPath4) teacherPath4 = this.teacherPath4(x, debug);
 
     let newStates: tf.Tensor4D[] = [];
     const path1 = this.depthHead.decode(taps, ph, pw, (index, path) => {
@@ -229,6 +222,34 @@ export class FlashDepth extends FlashModule {
     if (debug) debug.dptOut = path1;
     const { headPreRelu, depth } = this.depthHead.head(path1, ph, pw);
     return { depth, headPreRelu, states: newStates };
+  }
+
+  /**
+   * The frozen teacher's path_4 for a normalised frame (spec §2.6 steps 1 and 3). Training computes it outside the
+   * gradient tape (`teacherFeatures`), so the teacher's activations are never kept for a backward pass.
+   */
+  teacherPath4(x: tf.Tensor4D, debug?: FlashDepthDebug): tf.Tensor4D {
+    if (!this.teacher || !this.spec.hybrid) throw new ShapeError('FlashDepth.teacherPath4: this model has no teacher (hybrid_configs.use_hybrid is false)');
+    const [, height, width] = x.shape;
+    const [th, tw] = teacherInputSize(height, width, this.spec.hybrid.teacherResolution);
+    // The reference resizes the *normalised* tensor, bilinear with align_corners=True and no antialias.
+    const teacherInput = resizeAlignCorners(x, th, tw);
+    if (debug) debug.teacherInput = teacherInput;
+    return this.teacher.path4(teacherInput, debug);
+  }
+
+  /**
+   * Teacher path_4 of every frame of a clip [B, T, H, W, 3] (Full only; empty otherwise), computed in its own tidy and
+   * kept: call it before a gradient scope and pass the result to `forwardClip`; the caller disposes it.
+   */
+  teacherFeatures(frames: tf.Tensor5D): tf.Tensor4D[] {
+    if (!this.teacher) return [];
+    const [b, t, h, w, c] = frames.shape;
+    const out: tf.Tensor4D[] = [];
+    for (let i = 0; i < t; i++) {
+      out.push(tf.tidy(() => this.teacherPath4(tf.reshape(tf.slice(frames, [0, i, 0, 0, 0], [b, 1, h, w, c]), [b, h, w, c]) as tf.Tensor4D)));
+    }
+    return out;
   }
 
   /**
@@ -262,14 +283,15 @@ export class FlashDepth extends FlashModule {
   /**
    * A training clip [B, T, H, W, 3] (normalised) → inverse depth [B, T, H, W]: states start at zero and carry across
    * the T frames, so gradients flow through the recurrent state (spec §3.5). Call inside tf.tidy / a gradient scope.
+   * For Full, pass `teacherFeatures(frames)` computed before the gradient scope (else the teacher runs inside it).
    */
-  forwardClip(frames: tf.Tensor5D): tf.Tensor4D {
+  forwardClip(frames: tf.Tensor5D, teacherFeatures?: readonly tf.Tensor4D[]): tf.Tensor4D {
     const [b, t, h, w, c] = frames.shape;
     let states: TemporalStates = null;
     const depths: tf.Tensor3D[] = [];
     for (let i = 0; i < t; i++) {
       const x = tf.reshape(tf.slice(frames, [0, i, 0, 0, 0], [b, 1, h, w, c]), [b, h, w, c]) as tf.Tensor4D;
-      const r = this.forwardFrame(x, states);
+      const r = this.forwardFrame(x, states, undefined, teacherFeatures?.[i]);
       states = r.states.length > 0 ? r.states : null;
       depths.push(r.depth);
     }

@@ -8,6 +8,7 @@
  * AdamW moments, the step and the data position, so the next loss equals the interrupted run's to float precision.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { assertDeviceHealthy } from '../backend/index.js';
 import type { FlashDepthConfig } from '../config.js';
 import { ConfigError } from '../errors.js';
 import { computeDepthMetrics } from '../eval/metrics.js';
@@ -173,21 +174,24 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
         const batch = await data.next();
         dataset = batch.dataset;
         clips += batch.frames.shape[0];
+        // The frozen teacher runs before the gradient scope: its activations are never kept for a backward pass.
+        const teacherFeatures = model.teacherFeatures(batch.frames);
         try {
           const { value, grads: g } = tf.variableGrads(() => {
-            const pred = model.forwardClip(batch.frames);
+            const pred = model.forwardClip(batch.frames, teacherFeatures);
             const loss = tf.div(depthLoss(pred, batch.invDepth, lossSpec, step), t.gradient_accumulation) as tf.Scalar;
             peakBytes = Math.max(peakBytes, memoryBytes());
             return loss;
           }, variables);
           lossSum += (await value.data())[0]!; // async readback: WebGPU in Node has no dataSync
+          assertDeviceHealthy(`training step ${step + 1}`);
           value.dispose();
           // variableGrads names gradients by variable name; the optimiser keys them by checkpoint key.
           const byKey = new Map<string, tf.Tensor>();
           variables.forEach((v, i) => { if (g[v.name]) byKey.set(keys[i]!, g[v.name]!); });
           grads = accumulate(grads, byKey);
         } finally {
-          tf.dispose([batch.frames, batch.invDepth]);
+          tf.dispose([batch.frames, batch.invDepth, ...teacherFeatures]);
         }
       }
       let finalGrads = grads ?? new Map<string, tf.Tensor>();

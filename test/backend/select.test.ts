@@ -130,3 +130,17 @@ describe('backend', function () {
     });
   });
 });
+
+describe('backend: GPU error reporting', () => {
+  it('turns a recorded device error into one BackendError, then clears it', async () => {
+    const { assertDeviceHealthy } = await import('../../src/backend/index.js');
+    const { recordDeviceError } = await import('../../src/backend/webgpu.js');
+    expect(() => assertDeviceHealthy('frame 3')).to.not.throw();
+    recordDeviceError('Invalid Buffer (unlabeled) is invalid due to a previous error');
+    recordDeviceError('a second error (only the first is reported)');
+    expect(() => assertDeviceHealthy('frame 3')).to.throw(
+      /^webgpu: the GPU reported an error during frame 3, so its results are invalid \(out of GPU memory\? try a smaller batch or resolution\): Invalid Buffer \(unlabeled\) is invalid due to a previous error$/,
+    );
+    expect(() => assertDeviceHealthy('frame 4')).to.not.throw();
+  });
+});

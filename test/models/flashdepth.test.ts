@@ -274,6 +274,13 @@ describe('models/flashdepth (end-to-end parity with the PyTorch reference)', fun
         ['mambaSeqOut', 'mamba_seq_out_f0.npy', 'tokens'],
         ['mambaSeqOut', 'mamba_seq_out_f1.npy', 'tokens'],
       ]);
+      // Training computes the frozen teacher before the gradient scope: the same depth as computing it inline.
+      tf.tidy(() => {
+        const clip = tf.expandDims(tf.transpose(tf.slice(input, [0, 0, 0, 0], [2, 3, 126, 224]), [0, 2, 3, 1]), 0) as tf.Tensor5D;
+        const features = model.teacherFeatures(clip);
+        expect(features.map((f) => f.shape)).to.deep.equal([[1, 7, 12, 256], [1, 7, 12, 256]]);
+        expectClose(model.forwardClip(clip, features), model.forwardClip(clip), 1e-6, 'forwardClip with precomputed teacher features');
+      });
       input.dispose();
       report('full', r);
     } finally {
