@@ -220,7 +220,8 @@ export class FlashDepth extends FlashModule {
       return out;
     });
     if (debug) debug.dptOut = path1;
-    const { headPreRelu, depth } = this.depthHead.head(path1, ph, pw);
+    // Own tidy: at 2K the head's full-resolution intermediates are the largest tensors of the frame.
+    const { headPreRelu, depth } = tf.tidy(() => this.depthHead.head(path1, ph, pw));
     return { depth, headPreRelu, states: newStates };
   }
 
@@ -291,7 +292,13 @@ export class FlashDepth extends FlashModule {
     const depths: tf.Tensor3D[] = [];
     for (let i = 0; i < t; i++) {
       const x = tf.reshape(tf.slice(frames, [0, i, 0, 0, 0], [b, 1, h, w, c]), [b, h, w, c]) as tf.Tensor4D;
-      const r = this.forwardFrame(x, states, undefined, teacherFeatures?.[i]);
+      // One tidy per frame: under a gradient tape it frees the frame's intermediates that the backward pass does not
+      // need (the tape keeps what it saved), instead of holding every activation of the clip until the end.
+      const prev = states;
+      const r = tf.tidy(() => {
+        const out = this.forwardFrame(x, prev, undefined, teacherFeatures?.[i]);
+        return { depth: out.depth, states: out.states };
+      });
       states = r.states.length > 0 ? r.states : null;
       depths.push(r.depth);
     }
