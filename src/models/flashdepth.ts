@@ -221,7 +221,7 @@ export class FlashDepth extends FlashModule {
     });
     if (debug) debug.dptOut = path1;
     // Own tidy: at 2K the head's full-resolution intermediates are the largest tensors of the frame.
-    const { headPreRelu, depth } = tf.tidy(() => this.depthHead.head(path1, ph, pw));
+    const { headPreRelu, depth } = tf.tidy(() => ({ ...this.depthHead.head(path1, ph, pw) }));
     return { depth, headPreRelu, states: newStates };
   }
 
