@@ -16,7 +16,7 @@ import { basename, extname, join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import * as tf from '@tensorflow/tfjs-core';
 import sharp from 'sharp';
-import { selectBackend, type BackendName } from '../backend/index.js';
+import { assertDeviceHealthy, selectBackend, type BackendName } from '../backend/index.js';
 import { configHash, loadConfig, type ConfigOverrides, type FlashDepthConfig } from '../config.js';
 import { datasetSpec, type DatasetSpec, type FileDatasetName } from '../dataloaders/datasets.js';
 import { readRgb } from '../dataloaders/formats/image.js';
@@ -218,6 +218,7 @@ async function evaluateSequence(seq: EvalSequence, ctx: SequenceContext): Promis
         const t0 = performance.now();
         pred = ctx.model.predict(input) as tf.Tensor2D;
         const data = (await pred.data()) as Float32Array;
+        assertDeviceHealthy(`${seq.dataset}/${seq.name} frame ${frame.index}`);
         modelSeconds += (performance.now() - t0) / 1000;
         input.dispose();
         const file = join(predDir, `${frame.stem}.npy`);
