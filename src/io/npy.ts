@@ -4,6 +4,7 @@
  */
 import { closeSync, openSync, readFileSync, readSync, renameSync, writeFileSync } from 'node:fs';
 import { InputError } from '../errors.js';
+import { float16ToFloat32 } from './half.js';
 
 export type NpyDtype = 'float32' | 'float64' | 'float16' | 'int32' | 'int64' | 'uint8' | 'uint16' | 'int16' | 'bool';
 
@@ -109,24 +110,9 @@ export function readNpyHeader(file: string): { dtype: NpyDtype; shape: number[] 
 export function readNpyFloat32(file: string): { shape: number[]; data: Float32Array } {
   const arr = readNpy(file);
   if (arr.data instanceof Float32Array) return { shape: arr.shape, data: arr.data };
-  if (arr.dtype === 'float16') {
-    const bits = arr.data as Uint16Array;
-    const out = new Float32Array(bits.length);
-    for (let i = 0; i < bits.length; i++) out[i] = float16BitsToNumber(bits[i]!);
-    return { shape: arr.shape, data: out };
-  }
+  if (arr.dtype === 'float16') return { shape: arr.shape, data: float16ToFloat32(arr.data as Uint16Array) };
   if (arr.data instanceof BigInt64Array) return { shape: arr.shape, data: Float32Array.from(arr.data, (v) => Number(v)) };
   return { shape: arr.shape, data: Float32Array.from(arr.data as ArrayLike<number>) };
-}
-
-/** IEEE 754 half-precision bits to a JS number. */
-export function float16BitsToNumber(h: number): number {
-  const sign = h & 0x8000 ? -1 : 1;
-  const exp = (h >> 10) & 0x1f;
-  const frac = h & 0x3ff;
-  if (exp === 0) return sign * frac * 2 ** -24;
-  if (exp === 0x1f) return frac ? NaN : sign * Infinity;
-  return sign * (1 + frac / 1024) * 2 ** (exp - 15);
 }
 
 function dtypeOf(data: NpyData): NpyDtype {

@@ -13,6 +13,7 @@ import { CheckpointError } from '../errors.js';
 import { openWeights } from '../io/checkpoint.js';
 import { DTYPE_BYTES } from '../io/half.js';
 import type { StoredDtype } from '../io/weight-source.js';
+import { crc32 } from '../io/crc32.js';
 
 const STORAGE_OF: Record<StoredDtype, string> = {
   float32: 'FloatStorage', float16: 'HalfStorage', bfloat16: 'BFloat16Storage', float64: 'DoubleStorage', int64: 'LongStorage',
@@ -133,22 +134,6 @@ export function stateDictPickle(tensors: readonly PthTensor[], step: number): Bu
 
 // ---------------------------------------------------------------------------------------------------------------------
 // Zip (STORED, 64-byte aligned data, as torch's writer)
-
-const CRC_TABLE = (() => {
-  const t = new Uint32Array(256);
-  for (let n = 0; n < 256; n++) {
-    let c = n;
-    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-    t[n] = c >>> 0;
-  }
-  return t;
-})();
-
-function crc32(bytes: Uint8Array): number {
-  let c = 0xffffffff;
-  for (let i = 0; i < bytes.length; i++) c = CRC_TABLE[(c ^ bytes[i]!) & 0xff]! ^ (c >>> 8);
-  return (c ^ 0xffffffff) >>> 0;
-}
 
 const ALIGNMENT = 64;
 

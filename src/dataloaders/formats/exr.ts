@@ -9,7 +9,7 @@ import { inflateSync } from 'node:zlib';
 import { InputError } from '../../errors.js';
 import { pizDecompress } from './exr-piz.js';
 import { pxr24Decompress } from './exr-pxr24.js';
-import { halfBitsToFloat32 } from './half.js';
+import { float16ToFloat32 } from '../../io/half.js';
 import type { FloatMap } from './types.js';
 
 export const EXR_COMPRESSIONS = ['NONE', 'RLE', 'ZIPS', 'ZIP', 'PIZ', 'PXR24', 'B44', 'B44A', 'DWAA', 'DWAB'] as const;
@@ -210,7 +210,7 @@ export function readExr(file: string): ExrImage {
   const channels = new Map<string, Float32Array>();
   for (const { ch, raw } of planes) {
     const ab = raw.buffer;
-    if (ch.type === 'HALF') channels.set(ch.name, halfBitsToFloat32(new Uint16Array(ab)));
+    if (ch.type === 'HALF') channels.set(ch.name, float16ToFloat32(new Uint16Array(ab)));
     else if (ch.type === 'FLOAT') channels.set(ch.name, new Float32Array(ab));
     else channels.set(ch.name, Float32Array.from(new Uint32Array(ab)));
   }

@@ -5,7 +5,7 @@
 import sharp from 'sharp';
 import type { OutputInfo } from 'sharp';
 import { InputError } from '../../errors.js';
-import { halfBitsToFloat32 } from './half.js';
+import { float16ToFloat32 } from '../../io/half.js';
 import type { FloatMap, RgbImage } from './types.js';
 
 function cause(e: unknown): string {
@@ -58,7 +58,7 @@ export async function readPng16(file: string): Promise<{ width: number; height: 
 /** DynamicReplica depth: a uint16 PNG whose sample bits are IEEE float16 depth values. */
 export async function readFloat16Png(file: string): Promise<FloatMap> {
   const { width, height, data } = await readPng16(file);
-  return { width, height, data: halfBitsToFloat32(data) };
+  return { width, height, data: float16ToFloat32(data) };
 }
 
 /** Decodes a label PNG (8- or 16-bit) to one integer per pixel; RGB labels must have equal channels. */
