@@ -193,7 +193,10 @@ function buildParser(argv: string[]): Argv<GlobalFlags> {
           .option('keep-last', { type: 'number', default: 3, describe: 'Checkpoints kept (0 = all)' })
           .option('clip-grad-norm', { type: 'number', describe: 'Clip the global gradient norm (default: off, like the reference)' })
           .option('resume', { type: 'boolean', default: true, describe: 'Resume from the newest iter_* checkpoint in the run folder (--no-resume: start over)' })
-          .option('val-batches', { type: 'number', default: 2, describe: 'Batches per validation (every training.val_freq steps)' })
+          .option('val-batches', { type: 'number', default: 2, describe: 'Synthetic runs: batches per validation (every training.val_freq steps)' })
+          .option('val-sequences', { type: 'number', default: 2, describe: 'Real data: validate on the first N val sequences of each dataset.val_datasets (every training.val_freq steps)' })
+          .option('val-frames', { type: 'number', default: 8, describe: 'Real data: first N frames of each val sequence' })
+          .option('val-size', { type: 'string', describe: 'Real data: model input size WxH for validation (default: each dataset\'s val size)' })
           .option('set', { type: 'string', array: true, describe: 'Config overrides key.sub=value' })
           .example(`$0 ${stage === 'train' ? 'train --config configs/flashdepth-s --load checkpoints/depth_anything_v2_vits.pth dataset.data_root=/data' : 'distill --config configs/flashdepth --load s.pth --teacher l.pth dataset.data_root=/data'}`, stage === 'train' ? 'stage 1' : 'stage 2')
           .example(`$0 ${stage} --config configs/${stage === 'train' ? 'flashdepth-s' : 'flashdepth'} --backend webgpu --synthetic --max-steps 3 --no-resume --out /tmp/run`, 'GPU timing on synthetic data'),
@@ -203,6 +206,7 @@ function buildParser(argv: string[]): Argv<GlobalFlags> {
           stage, config: args.config, overrides: args.overrides, set: args.set, load: args.load, teacher: args.teacher, backend: args.backend,
           synthetic: args.synthetic, size: args.size, maxSteps: args['max-steps'], out: args.out, keepLast: args['keep-last'],
           clipGradNorm: args['clip-grad-norm'], resume: args.resume, valBatches: args['val-batches'],
+          valSequences: args['val-sequences'], valFrames: args['val-frames'], valSize: args['val-size'],
         });
       },
     );

@@ -98,12 +98,20 @@ export interface HeadOutput {
 
 type Reassemble = (x: tf.Tensor4D) => tf.Tensor4D;
 
+/**
+ * Runs one stateless decoder stage `fn(...inputs)` whose parameters are those of `modules`; training sets it to
+ * recompute the stage in backward instead of keeping its activations (src/train/recompute.ts).
+ */
+export type StageRunner = <I extends tf.Tensor[], T extends tf.Tensor>(fn: (...inputs: I) => T, inputs: I, modules: readonly FlashModule[]) => T;
+
 /** DPTHead with checkpoint names: projects.*, resize_layers.{0,1,3}, scratch.*. */
 export class DPTHead extends FlashModule {
   static className = 'FlashDepthDPTHead';
   readonly projects: Conv2d[];
   /** resize_layers[0..3]; index 2 is nn.Identity (no parameters). */
   private readonly resizeLayers: Reassemble[];
+  /** The modules behind resizeLayers (null for the Identity), whose parameters a recomputed stage must list. */
+  private readonly resizeModules: Array<FlashModule | null>;
   readonly layerRn: Conv2d[];
   /** scratch.refinenet1..4 at indices 0..3. */
   readonly refinenets: FeatureFusionBlock[];
@@ -111,6 +119,8 @@ export class DPTHead extends FlashModule {
   readonly outputConv2a: Conv2d;
   readonly outputConv2b: Conv2d;
   private readonly headOptions: Omit<DPTHeadOptions, keyof FlashModuleArgs>;
+  /** When set, runs each reassemble stage, refinenet and the output head (not the `onPath` hooks); see StageRunner. */
+  stageRunner: StageRunner | null = null;
 
   constructor(options: DPTHeadOptions) {
     super(options);
@@ -128,6 +138,7 @@ export class DPTHead extends FlashModule {
     // Stride 2 with symmetric padding 1: ceil(n/2) outputs (TF 'same' would pad asymmetrically).
     const down2 = this.child('resize_layers.3', new Conv2d({ inChannels: outChannels[3], outChannels: outChannels[3], kernelSize: 3, stride: 2, padding: 1 }));
     this.resizeLayers = [(x) => up4.forward(x), (x) => up2.forward(x), (x) => x, (x) => down2.forward(x)];
+    this.resizeModules = [up4, up2, null, down2];
     this.layerRn = outChannels.map((oc, i) =>
       this.child(`scratch.layer${i + 1}_rn`, new Conv2d({ inChannels: oc, outChannels: features, kernelSize: 3, padding: 1, bias: false })));
     this.refinenets = [1, 2, 3, 4].map((k) => this.child(`scratch.refinenet${k}`, new FeatureFusionBlock({ features })));
@@ -158,18 +169,19 @@ export class DPTHead extends FlashModule {
   decode(taps: readonly tf.Tensor3D[], ph: number, pw: number, onPath?: PathHook): tf.Tensor4D {
     this.checkTaps(taps);
     const hook: PathHook = onPath ?? ((_, path) => path);
-    const [layer_1, layer_2, layer_3, layer_4] = taps.map((t, i) => this.reassemble(i, t, ph, pw)) as [tf.Tensor4D, tf.Tensor4D, tf.Tensor4D, tf.Tensor4D];
+    const [layer_1_rn, layer_2_rn, layer_3_rn, layer_4_rn] = taps.map((t, i) =>
+      this.stage([t], (tokens) => this.layerRn[i]!.forward(this.reassemble(i, tokens, ph, pw)), this.reassembleModules(i))) as [tf.Tensor4D, tf.Tensor4D, tf.Tensor4D, tf.Tensor4D];
 
-    const layer_1_rn = this.layerRn[0]!.forward(layer_1);
-    const layer_2_rn = this.layerRn[1]!.forward(layer_2);
-    const layer_3_rn = this.layerRn[2]!.forward(layer_3);
-    const layer_4_rn = this.layerRn[3]!.forward(layer_4);
-
+    // Each refinenet is one stage; the hooks (fusion, Mamba with its carried state) run between stages, never inside.
     const [refinenet1, refinenet2, refinenet3, refinenet4] = this.refinenets as [FeatureFusionBlock, FeatureFusionBlock, FeatureFusionBlock, FeatureFusionBlock];
-    const path_4 = hook(0, refinenet4.forward(layer_4_rn, undefined, spatial(layer_3_rn)));
-    const path_3 = hook(1, refinenet3.forward(path_4, layer_3_rn, spatial(layer_2_rn)));
-    const path_2 = hook(2, refinenet2.forward(path_3, layer_2_rn, spatial(layer_1_rn)));
-    const path_1 = hook(3, refinenet1.forward(path_2, layer_1_rn));
+    const size3 = spatial(layer_3_rn);
+    const size2 = spatial(layer_2_rn);
+    const size1 = spatial(layer_1_rn);
+    // refinenet4 gets no skip, so its resConfUnit1 is unused: listing it would give it a zero gradient instead of none.
+    const path_4 = hook(0, this.stage([layer_4_rn], (l4) => refinenet4.forward(l4, undefined, size3), [refinenet4.resConfUnit2, refinenet4.outConv]));
+    const path_3 = hook(1, this.stage([path_4, layer_3_rn], (p, l3) => refinenet3.forward(p, l3, size2), [refinenet3]));
+    const path_2 = hook(2, this.stage([path_3, layer_2_rn], (p, l2) => refinenet2.forward(p, l2, size1), [refinenet2]));
+    const path_1 = hook(3, this.stage([path_2, layer_1_rn], (p, l1) => refinenet1.forward(p, l1), [refinenet1]));
     return path_1;
   }
 
@@ -183,12 +195,14 @@ export class DPTHead extends FlashModule {
 
   /** Output head: path_1 [B, 8·ph, 8·pw, F] → {headPreRelu, depth}, each [B, 14·ph, 14·pw]. */
   head(path1: tf.Tensor4D, ph: number, pw: number): HeadOutput {
-    let h = this.outputConv1.forward(path1);
-    h = resizeAlignCorners(h, ph * PATCH_SIZE, pw * PATCH_SIZE);
-    h = tf.relu(this.outputConv2a.forward(h));
-    const out = this.outputConv2b.forward(h); // [B, H, W, 1]
-    const [b, height, width] = out.shape;
-    const headPreRelu = tf.reshape(out, [b, height, width]) as tf.Tensor3D; // [B, H, W, 1] → [B, H, W]
+    const headPreRelu = this.stage([path1], (p) => {
+      let h = this.outputConv1.forward(p);
+      h = resizeAlignCorners(h, ph * PATCH_SIZE, pw * PATCH_SIZE);
+      h = tf.relu(this.outputConv2a.forward(h));
+      const out = this.outputConv2b.forward(h); // [B, H, W, 1]
+      const [b, height, width] = out.shape;
+      return tf.reshape(out, [b, height, width]) as tf.Tensor3D; // [B, H, W, 1] → [B, H, W]
+    }, [this.outputConv1, this.outputConv2a, this.outputConv2b]);
     return { headPreRelu, depth: tf.relu(headPreRelu) };
   }
 
@@ -198,6 +212,16 @@ export class DPTHead extends FlashModule {
 
   override getConfig(): tf.serialization.ConfigDict {
     return { ...super.getConfig(), inChannels: this.headOptions.inChannels, features: this.headOptions.features, outChannels: [...this.headOptions.outChannels] };
+  }
+
+  private stage<I extends tf.Tensor[], T extends tf.Tensor>(inputs: I, fn: (...inputs: I) => T, modules: readonly FlashModule[]): T {
+    return this.stageRunner ? this.stageRunner(fn, inputs, modules) : fn(...inputs);
+  }
+
+  /** projects[i], resize_layers[i] and layer{i+1}_rn: the parameters of reassemble stage i. */
+  private reassembleModules(index: number): FlashModule[] {
+    const resize = this.resizeModules[index];
+    return [this.projects[index]!, ...(resize ? [resize] : []), this.layerRn[index]!];
   }
 
   private checkTaps(taps: readonly tf.Tensor3D[]): void {

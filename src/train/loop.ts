@@ -18,7 +18,7 @@ import type { BatchSource, DataPosition } from './data.js';
 import { depthLoss, parseLossType } from './loss.js';
 import { AdamW, clipGradNorm, globalNorm } from './optimizer.js';
 import { buildParamGroups } from './param-groups.js';
-import { setBlockRecompute } from './recompute.js';
+import { setModelRecompute } from './recompute.js';
 import { lrFactor } from './schedule.js';
 import { TrainLog, type StepRecord } from './log.js';
 
@@ -31,6 +31,8 @@ export interface TrainOptions {
   makeValData?: () => Promise<BatchSource>;
   /** Batches per validation. */
   valBatches?: number;
+  /** Validation on real data (src/train/validate.ts), run instead of `makeValData` when given: metrics by name. */
+  validateModel?: (model: FlashDepth) => Promise<Record<string, number>>;
   /** Where checkpoints, train_log.jsonl and train_plot.html go (the reference: the config folder). */
   runDir: string;
   /** Stop after this many optimiser steps in total (default training.total_iters). */
@@ -124,7 +126,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   const keys = optimizer.keys();
   const variables = optimizer.variables();
   const recompute = options.recompute ?? t.gradient_checkpointing;
-  setBlockRecompute(model.pretrained, recompute);
+  setModelRecompute(model, recompute);
   const trainLog = new TrainLog(runDir, `FlashDepth training: ${runDir}`, options.console ?? true);
 
   let step = 0;
@@ -148,6 +150,10 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     dir: runDir, step: s, model, optimizer, config, data: data.position(), run: options.runInfo ?? {}, keepLast: options.keepLast ?? 3,
   });
   const runValidation = async (s: number) => {
+    if (options.validateModel) {
+      trainLog.record({ kind: 'val', step: s, metrics: await options.validateModel(model) }, totalSteps);
+      return;
+    }
     if (!options.makeValData) return;
     const valData = await options.makeValData();
     try {
@@ -221,7 +227,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     }
     if (step > startStep) await save(step);
   } finally {
-    setBlockRecompute(model.pretrained, false);
+    setModelRecompute(model, false);
     optimizer.dispose();
     await data.close();
   }

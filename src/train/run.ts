@@ -17,6 +17,7 @@ import { latestCheckpoint } from './checkpoint.js';
 import { createBatchSource } from './data.js';
 import { initTrainingWeights } from './init.js';
 import { train, type TrainResult } from './loop.js';
+import { checkSequenceValidation, DEFAULT_VAL_FRAMES, DEFAULT_VAL_SEQUENCES, realValDatasets, validateSequences, type SequenceValidationOptions } from './validate.js';
 
 export type TrainStage = 'train' | 'distill';
 
@@ -40,7 +41,34 @@ export interface RunTrainingOptions {
   clipGradNorm?: number | null;
   resume?: boolean;
   valBatches?: number;
+  /** Real-data validation: first N sequences of each `dataset.val_datasets` (default 2). */
+  valSequences?: number;
+  /** Real-data validation: first N frames of each sequence (default 8). */
+  valFrames?: number;
+  /** Real-data validation: model input size instead of each dataset's val size (multiples of 14). */
+  valSize?: Size;
   console?: boolean;
+}
+
+/**
+ * Validation on the val splits of `dataset.val_datasets` for a run that is not --synthetic (null when there is none
+ * to run); checked here so that a missing dataset stops the run before any training.
+ */
+function sequenceValidation(config: FlashDepthConfig, options: RunTrainingOptions): SequenceValidationOptions | null {
+  const t = config.training;
+  if (options.synthetic === true || !(t.val_freq > 0 || t.start_with_val)) return null;
+  const datasets = realValDatasets(config.dataset.val_datasets);
+  if (datasets.length === 0) return null;
+  if (!config.dataset.data_root) {
+    throw new ConfigError(`dataset.data_root: not set; validation reads dataset.val_datasets (${datasets.join(', ')}) from it; pass dataset.data_root=/path/to/data or --synthetic`);
+  }
+  const o: SequenceValidationOptions = {
+    dataRoot: config.dataset.data_root, datasets, resolution: config.dataset.resolution,
+    maxSequences: options.valSequences ?? DEFAULT_VAL_SEQUENCES, maxFrames: options.valFrames ?? DEFAULT_VAL_FRAMES,
+    ...(options.valSize ? { inputSize: options.valSize } : {}),
+  };
+  checkSequenceValidation(o);
+  return o;
 }
 
 export interface RunTrainingResult extends TrainResult {
@@ -126,6 +154,7 @@ export async function runTraining(options: RunTrainingOptions): Promise<RunTrain
   if (!resuming && options.stage === 'distill' && !stage2Checkpoints && !freshStage2) {
     throw new ConfigError('distill: needs --load <FlashDepth-S checkpoint> and --teacher <FlashDepth-L checkpoint> (or --synthetic for a timing run from fresh weights)');
   }
+  const valSequences = sequenceValidation(config, options);
   const model = createFlashDepth(config);
   const loads: RunTrainingResult['loads'] = [];
   try {
@@ -157,6 +186,7 @@ export async function runTraining(options: RunTrainingOptions): Promise<RunTrain
         ? () => createBatchSource({ ...config, training: { ...config.training, seed: config.training.seed + 1 } }, { synthetic: true, size: options.size })
         : undefined,
       valBatches: options.valBatches,
+      ...(valSequences ? { validateModel: (m: FlashDepth) => validateSequences(m, valSequences) } : {}),
       maxSteps: options.maxSteps,
       keepLast: options.keepLast,
       clipGradNorm: options.clipGradNorm ?? null,
