@@ -5,28 +5,15 @@ import { join } from 'node:path';
 import { expect } from 'chai';
 import sharp from 'sharp';
 import { readRgb } from '../../src/dataloaders/formats/image.js';
-import { FlashDepthProcessor, type RgbFrame } from '../../src/infer/processor.js';
+import { FlashDepthProcessor } from '../../src/infer/processor.js';
 import { readNpy, readNpyHeader } from '../../src/io/npy.js';
 import { countVideoFrames, probeVideo } from '../../src/media/video.js';
 import { useTestBackend } from '../helpers/backend.js';
 import { fixture, REPO_ROOT } from '../helpers/fixtures.js';
 import { lavfi } from '../media/lavfi.js';
 import { CLI, runCliProcess } from './spawn-cli.js';
+import { maxAbsDiff, syntheticFrame } from '../helpers/frames.js';
 
-/** Smooth synthetic RGB with a moving square (uint8). */
-function syntheticFrame(width: number, height: number, t: number): RgbFrame {
-  const rgb = new Uint8Array(width * height * 3);
-  for (let y = 0; y < height; y++) {
-    for (let x = 0; x < width; x++) {
-      const i = (y * width + x) * 3;
-      const blob = Math.abs(x - 10 - 12 * t) < 8 && Math.abs(y - height / 2) < 8 ? 90 : 0;
-      rgb[i] = Math.min(255, 120 + 80 * Math.sin(x / 9 + t) + blob);
-      rgb[i + 1] = Math.min(255, 110 + 70 * Math.cos(y / 7 - 0.5 * t) + blob);
-      rgb[i + 2] = Math.min(255, 100 + 60 * Math.sin((x + y) / 13 + 0.3 * t) + blob);
-    }
-  }
-  return { rgb, width, height };
-}
 
 async function writeFrames(dir: string, count: number, shift: number, width = 112, height = 64): Promise<void> {
   mkdirSync(dir, { recursive: true });
@@ -45,12 +32,6 @@ function depthAt(dir: string, file: string): Float32Array {
   return readNpy(join(dir, 'depth_npy', file)).data as Float32Array;
 }
 
-function maxAbsDiff(a: Float32Array, b: Float32Array): number {
-  expect(a.length).to.equal(b.length);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
-  return m;
-}
 
 describe('cli infer', function () {
   this.timeout(300_000);

@@ -2,21 +2,12 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
-import { CheckpointError, ConfigError } from '../../src/errors.js';
+import { ConfigError } from '../../src/errors.js';
 import { convertCheckpoint, listCheckpoint, openWeights } from '../../src/io/checkpoint.js';
 import { TorchCheckpoint } from '../../src/io/pth.js';
 import { SafetensorsFile, writeSafetensors } from '../../src/io/safetensors.js';
 import { bytesOf, PickleBuilder, writeTorchFile } from '../helpers/torch-files.js';
-
-function errorOf(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (e) {
-    expect(e).to.be.instanceOf(CheckpointError);
-    return (e as Error).message;
-  }
-  throw new Error('expected a CheckpointError');
-}
+import { errorOf } from '../helpers/errors.js';
 
 describe('io/checkpoint', () => {
   const dir = mkdtempSync(join(tmpdir(), 'ckpt-'));

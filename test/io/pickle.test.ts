@@ -1,19 +1,9 @@
 import { expect } from 'chai';
-import { CheckpointError } from '../../src/errors.js';
 import { PickleObject, unpickle, type PickleGlobal } from '../../src/io/pickle.js';
 import { PickleBuilder } from '../helpers/torch-files.js';
+import { errorOf } from '../helpers/errors.js';
 
 const noGlobals = { source: 'test.pkl', resolveGlobal: (): PickleGlobal | undefined => undefined };
-
-function errorOf(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (e) {
-    expect(e).to.be.instanceOf(CheckpointError);
-    return (e as Error).message;
-  }
-  throw new Error('expected a CheckpointError');
-}
 
 describe('io/pickle', () => {
   it('reads protocol 4 opcodes: FRAME, MEMOIZE, SHORT_BINUNICODE, lists, longs, floats', () => {

@@ -2,18 +2,8 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSy
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
-import { CheckpointError } from '../../src/errors.js';
 import { openSafetensors, writeSafetensors, type TensorToWrite } from '../../src/io/safetensors.js';
-
-function errorOf(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (e) {
-    expect(e).to.be.instanceOf(CheckpointError);
-    return (e as Error).message;
-  }
-  throw new Error('expected a CheckpointError');
-}
+import { errorOf } from '../helpers/errors.js';
 
 describe('io/safetensors', () => {
   const dir = mkdtempSync(join(tmpdir(), 'st-'));
