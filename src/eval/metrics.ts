@@ -43,9 +43,11 @@ export interface DepthMetrics {
   delta1: number;
   /** Mean of the per-frame boundary F1. */
   boundaryF1: number;
+  /** The sequence's disparity alignment pred ← scale·pred + shift. */
   scale: number;
   shift: number;
   validPixels: number;
+  /** Frames with ground truth that entered the metrics. */
   frames: number;
 }
 

@@ -1,19 +1,12 @@
 /** Evaluation results: their types, the per-dataset means, the printed tables, the CSV and the JSON report. */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import type { DepthMetrics } from './metrics.js';
 
-export interface SequenceResult {
+/** One sequence's metrics (`frames` counts the frames with ground truth that entered them) and where they came from. */
+export interface SequenceResult extends DepthMetrics {
   dataset: string;
   sequence: string;
-  /** Frames with ground truth that entered the metrics. */
-  frames: number;
-  absRel: number;
-  delta1: number;
-  boundaryF1: number;
-  /** The sequence's disparity alignment pred ← scale·pred + shift. */
-  scale: number;
-  shift: number;
-  validPixels: number;
   /** Model frames per second (predict + read-back), null when evaluating saved predictions. */
   fps: number | null;
   /** Frames whose ground-truth file is missing: streamed through the model but left out of the metrics. */

@@ -2,13 +2,14 @@
  * Opening any supported weight file by its content, and the library side of `npm run convert`: listing a
  * checkpoint and converting `.pth` to safetensors (the project's own format) tensor by tensor.
  */
-import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { closeSync, fstatSync, readSync } from 'node:fs';
 import { basename, resolve } from 'node:path';
 import { CheckpointError, invalidParameterError } from '../errors.js';
 import { DTYPE_BYTES } from './half.js';
 import { TorchCheckpoint } from './pth.js';
 import { SafetensorsFile, looksLikeSafetensors, writeSafetensors, type TensorToWrite } from './safetensors.js';
 import type { StoredDtype } from './weight-source.js';
+import { openWeightFile } from './weight-file.js';
 
 /** A weight file of either supported format. Both expose raw stored bytes (for conversion) and metadata. */
 export type WeightFile = TorchCheckpoint | SafetensorsFile;
@@ -33,12 +34,7 @@ function unrecognised(path: string, head: Buffer, size: number): CheckpointError
 
 /** Opens a `.pth` (torch.save zip) or safetensors file, choosing the reader by content, not by extension. */
 export function openWeights(path: string): WeightFile {
-  let fd: number;
-  try {
-    fd = openSync(path, 'r');
-  } catch (e) {
-    throw new CheckpointError(`${path}: cannot open weight file (${(e as NodeJS.ErrnoException).code ?? String(e)})`);
-  }
+  const fd = openWeightFile(path);
   let head: Buffer;
   let size: number;
   try {

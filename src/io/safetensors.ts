@@ -9,6 +9,7 @@ import { CheckpointError } from '../errors.js';
 import { DTYPE_BYTES, float32ToBfloat16Bits, float32ToFloat16Bits, storedToFloat32 } from './half.js';
 import type { StoredDtype, TensorInfo, WeightSource } from './weight-source.js';
 import { readExactly } from './zip.js';
+import { openWeightFile } from './weight-file.js';
 
 const CODE_OF: Record<StoredDtype, string> = {
   float32: 'F32', float16: 'F16', bfloat16: 'BF16', float64: 'F64', int64: 'I64', int32: 'I32', int16: 'I16',
@@ -47,11 +48,7 @@ export class SafetensorsFile implements WeightSource {
 
   constructor(path: string) {
     this.path = path;
-    try {
-      this.fd = openSync(path, 'r');
-    } catch (e) {
-      throw new CheckpointError(`${path}: cannot open weight file (${(e as NodeJS.ErrnoException).code ?? String(e)})`);
-    }
+    this.fd = openWeightFile(path);
     try {
       this.parseHeader();
     } catch (e) {

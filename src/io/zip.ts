@@ -3,8 +3,9 @@
  * directory is read up front; entry bytes are read on demand with positioned reads, so a multi-GB checkpoint is never
  * held in memory. zip64 (archives or entries over 4 GiB) is supported.
  */
-import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { closeSync, fstatSync, readSync } from 'node:fs';
 import { CheckpointError } from '../errors.js';
+import { openWeightFile } from './weight-file.js';
 
 export interface ZipEntry {
   name: string;
@@ -56,11 +57,7 @@ export class ZipReader {
   /** Opens `path` and parses its central directory; throws CheckpointError if it is not a readable zip. */
   constructor(path: string) {
     this.path = path;
-    try {
-      this.fd = openSync(path, 'r');
-    } catch (e) {
-      throw new CheckpointError(`${path}: cannot open weight file (${(e as NodeJS.ErrnoException).code ?? String(e)})`);
-    }
+    this.fd = openWeightFile(path);
     try {
       this.size = fstatSync(this.fd).size;
       for (const entry of this.readCentralDirectory()) this.byName.set(entry.name, entry);

@@ -54,6 +54,16 @@ export function ssdChunked(inputs: ScanInputs, chunkSize: number): ScanOutput {
   return { y, state: state ?? tf.zeros([batch, heads, headdim, dState]) };
 }
 
+/**
+ * The [q, q] causal mask (1 on and below the diagonal), built on the host: one upload instead of the ~10 kernels of
+ * tf.linalg.bandPart, for every chunk of every Mamba layer of every frame.
+ */
+function lowerTriangle(q: number): tf.Tensor2D {
+  const m = new Float32Array(q * q);
+  for (let t = 0; t < q; t++) m.fill(1, t * q, t * q + t + 1);
+  return tf.tensor2d(m, [q, q]);
+}
+
 function ssdChunk(x: tf.Tensor4D, dt: tf.Tensor3D, A: tf.Tensor1D, Bc: tf.Tensor3D, Cc: tf.Tensor3D, stateIn: tf.Tensor4D | null): ScanOutput {
   const [batch, q, heads, headdim] = x.shape;
   const dState = Bc.shape[2];
@@ -61,7 +71,7 @@ function ssdChunk(x: tf.Tensor4D, dt: tf.Tensor3D, A: tf.Tensor1D, Bc: tf.Tensor
   const cs = tf.cumsum(tf.mul(dtT, tf.reshape(A, [1, heads, 1])), 2) as tf.Tensor3D; // [B, H, q], non-increasing
   // Decay exp(cs_t − cs_s) for s ≤ t, 0 above the diagonal; min(·, 0) keeps the masked entries from overflowing.
   const diff = tf.sub(tf.expandDims(cs, 3), tf.expandDims(cs, 2)); // [B, H, q(t), q(s)]
-  const causal = tf.linalg.bandPart(tf.ones([q, q]), -1, 0);
+  const causal = lowerTriangle(q);
   const decay = tf.mul(tf.exp(tf.minimum(diff, 0)), causal);
   const CB = tf.expandDims(tf.matMul(Cc, Bc, false, true), 1); // [B, 1, q(t), q(s)]
   const scores = tf.mul(tf.mul(decay, CB), tf.expandDims(dtT, 2)); // [B, H, q, q]
