@@ -28,6 +28,67 @@ export const MAX_LIMITS = [
   'maxStorageBuffersPerShaderStage',
 ] as const;
 
+/** What our own WGSL kernels may use on the current webgpu device (src/kernels picks programs from it). */
+export interface WebGPUCapabilities {
+  /** `shader-f16` was granted: f16 arithmetic and storage in WGSL. */
+  f16: boolean;
+  /** `subgroups` was granted and every subgroup has this many invocations (0: unknown or varying). */
+  subgroupSize: number;
+  /** A tensor-core tile shape for f16 operands with f32 accumulation (`chromium-experimental-subgroup-matrix`). */
+  subgroupMatrix: { m: number; n: number; k: number } | null;
+  maxWorkgroupStorageBytes: number;
+}
+
+const NO_CAPABILITIES: WebGPUCapabilities = { f16: false, subgroupMatrix: null, subgroupSize: 0, maxWorkgroupStorageBytes: 16384 };
+let capabilities: WebGPUCapabilities = NO_CAPABILITIES;
+
+/** The capabilities of the device behind the registered webgpu backend (none before initWebGPU or after release). */
+export function webgpuCapabilities(): WebGPUCapabilities {
+  return capabilities;
+}
+
+interface SubgroupMatrixConfig {
+  componentType: string;
+  resultComponentType: string;
+  M: number;
+  N: number;
+  K: number;
+}
+
+function readCapabilities(adapter: GPUAdapter, features: readonly string[], limits: Record<string, number>): WebGPUCapabilities {
+  const info = adapter.info as GPUAdapterInfo & { subgroupMinSize?: number; subgroupMaxSize?: number; subgroupMatrixConfigs?: SubgroupMatrixConfig[] };
+  const f16 = features.includes('shader-f16');
+  const fixedSize = info.subgroupMinSize !== undefined && info.subgroupMinSize === info.subgroupMaxSize ? info.subgroupMinSize : 0;
+  const subgroupSize = features.includes('subgroups') ? fixedSize : 0;
+  // Our tensor-core kernels are written for 16×16×16 tiles of f16 → f32 and subgroups of 32 (NVIDIA's layout).
+  const square = (info.subgroupMatrixConfigs ?? []).find((c) => c.componentType === 'f16' && c.resultComponentType === 'f32' && c.M === 16 && c.N === 16 && c.K === 16);
+  const subgroupMatrix = f16 && subgroupSize === 32 && features.includes('chromium-experimental-subgroup-matrix') && square ? { m: 16, n: 16, k: 16 } : null;
+  return { f16, subgroupSize, subgroupMatrix, maxWorkgroupStorageBytes: limits['maxComputeWorkgroupStorageSize'] ?? 16384 };
+}
+
+/**
+ * WGSL requires `enable` and `diagnostic` directives before any declaration, but tfjs puts its own header before a
+ * program's code. Our kernels write their directives at the top of their code; this moves them to the front.
+ */
+export function hoistDirectives(code: string): string {
+  const directive = /^[ \t]*(?:enable|diagnostic)\b[^;\n]*;[ \t]*$/gm;
+  const found = code.match(directive);
+  if (!found) return code;
+  const unique = [...new Set(found.map((d) => d.trim()))];
+  return `${unique.join('\n')}\n${code.replace(directive, '')}`;
+}
+
+function hoistShaderDirectives(device: GPUDevice): void {
+  const create = device.createShaderModule.bind(device);
+  device.createShaderModule = (descriptor: GPUShaderModuleDescriptor) => create({ ...descriptor, code: hoistDirectives(descriptor.code) });
+}
+
+/** DAWN_TOGGLES plus FLASHDEPTH_DAWN_FEATURES (comma-separated extra Dawn toggles, for measurements). */
+function dawnToggles(env: NodeJS.ProcessEnv = process.env): string[] {
+  const extra = (env['FLASHDEPTH_DAWN_FEATURES'] ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+  return extra.length === 0 ? DAWN_TOGGLES : DAWN_TOGGLES.map((t) => (t.startsWith('enable-dawn-features=') ? `${t},${extra.join(',')}` : t));
+}
+
 interface NavigatorWithGpu {
   gpu?: GPU;
 }
@@ -79,7 +140,7 @@ export async function initWebGPU(checkVulkan: boolean): Promise<InitializedBacke
     throw new BackendUnavailable(`the webgpu package failed to load: ${shortReason(err, 80)}`);
   }
   Object.assign(globalThis, dawn.globals);
-  const gpu = dawn.create(DAWN_TOGGLES);
+  const gpu = dawn.create(dawnToggles());
   const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
   if (!adapter) {
     const hint = process.platform === 'linux' && !vulkanLoaderFound() ? ' (libvulkan.so.1 not found)' : '';
@@ -98,6 +159,7 @@ export async function initWebGPU(checkVulkan: boolean): Promise<InitializedBacke
     throw new BackendUnavailable(`requestDevice failed: ${shortReason(err, 80)}`);
   }
   reportUncapturedErrors(device);
+  hoistShaderDirectives(device);
 
   // tfjs checks navigator.gpu when it constructs the backend; register our factory in place of its own.
   setNavigatorGpu(gpu);
@@ -111,6 +173,9 @@ export async function initWebGPU(checkVulkan: boolean): Promise<InitializedBacke
     if (!ok) releaseWebGPU();
   }
   if (!ok) throw new BackendUnavailable('the tfjs webgpu backend failed to initialise');
+  capabilities = readCapabilities(adapter, requiredFeatures, requiredLimits);
+  const batch = Number(process.env['FLASHDEPTH_SUBMIT_BATCH'] ?? '');
+  if (Number.isInteger(batch) && batch > 0) tf.env().set('WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE', batch);
   const binding = requiredLimits['maxStorageBufferBindingSize'];
   const device_ = describeAdapter(adapter.info) + (binding !== undefined ? `, max binding ${gib(binding)}` : '');
   return { name: 'webgpu', device: device_, features: [...requiredFeatures], limits: requiredLimits };
@@ -147,5 +212,6 @@ function reportUncapturedErrors(device: GPUDevice): void {
 /** Drops tfjs' webgpu backend and the Dawn instance so the process can exit. */
 export function releaseWebGPU(): void {
   if (tf.findBackend('webgpu')) tf.removeBackend('webgpu');
+  capabilities = NO_CAPABILITIES;
   setNavigatorGpu(undefined);
 }

@@ -7,6 +7,12 @@ import { ConfigError, FlashDepthError } from '../errors.js';
 import { levelFromFlags, log } from '../log.js';
 import { LATER_COMMANDS, notImplementedYet } from './later.js';
 
+const PRECISION_OPTION = {
+  type: 'string',
+  choices: ['fp32', 'mixed'],
+  default: 'fp32',
+  describe: 'mixed: linear layers on tensor cores (f16 operands, f32 accumulation; webgpu with subgroup matrices, else fp32)',
+} as const;
 const BACKENDS = ['auto', 'tensorflow', 'webgpu', 'wasm', 'cpu'] as const;
 
 interface GlobalFlags {
@@ -69,7 +75,9 @@ function buildParser(argv: string[]): Argv<GlobalFlags> {
           .option('json', { type: 'string', describe: 'Write the results as JSON to this file' })
           .option('set', { type: 'string', array: true, describe: 'Config overrides key.sub=value' })
           .option('profile', { type: 'boolean', default: false, describe: 'Also time each kernel of one frame (timestamp queries on webgpu)' })
+          .option('precision', PRECISION_OPTION)
           .example('$0 bench --config s --frames 20 --backend webgpu', 'FlashDepth-S at 518×518')
+          .example('$0 bench --config full --backend webgpu --precision mixed', 'Full at 2K on tensor cores')
           .example('$0 bench --config full --resolution 2044x1148 --json bench.json', 'Full at 2K'),
       async (args) => {
         const { runBench } = await import('./bench-command.js');

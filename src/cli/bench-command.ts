@@ -1,6 +1,7 @@
 /** `npm run bench -- --config s|l|full|<dir> [--resolution WxH] [--frames 100] [--warmup 5] [--backend …] [--json out.json]`. */
 import { writeFileSync } from 'node:fs';
 import type { BackendName } from '../backend/types.js';
+import type { Precision } from '../kernels/mode.js';
 import { invalidParameterError } from '../errors.js';
 import { log } from '../log.js';
 
@@ -14,6 +15,7 @@ export interface BenchCommandOptions {
   json?: string;
   set?: string[];
   profile?: boolean;
+  precision?: string;
 }
 
 function parseResolution(text: string): { width: number; height: number } {
@@ -39,6 +41,7 @@ export async function runBench(options: BenchCommandOptions): Promise<void> {
         backend: options.backend as BackendName,
         checkpoint: options.checkpoint,
         profile: options.profile,
+        precision: options.precision as Precision | undefined,
         onFrame: (i, ms) => {
           if ((i + 1) % 25 === 0) log.info(`  frame ${i + 1}/${options.frames}: ${ms.toFixed(1)} ms`);
         },

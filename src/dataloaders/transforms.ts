@@ -9,7 +9,9 @@
  * matMul, so they run on every backend and are differentiable. Each matrix is banded (4 taps for cubic), so long
  * sides are processed in blocks of output rows that only multiply the input rows they touch.
  *
- * All functions are pure: tensors in, new tensors out; the caller owns (and disposes) the result.
+ * All functions are pure: tensors in, new tensors out; the caller owns (and disposes) the result. A streaming caller
+ * passes a `PreprocessCache` so that the constant tensors (resize matrices, ImageNet statistics) are uploaded once
+ * per frame size instead of every frame.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { ShapeError } from '../errors.js';
@@ -205,6 +207,43 @@ export function areaResizeMatrices(input: Size, output: Size): { rows: Float32Ar
 }
 
 // ---------------------------------------------------------------------------------------------------------------------
+// Constant tensors kept between frames
+
+/**
+ * The constant tensors of preprocessing (interpolation matrices, ImageNet statistics, the 1/255 scale), kept between
+ * the frames of a stream: without it each frame uploads them again. Keyed by what they depend on (kind and sizes).
+ */
+export class PreprocessCache {
+  private readonly tensors = new Map<string, tf.Tensor>();
+
+  /** The tensor stored under `key`, built and kept on first use (safe inside the caller's tidy). */
+  get<T extends tf.Tensor>(key: string, build: () => T): T {
+    let t = this.tensors.get(key);
+    if (!t) {
+      t = tf.keep(build());
+      this.tensors.set(key, t);
+    }
+    return t as T;
+  }
+
+  /** Number of kept tensors. */
+  get size(): number {
+    return this.tensors.size;
+  }
+
+  /** Frees every kept tensor (they are rebuilt on demand). */
+  dispose(): void {
+    tf.dispose([...this.tensors.values()]);
+    this.tensors.clear();
+  }
+}
+
+/** A constant from `cache` under `key`, or a fresh one when there is no cache. */
+function constant<T extends tf.Tensor>(cache: PreprocessCache | undefined, key: string, build: () => T): T {
+  return cache ? cache.get(key, build) : build();
+}
+
+// ---------------------------------------------------------------------------------------------------------------------
 // Applying separable interpolations to NHWC tensors
 
 /** Output rows per block; a block multiplies only the input rows its taps reach. */
@@ -214,7 +253,7 @@ const BLOCK_ROWS = 128;
  * Applies a 1-D interpolation along the leading axis of x [inSize, N] → [outSize, N], block by block, so the cost is
  * proportional to the number of taps rather than to inSize.
  */
-function applyAlongFirstAxis(x: tf.Tensor2D, interp: Interpolation1D): tf.Tensor2D {
+function applyAlongFirstAxis(x: tf.Tensor2D, interp: Interpolation1D, cacheKey?: { cache: PreprocessCache; key: string }): tf.Tensor2D {
   const { outSize, taps, index, weight } = interp;
   const blocks: tf.Tensor2D[] = [];
   for (let r0 = 0; r0 < outSize; r0 += BLOCK_ROWS) {
@@ -226,12 +265,16 @@ function applyAlongFirstAxis(x: tf.Tensor2D, interp: Interpolation1D): tf.Tensor
       last = Math.max(last, index[t]!);
     }
     const span = last - first + 1;
-    const block = new Float32Array((r1 - r0) * span);
-    for (let r = r0; r < r1; r++) {
-      for (let k = 0; k < taps; k++) block[(r - r0) * span + index[r * taps + k]! - first] += weight[r * taps + k]!;
-    }
+    const buildBlock = () => {
+      const block = new Float32Array((r1 - r0) * span);
+      for (let r = r0; r < r1; r++) {
+        for (let k = 0; k < taps; k++) block[(r - r0) * span + index[r * taps + k]! - first] += weight[r * taps + k]!;
+      }
+      return tf.tensor2d(block, [r1 - r0, span]);
+    };
+    const matrix = constant(cacheKey?.cache, `${cacheKey?.key} block ${r0}`, buildBlock);
     const rowsIn = span === x.shape[0] ? x : tf.slice(x, [first, 0], [span, -1]);
-    blocks.push(tf.matMul(tf.tensor2d(block, [r1 - r0, span]), rowsIn));
+    blocks.push(tf.matMul(matrix, rowsIn));
   }
   return blocks.length === 1 ? blocks[0]! : tf.concat(blocks, 0);
 }
@@ -242,11 +285,17 @@ function expectImage(x: tf.Tensor, what: string): tf.Tensor4D {
   return x as tf.Tensor4D;
 }
 
+/** Where `applySeparable` keeps its matrices: `key` names the interpolation kind (e.g. `cubic`). */
+export interface SeparableCache {
+  cache: PreprocessCache;
+  key: string;
+}
+
 /**
  * Separable resize of NHWC images: out[b] = rows · x[b] · colsᵀ with `rows` [H2, H1] and `cols` [W2, W1]; null
- * leaves that axis unchanged.
+ * leaves that axis unchanged. With `cached`, the matrices are taken from (or put in) the cache.
  */
-export function applySeparable(x: tf.Tensor4D, rows: Interpolation1D | null, cols: Interpolation1D | null): tf.Tensor4D {
+export function applySeparable(x: tf.Tensor4D, rows: Interpolation1D | null, cols: Interpolation1D | null, cached?: SeparableCache): tf.Tensor4D {
   return tf.tidy(() => {
     const [b, h1, w1, c] = x.shape;
     let y: tf.Tensor4D = x;
@@ -254,14 +303,14 @@ export function applySeparable(x: tf.Tensor4D, rows: Interpolation1D | null, col
     if (rows !== null) {
       // [B, H1, W1, C] -> [H1, B·W1·C] -> [H2, B·W1·C] -> [B, H2, W1, C]
       const t = tf.reshape(tf.transpose(y, [1, 0, 2, 3]), [h1, b * w1 * c]) as tf.Tensor2D;
-      const r = applyAlongFirstAxis(t, rows);
+      const r = applyAlongFirstAxis(t, rows, cached && { cache: cached.cache, key: `${cached.key} ${h1}→${rows.outSize}` });
       y = tf.transpose(tf.reshape(r, [rows.outSize, b, w1, c]), [1, 0, 2, 3]);
       h = rows.outSize;
     }
     if (cols !== null) {
       // [B, H, W1, C] -> [W1, B·H·C] -> [W2, B·H·C] -> [B, H, W2, C]
       const t = tf.reshape(tf.transpose(y, [2, 0, 1, 3]), [w1, b * h * c]) as tf.Tensor2D;
-      const r = applyAlongFirstAxis(t, cols);
+      const r = applyAlongFirstAxis(t, cols, cached && { cache: cached.cache, key: `${cached.key} ${w1}→${cols.outSize}` });
       y = tf.transpose(tf.reshape(r, [cols.outSize, b, h, c]), [1, 2, 0, 3]);
     }
     return y === x ? tf.clone(x) : y;
@@ -275,13 +324,13 @@ export function applySeparable(x: tf.Tensor4D, rows: Interpolation1D | null, col
  * The weights equal cv2's float64 path (what the reference loader runs, its images being /255.0 doubles) to 1e-16;
  * cv2's float32 path rounds differently, by up to 2e-5 on white noise and 5e-7 on smooth images.
  */
-export function bicubicResize(x: tf.Tensor, output: Size): tf.Tensor4D {
+export function bicubicResize(x: tf.Tensor, output: Size, cache?: PreprocessCache): tf.Tensor4D {
   return tf.tidy(() => {
     const img = expectImage(x, 'bicubicResize');
     const [, h1, w1] = img.shape;
     const rows = output.height === h1 ? null : cubicInterpolation(output.height, h1);
     const cols = output.width === w1 ? null : cubicInterpolation(output.width, w1);
-    return applySeparable(img, rows, cols);
+    return applySeparable(img, rows, cols, cache && { cache, key: 'cubic' });
   });
 }
 
@@ -312,11 +361,11 @@ export function areaResize(x: tf.Tensor, output: Size): tf.Tensor {
  * RGB pixels → float32 in [0, 1]: int32 tensors (decoded uint8) are divided by 255, float tensors are taken to be in
  * [0, 1] already. Shape [H, W, 3] or [B, H, W, 3] → [B, H, W, 3].
  */
-export function toUnitRgb(x: tf.Tensor): tf.Tensor4D {
+export function toUnitRgb(x: tf.Tensor, cache?: PreprocessCache): tf.Tensor4D {
   return tf.tidy(() => {
     const img = expectImage(x, 'toUnitRgb');
     if (img.shape[3] !== 3) throw new ShapeError(`toUnitRgb: expected 3 RGB channels but got shape [${img.shape.join(', ')}]`);
-    return img.dtype === 'float32' ? tf.clone(img) : tf.div(tf.cast(img, 'float32'), 255);
+    return img.dtype === 'float32' ? tf.clone(img) : tf.div(tf.cast(img, 'float32'), constant(cache, '255', () => tf.scalar(255)));
   });
 }
 
@@ -331,8 +380,12 @@ export function rgbPixelsToTensor(pixels: Uint8Array | Uint8ClampedArray | Float
 }
 
 /** (x − mean) / std per RGB channel, ImageNet statistics. */
-export function normalizeImageNet(x: tf.Tensor4D): tf.Tensor4D {
-  return tf.tidy(() => tf.div(tf.sub(x, tf.tensor1d([...IMAGENET_MEAN])), tf.tensor1d([...IMAGENET_STD])));
+export function normalizeImageNet(x: tf.Tensor4D, cache?: PreprocessCache): tf.Tensor4D {
+  return tf.tidy(() => {
+    const mean = constant(cache, 'imagenet mean', () => tf.tensor1d([...IMAGENET_MEAN]));
+    const std = constant(cache, 'imagenet std', () => tf.tensor1d([...IMAGENET_STD]));
+    return tf.div(tf.sub(x, mean), std);
+  });
 }
 
 /** Inverse of `normalizeImageNet`, for showing model inputs (the reference's saved frames forget this). */
@@ -341,8 +394,8 @@ export function denormalizeImageNet(x: tf.Tensor4D): tf.Tensor4D {
 }
 
 /** Bicubic resize followed by clip to [0, 1], the reference's resize step everywhere in its image loaders. */
-export function resizeImage(x: tf.Tensor, output: Size): tf.Tensor4D {
-  return tf.tidy(() => tf.clipByValue(bicubicResize(x, output), 0, 1));
+export function resizeImage(x: tf.Tensor, output: Size, cache?: PreprocessCache): tf.Tensor4D {
+  return tf.tidy(() => tf.clipByValue(bicubicResize(x, output, cache), 0, 1));
 }
 
 // ---------------------------------------------------------------------------------------------------------------------
@@ -351,6 +404,8 @@ export function resizeImage(x: tf.Tensor, output: Size): tf.Tensor4D {
 export interface PreprocessOptions {
   /** Long-side cap in pixels (default 2044; `null` disables it, as for dataset images that are already sized). */
   longSideCap?: number | null;
+  /** Keeps the constant tensors between calls (streaming); the caller disposes it. */
+  cache?: PreprocessCache;
 }
 
 /**
@@ -359,17 +414,18 @@ export interface PreprocessOptions {
  */
 export function preprocessFrames(x: tf.Tensor, options: PreprocessOptions = {}): tf.Tensor4D {
   const cap = options.longSideCap === undefined ? DEFAULT_LONG_SIDE_CAP : options.longSideCap;
+  const cache = options.cache;
   return tf.tidy(() => {
-    let img = toUnitRgb(x);
+    let img = toUnitRgb(x, cache);
     const [, h0, w0] = img.shape;
     if (cap !== null) {
       const capped = capLongSide({ height: h0, width: w0 }, cap);
-      if (capped.height !== h0 || capped.width !== w0) img = resizeImage(img, capped);
+      if (capped.height !== h0 || capped.width !== w0) img = resizeImage(img, capped, cache);
     }
     const [, h1, w1] = img.shape;
     const snapped = { height: snapToMultipleOf14(h1), width: snapToMultipleOf14(w1) };
     // The reference clips after the snap resize even when it is a no-op (cv2.resize copies same-size images).
-    img = resizeImage(img, snapped);
-    return normalizeImageNet(img);
+    img = resizeImage(img, snapped, cache);
+    return normalizeImageNet(img, cache);
   });
 }

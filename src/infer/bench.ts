@@ -10,6 +10,8 @@ import { assertDeviceHealthy, selectBackend, type BackendName } from '../backend
 import type { BackendInfo } from '../backend/types.js';
 import { configHash, loadConfig, type ConfigOverrides } from '../config.js';
 import { invalidParameterError } from '../errors.js';
+import { applyPrecision, type Precision } from '../kernels/index.js';
+import { log } from '../log.js';
 import { createFlashDepth, loadFlashDepthWeights, variantConfigDir } from '../models/create.js';
 import { randomizeWeights } from '../models/random-init.js';
 import { VARIANTS, type VariantName } from '../models/variants.js';
@@ -27,6 +29,8 @@ export interface BenchOptions {
   /** Weights to load; default: random weights of realistic magnitude (never zeros, which can time differently). */
   checkpoint?: string;
   maxScoreElements?: number;
+  /** 'mixed': tensor-core matmuls and attention (f16 operands, f32 accumulation) where the device has them. */
+  precision?: Precision;
   /** Also time every kernel of one frame (GPU timestamp queries on webgpu) and report the most expensive. */
   profile?: boolean;
   /** Called after each timed frame (progress). */
@@ -38,6 +42,8 @@ export interface BenchResult {
   configHash: string;
   variant: string;
   backend: BackendInfo;
+  /** The precision that ran ('mixed' falls back to 'fp32' without tensor cores). */
+  precision: Precision;
   width: number;
   height: number;
   parameters: number;
@@ -88,6 +94,8 @@ function defaultSize(variant: string): [number, number] {
 /** Runs the benchmark (selects the backend itself). */
 export async function runBenchmark(options: BenchOptions): Promise<BenchResult> {
   const backend = await selectBackend(options.backend ?? 'auto');
+  const { precision, note } = applyPrecision(options.precision ?? 'fp32');
+  if (note) log.warn(note);
   const variant = Object.hasOwn(VARIANTS, options.config) ? options.config : 'custom';
   const configDir = variant === 'custom' ? options.config : variantConfigDir(variant as VariantName);
   const config = loadConfig(configDir, options.overrides ?? []);
@@ -151,6 +159,7 @@ export async function runBenchmark(options: BenchOptions): Promise<BenchResult> 
       configHash: configHash(config),
       variant,
       backend,
+      precision,
       width,
       height,
       parameters: model.countParameters(),
@@ -180,11 +189,12 @@ export function formatKernelTable(r: BenchResult, top = 15): string {
 
 /** One table row per result, for the console. */
 export function formatBenchTable(results: readonly BenchResult[]): string {
-  const header = ['config', 'size', 'backend', 'device', 'ms/frame (median)', 'FPS', 'first frame ms', 'peak tensors MiB'];
+  const header = ['config', 'size', 'backend', 'precision', 'device', 'ms/frame (median)', 'FPS', 'first frame ms', 'peak tensors MiB'];
   const rows = results.map((r) => [
     r.variant === 'custom' ? r.config : r.variant,
     `${r.width}×${r.height}`,
     r.backend.name,
+    r.precision,
     r.backend.device,
     r.msPerFrame.median.toFixed(1),
     r.fps.toFixed(2),

@@ -21,7 +21,7 @@ import { ShapeError } from '../errors.js';
 import { createFlashDepth, loadFlashDepthWeights, variantConfigDir } from '../models/create.js';
 import type { FlashDepth } from '../models/flashdepth.js';
 import { VARIANTS, type VariantName } from '../models/variants.js';
-import { DEFAULT_LONG_SIDE_CAP, modelInputSize, preprocessFrames, resizeImage, rgbPixelsToTensor, toUnitRgb, type Size } from '../dataloaders/transforms.js';
+import { DEFAULT_LONG_SIDE_CAP, modelInputSize, PreprocessCache, preprocessFrames, resizeImage, toUnitRgb, type Size } from '../dataloaders/transforms.js';
 import { resolveCheckpoint, type ResolvedCheckpoint } from './checkpoints.js';
 import { randomizeWeights } from '../models/random-init.js';
 import { openSources, type Frame, type FrameSource, type SourceOptions } from './sources.js';
@@ -94,6 +94,8 @@ export class FlashDepthProcessor {
   /** The first frame's size in the current sequence; later frames are resized to it. */
   private sequenceSize: Size | undefined;
   private disposed = false;
+  /** Resize matrices and normalisation constants of the current sequence's frame size (uploaded once, not per frame). */
+  private readonly preprocessCache = new PreprocessCache();
 
   private constructor(
     readonly model: FlashDepth,
@@ -140,7 +142,7 @@ export class FlashDepthProcessor {
     let x: tf.Tensor4D;
     try {
       x = tf.tidy(() => {
-        let img = toUnitRgb(input);
+        let img = toUnitRgb(input, this.preprocessCache);
         const [, height, width] = img.shape;
         this.sequenceSize ??= { height, width };
         const first = this.sequenceSize;
@@ -148,7 +150,7 @@ export class FlashDepthProcessor {
           this.onWarning?.(`frame of ${width}×${height} differs from the sequence's first frame; resized to ${first.width}×${first.height}`);
           img = resizeImage(img, first);
         }
-        return preprocessFrames(img, { longSideCap: this.info.longSideCap });
+        return preprocessFrames(img, { longSideCap: this.info.longSideCap, cache: this.preprocessCache });
       });
     } finally {
       if (input !== frame) input.dispose();
@@ -186,12 +188,14 @@ export class FlashDepthProcessor {
     this.checkAlive();
     this.model.resetState();
     this.sequenceSize = undefined;
+    this.preprocessCache.dispose(); // the next sequence may have another size
   }
 
   /** Frees the weights and the state. The backend stays selected (releaseBackend() ends it). */
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;
+    this.preprocessCache.dispose();
     this.model.dispose();
   }
 
@@ -211,7 +215,10 @@ function openRunSources(input: string | readonly string[] | FrameSource | readon
   return openSources(input as readonly string[], options);
 }
 
-/** Interleaved pixels → [1, H, W, 3] in [0, 1]; grey is repeated to RGB, alpha dropped. */
+/**
+ * Interleaved pixels → [1, H, W, 3]: int32 0…255 for bytes, float32 for floats (toUnitRgb scales bytes); grey is
+ * repeated to RGB, alpha dropped.
+ */
 function pixelsToTensor(frame: RgbFrame): tf.Tensor4D {
   const { rgb, width, height } = frame;
   const channels = frame.channels ?? 3;
@@ -222,10 +229,10 @@ function pixelsToTensor(frame: RgbFrame): tf.Tensor4D {
   if (rgb.length !== width * height * channels) {
     throw new ShapeError(`frame: expected ${width}×${height}×${channels} = ${width * height * channels} values but received ${rgb.length}`);
   }
-  if (channels === 3) return rgbPixelsToTensor(rgb, { height, width });
+  const upload = () => rgb instanceof Float32Array ? tf.tensor4d(rgb, [1, height, width, channels]) : tf.tensor4d(Int32Array.from(rgb), [1, height, width, channels], 'int32');
+  if (channels === 3) return upload();
   return tf.tidy(() => {
-    const values = rgb instanceof Float32Array ? tf.tensor4d(rgb, [1, height, width, channels])
-      : tf.div(tf.cast(tf.tensor4d(Int32Array.from(rgb), [1, height, width, channels], 'int32'), 'float32'), 255);
+    const values = upload();
     return (channels === 1 ? tf.tile(values, [1, 1, 1, 3]) : tf.slice(values, [0, 0, 0, 0], [1, height, width, 3])) as tf.Tensor4D;
   });
 }

@@ -12,6 +12,17 @@ const WORKGROUP = 64;
 // tfjs-core backend_util.ERF_* (Abramowitz & Stegun 7.1.26).
 const ERF = { p: 0.3275911, a1: 0.254829592, a2: -0.284496736, a3: 1.421413741, a4: -1.453152027, a5: 1.061405429 };
 
+const f = (n: number) => n.toFixed(9);
+
+/** WGSL `erfVec4(a)`: the erf of GeluProgram, shared with the GELU epilogue of the tensor-core matmul. */
+export const ERF_VEC4_WGSL = `
+      fn erfVec4(a : vec4<f32>) -> vec4<f32> {
+        let absA = abs(a);
+        let t = 1.0 / (1.0 + ${f(ERF.p)} * absA);
+        let poly = ((((${f(ERF.a5)} * t + ${f(ERF.a4)}) * t + ${f(ERF.a3)}) * t + ${f(ERF.a2)}) * t + ${f(ERF.a1)}) * t;
+        return sign(a) * (1.0 - poly * exp(-absA * absA));
+      }`;
+
 abstract class FlatVec4Program implements WebGPUProgram {
   abstract variableNames: string[];
   abstract shaderKey: string;
@@ -36,19 +47,12 @@ export class GeluProgram extends FlatVec4Program {
   shaderKey = 'flashdepthGelu';
 
   getUserCode(): string {
-    const f = (n: number) => n.toFixed(9);
     return `
-      fn erfVec4(a : vec4<f32>) -> vec4<f32> {
-        let absA = abs(a);
-        let t = 1.0 / (1.0 + ${f(ERF.p)} * absA);
-        let poly = ((((${f(ERF.a5)} * t + ${f(ERF.a4)}) * t + ${f(ERF.a3)}) * t + ${f(ERF.a2)}) * t + ${f(ERF.a1)}) * t;
-        return sign(a) * (1.0 - poly * exp(-absA * absA));
-      }
-
+      ${ERF_VEC4_WGSL}
       fn main(index : i32) {
         if (index < uniforms.size) {
           let x = X[index];
-          result[index] = 0.5 * x * (1.0 + erfVec4(x * ${f(Math.SQRT1_2)}));
+          result[index] = 0.5 * x * (1.0 + erfVec4(x * ${Math.SQRT1_2.toFixed(9)}));
         }
       }
     `;

@@ -6,8 +6,10 @@ import * as tf from '@tensorflow/tfjs-core';
 import { geluConfig, scaleAddConfig } from './elementwise.js';
 import { flashAttentionConfig } from './flash-attention.js';
 import { layerNormConfig } from './layer-norm.js';
+import { mambaScanConfig } from './mamba-scan.js';
+import { mixedMatMulConfig } from './mixed-matmul.js';
 
-const KERNEL_CONFIGS: readonly tf.KernelConfig[] = [flashAttentionConfig, layerNormConfig, geluConfig, scaleAddConfig];
+const KERNEL_CONFIGS: readonly tf.KernelConfig[] = [flashAttentionConfig, layerNormConfig, geluConfig, scaleAddConfig, mixedMatMulConfig, mambaScanConfig];
 
 for (const config of KERNEL_CONFIGS) {
   if (!tf.getKernel(config.kernelName, config.backendName)) tf.registerKernel(config);

@@ -20,7 +20,7 @@ import { invalidParameterError, ShapeError } from '../errors.js';
 import { DEFAULT_MAX_SCORE_ELEMENTS, selfAttention } from './attention.js';
 import { LayerNorm, Linear, singleInput } from './layers.js';
 import { FlashModule, type FlashModuleArgs } from './module.js';
-import { addScaled, gelu } from './ops.js';
+import { linear, type LinearEpilogue } from './ops.js';
 import { PosEmbedInterpolator } from './pos-embed.js';
 import { VIT_SIZES } from './variants.js';
 import type { VitSize } from '../config.js';
@@ -46,11 +46,6 @@ export class LayerScale extends FlashModule {
 
   forward(x: tf.Tensor): tf.Tensor {
     return tf.mul(x, this.gamma.read());
-  }
-
-  /** residual + γ·y (one dispatch on webgpu). */
-  addTo<T extends tf.Tensor>(residual: T, y: tf.Tensor): T {
-    return addScaled(residual, y, this.gamma.read()) as T;
   }
 
   override call(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor {
@@ -106,7 +101,7 @@ export class PatchEmbed extends FlashModule {
     const patches = tf.transpose(tf.reshape(x, [b, ph, p, pw, p, c]), [0, 1, 3, 2, 4, 5]);
     const flat = tf.reshape(patches, [b * ph * pw, p * p * c]);
     const filter = tf.reshape(this.proj.weight.read(), [p * p * c, this.embedDim]);
-    const tokens = tf.add(tf.matMul(flat, filter), this.proj.bias.read());
+    const tokens = linear(flat, filter, this.proj.bias.read());
     return tf.reshape(tokens, [b, ph * pw, this.embedDim]);
   }
 
@@ -134,10 +129,10 @@ export class DinoAttention extends FlashModule {
     this.proj = this.child('proj', new Linear({ inFeatures: dim, outFeatures: dim, weightInit: weightInit() }));
   }
 
-  /** [B, N, D] → [B, N, D]. */
-  forward(x: tf.Tensor3D): tf.Tensor3D {
+  /** [B, N, D] → [B, N, D]; with `residual`, residual.x + γ·attn(x) (fused into the projection where possible). */
+  forward(x: tf.Tensor3D, residual?: LinearEpilogue['residual']): tf.Tensor3D {
     const attended = selfAttention(this.qkv.forward(x), this.numHeads, { maxScoreElements: this.maxScoreElements });
-    return this.proj.forward(attended) as tf.Tensor3D;
+    return this.proj.forward(attended, { residual }) as tf.Tensor3D;
   }
 
   override call(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor {
@@ -164,8 +159,9 @@ export class DinoMlp extends FlashModule {
     this.fc2 = this.child('fc2', new Linear({ inFeatures: hiddenDim, outFeatures: dim, weightInit: weightInit() }));
   }
 
-  forward(x: tf.Tensor): tf.Tensor {
-    return this.fc2.forward(gelu(this.fc1.forward(x)));
+  /** With `residual`: residual.x + γ·mlp(x), fused into fc2 where possible. */
+  forward(x: tf.Tensor, residual?: LinearEpilogue['residual']): tf.Tensor {
+    return this.fc2.forward(this.fc1.forward(x, { activation: 'gelu' }), { residual });
   }
 
   override call(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor {
@@ -202,8 +198,8 @@ export class DinoBlock extends FlashModule {
 
   /** [B, N, D] → [B, N, D]. */
   forward(x: tf.Tensor3D): tf.Tensor3D {
-    const afterAttn = this.ls1.addTo(x, this.attn.forward(this.norm1.forward(x) as tf.Tensor3D));
-    return this.ls2.addTo(afterAttn, this.mlp.forward(this.norm2.forward(afterAttn)));
+    const afterAttn = this.attn.forward(this.norm1.forward(x) as tf.Tensor3D, { x, gamma: this.ls1.gamma.read() });
+    return this.mlp.forward(this.norm2.forward(afterAttn), { x: afterAttn, gamma: this.ls2.gamma.read() }) as tf.Tensor3D;
   }
 
   override call(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor {

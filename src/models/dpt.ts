@@ -56,9 +56,10 @@ export class ConvTranspose2d extends FlashModule {
     const { inChannels, outChannels, scale: s } = this.convOptions;
     const [b, h, w, c] = x.shape;
     if (c !== inChannels) throw new ShapeError(`${this.name}: expected ${inChannels} input channels (NHWC), received shape [${x.shape.join(', ')}]`);
-    const perPixel = tf.reshape(tf.transpose(this.weight.read(), [3, 0, 1, 2]), [inChannels, s * s * outChannels]); // [s,s,out,in] → [in, s·s·out]
-    const pixels = tf.reshape(x, [b * h * w, inChannels]); // [B·h·w, in]
-    const blocks = tf.reshape(tf.matMul(pixels, perPixel as tf.Tensor2D), [b, h, w, s, s, outChannels]); // [B, h, w, ky, kx, out]
+    // The weight is used as stored, transposed inside the matMul: no per-frame transpose of the filter.
+    const perPixel = tf.reshape(this.weight.read(), [s * s * outChannels, inChannels]) as tf.Tensor2D; // [s,s,out,in] → [s·s·out, in]
+    const pixels = tf.reshape(x, [b * h * w, inChannels]) as tf.Tensor2D; // [B·h·w, in]
+    const blocks = tf.reshape(tf.matMul(pixels, perPixel, false, true), [b, h, w, s, s, outChannels]); // [B, h, w, ky, kx, out]
     const rows = tf.transpose(blocks, [0, 1, 3, 2, 4, 5]); // [B, h, ky, w, kx, out]
     const y = tf.reshape(rows, [b, h * s, w * s, outChannels]); // [B, s·h, s·w, out]
     return tf.add(y, this.bias.read()) as tf.Tensor4D;

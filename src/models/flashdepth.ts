@@ -309,11 +309,12 @@ export class FlashDepth extends FlashModule {
     return this.predict(Array.isArray(inputs) ? inputs[0]! : inputs);
   }
 
-  /** Frees the weights of the whole tree, the held state and the cached pos-embed interpolations. */
+  /** Frees the weights of the whole tree, the held state and the cached constants (pos-embed, pooling matrices). */
   override dispose(): ReturnType<FlashModule['dispose']> {
     this.resetState();
     this.pretrained.clearCache();
     this.teacher?.pretrained.clearCache();
+    this.mamba?.clearCache();
     const numDisposedVariables = [...this.namedParameters()].length;
     this.disposeParameters();
     return { refCountAfterDispose: 0, numDisposedVariables };

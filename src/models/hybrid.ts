@@ -23,7 +23,6 @@ import { ConfigError, ShapeError } from '../errors.js';
 import { scaledDotProductAttention, type AttentionOptions } from './attention.js';
 import { LayerNorm, Linear } from './layers.js';
 import { FlashModule, type FlashModuleArgs } from './module.js';
-import { gelu } from './ops.js';
 
 /** nn.LayerNorm eps of every fusion norm (PyTorch's default). */
 const FUSION_LN_EPS = 1e-5;
@@ -103,7 +102,7 @@ export class FusionBlock extends FlashModule {
   forward(x: tf.Tensor3D, context: tf.Tensor3D, attention: AttentionOptions = {}): tf.Tensor3D {
     const c = this.contextNorm.forward(context);
     const attended = tf.add(x, this.attention.forward(this.norm1.forward(x), c, attention));
-    return tf.add(attended, this.mlpOut.forward(gelu(this.mlpIn.forward(this.norm2.forward(attended)))));
+    return tf.add(attended, this.mlpOut.forward(this.mlpIn.forward(this.norm2.forward(attended), { activation: 'gelu' })));
   }
 
   override getConfig(): tf.serialization.ConfigDict {

@@ -9,6 +9,7 @@
  *  - `forwardFrame(u [B, L, dModel], state | null, form = 'chunked') → {y, state}`: one frame, pure and
  *    differentiable. The causal conv restarts from zero padding at the frame start; the SSM state [B, H, P, N] is
  *    carried in and out explicitly (null = sequence start). `form: 'recurrent'` runs the per-token reference scan.
+ *    Where `useFusedKernels()` (webgpu inference) it runs the custom kernel of src/kernels/mamba-scan.ts instead.
  *  - `step(u_t [B, dModel], state | null) → {y, state}`: Mamba's token step with a rolling conv buffer
  *    [B, conv_dim, d_conv] (what `Mamba2.step` computes; FlashDepth itself never carries the conv across frames).
  *  - `forward(u)` / `apply(u)`: streaming wrapper that keeps the SSM state between calls; `resetState()` starts a
@@ -17,6 +18,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { invalidParameterError, ShapeError } from '../errors.js';
+import { fusedMambaScan, mambaScanSupports, useFusedKernels } from '../kernels/index.js';
 import { FlashModule, type FlashModuleArgs } from './module.js';
 import { linear, silu } from './ops.js';
 import { ssdChunked, ssdRecurrent, type ScanInputs } from './ssd.js';
@@ -127,12 +129,27 @@ export class Mamba2 extends FlashModule {
     const batch = u.shape[0];
     const length = u.shape[1];
     if (state) this.checkInput('forwardFrame', 'state', state.shape, this.ssmStateShape(batch));
+    if (length > 0 && useFusedKernels() && mambaScanSupports(this.headdim, this.dState)) return this.forwardFrameFused(u, state);
     const { z, xBC, dtRaw } = this.project(u);
     const xBCc = silu(this.causalConv(xBC as tf.Tensor3D));
     const scanIn = this.scanInputs(xBCc, dtRaw, [batch, length], state);
     const scan = form === 'chunked' ? ssdChunked(scanIn, this.chunkSize) : ssdRecurrent(scanIn);
     const y = this.finish(scan.y, scanIn.x, z, [batch, length]);
     return { y: y as tf.Tensor3D, state: scan.state };
+  }
+
+  /**
+   * forwardFrame on webgpu inference: in_proj, one custom kernel of 3 dispatches for conv … gated RMSNorm (a per-token
+   * recurrence, whatever `form` says), out_proj; the ops form issues ~100 tfjs calls for the same few tokens.
+   */
+  private forwardFrameFused(u: tf.Tensor3D, state: tf.Tensor4D | null): Mamba2FrameResult {
+    const zxbcdt = linear(u, this.inProj.read()) as tf.Tensor3D;
+    const weights = {
+      convWeight: this.convWeight.read(), convBias: this.convBias.read(), dtBias: this.dtBias.read(),
+      aLog: this.aLog.read(), dSkip: this.dSkip.read(), normWeight: this.normWeight.read(),
+    };
+    const scan = fusedMambaScan(zxbcdt, weights, state, { headdim: this.headdim, dState: this.dState, eps: RMSNORM_EPS });
+    return { y: linear(scan.y, this.outProj.read()) as tf.Tensor3D, state: scan.state };
   }
 
   /**

@@ -6,16 +6,31 @@ import * as tf from '@tensorflow/tfjs-core';
 // The core ops' gradients are registered as a side effect of loading tfjs-layers (its Node bundle carries
 // tfjs-core's register_all_gradients, which cannot be imported on its own under Node ESM).
 import '@tensorflow/tfjs-layers';
-import { fusedGelu, fusedLayerNorm, fusedScaleAdd, useFusedKernels, vec4Compatible } from '../kernels/index.js';
+import { fusedGelu, fusedLayerNorm, fusedScaleAdd, mixedMatMul, mixedMatMulSupports, useFusedKernels, useTensorCores, vec4Compatible } from '../kernels/index.js';
 
-/** y = x·W + b with W in [in, out] layout (a PyTorch Linear weight, transposed at load time). */
-export function linear(x: tf.Tensor, weight: tf.Tensor, bias?: tf.Tensor): tf.Tensor {
+/** What may follow a linear layer inside the same kernel (tensor-core path) or as separate ops (elsewhere). */
+export interface LinearEpilogue {
+  /** Exact GELU of the output. */
+  activation?: 'gelu';
+  /** `residual.x + residual.gamma·y`: a LayerScale residual (DINOv2's `x + ls(f(x))`). */
+  residual?: { x: tf.Tensor; gamma: tf.Tensor };
+}
+
+/** y = x·W + b with W in [in, out] layout (a PyTorch Linear weight, transposed at load time), then `epilogue`. */
+export function linear(x: tf.Tensor, weight: tf.Tensor, bias?: tf.Tensor, epilogue: LinearEpilogue = {}): tf.Tensor {
   const inDim = x.shape[x.shape.length - 1]!;
+  const outDim = weight.shape[1]!;
   const lead = x.shape.slice(0, -1);
   const x2 = tf.reshape(x, [-1, inDim]) as tf.Tensor2D;
+  if (useTensorCores() && mixedMatMulSupports(inDim, outDim)) {
+    // One dispatch: the product on tensor cores with bias, GELU or the LayerScale residual applied on the way out.
+    return tf.reshape(mixedMatMul(x2, weight as tf.Tensor2D, { bias, ...epilogue }), [...lead, outDim]);
+  }
   // The fused form adds the bias inside the matMul kernel: one dispatch instead of two on GPU backends.
-  const y = tf.fused.matMul({ a: x2, b: weight as tf.Tensor2D, bias });
-  return tf.reshape(y, [...lead, weight.shape[1]!]);
+  let y = tf.reshape(tf.fused.matMul({ a: x2, b: weight as tf.Tensor2D, bias }), [...lead, outDim]);
+  if (epilogue.activation === 'gelu') y = gelu(y);
+  if (epilogue.residual) y = addScaled(epilogue.residual.x, y, epilogue.residual.gamma);
+  return y;
 }
 
 /** LayerNorm over the last axis with an explicit eps (DINOv2: 1e-6; Mamba blocks and fusion: 1e-5). */

@@ -9,7 +9,8 @@
  *  - `needsInterpolation(ph, pw, gridSize)`: false only for the exact square grid the embedding was trained at.
  *
  * The interpolation is a pair of matMuls with constant matrices, so it is differentiable (pos_embed is trained) and
- * runs on every backend; only the matrices are cached, never the result, so updated weights are always used.
+ * runs on every backend. Outside a gradient tape the result is cached too, per grid, and reused while the embedding
+ * is the same tensor data: a changed weight (loadWeights, an optimizer step) is a new dataId, so it is recomputed.
  */
 import * as tf from '@tensorflow/tfjs-core';
 
@@ -63,6 +64,8 @@ interface GridMatrices {
   rows: tf.Tensor2D;
   /** [pw, S]: resamples columns. */
   cols: tf.Tensor2D;
+  /** The last inference result for this grid and the embedding data it was computed from. */
+  result?: { source: object; value: tf.Tensor3D };
 }
 
 /** Interpolates a (1, 1 + S², D) position embedding to a ph×pw patch grid, caching the matrices per grid. */
@@ -72,20 +75,37 @@ export class PosEmbedInterpolator {
   /** @param gridSize S, the side of the stored square grid (37 for DINOv2 at img_size 518). */
   constructor(readonly gridSize: number) {}
 
-  /** Number of grids whose matrices are cached (each holds 2 kept tensors). */
+  /** Number of grids whose matrices are cached (each holds 2 kept tensors, plus its result once used for inference). */
   get cachedGrids(): number {
     return this.cache.size;
   }
 
   /**
    * (1, 1 + S², D) → (1, 1 + ph·pw, D): CLS entry unchanged, patch entries bicubically resampled (row-major grid).
-   * Returns the input itself for the exact S×S grid. Call inside the caller's tf.tidy.
+   * Returns the input itself for the exact S×S grid, and the cached result outside a gradient tape: the returned
+   * tensor is borrowed (do not dispose it). Call inside the caller's tf.tidy.
    */
   interpolate(posEmbed: tf.Tensor3D, ph: number, pw: number): tf.Tensor3D {
+    if (!needsInterpolation(ph, pw, this.gridSize)) return posEmbed;
+    const entry = this.matrices(ph, pw);
+    // Under a tape the result must be computed from posEmbed by recorded ops, or pos_embed gets no gradient.
+    if (tf.engine().isTapeOn()) return this.resample(posEmbed, entry, ph, pw);
+    if (entry.result?.source !== posEmbed.dataId) {
+      if (entry.result) entry.result.value.dispose();
+      entry.result = { source: posEmbed.dataId, value: tf.keep(tf.tidy(() => this.resample(posEmbed, entry, ph, pw))) };
+    }
+    return entry.result.value;
+  }
+
+  /** Frees the cached matrices and results. */
+  dispose(): void {
+    for (const { rows, cols, result } of this.cache.values()) tf.dispose([rows, cols, ...(result ? [result.value] : [])]);
+    this.cache.clear();
+  }
+
+  private resample(posEmbed: tf.Tensor3D, { rows, cols }: GridMatrices, ph: number, pw: number): tf.Tensor3D {
     const s = this.gridSize;
-    if (!needsInterpolation(ph, pw, s)) return posEmbed;
     const d = posEmbed.shape[2];
-    const { rows, cols } = this.matrices(ph, pw);
     const cls = tf.slice(posEmbed, [0, 0, 0], [1, 1, d]);
     const grid = tf.reshape(tf.slice(posEmbed, [0, 1, 0], [1, s * s, d]), [s, s * d]); // [S(rows), S(cols)·D]
     const rowsDone = tf.reshape(tf.matMul(rows, grid), [ph, s, d]); // [ph, S(cols), D]
@@ -93,12 +113,6 @@ export class PosEmbedInterpolator {
     const both = tf.reshape(tf.matMul(cols, colsFirst), [pw, ph, d]); // [pw, ph, D]
     const patches = tf.reshape(tf.transpose(both, [1, 0, 2]), [1, ph * pw, d]); // [1, ph·pw, D] row-major
     return tf.concat([cls, patches], 1) as tf.Tensor3D;
-  }
-
-  /** Frees the cached matrices. */
-  dispose(): void {
-    for (const { rows, cols } of this.cache.values()) tf.dispose([rows, cols]);
-    this.cache.clear();
   }
 
   private matrices(ph: number, pw: number): GridMatrices {

@@ -12,6 +12,8 @@
  *  - `forwardSequence(seq [B, L, C], states | null) → {seqOut, states}`: the 4 blocks alone.
  *  - `forwardStreaming(feature)` / `apply(feature)`: keeps the states between calls; `resetState()` at a new video.
  *  - `adaptiveAvgPoolMatrix(inSize, outSize)`: PyTorch's adaptive pooling bins as a [out, in] averaging matrix.
+ *  - `clearCache()`: frees the pooling matrices the module keeps per feature-map size (also done by `resetState()`),
+ *    so that a steady-state frame uploads nothing.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
@@ -75,7 +77,7 @@ export class MambaBlock extends FlashModule {
   forward(x: tf.Tensor3D, state: tf.Tensor4D | null, form: ScanForm = 'chunked'): MambaBlockResult {
     const mixed = this.mamba.forwardFrame(layerNorm(x, this.norm1Weight.read(), this.norm1Bias.read(), LAYER_NORM_EPS) as tf.Tensor3D, state, form);
     const x1 = tf.add(x, mixed.y);
-    const h = gelu(linear(layerNorm(x1, this.norm2Weight.read(), this.norm2Bias.read(), LAYER_NORM_EPS), this.fc1Weight.read(), this.fc1Bias.read()));
+    const h = linear(layerNorm(x1, this.norm2Weight.read(), this.norm2Bias.read(), LAYER_NORM_EPS), this.fc1Weight.read(), this.fc1Bias.read(), { activation: 'gelu' });
     const x2 = tf.add(x1, linear(h, this.fc2Weight.read(), this.fc2Bias.read()));
     return { x: x2 as tf.Tensor3D, state: mixed.state };
   }
@@ -117,6 +119,8 @@ export class TemporalMamba extends FlashModule {
   private readonly finalBias: tfl.LayerVariable;
   private readonly options: TemporalMambaOptions;
   private heldStates: tf.Tensor4D[] | null = null;
+  /** Pooling matrices per feature-map size `${h}x${w}`: built on the first frame of that size, reused after. */
+  private readonly poolCache = new Map<string, PoolMatrices>();
 
   constructor(options: TemporalMambaOptions) {
     super(options);
@@ -150,8 +154,7 @@ export class TemporalMamba extends FlashModule {
     if (ph < 1 || pw < 1) {
       throw new ShapeError(`TemporalMamba.forward: feature map ${height}×${width} pools to an empty ${ph}×${pw} grid (factor ${this.downsampleFactor}); it needs at least ${Math.ceil(1 / this.downsampleFactor)} rows and columns`);
     }
-    const pooled = adaptiveAvgPool2d(feature, ph, pw);
-    const seqIn = tf.reshape(pooled, [batch, ph * pw, channels]) as tf.Tensor3D; // [B, h', w', C] -> [B, L, C], raster order
+    const seqIn = adaptiveAvgPoolSequence(feature, this.poolMatrices(height, width, ph, pw)); // [B, L = h'·w', C], raster order
     const { seqOut, states: newStates } = this.forwardSequence(seqIn, states, form);
     const up = resizeAlignCorners(tf.reshape(seqOut, [batch, ph, pw, channels]) as tf.Tensor4D, height, width); // [B, L, C] -> [B, h', w', C] -> [B, h, w, C]
     const output = tf.add(feature, linear(gelu(up), this.finalWeight.read(), this.finalBias.read())) as tf.Tensor4D;
@@ -196,10 +199,34 @@ export class TemporalMamba extends FlashModule {
     return this.heldStates;
   }
 
-  /** Starts a new sequence (video): the next frame runs from zero states. */
+  /** Starts a new sequence (video): the next frame runs from zero states (and may come at a new size). */
   resetState(): void {
     if (this.heldStates) tf.dispose(this.heldStates);
     this.heldStates = null;
+    this.clearCache();
+  }
+
+  /** Frees the cached pooling matrices (rebuilt on demand). */
+  clearCache(): void {
+    for (const { rows, cols } of this.poolCache.values()) tf.dispose([rows, cols]);
+    this.poolCache.clear();
+  }
+
+  /** Number of feature-map sizes whose pooling matrices are cached (2 kept tensors each). */
+  get cachedSizes(): number {
+    return this.poolCache.size;
+  }
+
+  private poolMatrices(height: number, width: number, outHeight: number, outWidth: number): PoolMatrices {
+    const key = `${height}x${width}`;
+    let entry = this.poolCache.get(key);
+    if (!entry) {
+      // Kept so that the first frame's tidy (or a training step's) does not dispose the cache with the frame.
+      const { rows, cols } = adaptivePoolMatrices(height, width, outHeight, outWidth);
+      entry = { rows: tf.keep(rows), cols: tf.keep(cols) };
+      this.poolCache.set(key, entry);
+    }
+    return entry;
   }
 
   override getConfig(): tf.serialization.ConfigDict {
@@ -214,23 +241,56 @@ tf.serialization.registerClass(TemporalMamba);
  * [floor(i·in/out), ceil((i+1)·in/out)) (bins may overlap and differ in size).
  */
 export function adaptiveAvgPoolMatrix(inSize: number, outSize: number): tf.Tensor2D {
+  return tf.tensor2d(adaptiveAvgPoolWeights(inSize, outSize), [outSize, inSize]);
+}
+
+/** `adaptiveAvgPoolMatrix` as row-major values. */
+function adaptiveAvgPoolWeights(inSize: number, outSize: number): Float32Array {
   const m = new Float32Array(outSize * inSize);
   for (let i = 0; i < outSize; i++) {
     const start = Math.floor((i * inSize) / outSize);
     const end = Math.ceil(((i + 1) * inSize) / outSize);
     for (let k = start; k < end; k++) m[i * inSize + k] = 1 / (end - start);
   }
-  return tf.tensor2d(m, [outSize, inSize]);
+  return m;
 }
 
-/** adaptive_avg_pool2d of an NHWC map as two matmuls (differentiable on every backend). */
+/** The pooling matrices of one feature-map size, with a leading batch axis of 1 that matMul broadcasts. */
+export interface PoolMatrices {
+  /** [1, h', h]: pools rows. */
+  rows: tf.Tensor3D;
+  /** [1, w', w]: pools columns. */
+  cols: tf.Tensor3D;
+}
+
+/** The row and column matrices of adaptive_avg_pool2d from h × w to h' × w'. */
+export function adaptivePoolMatrices(height: number, width: number, outHeight: number, outWidth: number): PoolMatrices {
+  return {
+    rows: tf.tensor3d(adaptiveAvgPoolWeights(height, outHeight), [1, outHeight, height]),
+    cols: tf.tensor3d(adaptiveAvgPoolWeights(width, outWidth), [1, outWidth, width]),
+  };
+}
+
+/**
+ * adaptive_avg_pool2d of an NHWC map, raster-flattened: [B, h, w, C] → [B, h'·w', C]. Two broadcast matMuls and
+ * reshapes only (no transposes), differentiable on every backend.
+ */
+export function adaptiveAvgPoolSequence(x: tf.Tensor4D, { rows, cols }: PoolMatrices): tf.Tensor3D {
+  const [batch, height, width, channels] = x.shape;
+  const outHeight = rows.shape[1];
+  const outWidth = cols.shape[1];
+  // width: [B, h, w, C] -> [B·h, w, C]; [1, w', w] · [B·h, w, C] -> [B·h, w', C]
+  const pooledW = tf.matMul(cols, tf.reshape(x, [batch * height, width, channels]) as tf.Tensor3D);
+  // height: [B·h, w', C] -> [B, h, w'·C]; [1, h', h] · [B, h, w'·C] -> [B, h', w'·C]
+  const pooled = tf.matMul(rows, tf.reshape(pooledW, [batch, height, outWidth * channels]) as tf.Tensor3D);
+  return tf.reshape(pooled, [batch, outHeight * outWidth, channels]) as tf.Tensor3D; // [B, h', w'·C] -> [B, h'·w', C]
+}
+
+/** adaptive_avg_pool2d of an NHWC map: [B, h, w, C] → [B, h', w', C] (matrices built for the call). */
 export function adaptiveAvgPool2d(x: tf.Tensor4D, outHeight: number, outWidth: number): tf.Tensor4D {
   const [batch, height, width, channels] = x.shape;
-  // width: [B, h, w, C] -> [w, B·h·C] -> [w', B·h·C] -> [B, h, w', C]
-  const xw = tf.reshape(tf.transpose(x, [2, 0, 1, 3]), [width, batch * height * channels]);
-  const pooledW = tf.transpose(tf.reshape(tf.matMul(adaptiveAvgPoolMatrix(width, outWidth), xw as tf.Tensor2D), [outWidth, batch, height, channels]), [1, 2, 0, 3]);
-  // height: [B, h, w', C] -> [h, B·w'·C] -> [h', B·w'·C] -> [B, h', w', C]
-  const xh = tf.reshape(tf.transpose(pooledW, [1, 0, 2, 3]), [height, batch * outWidth * channels]);
-  const pooled = tf.reshape(tf.matMul(adaptiveAvgPoolMatrix(height, outHeight), xh as tf.Tensor2D), [outHeight, batch, outWidth, channels]);
-  return tf.transpose(pooled, [1, 0, 2, 3]) as tf.Tensor4D;
+  return tf.tidy(() => {
+    const sequence = adaptiveAvgPoolSequence(x, adaptivePoolMatrices(height, width, outHeight, outWidth));
+    return tf.reshape(sequence, [batch, outHeight, outWidth, channels]) as tf.Tensor4D; // [B, h'·w', C] -> [B, h', w', C]
+  });
 }

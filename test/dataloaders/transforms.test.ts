@@ -9,6 +9,7 @@ import {
   denseMatrix,
   modelInputSize,
   normalizeImageNet,
+  PreprocessCache,
   preprocessFrames,
   rgbPixelsToTensor,
   snapToMultipleOf14,
@@ -16,6 +17,7 @@ import {
 import { ShapeError } from '../../src/errors.js';
 import { useTestBackend } from '../helpers/backend.js';
 import { closeness, expectClose, fixtureTensor } from '../helpers/fixtures.js';
+import { countUploads } from '../helpers/uploads.js';
 
 describe('dataloaders/transforms', () => {
   before(async () => {
@@ -170,6 +172,24 @@ describe('dataloaders/transforms', () => {
   it('rejects inputs that are not RGB images with a ShapeError', () => {
     expect(() => preprocessFrames(tf.zeros([4, 4]))).to.throw(ShapeError, 'toUnitRgb: expected an image [H, W, C] or a batch [B, H, W, C] but got shape [4, 4]');
     expect(() => rgbPixelsToTensor(new Uint8Array(5), { height: 1, width: 2 })).to.throw(ShapeError, 'expected 1×2×3 = 6 values but got 5');
+  });
+
+  it('with a PreprocessCache, a second frame of the same size uploads only the frame and gives identical values', () => {
+    const cache = new PreprocessCache();
+    const frame = () => tf.tensor4d(Int32Array.from({ length: 20 * 33 * 3 }, (_, i) => (i * 37) % 256), [1, 20, 33, 3], 'int32');
+    const plain = tf.tidy(() => preprocessFrames(frame(), { longSideCap: 24 }));
+    const start = tf.memory().numTensors;
+    const first = countUploads(() => tf.tidy(() => preprocessFrames(frame(), { longSideCap: 24, cache })));
+    // 20×33 → cap 14×24 (rows 20→14, cols 33→24) → snap 14×28 (cols 24→28): 3 matrices, mean, std and the 255.
+    expect(cache.size).to.equal(6);
+    expect(first.uploads.length).to.equal(7);
+    const second = countUploads(() => tf.tidy(() => preprocessFrames(frame(), { longSideCap: 24, cache })));
+    expect(second.uploads, 'only the frame itself').to.deep.equal(['1x20x33x3']);
+    expect(Array.from(second.result.dataSync())).to.deep.equal(Array.from(plain.dataSync()));
+    expect(tf.memory().numTensors - start, 'two outputs and the kept constants').to.equal(2 + 6);
+    tf.dispose([plain, first.result, second.result]);
+    cache.dispose();
+    expect(tf.memory().numTensors).to.equal(start - 1);
   });
 
   it('does not leak tensors', () => {

@@ -12,7 +12,7 @@ import { ConfigError } from '../../src/errors.js';
 import { kernelMode, setKernelMode, useFusedKernels, REGISTERED_KERNELS, type KernelMode } from '../../src/kernels/index.js';
 import { useTestBackend } from '../helpers/backend.js';
 import { REPO_ROOT } from '../helpers/fixtures.js';
-import type { KernelCheckResult, ParityResult } from './kernel-check.js';
+import type { KernelCheckResult, KernelCheckSkip, ParityResult } from './kernel-check.js';
 
 const LAVAPIPE = process.env['FLASHDEPTH_LAVAPIPE'] ?? join(REPO_ROOT, '.cache', 'lavapipe');
 const ICD = join(LAVAPIPE, 'usr', 'share', 'vulkan', 'icd.d', 'lvp_icd.json');
@@ -20,18 +20,20 @@ const CHECK = join(REPO_ROOT, 'dist', 'test', 'kernels', 'kernel-check.js');
 
 /** fp32 with a different summation order: the bound of expectClose (1e-4) tightened tenfold. */
 const RELATIVE_BOUND = 1e-5;
+/** f16 operands (11-bit significands) with f32 accumulation: errors of a few 1e-4 relative; bf16 would be ~8× larger. */
+const MIXED_RELATIVE_BOUND = 5e-3;
 
 /** The models issue's parity bound against the PyTorch fixtures. */
 const PARITY_BOUND = 1e-4;
 
-function runKernelCheck(): Promise<Array<KernelCheckResult | ParityResult>> {
+function runKernelCheck(): Promise<Array<KernelCheckResult | KernelCheckSkip | ParityResult>> {
   const lib = join(LAVAPIPE, 'usr', 'lib', 'x86_64-linux-gnu');
   const env: NodeJS.ProcessEnv = { ...process.env, VK_ICD_FILENAMES: ICD, LD_LIBRARY_PATH: [lib, process.env['LD_LIBRARY_PATH']].filter(Boolean).join(':'), XDG_RUNTIME_DIR: '/tmp', NO_COLOR: '1' };
   delete env['FLASHDEPTH_KERNELS'];
   return new Promise((resolve, reject) => {
     execFile(process.execPath, [CHECK], { cwd: REPO_ROOT, env, timeout: 150_000, maxBuffer: 1 << 20 }, (err, stdout, stderr) => {
       if (err) reject(new Error(`kernel-check failed: ${err.message}\n${stderr}`));
-      else resolve(stdout.trim().split('\n').map((line) => JSON.parse(line) as KernelCheckResult | ParityResult));
+      else resolve(stdout.trim().split('\n').map((line) => JSON.parse(line) as KernelCheckResult | KernelCheckSkip | ParityResult));
     });
   });
 }
@@ -40,6 +42,8 @@ describe('kernels: custom WebGPU kernels vs stock tfjs ops on lavapipe', functio
   this.timeout(180_000);
   let results: KernelCheckResult[] = [];
   let parity: ParityResult[] = [];
+  let mixed: KernelCheckResult[] = [];
+  let mixedSkipped: KernelCheckSkip[] = [];
 
   before(async function () {
     if (!existsSync(ICD)) {
@@ -47,7 +51,9 @@ describe('kernels: custom WebGPU kernels vs stock tfjs ops on lavapipe', functio
       this.skip();
     }
     const lines = await runKernelCheck();
-    results = lines.filter((r): r is KernelCheckResult => 'maxAbsError' in r);
+    results = lines.filter((r): r is KernelCheckResult => 'maxAbsError' in r && r.precision === 'fp32');
+    mixed = lines.filter((r): r is KernelCheckResult => 'maxAbsError' in r && r.precision === 'mixed');
+    mixedSkipped = lines.filter((r): r is KernelCheckSkip => 'skipped' in r);
     parity = lines.filter((r): r is ParityResult => 'relError' in r);
   });
 
@@ -67,9 +73,20 @@ describe('kernels: custom WebGPU kernels vs stock tfjs ops on lavapipe', functio
   family('layerNorm', 'FlashDepthLayerNorm');
   family('gelu', 'FlashDepthGelu');
   family('addScaled', 'FlashDepthScaleAdd');
+  family('mamba', 'FlashDepthMambaScan');
 
-  it('checks all 11 cases', () => {
-    expect(results.map((r) => r.name)).to.have.length(11);
+  it(`mixed precision: each of the 3 tensor-core matmul cases matches the fp32 stock ops within ${MIXED_RELATIVE_BOUND}·max|ref|, or is skipped because the device has no subgroup matrices`, () => {
+    expect(mixed.length + mixedSkipped.length).to.equal(3);
+    for (const s of mixedSkipped) expect(s.skipped, s.name).to.match(/no f16 subgroup matrices/);
+    for (const r of mixed) {
+      expect(r.kernels, r.name).to.deep.equal(['FlashDepthMixedMatMul']);
+      expect(r.maxAbsError, r.name).to.be.at.most(MIXED_RELATIVE_BOUND * r.maxAbsRef);
+      expect(r.leaked, r.name).to.equal(0);
+    }
+  });
+
+  it('checks all 17 cases', () => {
+    expect(results.map((r) => r.name)).to.have.length(17);
   });
 
   it(`FlashDepth-S and Full (reduced) fixtures on webgpu: head_prerelu within ${PARITY_BOUND}·max|ref| of PyTorch with the kernels, as without`, function () {
@@ -79,7 +96,7 @@ describe('kernels: custom WebGPU kernels vs stock tfjs ops on lavapipe', functio
     }
     expect(parity).to.have.length(2);
     for (const p of parity) {
-      expect(p.kernels, p.name).to.deep.equal(['FlashDepthFlashAttention', 'FlashDepthGelu', 'FlashDepthLayerNorm', 'FlashDepthScaleAdd']);
+      expect(p.kernels, p.name).to.deep.equal(['FlashDepthFlashAttention', 'FlashDepthGelu', 'FlashDepthLayerNorm', 'FlashDepthMambaScan', 'FlashDepthScaleAdd']);
       expect(p.relError.fused, `${p.name} (fused)`).to.be.at.most(PARITY_BOUND);
       expect(p.relError.stock, `${p.name} (stock)`).to.be.at.most(PARITY_BOUND);
       console.log(`      ${p.name}: rel error fused ${p.relError.fused.toExponential(2)}, stock ${p.relError.stock.toExponential(2)}`);
@@ -95,8 +112,8 @@ describe('kernels: the switch', () => {
   });
   after(() => setKernelMode(saved));
 
-  it('registers the four kernels and never uses them off webgpu', () => {
-    expect(REGISTERED_KERNELS).to.deep.equal(['FlashDepthFlashAttention', 'FlashDepthLayerNorm', 'FlashDepthGelu', 'FlashDepthScaleAdd']);
+  it('registers the custom kernels and never uses them off webgpu', () => {
+    expect(REGISTERED_KERNELS).to.deep.equal(['FlashDepthFlashAttention', 'FlashDepthLayerNorm', 'FlashDepthGelu', 'FlashDepthScaleAdd', 'FlashDepthMixedMatMul', 'FlashDepthMambaScan']);
     setKernelMode('fused');
     expect(useFusedKernels()).to.equal(false); // the test backend is wasm (or cpu)
   });

@@ -237,18 +237,18 @@ describe('models/dinov2', () => {
   });
 
   describe('memory', () => {
-    it('keeps numTensors stable across calls; the pos-embed cache holds 2 tensors per grid until cleared', () => {
+    it('keeps numTensors stable across calls; the pos-embed cache holds 3 tensors per grid (2 matrices, the result) until cleared', () => {
       const vit = createDinoV2('vitl', { ...L_REDUCED, embedDim: 64, depth: 3, tapIndices: [0, 2] });
       try {
         const x = tf.randomNormal([2, 42, 56, 3], 0, 1, 'float32', 1) as tf.Tensor4D;
         const forward = () => tf.tidy(() => { tf.concat(vit.getIntermediateLayers(x, {}), 0).dataSync(); });
         const start = tf.memory().numTensors;
         forward();
-        expect(tf.memory().numTensors - start, 'first call caches the 3×4 grid matrices').to.equal(2);
+        expect(tf.memory().numTensors - start, 'first call caches the 3×4 grid matrices and result').to.equal(3);
         expect(vit.cachedGrids).to.equal(1);
         forward();
         forward();
-        expect(tf.memory().numTensors - start).to.equal(2);
+        expect(tf.memory().numTensors - start).to.equal(3);
         vit.clearCache();
         expect(tf.memory().numTensors).to.equal(start);
         expect(vit.cachedGrids).to.equal(0);

@@ -218,7 +218,8 @@ describe('models/flashdepth (end-to-end parity with the PyTorch reference)', fun
     });
   });
 
-  it('FlashDepth-L (reduced widths): 3 streamed frames and every intermediate match', function () {
+  it('FlashDepth-L (reduced widths): 3 streamed frames and every intermediate match; dispose() frees everything', function () {
+    const start = tf.memory().numTensors;
     const model = createFlashDepth('l', { overrides: L_REDUCED_OVERRIDES });
     try {
       loadFlashDepthWeights(model, fixture(this, 'l_reduced_model.pth'));
@@ -239,6 +240,8 @@ describe('models/flashdepth (end-to-end parity with the PyTorch reference)', fun
     } finally {
       model.dispose();
     }
+    // Weights, held state and the cached constants (pos-embed result and matrices, pooling matrices).
+    expect(tf.memory().numTensors, 'tensors after dispose()').to.equal(start);
   });
 
   it('FlashDepth Full (reduced teacher at 98 px): 3 streamed frames and every intermediate match', function () {

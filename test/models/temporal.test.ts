@@ -5,7 +5,7 @@ import { expect } from 'chai';
 import { ShapeError } from '../../src/errors.js';
 import { openTorchCheckpoint } from '../../src/io/pth.js';
 import { loadWeights, torchShape } from '../../src/models/weights.js';
-import { adaptiveAvgPool2d, adaptiveAvgPoolMatrix, TemporalMamba, type TemporalMambaOptions } from '../../src/models/temporal.js';
+import { adaptiveAvgPool2d, adaptiveAvgPoolMatrix, adaptiveAvgPoolSequence, adaptivePoolMatrices, TemporalMamba, type TemporalMambaOptions } from '../../src/models/temporal.js';
 import { useTestBackend } from '../helpers/backend.js';
 import { expectClose, fixture, fixtureTensor, REPO_ROOT } from '../helpers/fixtures.js';
 
@@ -61,6 +61,25 @@ describe('models/temporal', function () {
       const pooled = Array.from(adaptiveAvgPool2d(x, 1, 2).dataSync());
       expect(pooled[0]).to.be.closeTo(11, 1e-5);
       expect(pooled[1]).to.be.closeTo(13, 1e-5);
+    });
+  });
+
+  it('adaptiveAvgPoolSequence (broadcast matMuls, no transposes) equals per-bin means for a batch of 2', () => {
+    const [b, h, w, c, oh, ow] = [2, 7, 11, 3, 3, 4];
+    const values = Float32Array.from({ length: b * h * w * c }, (_, k) => Math.sin(k * 0.7) * 5);
+    const bin = (i: number, inSize: number, outSize: number) => [Math.floor((i * inSize) / outSize), Math.ceil(((i + 1) * inSize) / outSize)] as const;
+    const expected: number[] = [];
+    for (let n = 0; n < b; n++) for (let i = 0; i < oh; i++) for (let j = 0; j < ow; j++) for (let k = 0; k < c; k++) {
+      const [y0, y1] = bin(i, h, oh);
+      const [x0, x1] = bin(j, w, ow);
+      let sum = 0;
+      for (let y = y0; y < y1; y++) for (let x = x0; x < x1; x++) sum += values[((n * h + y) * w + x) * c + k]!;
+      expected.push(sum / ((y1 - y0) * (x1 - x0)));
+    }
+    tf.tidy(() => {
+      const seq = adaptiveAvgPoolSequence(tf.tensor4d(values, [b, h, w, c]), adaptivePoolMatrices(h, w, oh, ow));
+      expect(seq.shape).to.deep.equal([b, oh * ow, c]);
+      expectClose(seq, tf.tensor3d(expected, [b, oh * ow, c]), 1e-5, 'pooled sequence');
     });
   });
 
@@ -142,6 +161,7 @@ describe('models/temporal', function () {
     // The Full model's student uses the same mamba.* weights (fixtures README, case full).
     for (const kase of ['s', 'full']) it(`${kase}: temporal_in_f{0,1} → mamba_seq_in/out_f{0,1} and temporal_out_f{0,1}, states carried from frame 0 to frame 1`, function () {
       const before = tf.memory().numTensors;
+      const cachedBefore = m.cachedSizes;
       let states: tf.Tensor4D[] | null = null;
       for (const f of [0, 1]) {
         const next: tf.Tensor4D[] = tf.tidy(() => {
@@ -156,7 +176,9 @@ describe('models/temporal', function () {
         states = next;
       }
       tf.dispose(states!);
-      expect(tf.memory().numTensors).to.equal(before);
+      // The module keeps two pooling matrices per feature size it has seen (both cases share one size).
+      expect(tf.memory().numTensors - before, 'kept pooling matrices').to.equal(2 * (m.cachedSizes - cachedBefore));
+      expect(m.cachedSizes).to.equal(1);
     });
 
     it('s_nonmult: mamba_seq_in_f{0,1} → mamba_seq_out_f{0,1} (2×4 tokens)', function () {

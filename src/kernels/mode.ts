@@ -1,0 +1,79 @@
+/**
+ * The switches that decide which kernels the model uses:
+ * - kernel mode: 'fused' (default; our WGSL kernels where the backend is webgpu) or 'stock' (tfjs' own kernels
+ *   everywhere); FLASHDEPTH_KERNELS=stock or `setKernelMode('stock')` for before/after benchmarks.
+ * - precision: 'fp32' (default) or 'mixed': linear layers on tensor cores with f16 operands and f32
+ *   accumulation, where the webgpu device offers f16 subgroup matrices; FLASHDEPTH_PRECISION or `--precision`.
+ *
+ * Custom kernels are forward-only, so none is used under a gradient tape (training keeps the stock ops and their
+ * gradients). Every call site keeps its plain-tfjs-ops path, which wasm and cpu always take.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { webgpuCapabilities } from '../backend/webgpu.js';
+import { invalidParameterError } from '../errors.js';
+
+export const KERNEL_MODES = ['fused', 'stock'] as const;
+export type KernelMode = (typeof KERNEL_MODES)[number];
+export const PRECISIONS = ['fp32', 'mixed'] as const;
+export type Precision = (typeof PRECISIONS)[number];
+
+let mode: KernelMode | undefined;
+let precision: Precision | undefined;
+
+function fromEnv<T extends string>(name: string, choices: readonly T[], fallback: T): T {
+  const value = process.env[name];
+  if (value === undefined || value === '') return fallback;
+  if (!(choices as readonly string[]).includes(value)) throw invalidParameterError(name, `one of ${choices.join(', ')}`, value);
+  return value as T;
+}
+
+/** 'fused' (default; custom kernels where the backend is webgpu) or 'stock' (tfjs' own kernels everywhere). */
+export function kernelMode(): KernelMode {
+  mode ??= fromEnv('FLASHDEPTH_KERNELS', KERNEL_MODES, 'fused');
+  return mode;
+}
+
+export function setKernelMode(next: KernelMode): void {
+  if (!(KERNEL_MODES as readonly string[]).includes(next)) throw invalidParameterError('kernel mode', `one of ${KERNEL_MODES.join(', ')}`, next);
+  mode = next;
+}
+
+/** 'fp32' (default) or 'mixed' (f16 tensor-core operands, f32 accumulation; webgpu with subgroup matrices only). */
+export function precisionMode(): Precision {
+  precision ??= fromEnv('FLASHDEPTH_PRECISION', PRECISIONS, 'fp32');
+  return precision;
+}
+
+export function setPrecision(next: Precision): void {
+  if (!(PRECISIONS as readonly string[]).includes(next)) throw invalidParameterError('--precision', `one of ${PRECISIONS.join(', ')}`, next);
+  precision = next;
+}
+
+/** The one place that picks custom kernels over the plain-ops fallback. */
+export function useFusedKernels(): boolean {
+  return kernelMode() === 'fused' && tf.getBackend() === 'webgpu' && !tf.engine().isTapeOn();
+}
+
+/** Whether mixed precision can run here: the webgpu device has f16 subgroup matrices (tensor cores). */
+export function tensorCoresAvailable(): boolean {
+  return tf.getBackend() === 'webgpu' && webgpuCapabilities().subgroupMatrix !== null;
+}
+
+/** Custom kernels, mixed precision requested, and tensor cores present. */
+export function useTensorCores(): boolean {
+  return precisionMode() === 'mixed' && useFusedKernels() && tensorCoresAvailable();
+}
+
+/**
+ * Sets the precision for a run and returns the one that will really run: 'mixed' falls back to 'fp32' where the
+ * backend has no tensor cores (or the custom kernels are off), with the reason for the log.
+ */
+export function applyPrecision(requested: Precision): { precision: Precision; note?: string } {
+  setPrecision(requested);
+  if (requested === 'fp32') return { precision: 'fp32' };
+  if (kernelMode() === 'stock') return { precision: 'fp32', note: '--precision mixed needs the custom kernels (FLASHDEPTH_KERNELS=stock is set); running fp32' };
+  if (!tensorCoresAvailable()) {
+    return { precision: 'fp32', note: `--precision mixed needs webgpu with f16 subgroup matrices (tensor cores); the ${tf.getBackend()} backend has none, running fp32` };
+  }
+  return { precision: 'mixed' };
+}

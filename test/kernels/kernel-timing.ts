@@ -1,0 +1,61 @@
+/**
+ * GPU-host exploration tool (not part of `npm test`): times the stock fp32 matMul against the tensor-core matMul and
+ * the fp32 flash-attention kernel against the tensor-core one, at the model's shapes, and prints JSON lines.
+ * Usage: node dist/test/kernels/kernel-timing.js
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { releaseBackend, selectBackend } from '../../src/backend/index.js';
+import { mixedMatMul, setPrecision, tensorCoresAvailable } from '../../src/kernels/index.js';
+import { linear } from '../../src/models/ops.js';
+import type { MatMulTiles } from '../../src/kernels/mixed-matmul_webgpu.js';
+
+async function timeIt(run: () => tf.Tensor, reps: number): Promise<number> {
+  const warm = run();
+  await warm.data();
+  warm.dispose();
+  const t0 = performance.now();
+  let last: tf.Tensor | undefined;
+  for (let i = 0; i < reps; i++) {
+    last?.dispose();
+    last = run();
+  }
+  await last!.data();
+  last!.dispose();
+  return (performance.now() - t0) / reps;
+}
+
+async function main(): Promise<void> {
+  await selectBackend('webgpu');
+  console.log(JSON.stringify({ tensorCores: tensorCoresAvailable() }));
+  const matmuls: [string, number, number, number][] = [
+    ['S fc1 518', 1370, 384, 1536], ['S fc2 518', 1370, 1536, 384], ['S qkv 2K', 11972, 384, 1152], ['S fc1 2K', 11972, 384, 1536],
+    ['L fc1 518', 1370, 1024, 4096], ['L fc2 518', 1370, 4096, 1024], ['square 4096', 4096, 4096, 4096],
+  ];
+  for (const [name, m, k, n] of matmuls) {
+    const x = tf.randomNormal([m, k], 0, 1, 'float32', 1) as tf.Tensor2D;
+    const w = tf.randomNormal([k, n], 0, 0.05, 'float32', 2) as tf.Tensor2D;
+    const b = tf.randomNormal([n], 0, 1, 'float32', 3);
+    const reps = m * n * k > 1e10 ? 10 : 30;
+    const row: Record<string, unknown> = { kind: 'matmul', name, m, k, n };
+    setPrecision('fp32');
+    const ms = await timeIt(() => linear(x, w, b), reps);
+    row['fp32'] = { ms: +ms.toFixed(3), tflops: +((2 * m * n * k) / ms / 1e9).toFixed(2) };
+    const layouts: MatMulTiles[] = [
+      { subgroups: { rows: 1, cols: 1 }, tiles: { rows: 2, cols: 2 } },
+      { subgroups: { rows: 2, cols: 2 }, tiles: { rows: 2, cols: 2 } },
+      { subgroups: { rows: 2, cols: 2 }, tiles: { rows: 2, cols: 4 } },
+      { subgroups: { rows: 4, cols: 2 }, tiles: { rows: 2, cols: 4 } },
+      { subgroups: { rows: 2, cols: 2 }, tiles: { rows: 4, cols: 4 } },
+    ];
+    for (const tiles of layouts) {
+      const t = await timeIt(() => mixedMatMul(x, w, { bias: b, tiles }), reps);
+      const key = `mixed_sg${tiles.subgroups.rows}x${tiles.subgroups.cols}_t${tiles.tiles.rows}x${tiles.tiles.cols}`;
+      row[key] = { ms: +t.toFixed(3), tflops: +((2 * m * n * k) / t / 1e9).toFixed(2) };
+    }
+    console.log(JSON.stringify(row));
+    tf.dispose([x, w, b]);
+  }
+  releaseBackend();
+}
+
+await main();
