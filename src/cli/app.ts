@@ -111,6 +111,7 @@ function buildParser(argv: string[]): Argv<GlobalFlags> {
           .option('config', { type: 'string', default: 'configs/flashdepth', describe: 'Config folder (configs/flashdepth = Full, configs/flashdepth-l, configs/flashdepth-s) or variant s|l|full' })
           .option('checkpoint', { type: 'string', alias: 'load', describe: 'Weights .pth/.safetensors (default: config load, else newest iter_*.pth in the config folder, else checkpoints/<variant>.pth)' })
           .option('random-weights', { type: 'boolean', default: false, describe: 'Random weights instead of a checkpoint: timing and smoke runs only (the depth is meaningless)' })
+          .option('precision', PRECISION_OPTION)
           .option('backend', { type: 'string', choices: BACKENDS, default: 'auto', describe: 'Compute backend' })
           .option('max-frames', { type: 'number', describe: 'Stop each sequence after this many frames (default: all)' })
           .option('target-fps', { type: 'number', describe: 'Frame rate to process: files are resampled, live streams drop frames to keep up (default: every frame)' })
@@ -128,7 +129,7 @@ function buildParser(argv: string[]): Argv<GlobalFlags> {
       async (args) => {
         const { runInfer } = await import('./infer-command.js');
         await runInfer({
-          inputs: args.inputs, config: args.config, checkpoint: args.checkpoint, randomWeights: args['random-weights'], backend: args.backend, maxFrames: args['max-frames'],
+          inputs: args.inputs, config: args.config, checkpoint: args.checkpoint, randomWeights: args['random-weights'], backend: args.backend, precision: args.precision, maxFrames: args['max-frames'],
           targetFps: args['target-fps'], longSide: args['long-side'], out: args.out, npy: args.npy, png16: args.png16,
           colorPng: args['color-png'], depthMp4: args['depth-mp4'], sideBySide: args['side-by-side'], colormap: args.colormap, normalize: args.normalize,
         });

@@ -1,5 +1,6 @@
 /** `npm run infer -- <input…> [options]`: see src/infer/run.ts for what it writes where. */
 import type { BackendName } from '../backend/index.js';
+import type { Precision } from '../kernels/mode.js';
 import type { ColormapName } from '../infer/colormap.js';
 import { log } from '../log.js';
 
@@ -9,6 +10,7 @@ export interface InferCommandOptions {
   checkpoint?: string;
   randomWeights: boolean;
   backend: string;
+  precision?: string;
   maxFrames?: number;
   targetFps?: number;
   longSide: number;
@@ -40,6 +42,7 @@ export async function runInfer(options: InferCommandOptions): Promise<void> {
       ...(options.checkpoint !== undefined ? { checkpoint: options.checkpoint } : {}),
       randomWeights: options.randomWeights,
       backend: options.backend as BackendName,
+      ...(options.precision !== undefined ? { precision: options.precision as Precision } : {}),
       ...(options.maxFrames !== undefined ? { maxFrames: options.maxFrames } : {}),
       ...(options.targetFps !== undefined ? { targetFps: options.targetFps } : {}),
       longSide: options.longSide,

@@ -16,6 +16,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { assertDeviceHealthy, selectBackend, type BackendInfo, type BackendName } from '../backend/index.js';
+import { applyPrecision, type Precision } from '../kernels/mode.js';
 import { configName, loadConfig, type ConfigOverrides, type FlashDepthConfig } from '../config.js';
 import { ShapeError } from '../errors.js';
 import { createFlashDepth, loadFlashDepthWeights, variantConfigDir } from '../models/create.js';
@@ -44,6 +45,8 @@ export interface ProcessorOptions {
   backend?: BackendName;
   /** wasm threads. */
   threads?: number;
+  /** 'mixed': linear layers on tensor cores (webgpu with f16 subgroup matrices; elsewhere fp32 with a warning). */
+  precision?: Precision;
   /** Long side cap before snapping to multiples of 14 (default 2044, the reference's; null: no cap). */
   longSideCap?: number | null;
   /** Largest attention score block materialised at once (elements). */
@@ -83,6 +86,8 @@ export interface ProcessorInfo {
   configDir: string;
   checkpoint: string;
   backend: BackendInfo;
+  /** The precision that runs ('mixed' falls back to 'fp32' without tensor cores). */
+  precision: Precision;
   longSideCap: number | null;
 }
 
@@ -114,6 +119,8 @@ export class FlashDepthProcessor {
       ...(options.checkpointsDir ? { checkpointsDir: options.checkpointsDir } : {}),
     });
     const backend = await selectBackend(options.backend ?? 'auto', options.threads !== undefined ? { threads: options.threads } : {});
+    const { precision, note } = applyPrecision(options.precision ?? 'fp32');
+    if (note) options.onWarning?.(note);
     const model = createFlashDepth(config, options.maxScoreElements !== undefined ? { maxScoreElements: options.maxScoreElements } : {});
     try {
       if (checkpoint) loadFlashDepthWeights(model, checkpoint.path, { strict: true });
@@ -123,7 +130,7 @@ export class FlashDepthProcessor {
       throw e;
     }
     const longSideCap = options.longSideCap === undefined ? DEFAULT_LONG_SIDE_CAP : options.longSideCap;
-    const info: ProcessorInfo = { variant: configName(config), configDir: config.config_dir ?? configDir, checkpoint: checkpoint?.path ?? 'random weights', backend, longSideCap };
+    const info: ProcessorInfo = { variant: configName(config), configDir: config.config_dir ?? configDir, checkpoint: checkpoint?.path ?? 'random weights', backend, precision, longSideCap };
     return new FlashDepthProcessor(model, config, info, options.onWarning);
   }
 

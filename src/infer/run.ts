@@ -9,6 +9,7 @@
 import { basename, dirname } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type { BackendName } from '../backend/index.js';
+import type { Precision } from '../kernels/mode.js';
 import { FlashDepthError, invalidParameterError } from '../errors.js';
 import { log } from '../log.js';
 import { probeVideo } from '../media/video.js';
@@ -28,6 +29,8 @@ export interface InferOptions {
   randomWeights?: boolean;
   checkpointsDir?: string;
   backend?: BackendName;
+  /** 'mixed': tensor-core linear layers where the device has them (see FlashDepthProcessor). */
+  precision?: Precision;
   maxFrames?: number;
   targetFps?: number;
   /** Long-side cap (default 2044). */
@@ -99,11 +102,12 @@ export async function runInference(options: InferOptions): Promise<RunSummary[]>
     ...(options.checkpointsDir !== undefined ? { checkpointsDir: options.checkpointsDir } : {}),
     ...(options.randomWeights ? { randomWeights: true } : {}),
     backend: options.backend ?? 'auto',
+    ...(options.precision !== undefined ? { precision: options.precision } : {}),
     longSideCap: options.longSide ?? 2044,
     onWarning: warn,
   });
   const { info } = processor;
-  log.info(`model: ${info.variant} (${info.configDir}), checkpoint ${info.checkpoint}`);
+  log.info(`model: ${info.variant} (${info.configDir}), checkpoint ${info.checkpoint}, precision ${info.precision}`);
   // Wall time of a sequence runs from the end of the previous frame (or the start) to the end of its last frame, so
   // it includes decoding, the first (warm-up) frame and the writes: what a user waits for.
   let lastFrameEnd = performance.now();

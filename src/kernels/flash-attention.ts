@@ -4,7 +4,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { ShapeError } from '../errors.js';
-import { FlashAttentionProgram } from './flash-attention_webgpu.js';
+import { FlashAttentionProgram, type FlashBlocks } from './flash-attention_webgpu.js';
 import type { WebGPUBackendLike } from './program.js';
 
 export const FLASH_ATTENTION = 'FlashDepthFlashAttention';
@@ -17,12 +17,14 @@ export interface FlashAttentionAttrs {
   qOffset: number;
   kOffset: number;
   vOffset: number;
+  /** Tuning: rows per workgroup and keys per block (default DEFAULT_FLASH_BLOCKS). */
+  blocks?: FlashBlocks;
 }
 
 function flashAttentionWebGPU(args: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf.NamedAttrMap }): tf.TensorInfo {
   const { q, k, v } = args.inputs as { q: tf.TensorInfo; k: tf.TensorInfo; v: tf.TensorInfo };
   const a = args.attrs as unknown as FlashAttentionAttrs;
-  const program = new FlashAttentionProgram(q.shape[0]!, q.shape[1]!, a.numHeads, a.headDim);
+  const program = new FlashAttentionProgram(q.shape[0]!, q.shape[1]!, a.numHeads, a.headDim, a.blocks);
   const uniforms = [
     { type: 'int32' as const, data: [a.qOffset / 4] },
     { type: 'int32' as const, data: [a.kOffset / 4] },

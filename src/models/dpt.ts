@@ -199,7 +199,7 @@ export class DPTHead extends FlashModule {
     const headPreRelu = this.stage([path1], (p) => {
       let h = this.outputConv1.forward(p);
       h = resizeAlignCorners(h, ph * PATCH_SIZE, pw * PATCH_SIZE);
-      h = tf.relu(this.outputConv2a.forward(h));
+      h = this.outputConv2a.forward(h, { activation: 'relu' }); // output_conv2[0] and its ReLU [1] in one kernel
       const out = this.outputConv2b.forward(h); // [B, H, W, 1]
       const [b, height, width] = out.shape;
       return tf.reshape(out, [b, height, width]) as tf.Tensor3D; // [B, H, W, 1] → [B, H, W]

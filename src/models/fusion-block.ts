@@ -39,7 +39,8 @@ export class ResidualConvUnit extends FlashModule {
   }
 
   forward(x: tf.Tensor4D): tf.Tensor4D {
-    const out = this.conv2.forward(tf.relu(this.conv1.forward(tf.relu(x))));
+    // The inner ReLU runs inside conv1's kernel; the outer one cannot, since the skip needs the un-activated x.
+    const out = this.conv2.forward(this.conv1.forward(tf.relu(x), { activation: 'relu' }));
     return tf.add(out, x);
   }
 

@@ -6,7 +6,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { ShapeError } from '../errors.js';
 import { FlashModule, type FlashModuleArgs, type Initializer } from './module.js';
-import { conv2d, layerNorm, linear, type LinearEpilogue } from './ops.js';
+import { conv2d, layerNorm, linear, type ConvEpilogue, type LinearEpilogue } from './ops.js';
 
 /** PyTorch's default Conv/Linear init, U(±1/√fan_in), so a freshly built module computes something non-trivial. */
 export function fanInUniform(fanIn: number): Initializer {
@@ -48,13 +48,13 @@ export class Conv2d extends FlashModule {
     this.bias = bias ? this.param('bias', [outChannels], 'same', fanInUniform(fanIn)) : undefined;
   }
 
-  /** x: [B, H, W, in] → [B, H', W', out]. */
-  forward(x: tf.Tensor4D): tf.Tensor4D {
+  /** x: [B, H, W, in] → [B, H', W', out], then the optional epilogue (a ReLU) inside the same conv kernel. */
+  forward(x: tf.Tensor4D, epilogue?: ConvEpilogue): tf.Tensor4D {
     const { inChannels, stride, padding } = this.convOptions;
     if (x.shape[3] !== inChannels) {
       throw new ShapeError(`${this.name}: expected ${inChannels} input channels (NHWC), received shape [${x.shape.join(', ')}]`);
     }
-    return conv2d(x, this.weight.read() as tf.Tensor4D, this.bias?.read(), stride, padding);
+    return conv2d(x, this.weight.read() as tf.Tensor4D, this.bias?.read(), stride, padding, epilogue);
   }
 
   override call(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor {

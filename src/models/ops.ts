@@ -66,28 +66,61 @@ export function silu(x: tf.Tensor): tf.Tensor {
  */
 export const MAX_CONV_OUTPUT_PIXELS = 2 ** 19;
 
+/** What the conv kernel may apply to its output in the same dispatch. */
+export interface ConvEpilogue {
+  /** ReLU of the biased output (PyTorch's `conv → nn.ReLU`). */
+  activation?: 'relu';
+}
+
 /**
  * 2-D convolution, NHWC input, [kh, kw, in, out] filter, with PyTorch's explicit symmetric zero padding
- * (TF 'same' pads asymmetrically for stride 2, which differs from PyTorch's padding=1).
+ * (TF 'same' pads asymmetrically for stride 2, which differs from PyTorch's padding=1). The padding, bias and
+ * `epilogue` run inside the conv kernel: one dispatch, no separate pad op.
  */
-export function conv2d(x: tf.Tensor4D, filter: tf.Tensor4D, bias: tf.Tensor | undefined, stride = 1, padding = 0): tf.Tensor4D {
-  const padded = padding > 0 ? tf.pad(x, [[0, 0], [padding, padding], [padding, padding], [0, 0]]) : x;
-  const [b, hp, wp, c] = padded.shape;
+export function conv2d(
+  x: tf.Tensor4D,
+  filter: tf.Tensor4D,
+  bias: tf.Tensor | undefined,
+  stride = 1,
+  padding = 0,
+  epilogue: ConvEpilogue = {},
+): tf.Tensor4D {
+  const activation = epilogue.activation ?? 'linear';
+  if (useIm2colConv()) {
+    const padded = padding > 0 ? tf.pad(x, [[0, 0], [padding, padding], [padding, padding], [0, 0]]) : x;
+    const y = conv2dIm2col(padded, filter, bias, stride);
+    return activation === 'relu' ? tf.relu(y) : y;
+  }
+  const [b, h, w, c] = x.shape;
   const [kh, kw] = filter.shape;
-  const outH = Math.floor((hp - kh) / stride) + 1;
-  const outW = Math.floor((wp - kw) / stride) + 1;
-  if (useIm2colConv()) return conv2dIm2col(padded, filter, bias, stride);
+  const outH = Math.floor((h + 2 * padding - kh) / stride) + 1;
+  const outW = Math.floor((w + 2 * padding - kw) / stride) + 1;
   const bandRows = Math.max(1, Math.floor(MAX_CONV_OUTPUT_PIXELS / outW));
-  // The fused form adds the bias inside the conv kernel: one dispatch instead of two on GPU backends.
-  const band = (input: tf.Tensor4D) => tf.fused.conv2d({ x: input, filter, strides: stride, pad: 'valid', bias });
-  if (outH <= bandRows) return band(padded);
+  const band = (input: tf.Tensor4D, top: number, bottom: number) =>
+    tf.fused.conv2d({ x: input, filter, strides: stride, pad: convPadding(top, bottom, padding), bias, activation });
+  if (outH <= bandRows) return band(x, padding, padding);
   const bands: tf.Tensor4D[] = [];
   for (let r0 = 0; r0 < outH; r0 += bandRows) {
     const rows = Math.min(bandRows, outH - r0);
-    const inRows = (rows - 1) * stride + kh; // output rows r0..r0+rows-1 read input rows r0·s .. (r0+rows-1)·s + kh - 1
-    bands.push(band(tf.slice(padded, [0, r0 * stride, 0, 0], [b, inRows, wp, c])));
+    // Output rows r0..r0+rows-1 read padded rows r0·s .. (r0+rows-1)·s + kh - 1, i.e. input rows shifted up by
+    // `padding`; the part of that window outside the input becomes this band's own top/bottom zero padding.
+    const first = r0 * stride - padding;
+    const last = (r0 + rows - 1) * stride - padding + kh - 1;
+    const start = Math.max(0, first);
+    const end = Math.min(h - 1, last);
+    bands.push(band(tf.slice(x, [0, start, 0, 0], [b, end - start + 1, w, c]), start - first, last - end));
   }
   return tf.concat(bands, 1);
+}
+
+/**
+ * The conv's `pad` argument for `top`/`bottom` rows and `side` columns of zeros. No padding stays 'valid': webgpu runs
+ * 1×1 'valid' convs as a plain matMul, which an explicit all-zero padding would lose.
+ */
+function convPadding(top: number, bottom: number, side: number): 'valid' | number | tf.backend_util.ExplicitPadding {
+  if (top === 0 && bottom === 0 && side === 0) return 'valid';
+  if (top === side && bottom === side) return side;
+  return [[0, 0], [top, bottom], [side, side], [0, 0]];
 }
 
 /**

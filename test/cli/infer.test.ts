@@ -80,9 +80,11 @@ describe('cli infer', function () {
 
   it('--random-weights runs without a checkpoint (timing/smoke runs) and says so in summary.json', async function () {
     const out = join(dir, 'out-random');
-    const r = await runCliProcess(['infer', join(dir, 'clipA'), '--config', 'configs/flashdepth-s', '--random-weights', '--backend', 'wasm', '--max-frames', '1', '--out', out, '--no-depth-mp4', '--no-side-by-side']);
+    const r = await runCliProcess(['infer', join(dir, 'clipA'), '--config', 'configs/flashdepth-s', '--random-weights', '--backend', 'wasm', '--max-frames', '1', '--out', out, '--no-depth-mp4', '--no-side-by-side', '--precision', 'mixed']);
     expect(r.code, r.stderr).to.equal(0);
-    expect(r.stderr).to.include('checkpoint random weights');
+    expect(r.stderr).to.include('checkpoint random weights, precision fp32');
+    // --precision mixed on wasm: one warning, then fp32.
+    expect(r.stderr).to.include('--precision mixed needs webgpu with f16 subgroup matrices (tensor cores); the wasm backend has none, running fp32');
     const summary = JSON.parse(readFileSync(join(out, 'summary.json'), 'utf8')) as { checkpoint: string; frames: number };
     expect(summary.checkpoint).to.equal('random weights');
     expect(summary.frames).to.equal(1);

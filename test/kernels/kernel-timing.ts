@@ -1,12 +1,13 @@
 /**
- * GPU-host exploration tool (not part of `npm test`): times the stock fp32 matMul against the tensor-core matMul and
- * the fp32 flash-attention kernel against the tensor-core one, at the model's shapes, and prints JSON lines.
+ * GPU-host exploration tool (not part of `npm test`): times the stock fp32 matMul against the tensor-core matMul in
+ * several workgroup layouts, and the flash-attention kernel in several block shapes, at the model's shapes; JSON lines.
  * Usage: node dist/test/kernels/kernel-timing.js
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { releaseBackend, selectBackend } from '../../src/backend/index.js';
 import { mixedMatMul, setPrecision, tensorCoresAvailable } from '../../src/kernels/index.js';
 import { linear } from '../../src/models/ops.js';
+import { flashAttention } from '../../src/kernels/flash-attention.js';
 import type { MatMulTiles } from '../../src/kernels/mixed-matmul_webgpu.js';
 
 async function timeIt(run: () => tf.Tensor, reps: number): Promise<number> {
@@ -54,6 +55,28 @@ async function main(): Promise<void> {
     }
     console.log(JSON.stringify(row));
     tf.dispose([x, w, b]);
+  }
+  const attentions: [string, number, number][] = [['S 518', 1370, 6], ['L 518', 1370, 16], ['S 2K student', 11972, 6]];
+  for (const [name, n, heads] of attentions) {
+    const c = heads * 64;
+    const qkv = tf.randomNormal([1, n, 3 * c], 0, 1, 'float32', 4) as tf.Tensor3D;
+    const row: Record<string, unknown> = { kind: 'attention', name, n, heads };
+    const base = { numHeads: heads, headDim: 64, scale: 0.125, qOffset: 0, kOffset: c, vOffset: 2 * c };
+    const ref = flashAttention(qkv, qkv, qkv, base);
+    const refValues = await ref.data();
+    ref.dispose();
+    for (const blocks of [{ q: 64, k: 32 }, { q: 128, k: 32 }, { q: 128, k: 16 }, { q: 256, k: 16 }]) {
+      const attrs = { ...base, blocks };
+      const out = flashAttention(qkv, qkv, qkv, attrs);
+      const values = await out.data();
+      out.dispose();
+      let err = 0;
+      for (let i = 0; i < values.length; i++) err = Math.max(err, Math.abs(values[i]! - refValues[i]!));
+      const ms = await timeIt(() => flashAttention(qkv, qkv, qkv, attrs), n > 5000 ? 5 : 20);
+      row[`q${blocks.q}k${blocks.k}`] = { ms: +ms.toFixed(3), tflops: +((4 * n * n * c) / ms / 1e9).toFixed(2), maxErr: +err.toExponential(1) };
+    }
+    console.log(JSON.stringify(row));
+    qkv.dispose();
   }
   releaseBackend();
 }
