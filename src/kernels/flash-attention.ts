@@ -17,7 +17,7 @@ export interface FlashAttentionAttrs {
   qOffset: number;
   kOffset: number;
   vOffset: number;
-  /** Tuning: rows per workgroup and keys per block (default DEFAULT_FLASH_BLOCKS). */
+  /** Tuning: rows per workgroup and keys per block (default `flashBlocksFor(...)`). */
   blocks?: FlashBlocks;
 }
 

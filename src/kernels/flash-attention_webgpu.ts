@@ -20,10 +20,16 @@ export interface FlashBlocks {
 }
 
 /**
- * 128 rows × 16-key blocks: on the H100 the ViT-S student attention at 2K (11 972 tokens, 6 heads) takes 14.5 ms
- * against 17.5 ms with 64 × 32 (test/kernels/kernel-timing.ts; smaller shapes are within run-to-run noise).
+ * The block shape for a problem size: 128 rows × 16-key blocks where that still gives at least MIN_WORKGROUPS
+ * workgroups (the ViT-S student at 2K, 11 972 tokens × 6 heads: 14 ms against 17–29 ms with 64 × 32 on the H100,
+ * test/kernels/kernel-timing.ts), else 64 × 32 so that small problems (ViT-S at 518², 1 370 tokens × 6 heads: 66
+ * workgroups of 128 rows) still spread over the GPU's ~132 multiprocessors.
  */
-export const DEFAULT_FLASH_BLOCKS: FlashBlocks = { q: 128, k: 16 };
+export function flashBlocksFor(batch: number, lq: number, numHeads: number): FlashBlocks {
+  return Math.ceil(lq / 128) * numHeads * batch >= MIN_WORKGROUPS ? { q: 128, k: 16 } : { q: 64, k: 32 };
+}
+
+const MIN_WORKGROUPS = 128;
 
 export class FlashAttentionProgram implements WebGPUProgram {
   variableNames = ['Q', 'K', 'V'];
@@ -39,7 +45,7 @@ export class FlashAttentionProgram implements WebGPUProgram {
   private readonly dh4: number;
   private readonly blocks: FlashBlocks;
 
-  constructor(batch: number, lq: number, numHeads: number, headDim: number, blocks: FlashBlocks = DEFAULT_FLASH_BLOCKS) {
+  constructor(batch: number, lq: number, numHeads: number, headDim: number, blocks: FlashBlocks = flashBlocksFor(batch, lq, numHeads)) {
     this.dh4 = headDim / 4;
     this.blocks = blocks;
     this.workgroupSize = [blocks.q, 1, 1];

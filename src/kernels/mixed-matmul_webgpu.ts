@@ -46,6 +46,24 @@ enable chromium_experimental_subgroup_matrix;
 diagnostic(off, chromium.subgroup_matrix_uniformity);
 `;
 
+/**
+ * WGSL: all invocations copy a rows×cols block of the f32 matrix `source` (row-major, `rowVec4s` vec4s per row,
+ * `rowLimit`×`colLimit` valid) starting at (row0, col0) into the f16 workgroup array `tile` (row stride `stride`),
+ * zero beyond the edges.
+ */
+function stageF16(source: string, tile: string, rows: string, cols: string, stride: string, row0: string, col0: string, rowLimit: string, colLimit: string, rowVec4s: string): string {
+  return `for (var i = t; i < ${rows} * ${cols} / 4u; i += THREADS) {
+            let r = i / (${cols} / 4u);
+            let c = (i % (${cols} / 4u)) * 4u;
+            let gr = ${row0} + r;
+            let gc = ${col0} + c;
+            var v = vec4<f32>(0.0);
+            if (gr < ${rowLimit} && gc < ${colLimit}) { v = ${source}[gr * ${rowVec4s} + gc / 4u]; }
+            let o = r * ${stride} + c;
+            ${tile}[o] = f16(v.x); ${tile}[o + 1u] = f16(v.y); ${tile}[o + 2u] = f16(v.z); ${tile}[o + 3u] = f16(v.w);
+          }`;
+}
+
 export class MixedMatMulProgram implements WebGPUProgram {
   variableNames: string[];
   variableComponents: number[];
@@ -144,26 +162,8 @@ export class MixedMatMulProgram implements WebGPUProgram {
         let n4 = n / 4u;
         ${declare.join('\n        ')}
         for (var k0 = 0u; k0 < k; k0 += BK) {
-          for (var i = t; i < BM * BK / 4u; i += THREADS) {
-            let r = i / (BK / 4u);
-            let c = (i % (BK / 4u)) * 4u;
-            let gr = row0 + r;
-            let gc = k0 + c;
-            var v = vec4<f32>(0.0);
-            if (gr < m && gc < k) { v = A[gr * k4 + gc / 4u]; }
-            let o = r * AS + c;
-            aTile[o] = f16(v.x); aTile[o + 1u] = f16(v.y); aTile[o + 2u] = f16(v.z); aTile[o + 3u] = f16(v.w);
-          }
-          for (var i = t; i < BK * BN / 4u; i += THREADS) {
-            let r = i / (BN / 4u);
-            let c = (i % (BN / 4u)) * 4u;
-            let gr = k0 + r;
-            let gc = col0 + c;
-            var v = vec4<f32>(0.0);
-            if (gr < k && gc < n) { v = B[gr * n4 + gc / 4u]; }
-            let o = r * BS + c;
-            bTile[o] = f16(v.x); bTile[o + 1u] = f16(v.y); bTile[o + 2u] = f16(v.z); bTile[o + 3u] = f16(v.w);
-          }
+          ${stageF16('A', 'aTile', 'BM', 'BK', 'AS', 'row0', 'k0', 'm', 'k', 'k4')}
+          ${stageF16('B', 'bTile', 'BK', 'BN', 'BS', 'k0', 'col0', 'k', 'n', 'n4')}
           workgroupBarrier();
           for (var kk = 0u; kk < BK; kk += 16u) {
             ${multiply.join('\n            ')}

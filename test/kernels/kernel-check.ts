@@ -7,7 +7,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { releaseBackend, selectBackend } from '../../src/backend/index.js';
-import { setKernelMode, setPrecision, tensorCoresAvailable, type KernelMode, type Precision } from '../../src/kernels/index.js';
+import { flashAttention, setKernelMode, setPrecision, tensorCoresAvailable, useFusedKernels, type KernelMode, type Precision } from '../../src/kernels/index.js';
 import { scaledDotProductAttention, selfAttention } from '../../src/models/attention.js';
 import { addScaled, gelu, layerNorm, linear } from '../../src/models/ops.js';
 import { existsSync } from 'node:fs';
@@ -56,6 +56,14 @@ const CASES: Case[] = [
     name: 'flash attention, packed qkv, B=1 N=300 C=384 (6×64)',
     inputs: () => [normal([1, 300, 3 * 384])],
     run: ([qkv]) => selfAttention(qkv as tf.Tensor3D, 6),
+  },
+  {
+    // The 128-row × 16-key block shape that large problems get (flashBlocksFor), forced on a small one.
+    name: 'flash attention, packed qkv, B=1 N=300 C=384 (6×64), 128×16 blocks',
+    inputs: () => [normal([1, 300, 3 * 384])],
+    run: ([qkv]) => (useFusedKernels()
+      ? flashAttention(qkv as tf.Tensor3D, qkv as tf.Tensor3D, qkv as tf.Tensor3D, { numHeads: 6, headDim: 64, scale: 0.125, qOffset: 0, kOffset: 384, vOffset: 768, blocks: { q: 128, k: 16 } })
+      : selfAttention(qkv as tf.Tensor3D, 6)),
   },
   {
     // Large logits: the online softmax must rescale without overflow.

@@ -85,8 +85,8 @@ describe('kernels: custom WebGPU kernels vs stock tfjs ops on lavapipe', functio
     }
   });
 
-  it('checks all 17 cases', () => {
-    expect(results.map((r) => r.name)).to.have.length(17);
+  it('checks all 18 cases', () => {
+    expect(results.map((r) => r.name)).to.have.length(18);
   });
 
   it(`FlashDepth-S and Full (reduced) fixtures on webgpu: head_prerelu within ${PARITY_BOUND}·max|ref| of PyTorch with the kernels, as without`, function () {
