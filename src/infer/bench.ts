@@ -10,7 +10,7 @@ import { assertDeviceHealthy, selectBackend, type BackendName } from '../backend
 import type { BackendInfo } from '../backend/types.js';
 import { configHash, loadConfig, type ConfigOverrides } from '../config.js';
 import { invalidParameterError } from '../errors.js';
-import { applyPrecision, type Precision } from '../kernels/index.js';
+import { applyPrecision, precisionMode, type Precision } from '../kernels/index.js';
 import { log } from '../log.js';
 import { createFlashDepth, loadFlashDepthWeights, variantConfigDir } from '../models/create.js';
 import { randomizeWeights } from '../models/random-init.js';
@@ -94,7 +94,7 @@ function defaultSize(variant: string): [number, number] {
 /** Runs the benchmark (selects the backend itself). */
 export async function runBenchmark(options: BenchOptions): Promise<BenchResult> {
   const backend = await selectBackend(options.backend ?? 'auto');
-  const { precision, note } = applyPrecision(options.precision ?? 'fp32');
+  const { precision, note } = applyPrecision(options.precision ?? precisionMode());
   if (note) log.warn(note);
   const variant = Object.hasOwn(VARIANTS, options.config) ? options.config : 'custom';
   const configDir = variant === 'custom' ? options.config : variantConfigDir(variant as VariantName);

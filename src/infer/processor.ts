@@ -16,7 +16,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { assertDeviceHealthy, selectBackend, type BackendInfo, type BackendName } from '../backend/index.js';
-import { applyPrecision, type Precision } from '../kernels/mode.js';
+import { applyPrecision, precisionMode, type Precision } from '../kernels/mode.js';
 import { configName, loadConfig, type ConfigOverrides, type FlashDepthConfig } from '../config.js';
 import { ShapeError } from '../errors.js';
 import { createFlashDepth, loadFlashDepthWeights, variantConfigDir } from '../models/create.js';
@@ -119,7 +119,7 @@ export class FlashDepthProcessor {
       ...(options.checkpointsDir ? { checkpointsDir: options.checkpointsDir } : {}),
     });
     const backend = await selectBackend(options.backend ?? 'auto', options.threads !== undefined ? { threads: options.threads } : {});
-    const { precision, note } = applyPrecision(options.precision ?? 'fp32');
+    const { precision, note } = applyPrecision(options.precision ?? precisionMode());
     if (note) options.onWarning?.(note);
     const model = createFlashDepth(config, options.maxScoreElements !== undefined ? { maxScoreElements: options.maxScoreElements } : {});
     try {
