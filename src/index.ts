@@ -6,6 +6,7 @@
  */
 export { selectBackend, releaseBackend } from './backend/index.js';
 export type { BackendInfo, BackendName } from './backend/types.js';
+export { applyPrecision, setPrecision, setKernelMode, tensorCoresAvailable, type Precision, type KernelMode } from './kernels/mode.js';
 export { loadConfig, applyOverrides, configHash, type FlashDepthConfig, type ConfigOverrides } from './config.js';
 export * from './errors.js';
 export { openWeights, convertCheckpoint, listCheckpoint } from './io/checkpoint.js';
