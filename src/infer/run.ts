@@ -13,13 +13,15 @@ import type { Precision } from '../kernels/mode.js';
 import { FlashDepthError, invalidParameterError } from '../errors.js';
 import { log } from '../log.js';
 import { probeVideo } from '../media/video.js';
-import type { ColormapName } from './colormap.js';
-import { DepthWriter, uniqueOutputDir, type RunSummary } from './outputs.js';
+import { DepthWriter, uniqueOutputDir, type OutputOptions, type RunSummary } from './outputs.js';
 import { FlashDepthProcessor } from './processor.js';
 import { ProgressReporter } from './progress.js';
 import { openSources, type FrameSource } from './sources.js';
 
-export interface InferOptions {
+/** The outputs chosen per run (see OutputOptions in ./outputs.ts). */
+type OutputChoices = Pick<OutputOptions, 'npy' | 'png16' | 'colorPng' | 'depthMp4' | 'sideBySideMp4' | 'colormap'>;
+
+export interface InferOptions extends OutputChoices {
   /** Videos, image folders, globs, stream URLs or /dev/videoN. */
   inputs: readonly string[];
   /** Variant (`s`, `l`, `full`) or config folder (default configs/flashdepth, Full). */
@@ -37,12 +39,6 @@ export interface InferOptions {
   longSide?: number;
   /** Output folder (see the module comment). */
   out?: string;
-  npy?: boolean;
-  png16?: boolean;
-  colorPng?: boolean;
-  depthMp4?: boolean;
-  sideBySideMp4?: boolean;
-  colormap?: ColormapName;
   normalize?: 'video' | 'frame';
   /** Aborting stops after the current frame; every output written so far is finalised. */
   signal?: AbortSignal;

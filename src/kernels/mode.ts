@@ -20,11 +20,15 @@ export type Precision = (typeof PRECISIONS)[number];
 let mode: KernelMode | undefined;
 let precision: Precision | undefined;
 
+/** `value` if it is one of `choices`, else a one-line error naming `what`. */
+function oneOf<T extends string>(what: string, choices: readonly T[], value: string): T {
+  if (!(choices as readonly string[]).includes(value)) throw invalidParameterError(what, `one of ${choices.join(', ')}`, value);
+  return value as T;
+}
+
 function fromEnv<T extends string>(name: string, choices: readonly T[], fallback: T): T {
   const value = process.env[name];
-  if (value === undefined || value === '') return fallback;
-  if (!(choices as readonly string[]).includes(value)) throw invalidParameterError(name, `one of ${choices.join(', ')}`, value);
-  return value as T;
+  return value === undefined || value === '' ? fallback : oneOf(name, choices, value);
 }
 
 /** 'fused' (default; custom kernels where the backend is webgpu) or 'stock' (tfjs' own kernels everywhere). */
@@ -34,8 +38,7 @@ export function kernelMode(): KernelMode {
 }
 
 export function setKernelMode(next: KernelMode): void {
-  if (!(KERNEL_MODES as readonly string[]).includes(next)) throw invalidParameterError('kernel mode', `one of ${KERNEL_MODES.join(', ')}`, next);
-  mode = next;
+  mode = oneOf('kernel mode', KERNEL_MODES, next);
 }
 
 /** 'fp32' (default) or 'mixed' (f16 tensor-core operands, f32 accumulation; webgpu with subgroup matrices only). */
@@ -45,8 +48,7 @@ export function precisionMode(): Precision {
 }
 
 export function setPrecision(next: Precision): void {
-  if (!(PRECISIONS as readonly string[]).includes(next)) throw invalidParameterError('--precision', `one of ${PRECISIONS.join(', ')}`, next);
-  precision = next;
+  precision = oneOf('--precision', PRECISIONS, next);
 }
 
 /** The one place that picks custom kernels over the plain-ops fallback. */

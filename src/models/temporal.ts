@@ -11,7 +11,8 @@
  *    `states` holds one SSM state per block (null = start of a sequence).
  *  - `forwardSequence(seq [B, L, C], states | null) → {seqOut, states}`: the 4 blocks alone.
  *  - `forwardStreaming(feature)` / `apply(feature)`: keeps the states between calls; `resetState()` at a new video.
- *  - `adaptiveAvgPoolMatrix(inSize, outSize)`: PyTorch's adaptive pooling bins as a [out, in] averaging matrix.
+ *  - `adaptivePoolMatrices(h, w, h', w')` + `adaptiveAvgPoolSequence(x, matrices)`: adaptive_avg_pool2d with PyTorch's
+ *    bins as two averaging matMuls, NHWC in, raster-flattened tokens out.
  *  - `clearCache()`: frees the pooling matrices the module keeps per feature-map size (also done by `resetState()`),
  *    so that a steady-state frame uploads nothing.
  */
@@ -237,14 +238,9 @@ export class TemporalMamba extends FlashModule {
 tf.serialization.registerClass(TemporalMamba);
 
 /**
- * PyTorch adaptive average pooling along one axis as an [outSize, inSize] matrix: output i averages inputs
+ * PyTorch adaptive average pooling along one axis as a row-major [outSize, inSize] matrix: output i averages inputs
  * [floor(i·in/out), ceil((i+1)·in/out)) (bins may overlap and differ in size).
  */
-export function adaptiveAvgPoolMatrix(inSize: number, outSize: number): tf.Tensor2D {
-  return tf.tensor2d(adaptiveAvgPoolWeights(inSize, outSize), [outSize, inSize]);
-}
-
-/** `adaptiveAvgPoolMatrix` as row-major values. */
 function adaptiveAvgPoolWeights(inSize: number, outSize: number): Float32Array {
   const m = new Float32Array(outSize * inSize);
   for (let i = 0; i < outSize; i++) {
@@ -286,11 +282,3 @@ export function adaptiveAvgPoolSequence(x: tf.Tensor4D, { rows, cols }: PoolMatr
   return tf.reshape(pooled, [batch, outHeight * outWidth, channels]) as tf.Tensor3D; // [B, h', w'·C] -> [B, h'·w', C]
 }
 
-/** adaptive_avg_pool2d of an NHWC map: [B, h, w, C] → [B, h', w', C] (matrices built for the call). */
-export function adaptiveAvgPool2d(x: tf.Tensor4D, outHeight: number, outWidth: number): tf.Tensor4D {
-  const [batch, height, width, channels] = x.shape;
-  return tf.tidy(() => {
-    const sequence = adaptiveAvgPoolSequence(x, adaptivePoolMatrices(height, width, outHeight, outWidth));
-    return tf.reshape(sequence, [batch, outHeight, outWidth, channels]) as tf.Tensor4D; // [B, h'·w', C] -> [B, h', w', C]
-  });
-}

@@ -20,7 +20,7 @@ import type { FlashDepth } from '../../src/models/flashdepth.js';
 import { FULL_REDUCED_TEACHER_OVERRIDES } from '../../src/models/variants.js';
 import { Mamba2, type Mamba2Options, type ScanForm } from '../../src/models/mamba2.js';
 import { randomizeWeights } from '../../src/models/random-init.js';
-import { FIXTURES_DIR } from '../helpers/fixtures.js';
+import { closeness, FIXTURES_DIR } from '../helpers/fixtures.js';
 
 export interface KernelCheckResult {
   name: string;
@@ -204,14 +204,7 @@ async function runCase(c: Case): Promise<KernelCheckResult | KernelCheckSkip> {
   const fused = await runIn('fused');
   const stock = await runIn('stock');
   tf.dispose(inputs);
-  let maxAbsError = 0;
-  let maxAbsRef = 0;
-  for (let i = 0; i < stock.values.length; i++) {
-    const ref = stock.values[i]!;
-    maxAbsRef = Math.max(maxAbsRef, Math.abs(ref));
-    const err = Math.abs(fused.values[i]! - ref);
-    maxAbsError = Number.isNaN(err) ? Infinity : Math.max(maxAbsError, err);
-  }
+  const { maxAbsErr: maxAbsError, maxAbsRef } = closeness(fused.values as Float32Array, stock.values as Float32Array);
   return { name: c.name, maxAbsError, maxAbsRef, leaked: fused.leaked, kernels: fused.kernels, precision };
 }
 
@@ -225,49 +218,57 @@ export interface ParityResult {
 const fixturePath = (...parts: string[]) => join(FIXTURES_DIR, ...parts);
 
 /**
+ * Streams `frames` through the model from a zero state (states carried, as in inference) and returns each frame's
+ * head output before the ReLU, plus the custom kernels (FlashDepth*) the frames dispatched.
+ */
+async function streamHeads(model: FlashDepth, frames: readonly tf.Tensor4D[]): Promise<{ heads: Float32Array[]; kernels: string[] }> {
+  const heads: Float32Array[] = [];
+  const kernels = new Set<string>();
+  let states: tf.Tensor4D[] | null = null;
+  for (const frame of frames) {
+    let result: { head: tf.Tensor; states: tf.Tensor4D[] } | undefined;
+    const profile = await tf.profile(() => {
+      result = tf.tidy(() => {
+        const out = model.forwardFrame(frame, states);
+        return { head: out.headPreRelu, states: out.states };
+      });
+      return [result.head, ...result.states];
+    });
+    profile.kernelNames.filter((k) => k.startsWith('FlashDepth')).forEach((k) => kernels.add(k));
+    heads.push((await result!.head.data()) as Float32Array);
+    result!.head.dispose();
+    if (states) tf.dispose(states);
+    states = result!.states;
+  }
+  if (states) tf.dispose(states);
+  return { heads, kernels: [...kernels].sort() };
+}
+
+/** max over frames of max|ours − ref| / max|ref|. */
+function worstRelativeError(ours: readonly Float32Array[], ref: readonly Float32Array[]): number {
+  return Math.max(...ref.map((r, i) => {
+    const c = closeness(ours[i]!, r);
+    return c.maxAbsErr / c.maxAbsRef;
+  }));
+}
+
+/**
  * A parity fixture case streamed on webgpu in both kernel modes (state carried), head_prerelu compared with the
  * PyTorch reference: the custom kernels inside the real model, against the real bound.
  */
 async function runParity(name: string, model: FlashDepth, caseDir: string): Promise<ParityResult> {
   const clip = readNpyFloat32(fixturePath('inputs', 'clip_126x224.npy')); // (T, 3, H, W)
   const ref = readNpyFloat32(fixturePath(caseDir, 'head_prerelu.npy')); // (T, H, W)
-  const [frames, , h, w] = clip.shape as [number, number, number, number];
+  const [count, , h, w] = clip.shape as [number, number, number, number];
   const input = tf.transpose(tf.tensor4d(clip.data, clip.shape as [number, number, number, number]), [0, 2, 3, 1]); // NCHW -> NHWC
-  const relError = { fused: 0, stock: 0 };
-  const kernels = new Set<string>();
-  for (const mode of ['fused', 'stock'] as const) {
-    setKernelMode(mode);
-    let states: tf.Tensor4D[] | null = null;
-    for (let i = 0; i < frames; i++) {
-      let head: tf.Tensor | undefined;
-      let next: tf.Tensor4D[] = [];
-      const profile = await tf.profile(() => {
-        const r = tf.tidy(() => {
-          const out = model.forwardFrame(tf.slice(input, [i, 0, 0, 0], [1, h, w, 3]) as tf.Tensor4D, states);
-          return { head: out.headPreRelu, states: out.states };
-        });
-        head = r.head;
-        next = r.states;
-        return [head, ...next];
-      });
-      if (mode === 'fused') profile.kernelNames.filter((k) => k.startsWith('FlashDepth')).forEach((k) => kernels.add(k));
-      const ours = await head!.data();
-      const frameRef = ref.data.subarray(i * h * w, (i + 1) * h * w);
-      let err = 0;
-      let max = 0;
-      for (let j = 0; j < frameRef.length; j++) {
-        err = Math.max(err, Math.abs(ours[j]! - frameRef[j]!));
-        max = Math.max(max, Math.abs(frameRef[j]!));
-      }
-      relError[mode] = Math.max(relError[mode], err / max);
-      head!.dispose();
-      if (states) tf.dispose(states);
-      states = next;
-    }
-    if (states) tf.dispose(states);
-  }
-  input.dispose();
-  return { name, relError, kernels: [...kernels].sort() };
+  const frames = Array.from({ length: count }, (_, i) => tf.slice(input, [i, 0, 0, 0], [1, h, w, 3]) as tf.Tensor4D);
+  const refFrames = frames.map((_, i) => ref.data.subarray(i * h * w, (i + 1) * h * w));
+  setKernelMode('fused');
+  const fused = await streamHeads(model, frames);
+  setKernelMode('stock');
+  const stock = await streamHeads(model, frames);
+  tf.dispose([input, ...frames]);
+  return { name, relError: { fused: worstRelativeError(fused.heads, refFrames), stock: worstRelativeError(stock.heads, refFrames) }, kernels: fused.kernels };
 }
 
 async function parityCases(): Promise<ParityResult[]> {
@@ -304,36 +305,15 @@ async function mixedModelCase(variant: 's' | 'l'): Promise<MixedModelResult | nu
   const model = createFlashDepth(variant);
   randomizeWeights(model, 7);
   const frames = [0, 1, 2].map((i) => tf.randomNormal([1, 518, 518, 3], 0, 1, 'float32', 50 + i) as tf.Tensor4D);
-  const outputs: Record<Precision, Float32Array[]> = { fp32: [], mixed: [] };
-  for (const precision of ['fp32', 'mixed'] as const) {
-    setKernelMode('fused');
-    setPrecision(precision);
-    let states: tf.Tensor4D[] | null = null;
-    for (const frame of frames) {
-      const r = tf.tidy(() => {
-        const out = model.forwardFrame(frame, states);
-        return { head: out.headPreRelu, states: out.states };
-      });
-      outputs[precision].push(await r.head.data() as Float32Array);
-      r.head.dispose();
-      if (states) tf.dispose(states);
-      states = r.states;
-    }
-    if (states) tf.dispose(states);
-  }
+  setKernelMode('fused');
+  setPrecision('fp32');
+  const fp32 = await streamHeads(model, frames);
+  setPrecision('mixed');
+  const mixed = await streamHeads(model, frames);
   setPrecision('fp32');
   tf.dispose(frames);
   model.dispose();
-  let rel = 0;
-  outputs.fp32.forEach((ref, i) => {
-    let err = 0;
-    let max = 0;
-    for (let j = 0; j < ref.length; j++) {
-      err = Math.max(err, Math.abs(outputs.mixed[i]![j]! - ref[j]!));
-      max = Math.max(max, Math.abs(ref[j]!));
-    }
-    rel = Math.max(rel, err / max);
-  });
+  const rel = worstRelativeError(mixed.heads, fp32.heads);
   return { name: `mixed model FlashDepth-${variant.toUpperCase()} 518² (random weights, 3 frames) vs fp32`, mixedVsFp32: rel };
 }
 

@@ -5,7 +5,7 @@ import { expect } from 'chai';
 import { ShapeError } from '../../src/errors.js';
 import { openTorchCheckpoint } from '../../src/io/pth.js';
 import { loadWeights, torchShape } from '../../src/models/weights.js';
-import { adaptiveAvgPool2d, adaptiveAvgPoolMatrix, adaptiveAvgPoolSequence, adaptivePoolMatrices, TemporalMamba, type TemporalMambaOptions } from '../../src/models/temporal.js';
+import { adaptiveAvgPoolSequence, adaptivePoolMatrices, TemporalMamba, type TemporalMambaOptions } from '../../src/models/temporal.js';
 import { useTestBackend } from '../helpers/backend.js';
 import { expectClose, fixture, fixtureTensor, REPO_ROOT } from '../helpers/fixtures.js';
 
@@ -50,7 +50,7 @@ describe('models/temporal', function () {
 
   it('adaptive average pooling uses PyTorch bins (overlapping, unequal)', () => {
     // torch.nn.functional.adaptive_avg_pool1d over 5 inputs to 3 outputs averages [0,2), [1,4), [3,5)
-    const m = tf.tidy(() => adaptiveAvgPoolMatrix(5, 3).arraySync());
+    const m = tf.tidy(() => tf.squeeze(adaptivePoolMatrices(1, 5, 1, 3).cols, [0]).arraySync() as number[][]);
     const third = 1 / 3;
     expect(m[0]).to.deep.equal([0.5, 0.5, 0, 0, 0]);
     expect(m[1]!.map((v) => Math.fround(v))).to.deep.equal([0, third, third, third, 0].map(Math.fround));
@@ -58,7 +58,7 @@ describe('models/temporal', function () {
     tf.tidy(() => {
       // 2-D: a 3×5 map of values 10·row + col pooled to 1×2 → bins cols [0,3) and [2,5), all rows
       const x = tf.tensor4d(Array.from({ length: 15 }, (_, k) => 10 * Math.floor(k / 5) + (k % 5)), [1, 3, 5, 1]);
-      const pooled = Array.from(adaptiveAvgPool2d(x, 1, 2).dataSync());
+      const pooled = Array.from(adaptiveAvgPoolSequence(x, adaptivePoolMatrices(3, 5, 1, 2)).dataSync());
       expect(pooled[0]).to.be.closeTo(11, 1e-5);
       expect(pooled[1]).to.be.closeTo(13, 1e-5);
     });
