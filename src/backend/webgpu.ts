@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { log } from '../log.js';
 import { BackendUnavailable, shortReason, type InitializedBackend } from './types.js';
+import { cacheBindGroups, memoizeBindGroupLayouts, useQueueWriteUploads, type BindGroupCacheStats } from './webgpu-host.js';
 
 export const DAWN_TOGGLES = ['enable-dawn-features=allow_unsafe_apis,vulkan_enable_f16_on_nvidia'];
 
@@ -41,6 +42,13 @@ export interface WebGPUCapabilities {
 
 const NO_CAPABILITIES: WebGPUCapabilities = { f16: false, subgroupMatrix: null, subgroupSize: 0, maxWorkgroupStorageBytes: 16384 };
 let capabilities: WebGPUCapabilities = NO_CAPABILITIES;
+
+let bindGroupStats: (() => BindGroupCacheStats) | null = null;
+
+/** Bind groups created and served from the cache on the current webgpu device (null before initWebGPU). */
+export function webgpuBindGroupStats(): BindGroupCacheStats | null {
+  return bindGroupStats ? bindGroupStats() : null;
+}
 
 /** The capabilities of the device behind the registered webgpu backend (none before initWebGPU or after release). */
 export function webgpuCapabilities(): WebGPUCapabilities {
@@ -78,9 +86,23 @@ export function hoistDirectives(code: string): string {
   return `${unique.join('\n')}\n${code.replace(directive, '')}`;
 }
 
+/**
+ * tfjs declares every input as an array of its tensor's dtype. A kernel that keeps f16 data in an int32 tensor (two
+ * halves per element, see src/kernels/tc-attention_webgpu.ts) retypes the binding with a line
+ * `// flashdepth:bind NAME array<T>` in its code, so that subgroup-matrix loads can take a pointer to `array<f16>`.
+ */
+export function retypeBindings(code: string): string {
+  const marker = /^[ \t]*\/\/ flashdepth:bind (\w+) (array<[^;\n]+>)[ \t]*$/gm;
+  let out = code;
+  for (const [, name, type] of code.matchAll(marker)) {
+    out = out.replace(new RegExp(`(var<storage, read(?:_write)?> ${name}\\s*:\\s*)array<[^;]*>;`), `$1${type};`);
+  }
+  return out;
+}
+
 function hoistShaderDirectives(device: GPUDevice): void {
   const create = device.createShaderModule.bind(device);
-  device.createShaderModule = (descriptor: GPUShaderModuleDescriptor) => create({ ...descriptor, code: hoistDirectives(descriptor.code) });
+  device.createShaderModule = (descriptor: GPUShaderModuleDescriptor) => create({ ...descriptor, code: retypeBindings(hoistDirectives(descriptor.code)) });
 }
 
 /** DAWN_TOGGLES plus FLASHDEPTH_DAWN_FEATURES (comma-separated extra Dawn toggles, for measurements). */
@@ -165,7 +187,14 @@ export async function initWebGPU(checkVulkan: boolean): Promise<InitializedBacke
   setNavigatorGpu(gpu);
   const { WebGPUBackend } = await import('@tensorflow/tfjs-backend-webgpu');
   if (tf.findBackendFactory('webgpu')) tf.removeBackend('webgpu');
-  tf.registerBackend('webgpu', () => new WebGPUBackend(device, adapter.info));
+  memoizeBindGroupLayouts(device);
+  // FLASHDEPTH_BIND_GROUP_CACHE=off: tfjs' own one-bind-group-per-dispatch (before/after measurements, debugging).
+  bindGroupStats = process.env['FLASHDEPTH_BIND_GROUP_CACHE'] === 'off' ? null : cacheBindGroups(device);
+  tf.registerBackend('webgpu', () => {
+    const backend = new WebGPUBackend(device, adapter.info);
+    useQueueWriteUploads(backend);
+    return backend;
+  });
   let ok = false;
   try {
     ok = await tf.setBackend('webgpu');
@@ -213,5 +242,6 @@ function reportUncapturedErrors(device: GPUDevice): void {
 export function releaseWebGPU(): void {
   if (tf.findBackend('webgpu')) tf.removeBackend('webgpu');
   capabilities = NO_CAPABILITIES;
+  bindGroupStats = null;
   setNavigatorGpu(undefined);
 }

@@ -62,22 +62,27 @@ function buildParser(argv: string[]): Argv<GlobalFlags> {
     )
     .command(
       'bench',
-      'Time streaming inference on random frames (ms/frame, FPS, memory), like the reference dummy_timing',
+      'Time streaming inference on random frames (ms/frame, FPS, memory) like the reference dummy_timing, or with --train full training steps (s/step, clips/s)',
       (y) =>
         y
           .option('config', { type: 'string', array: true, default: ['s'], describe: 'Variant (s, l, full) or config folder; repeat to bench several' })
-          .option('resolution', { type: 'string', describe: 'Frame size WxH, multiples of 14 (default: 518x518 for S/L, 2044x1148 for Full)' })
-          .option('frames', { type: 'number', default: 100, describe: 'Timed frames' })
-          .option('warmup', { type: 'number', default: 5, describe: 'Untimed warm-up frames (shader compilation, caches)' })
+          .option('resolution', { type: 'string', describe: 'Frame size WxH, multiples of 14 (default: 518x518 for S/L, 2044x1148 for Full; --train: the config\'s training size, 518x518 base)' })
+          .option('frames', { type: 'number', describe: 'Timed frames (default: 100); with --train, timed optimiser steps (default: 10)' })
+          .option('warmup', { type: 'number', describe: 'Untimed warm-up frames, read back one by one (default: 5); with --train, warm-up steps (default: 2)' })
+          .option('sync', { type: 'string', describe: 'end|frame. end: drain the queue once after the last frame, no per-frame readback (what the reference times); frame: read every depth back, per-frame latency median/p90 (default: end)' })
+          .option('train', { type: 'boolean', default: false, describe: 'Time training steps instead (forward + backward + AdamW; synthetic clips, batch 1, temporary run folder)' })
+          .option('clip-frames', { type: 'number', describe: 'With --train: frames per clip (default: 5, the reference\'s dataset.video_length)' })
           .option('backend', { type: 'string', choices: BACKENDS, default: 'auto', describe: 'Compute backend' })
           .option('checkpoint', { type: 'string', describe: 'Weights to load (default: random weights)' })
           .option('json', { type: 'string', describe: 'Write the results as JSON to this file' })
           .option('set', { type: 'string', array: true, describe: 'Config overrides key.sub=value' })
           .option('profile', { type: 'boolean', default: false, describe: 'Also time each kernel of one frame (timestamp queries on webgpu)' })
           .option('precision', PRECISION_OPTION)
-          .example('$0 bench --config s --frames 20 --backend webgpu', 'FlashDepth-S at 518×518')
+          .example('$0 bench --config s --frames 20 --backend webgpu', 'FlashDepth-S at 518×518, ms/frame = wall / frames')
+          .example('$0 bench --config s --frames 20 --backend webgpu --sync frame', 'the same with every depth read back: per-frame latency')
           .example('$0 bench --config full --backend webgpu --precision mixed', 'Full at 2K on tensor cores')
-          .example('$0 bench --config full --resolution 2044x1148 --json bench.json', 'Full at 2K'),
+          .example('$0 bench --config full --resolution 2044x1148 --json bench.json', 'Full at 2K')
+          .example('$0 bench --train --config s --backend webgpu', 'stage-1 training steps of FlashDepth-S: 518×518, 5-frame clips, batch 1'),
       async (args) => {
         const { runBench } = await import('./bench-command.js');
         await runBench(args);

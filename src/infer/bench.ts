@@ -1,20 +1,30 @@
 /**
  * Streaming-inference benchmark, like the reference's `eval.dummy_timing`: random frames of a fixed size go through
- * `predict` with the Mamba state carried; warm-up frames (shader compilation, pos-embed cache) are timed separately;
- * each timed frame ends with `await depth.data()`, i.e. the GPU queue is drained and the depth is on the host, as a
- * real application needs it.
+ * `predict` with the Mamba state carried; warm-up frames (shader compilation, pos-embed cache) are timed separately.
+ *
+ * Two ways to close the timed window (`sync`):
+ *  - `end` (default, what the reference measures): each frame is uploaded from a host Float32Array, as the reference
+ *    copies each frame from pageable memory inside its loop; predictions are disposed unread and the queue is drained
+ *    once, by reading back the last frame's depth. ms/frame = timed wall / frames; single frames are not observed.
+ *  - `frame`: the same upload, and each frame ends with its depth read back to the host (a full queue drain and the
+ *    map latency), as an application that needs every depth on the host sees it: per-frame latency median / p90.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { performance } from 'node:perf_hooks';
 import { assertDeviceHealthy, selectBackend, type BackendName } from '../backend/index.js';
 import type { BackendInfo } from '../backend/types.js';
-import { configHash, loadConfig, type ConfigOverrides } from '../config.js';
+import { configHash, loadConfig, type ConfigOverrides, type FlashDepthConfig } from '../config.js';
 import { invalidParameterError } from '../errors.js';
 import { applyPrecision, precisionMode, type Precision } from '../kernels/index.js';
 import { log } from '../log.js';
 import { createFlashDepth, loadFlashDepthWeights, variantConfigDir } from '../models/create.js';
 import { randomizeWeights } from '../models/random-init.js';
 import { VARIANTS, type VariantName } from '../models/variants.js';
+import type { TrainBenchResult } from '../train/bench-train.js';
+
+export const BENCH_SYNC_MODES = ['end', 'frame'] as const;
+/** Where the timed window waits for the device: once at its end (the reference), or after every frame. */
+export type BenchSync = (typeof BENCH_SYNC_MODES)[number];
 
 export interface BenchOptions {
   /** A variant (`s`, `l`, `full`) or a config folder/file. */
@@ -25,6 +35,8 @@ export interface BenchOptions {
   height?: number;
   frames?: number;
   warmup?: number;
+  /** Default `end`; see the module comment. */
+  sync?: BenchSync;
   backend?: BackendName;
   /** Weights to load; default: random weights of realistic magnitude (never zeros, which can time differently). */
   checkpoint?: string;
@@ -33,25 +45,48 @@ export interface BenchOptions {
   precision?: Precision;
   /** Also time every kernel of one frame (GPU timestamp queries on webgpu) and report the most expensive. */
   profile?: boolean;
-  /** Called after each timed frame (progress). */
+  /**
+   * Called after each timed frame (progress): `ms` is the frame's latency under `frame`, its host enqueue time (upload
+   * and dispatch, not the device's work) under `end`.
+   */
   onFrame?: (index: number, ms: number) => void;
 }
 
+/** Summary of a list of times. */
+export interface TimeStats {
+  mean: number;
+  median: number;
+  p90: number;
+  min: number;
+  max: number;
+}
+
 export interface BenchResult {
+  mode: 'infer';
   config: string;
   configHash: string;
   variant: string;
   backend: BackendInfo;
   /** The precision that ran ('mixed' falls back to 'fp32' without tensor cores). */
   precision: Precision;
+  sync: BenchSync;
   width: number;
   height: number;
   parameters: number;
   warmupFrames: number;
-  /** Wall time of the first frame (compilation included). */
+  /** Wall time of the first frame, read back (compilation included). */
   firstFrameMs: number;
   frames: number;
-  msPerFrame: { mean: number; median: number; p90: number; min: number; max: number };
+  /** Wall time of the timed window (all timed frames, drained at its end). */
+  timedMs: number;
+  /**
+   * `frame`: per-frame latency (upload, predict, readback). `end`: every field is timedMs / frames, since single frames
+   * are not observed.
+   */
+  msPerFrame: TimeStats;
+  /** `end` only: host time per frame to upload the input and enqueue the model (the device may still be busy). */
+  enqueueMsPerFrame?: TimeStats;
+  /** 1000 / msPerFrame.mean. */
   fps: number;
   /** Peak bytes of live tensors during one frame (tf.profile); weights included. */
   peakTensorBytes: number;
@@ -87,87 +122,164 @@ function percentile(sorted: number[], q: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
 }
 
+/** Mean, median, p90, min and max of a non-empty list. */
+export function timeStats(times: readonly number[]): TimeStats {
+  const sorted = [...times].sort((a, b) => a - b);
+  const mean = times.reduce((a, b) => a + b, 0) / times.length;
+  return { mean, median: percentile(sorted, 0.5), p90: percentile(sorted, 0.9), min: sorted[0]!, max: sorted[sorted.length - 1]! };
+}
+
+function uniformStats(value: number): TimeStats {
+  return { mean: value, median: value, p90: value, min: value, max: value };
+}
+
+/** A variant name or a config folder/file → the loaded config, its folder and the variant ('custom' for folders). */
+export function loadBenchConfig(config: string, overrides: ConfigOverrides = []): { config: FlashDepthConfig; configDir: string; variant: string } {
+  const variant = Object.hasOwn(VARIANTS, config) ? config : 'custom';
+  const configDir = variant === 'custom' ? config : variantConfigDir(variant as VariantName);
+  return { config: loadConfig(configDir, overrides), configDir, variant };
+}
+
+/** Throws the option error of `--resolution` unless both sides are positive multiples of 14. */
+export function checkBenchSize(width: number, height: number): void {
+  for (const [flag, v] of [['--resolution width', width], ['--resolution height', height]] as const) {
+    if (!Number.isInteger(v) || v <= 0 || v % 14 !== 0) throw invalidParameterError(flag, 'a positive multiple of 14', v);
+  }
+}
+
+/** Throws the option error of `flag` unless `value` is an integer ≥ `min`. */
+export function checkCount(flag: string, value: number, min: 0 | 1): void {
+  if (!Number.isInteger(value) || value < min) throw invalidParameterError(flag, min === 1 ? 'positive integer' : 'non-negative integer', value);
+}
+
+/** `value` as a sync mode, or the option error of `--sync`. */
+export function parseBenchSync(value: unknown): BenchSync {
+  if ((BENCH_SYNC_MODES as readonly unknown[]).includes(value)) return value as BenchSync;
+  throw invalidParameterError('--sync', BENCH_SYNC_MODES.join(' or '), value);
+}
+
 function defaultSize(variant: string): [number, number] {
   return variant === 'full' ? [2044, 1148] : [518, 518];
 }
 
+/** Random normal host frames, generated before timing so that generation is never timed (only the upload is). */
+async function hostFrames(count: number, height: number, width: number): Promise<Float32Array[]> {
+  const frames: Float32Array[] = [];
+  for (let i = 0; i < count; i++) {
+    const t = tf.randomNormal([height, width, 3], 0, 1, 'float32', 100 + i);
+    try {
+      frames.push((await t.data()) as Float32Array); // async: WebGPU in Node has no dataSync
+    } finally {
+      t.dispose();
+    }
+  }
+  return frames;
+}
+
 /** Runs the benchmark (selects the backend itself). */
 export async function runBenchmark(options: BenchOptions): Promise<BenchResult> {
+  const sync = parseBenchSync(options.sync ?? 'end');
+  const frames = options.frames ?? 100;
+  const warmup = options.warmup ?? 5;
+  checkCount('--frames', frames, 1);
+  checkCount('--warmup', warmup, 0);
   const backend = await selectBackend(options.backend ?? 'auto');
   const { precision, note } = applyPrecision(options.precision ?? precisionMode());
   if (note) log.warn(note);
-  const variant = Object.hasOwn(VARIANTS, options.config) ? options.config : 'custom';
-  const configDir = variant === 'custom' ? options.config : variantConfigDir(variant as VariantName);
-  const config = loadConfig(configDir, options.overrides ?? []);
+  const { config, configDir, variant } = loadBenchConfig(options.config, options.overrides ?? []);
   const [dw, dh] = defaultSize(config.hybrid_configs.use_hybrid ? 'full' : variant);
   const width = options.width ?? dw;
   const height = options.height ?? dh;
-  for (const [flag, v] of [['--resolution width', width], ['--resolution height', height]] as const) {
-    if (!Number.isInteger(v) || v <= 0 || v % 14 !== 0) throw invalidParameterError(flag, 'a positive multiple of 14', v);
-  }
-  const frames = options.frames ?? 100;
-  const warmup = options.warmup ?? 5;
-  if (!Number.isInteger(frames) || frames < 1) throw invalidParameterError('--frames', 'positive integer', frames);
-  if (!Number.isInteger(warmup) || warmup < 0) throw invalidParameterError('--warmup', 'non-negative integer', warmup);
+  checkBenchSize(width, height);
 
   const model = createFlashDepth(config, { maxScoreElements: options.maxScoreElements });
   try {
     if (options.checkpoint) loadFlashDepthWeights(model, options.checkpoint);
     else randomizeWeights(model);
-    // A few distinct random frames, reused round-robin, so input upload is part of the timing but generation is not.
-    const inputs = [0, 1, 2].map((i) => tf.randomNormal([height, width, 3], 0, 1, 'float32', 100 + i));
-    const runFrame = async (i: number): Promise<number> => {
+    // Three distinct frames on the host, reused round-robin: each frame's upload is timed, its generation is not.
+    const inputs = await hostFrames(3, height, width);
+    /** Uploads frame `i` and enqueues the model on it; the caller owns the depth. */
+    const enqueue = (i: number): tf.Tensor => {
+      const x = tf.tensor3d(inputs[i % inputs.length]!, [height, width, 3]);
+      try {
+        return model.predict(x);
+      } finally {
+        x.dispose();
+      }
+    };
+    const readBack = async (depth: tf.Tensor, what: string): Promise<void> => {
+      try {
+        await depth.data();
+      } finally {
+        depth.dispose();
+      }
+      assertDeviceHealthy(what);
+    };
+    const latency = async (i: number): Promise<number> => {
       const t0 = performance.now();
-      const depth = model.predict(inputs[i % inputs.length]!);
-      await depth.data();
-      depth.dispose();
-      assertDeviceHealthy(`benchmark frame ${i}`);
+      await readBack(enqueue(i), `benchmark frame ${i}`);
       return performance.now() - t0;
     };
-    const firstFrameMs = await runFrame(0);
-    for (let i = 1; i < warmup; i++) await runFrame(i);
-    const profile = await tf.profile(async () => {
-      const d = model.predict(inputs[0]!);
-      await d.data();
-      d.dispose();
-    });
+    // Warm-up frames are read back one by one: the timed window starts with an empty queue (the reference
+    // synchronises after its 5th frame).
+    const firstFrameMs = await latency(0);
+    for (let i = 1; i < warmup; i++) await latency(i);
+    const profile = await tf.profile(async () => readBack(enqueue(0), 'benchmark memory profile'));
     let kernelReport: Pick<BenchResult, 'kernels' | 'profiledFrameMs' | 'kernelTotalMs'> = {};
     if (options.profile) {
       let wall = 0;
       const timed = await tf.profile(async () => {
         const t0 = performance.now();
-        const d = model.predict(inputs[1 % inputs.length]!);
-        await d.data();
+        await readBack(enqueue(1), 'benchmark kernel profile');
         wall = performance.now() - t0;
-        d.dispose();
       });
       const kernels = aggregateKernels(timed.kernels);
       kernelReport = { kernels, profiledFrameMs: wall, kernelTotalMs: kernels.reduce((a, k) => a + k.ms, 0) };
     }
+
     const times: number[] = [];
-    for (let i = 0; i < frames; i++) {
-      const ms = await runFrame(i);
-      times.push(ms);
-      options.onFrame?.(i, ms);
+    const windowStart = performance.now();
+    if (sync === 'frame') {
+      for (let i = 0; i < frames; i++) {
+        const ms = await latency(i);
+        times.push(ms);
+        options.onFrame?.(i, ms);
+      }
+    } else {
+      let last: tf.Tensor | null = null;
+      for (let i = 0; i < frames; i++) {
+        const t0 = performance.now();
+        const depth = enqueue(i);
+        // Disposing an unread prediction is safe on every backend: webgpu frees its buffer once the queue is done.
+        if (i === frames - 1) last = depth;
+        else depth.dispose();
+        const ms = performance.now() - t0;
+        times.push(ms);
+        options.onFrame?.(i, ms);
+      }
+      await readBack(last!, `benchmark frames 0–${frames - 1}`);
     }
-    tf.dispose(inputs);
-    const sorted = [...times].sort((a, b) => a - b);
-    const mean = times.reduce((a, b) => a + b, 0) / times.length;
+    const timedMs = performance.now() - windowStart;
+    const msPerFrame = sync === 'frame' ? timeStats(times) : uniformStats(timedMs / frames);
     const mem = tf.memory() as tf.MemoryInfo & { numBytesInGPU?: number };
     return {
+      mode: 'infer',
       config: configDir,
       configHash: configHash(config),
       variant,
       backend,
       precision,
+      sync,
       width,
       height,
       parameters: model.countParameters(),
       warmupFrames: warmup,
       firstFrameMs,
       frames,
-      msPerFrame: { mean, median: percentile(sorted, 0.5), p90: percentile(sorted, 0.9), min: sorted[0]!, max: sorted[sorted.length - 1]! },
-      fps: 1000 / mean,
+      timedMs,
+      msPerFrame,
+      ...(sync === 'end' ? { enqueueMsPerFrame: timeStats(times) } : {}),
+      fps: 1000 / msPerFrame.mean,
       peakTensorBytes: profile.peakBytes,
       gpuBytesInUse: mem.numBytesInGPU ?? null,
       hostRssBytes: process.memoryUsage().rss,
@@ -187,21 +299,38 @@ export function formatKernelTable(r: BenchResult, top = 15): string {
   return lines.join('\n');
 }
 
-/** One table row per result, for the console. */
-export function formatBenchTable(results: readonly BenchResult[]): string {
-  const header = ['config', 'size', 'backend', 'precision', 'device', 'ms/frame (median)', 'FPS', 'first frame ms', 'peak tensors MiB'];
-  const rows = results.map((r) => [
-    r.variant === 'custom' ? r.config : r.variant,
-    `${r.width}×${r.height}`,
-    r.backend.name,
-    r.precision,
-    r.backend.device,
-    r.msPerFrame.median.toFixed(1),
-    r.fps.toFixed(2),
-    r.firstFrameMs.toFixed(0),
-    (r.peakTensorBytes / 2 ** 20).toFixed(0),
-  ]);
+function table(header: string[], rows: string[][]): string {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)));
   const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ');
-  return [line(header), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)].join('\n');
+  return [line(header), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)].map((l) => l.trimEnd()).join('\n');
+}
+
+const mib = (bytes: number) => (bytes / 2 ** 20).toFixed(0);
+const configLabel = (r: { variant: string; config: string }) => (r.variant === 'custom' ? r.config : r.variant);
+
+/** One table row per result, for the console: an inference table and a training table, as the results hold. */
+export function formatBenchTable(results: ReadonlyArray<BenchResult | TrainBenchResult>): string {
+  const infer = results.filter((r): r is BenchResult => r.mode === 'infer');
+  const trainResults = results.filter((r): r is TrainBenchResult => r.mode === 'train');
+  const tables: string[] = [];
+  if (infer.length > 0) {
+    tables.push(table(
+      ['config', 'size', 'backend', 'precision', 'device', 'sync', 'ms/frame', 'FPS', 'first frame ms', 'peak tensors MiB'],
+      infer.map((r) => [
+        configLabel(r), `${r.width}×${r.height}`, r.backend.name, r.precision, r.backend.device,
+        r.sync === 'end' ? 'end (wall/frames)' : 'frame (median)',
+        (r.sync === 'end' ? r.msPerFrame.mean : r.msPerFrame.median).toFixed(1), r.fps.toFixed(2), r.firstFrameMs.toFixed(0), mib(r.peakTensorBytes),
+      ]),
+    ));
+  }
+  if (trainResults.length > 0) {
+    tables.push(table(
+      ['config', 'size', 'clip', 'backend', 'device', 's/step (median)', 'clips/s', 'first step s', 'peak memory MiB'],
+      trainResults.map((r) => [
+        configLabel(r), `${r.width}×${r.height}`, `${r.batchSize}×${r.clipFrames}`, r.backend.name, r.backend.device,
+        r.secondsPerStep.median.toFixed(3), r.clipsPerSecond.toFixed(3), r.firstStepSeconds.toFixed(1), mib(r.peakBytes),
+      ]),
+    ));
+  }
+  return tables.join('\n\n');
 }

@@ -5,7 +5,9 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { ShapeError } from '../errors.js';
 import { FlashAttentionProgram, type FlashBlocks } from './flash-attention_webgpu.js';
+import { useTensorCores } from './mode.js';
 import type { WebGPUBackendLike } from './program.js';
+import { TC_ATTENTION, tensorCoreAttentionPays, tensorCoreAttentionSupports } from './tc-attention.js';
 
 export const FLASH_ATTENTION = 'FlashDepthFlashAttention';
 
@@ -59,5 +61,9 @@ export function flashAttention(q: tf.Tensor3D, k: tf.Tensor3D, v: tf.Tensor3D, a
     throw new ShapeError(`flashAttention: ${numHeads} heads of ${headDim} channels (a multiple of 4, at most 128) at offsets `
       + `${qOffset}/${kOffset}/${vOffset} do not fit q [${q.shape.join(', ')}], k [${k.shape.join(', ')}], v [${v.shape.join(', ')}]`);
   }
-  return tf.engine().runKernel(FLASH_ATTENTION, { q, k, v }, { ...attrs } as unknown as tf.NamedAttrMap) as tf.Tensor3D;
+  // --precision mixed: the tensor-core program (f16 operands) where the head size is whole 16-channel tiles and the
+  // problem is one where it wins (tensorCoreAttentionPays).
+  const useTc = useTensorCores() && tensorCoreAttentionSupports(headDim) && tensorCoreAttentionPays(q.shape[1], k.shape[1], numHeads * q.shape[0]);
+  const kernel = useTc ? TC_ATTENTION : FLASH_ATTENTION;
+  return tf.engine().runKernel(kernel, { q, k, v }, { ...attrs } as unknown as tf.NamedAttrMap) as tf.Tensor3D;
 }

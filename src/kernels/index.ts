@@ -1,5 +1,5 @@
 /**
- * Custom WGSL kernels (flash attention, fused LayerNorm, GELU, LayerScale+residual; tensor-core matmul
+ * Custom WGSL kernels (flash attention, fused LayerNorm, GELU, LayerScale+residual; tensor-core matmul and attention
  * for `--precision mixed`) and the switches that decide whether the model uses them (./mode.ts).
  */
 import './register.js';
@@ -9,6 +9,7 @@ export { fusedLayerNorm } from './layer-norm.js';
 export { fusedGelu, fusedScaleAdd, vec4Compatible } from './elementwise.js';
 export { fusedMambaScan, mambaScanSupports, type MambaScanAttrs, type MambaScanResult, type MambaScanWeights } from './mamba-scan.js';
 export { mixedMatMul, mixedMatMulSupports, type MixedMatMulOptions } from './mixed-matmul.js';
+export { tensorCoreAttentionPays, tensorCoreAttentionSupports } from './tc-attention.js';
 export { REGISTERED_KERNELS } from './register.js';
 export {
   KERNEL_MODES, PRECISIONS, kernelMode, setKernelMode, precisionMode, setPrecision, applyPrecision, useFusedKernels, tensorCoresAvailable, useTensorCores,

@@ -35,6 +35,8 @@ export interface ProgramUniform {
 
 export interface WebGPUBackendLike {
   runWebGPUProgram(program: WebGPUProgram, inputs: tf.TensorInfo[], outputDtype: tf.DataType, programUniforms?: ProgramUniform[]): tf.TensorInfo;
+  /** Frees an intermediate a kernel made with runWebGPUProgram. */
+  disposeData(dataId: tf.DataId): boolean;
 }
 
 /** A 1-D dispatch of `workgroups` workgroups, folded into y when it passes the 65 535-per-dimension limit. */

@@ -8,8 +8,9 @@ import { flashAttentionConfig } from './flash-attention.js';
 import { layerNormConfig } from './layer-norm.js';
 import { mambaScanConfig } from './mamba-scan.js';
 import { mixedMatMulConfig } from './mixed-matmul.js';
+import { tensorCoreAttentionConfig } from './tc-attention.js';
 
-const KERNEL_CONFIGS: readonly tf.KernelConfig[] = [flashAttentionConfig, layerNormConfig, geluConfig, scaleAddConfig, mixedMatMulConfig, mambaScanConfig];
+const KERNEL_CONFIGS: readonly tf.KernelConfig[] = [flashAttentionConfig, layerNormConfig, geluConfig, scaleAddConfig, mixedMatMulConfig, mambaScanConfig, tensorCoreAttentionConfig];
 
 for (const config of KERNEL_CONFIGS) {
   if (!tf.getKernel(config.kernelName, config.backendName)) tf.registerKernel(config);

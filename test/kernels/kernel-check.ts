@@ -7,7 +7,9 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { releaseBackend, selectBackend } from '../../src/backend/index.js';
-import { flashAttention, setKernelMode, setPrecision, tensorCoresAvailable, useFusedKernels, type KernelMode, type Precision } from '../../src/kernels/index.js';
+import { webgpuBindGroupStats } from '../../src/backend/webgpu.js';
+import { flashAttention, setKernelMode, setPrecision, tensorCoresAvailable, useFusedKernels, useTensorCores, type KernelMode, type Precision } from '../../src/kernels/index.js';
+import { TC_ATTENTION } from '../../src/kernels/tc-attention.js';
 import { scaledDotProductAttention, selfAttention } from '../../src/models/attention.js';
 import { addScaled, gelu, layerNorm, linear } from '../../src/models/ops.js';
 import { existsSync } from 'node:fs';
@@ -21,6 +23,8 @@ import { FULL_REDUCED_TEACHER_OVERRIDES } from '../../src/models/variants.js';
 import { Mamba2, type Mamba2Options, type ScanForm } from '../../src/models/mamba2.js';
 import { randomizeWeights } from '../../src/models/random-init.js';
 import { closeness, FIXTURES_DIR } from '../helpers/fixtures.js';
+import type { WebGPUBackendLike } from '../../src/kernels/program.js';
+import { PackHeadsF16Program, packedPlanes, type TensorCoreAttentionLayout } from '../../src/kernels/tc-attention_webgpu.js';
 
 export interface KernelCheckResult {
   name: string;
@@ -45,6 +49,16 @@ interface Case {
   precision?: Precision;
   inputs: () => tf.Tensor[];
   run: (inputs: tf.Tensor[]) => tf.Tensor;
+}
+
+/**
+ * The tensor-core attention kernel itself where it can run (mixed cases; the model picks it only at sizes where it
+ * pays, `tensorCoreAttentionPays`), else `stock` (the stock-ops reference run).
+ */
+function tcOr(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, numHeads: number, headDim: number, offsets: [number, number, number], stock: () => tf.Tensor, tcLayout?: TensorCoreAttentionLayout): tf.Tensor {
+  if (!useTensorCores()) return stock();
+  const attrs = { numHeads, headDim, scale: 1 / Math.sqrt(headDim), qOffset: offsets[0], kOffset: offsets[1], vOffset: offsets[2], ...(tcLayout ? { tcLayout } : {}) };
+  return tf.engine().runKernel(TC_ATTENTION, { q, k, v }, attrs as unknown as tf.NamedAttrMap) as tf.Tensor;
 }
 
 let seed = 1;
@@ -138,6 +152,35 @@ const CASES: Case[] = [
     inputs: () => [normal([77, 52]), normal([52, 20])],
     run: ([x, w]) => linear(x!, w!),
   },
+  {
+    // Tensor-core attention: N = 300 is neither a multiple of the 64 query rows of a workgroup nor of the 64-key block.
+    name: 'mixed attention, packed qkv, B=1 N=300 C=384 (6×64)',
+    precision: 'mixed',
+    inputs: () => [normal([1, 300, 3 * 384])],
+    run: ([qkv]) => tcOr(qkv!, qkv!, qkv!, 6, 64, [0, 384, 768], () => selfAttention(qkv as tf.Tensor3D, 6)),
+  },
+  {
+    // Large logits (std ≈ 25 at the end): maxima rise block after block, so the lazy rescale (threshold 8 in log2
+    // units) must trigger. (With std-4 inputs, logits of std ≈ 100, f16 rounding of q and k alone costs 5.5e-3.)
+    name: 'mixed attention, packed qkv, B=2 N=197 C=128 (2×64), logits ×4, rising',
+    precision: 'mixed',
+    inputs: () => [tf.mul(normal([2, 197, 3 * 128], 2), tf.reshape(tf.linspace(0.2, 1.5, 197), [1, 197, 1]))],
+    run: ([qkv]) => tcOr(qkv!, qkv!, qkv!, 2, 64, [0, 128, 256], () => selfAttention(qkv as tf.Tensor3D, 2)),
+  },
+  {
+    // Four subgroups split the keys of one query tile and merge their partial sums; 197 keys leave the last split's
+    // final block empty.
+    name: 'mixed attention, packed qkv, B=2 N=197 C=128 (2×64), 4 key splits',
+    precision: 'mixed',
+    inputs: () => [tf.mul(normal([2, 197, 3 * 128], 3), tf.reshape(tf.linspace(0.2, 1.5, 197), [1, 197, 1]))],
+    run: ([qkv]) => tcOr(qkv!, qkv!, qkv!, 2, 64, [0, 128, 256], () => selfAttention(qkv as tf.Tensor3D, 2), { subgroups: 4, blockK: 32, splits: 4 }),
+  },
+  {
+    name: 'mixed attention, cross, B=2 Lq=77 Lk=45 C=64 (2×32)',
+    precision: 'mixed',
+    inputs: () => [normal([2, 77, 64]), normal([2, 45, 64]), normal([2, 45, 64])],
+    run: ([q, k, v]) => tcOr(q!, k!, v!, 2, 32, [0, 0, 0], () => scaledDotProductAttention(q!, k!, v!, 2)),
+  },
 ];
 
 /** Mamba2 layers with random weights of realistic magnitude (A_log in [0, log 16], dt_bias ±0.1), one per config. */
@@ -206,6 +249,88 @@ async function runCase(c: Case): Promise<KernelCheckResult | KernelCheckSkip> {
   tf.dispose(inputs);
   const { maxAbsErr: maxAbsError, maxAbsRef } = closeness(fused.values as Float32Array, stock.values as Float32Array);
   return { name: c.name, maxAbsError, maxAbsRef, leaked: fused.leaked, kernels: fused.kernels, precision };
+}
+
+/** PackHeadsF16Program against a host-side packing of the same inputs (halves decoded on the host). */
+export interface PackCheckResult {
+  name: string;
+  /** max|decoded − f32 source| over all packed halves (padding rows included, expected zero). */
+  packError: number;
+  maxAbsRef: number;
+  halves: number;
+  leaked: number;
+}
+
+function halfToFloat(h: number): number {
+  const sign = h & 0x8000 ? -1 : 1;
+  const exponent = (h >> 10) & 31;
+  const fraction = h & 1023;
+  if (exponent === 0) return sign * fraction * 2 ** -24;
+  if (exponent === 31) return fraction ? NaN : sign * Infinity;
+  return sign * (1 + fraction / 1024) * 2 ** (exponent - 15);
+}
+
+/**
+ * Packs q (scaled), k and v of a fused qkv [B, N, 3C] into f16 head planes and compares every half with the f32
+ * source: rows past N must be zero, the rest within f16 rounding (2⁻¹¹ relative). Runs anywhere (no f16 needed to pack).
+ */
+async function packCheck(batch: number, tokens: number, numHeads: number, headDim: number): Promise<PackCheckResult> {
+  const c = numHeads * headDim;
+  const qkv = normal([batch, tokens, 3 * c], 3);
+  const scale = 0.125;
+  const planes = packedPlanes(batch, tokens, tokens, numHeads, headDim, 64, 64);
+  const before = tf.memory().numTensors;
+  const backend = tf.backend() as unknown as WebGPUBackendLike;
+  const uniforms = [0, c / 4, (2 * c) / 4].map((o) => ({ type: 'int32' as const, data: [o] }));
+  const info = backend.runWebGPUProgram(new PackHeadsF16Program(planes, headDim), [qkv, qkv, qkv], 'int32', [
+    ...uniforms, { type: 'float32', data: [scale * Math.LOG2E] }, ...[numHeads, planes.lqPad, planes.lkPad, planes.qUnits, planes.kUnits, planes.totalUnits].map((v) => ({ type: 'int32' as const, data: [v] })),
+  ]);
+  const packedTensor = tf.engine().makeTensorFromTensorInfo(info);
+  const words = (await packedTensor.data()) as Int32Array;
+  packedTensor.dispose();
+  const leaked = tf.memory().numTensors - before;
+  const source = (await qkv.data()) as Float32Array;
+  qkv.dispose();
+  const halves = new Uint16Array(words.buffer, words.byteOffset, words.length * 2);
+  let packError = 0;
+  let maxAbsRef = 0;
+  const segments = [{ part: 0, rows: planes.lqPad, factor: scale * Math.LOG2E, start: 0 }, { part: 1, rows: planes.lkPad, factor: 1, start: planes.qUnits * 4 }, { part: 2, rows: planes.lkPad, factor: 1, start: (planes.qUnits + planes.kUnits) * 4 }];
+  for (const seg of segments) {
+    for (let b = 0; b < batch; b++) for (let h = 0; h < numHeads; h++) for (let r = 0; r < seg.rows; r++) for (let d = 0; d < headDim; d++) {
+      const expected = r < tokens ? source[(b * tokens + r) * 3 * c + seg.part * c + h * headDim + d]! * seg.factor : 0;
+      const got = halfToFloat(halves[seg.start + ((b * numHeads + h) * seg.rows + r) * headDim + d]!);
+      packError = Math.max(packError, Math.abs(got - expected));
+      maxAbsRef = Math.max(maxAbsRef, Math.abs(expected));
+    }
+  }
+  return { name: `f16 head planes (pack), B=${batch} N=${tokens} ${numHeads}×${headDim}`, packError, maxAbsRef, halves: halves.length, leaked };
+}
+
+/** Host values uploaded by the backend (src/backend/webgpu-host.ts queue writes), read back through one op each. */
+export interface UploadCheckResult {
+  name: string;
+  uploadMismatches: number;
+  checked: number;
+}
+
+async function uploadCheck(): Promise<UploadCheckResult> {
+  const floats = Float32Array.from({ length: 1001 }, (_, i) => Math.sin(i) * 1000);
+  const ints = Int32Array.from({ length: 257 }, (_, i) => ((i * 7919) % 65521) - 30000);
+  const bools = Uint8Array.from({ length: 99 }, (_, i) => (i % 3 === 0 ? 1 : 0));
+  const outs = tf.tidy(() => [tf.neg(tf.tensor1d(floats)), tf.neg(tf.tensor1d(ints, 'int32')), tf.cast(tf.tensor1d(bools, 'bool'), 'int32')]);
+  const [f, n, b] = await Promise.all(outs.map((t) => t.data()));
+  tf.dispose(outs);
+  let mismatches = 0;
+  floats.forEach((v, i) => { if (f![i] !== -v) mismatches++; });
+  ints.forEach((v, i) => { if (n![i] !== -v) mismatches++; });
+  bools.forEach((v, i) => { if (b![i] !== v) mismatches++; });
+  return { name: 'host uploads (float32, int32, bool)', uploadMismatches: mismatches, checked: floats.length + ints.length + bools.length };
+}
+
+export interface BindGroupCacheResult {
+  name: 'bind group cache';
+  created: number;
+  reused: number;
 }
 
 export interface ParityResult {
@@ -320,7 +445,11 @@ async function mixedModelCase(variant: 's' | 'l'): Promise<MixedModelResult | nu
 async function main(): Promise<void> {
   await selectBackend('webgpu');
   for (const c of [...CASES, ...MAMBA_CASES]) process.stdout.write(JSON.stringify(await runCase(c)) + '\n');
+  process.stdout.write(JSON.stringify(await packCheck(2, 70, 3, 32)) + '\n');
+  process.stdout.write(JSON.stringify(await uploadCheck()) + '\n');
   for (const p of await parityCases()) process.stdout.write(JSON.stringify(p) + '\n');
+  // Every case above ran with the bind-group cache on (src/backend/webgpu-host.ts); streamed frames must hit it.
+  process.stdout.write(JSON.stringify({ name: 'bind group cache', ...webgpuBindGroupStats() }) + '\n');
   if (process.argv.includes('--mixed-model')) {
     for (const variant of ['s', 'l'] as const) {
       const r = await mixedModelCase(variant);

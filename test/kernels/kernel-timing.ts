@@ -1,7 +1,8 @@
 /**
  * GPU-host exploration tool (not part of `npm test`): times the stock fp32 matMul against the tensor-core matMul in
- * several workgroup layouts, and the flash-attention kernel in several block shapes, at the model's shapes; JSON lines.
- * Usage: node dist/test/kernels/kernel-timing.js
+ * several workgroup layouts, and the fp32 flash-attention kernel in several block shapes against the tensor-core
+ * attention in several layouts, at the model's shapes; JSON lines.
+ * Usage: node dist/test/kernels/kernel-timing.js [--attention-only]
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { releaseBackend, selectBackend } from '../../src/backend/index.js';
@@ -9,6 +10,9 @@ import { mixedMatMul, setPrecision, tensorCoresAvailable } from '../../src/kerne
 import { linear } from '../../src/models/ops.js';
 import { flashAttention } from '../../src/kernels/flash-attention.js';
 import type { MatMulTiles } from '../../src/kernels/mixed-matmul_webgpu.js';
+import { TC_ATTENTION } from '../../src/kernels/tc-attention.js';
+import { tcAttentionWorkgroupBytes } from '../../src/kernels/tc-attention_webgpu.js';
+import { webgpuCapabilities } from '../../src/backend/webgpu.js';
 
 async function timeIt(run: () => tf.Tensor, reps: number): Promise<number> {
   const warm = run();
@@ -28,7 +32,8 @@ async function timeIt(run: () => tf.Tensor, reps: number): Promise<number> {
 async function main(): Promise<void> {
   await selectBackend('webgpu');
   console.log(JSON.stringify({ tensorCores: tensorCoresAvailable() }));
-  const matmuls: [string, number, number, number][] = [
+  console.log(JSON.stringify({ maxWorkgroupStorageBytes: webgpuCapabilities().maxWorkgroupStorageBytes }));
+  const matmuls: [string, number, number, number][] = process.argv.includes('--attention-only') ? [] : [
     ['S fc1 518', 1370, 384, 1536], ['S fc2 518', 1370, 1536, 384], ['S qkv 2K', 11972, 384, 1152], ['S fc1 2K', 11972, 384, 1536],
     ['L fc1 518', 1370, 1024, 4096], ['L fc2 518', 1370, 4096, 1024], ['square 4096', 4096, 4096, 4096],
   ];
@@ -56,7 +61,7 @@ async function main(): Promise<void> {
     console.log(JSON.stringify(row));
     tf.dispose([x, w, b]);
   }
-  const attentions: [string, number, number][] = [['S 518', 1370, 6], ['L 518', 1370, 16], ['S 2K student', 11972, 6]];
+  const attentions: [string, number, number][] = [['S 518', 1370, 6], ['L 518', 1370, 16], ['L teacher 868×490', 2170, 16], ['S 2K student', 11972, 6]];
   for (const [name, n, heads] of attentions) {
     const c = heads * 64;
     const qkv = tf.randomNormal([1, n, 3 * c], 0, 1, 'float32', 4) as tf.Tensor3D;
@@ -65,15 +70,30 @@ async function main(): Promise<void> {
     const ref = flashAttention(qkv, qkv, qkv, base);
     const refValues = await ref.data();
     ref.dispose();
-    for (const blocks of [{ q: 64, k: 32 }, { q: 128, k: 32 }, { q: 128, k: 16 }, { q: 256, k: 16 }]) {
-      const attrs = { ...base, blocks };
-      const out = flashAttention(qkv, qkv, qkv, attrs);
+    const variants: [string, () => tf.Tensor][] = [];
+    for (const blocks of [{ q: 64, k: 32 }, { q: 128, k: 16 }]) {
+      variants.push([`q${blocks.q}k${blocks.k}`, () => flashAttention(qkv, qkv, qkv, { ...base, blocks })]);
+    }
+    if (tensorCoresAvailable()) {
+      const layouts = [[4, 64, 1], [2, 64, 1], [4, 32, 1], [4, 64, 2], [4, 64, 4], [4, 32, 4], [2, 64, 2]].map(([subgroups, blockK, splits]) => ({ subgroups: subgroups!, blockK: blockK!, splits: splits! }));
+      for (const tcLayout of layouts) {
+        if (tcAttentionWorkgroupBytes(tcLayout, 64) > webgpuCapabilities().maxWorkgroupStorageBytes) continue;
+        const attrs = { ...base, tcLayout } as unknown as tf.NamedAttrMap;
+        variants.push([`tc_sg${tcLayout.subgroups}_k${tcLayout.blockK}_x${tcLayout.splits}`, () => tf.engine().runKernel(TC_ATTENTION, { q: qkv, k: qkv, v: qkv }, attrs) as tf.Tensor]);
+      }
+    }
+    for (const [key, run] of variants) {
+      const out = run();
       const values = await out.data();
       out.dispose();
       let err = 0;
-      for (let i = 0; i < values.length; i++) err = Math.max(err, Math.abs(values[i]! - refValues[i]!));
-      const ms = await timeIt(() => flashAttention(qkv, qkv, qkv, attrs), n > 5000 ? 5 : 20);
-      row[`q${blocks.q}k${blocks.k}`] = { ms: +ms.toFixed(3), tflops: +((4 * n * n * c) / ms / 1e9).toFixed(2), maxErr: +err.toExponential(1) };
+      let peak = 0;
+      for (let i = 0; i < values.length; i++) {
+        err = Math.max(err, Math.abs(values[i]! - refValues[i]!));
+        peak = Math.max(peak, Math.abs(refValues[i]!));
+      }
+      const ms = await timeIt(run, n > 5000 ? 5 : 20);
+      row[key] = { ms: +ms.toFixed(3), tflops: +((4 * n * n * c) / ms / 1e9).toFixed(2), relErr: +(err / peak).toExponential(1) };
     }
     console.log(JSON.stringify(row));
     qkv.dispose();

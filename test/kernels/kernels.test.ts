@@ -12,7 +12,7 @@ import { ConfigError } from '../../src/errors.js';
 import { kernelMode, setKernelMode, useFusedKernels, REGISTERED_KERNELS, type KernelMode } from '../../src/kernels/index.js';
 import { useTestBackend } from '../helpers/backend.js';
 import { REPO_ROOT } from '../helpers/fixtures.js';
-import type { KernelCheckResult, KernelCheckSkip, ParityResult } from './kernel-check.js';
+import type { BindGroupCacheResult, KernelCheckResult, KernelCheckSkip, PackCheckResult, ParityResult, UploadCheckResult } from './kernel-check.js';
 
 const LAVAPIPE = process.env['FLASHDEPTH_LAVAPIPE'] ?? join(REPO_ROOT, '.cache', 'lavapipe');
 const ICD = join(LAVAPIPE, 'usr', 'share', 'vulkan', 'icd.d', 'lvp_icd.json');
@@ -26,14 +26,14 @@ const MIXED_RELATIVE_BOUND = 5e-3;
 /** The models issue's parity bound against the PyTorch fixtures. */
 const PARITY_BOUND = 1e-4;
 
-function runKernelCheck(): Promise<Array<KernelCheckResult | KernelCheckSkip | ParityResult>> {
+function runKernelCheck(): Promise<Array<KernelCheckResult | KernelCheckSkip | ParityResult | PackCheckResult | UploadCheckResult | BindGroupCacheResult>> {
   const lib = join(LAVAPIPE, 'usr', 'lib', 'x86_64-linux-gnu');
   const env: NodeJS.ProcessEnv = { ...process.env, VK_ICD_FILENAMES: ICD, LD_LIBRARY_PATH: [lib, process.env['LD_LIBRARY_PATH']].filter(Boolean).join(':'), XDG_RUNTIME_DIR: '/tmp', NO_COLOR: '1' };
   delete env['FLASHDEPTH_KERNELS'];
   return new Promise((resolve, reject) => {
     execFile(process.execPath, [CHECK], { cwd: REPO_ROOT, env, timeout: 150_000, maxBuffer: 1 << 20 }, (err, stdout, stderr) => {
       if (err) reject(new Error(`kernel-check failed: ${err.message}\n${stderr}`));
-      else resolve(stdout.trim().split('\n').map((line) => JSON.parse(line) as KernelCheckResult | KernelCheckSkip | ParityResult));
+      else resolve(stdout.trim().split('\n').map((line) => JSON.parse(line) as KernelCheckResult | KernelCheckSkip | ParityResult | PackCheckResult | UploadCheckResult | BindGroupCacheResult));
     });
   });
 }
@@ -44,6 +44,9 @@ describe('kernels: custom WebGPU kernels vs stock tfjs ops on lavapipe', functio
   let parity: ParityResult[] = [];
   let mixed: KernelCheckResult[] = [];
   let mixedSkipped: KernelCheckSkip[] = [];
+  let pack: PackCheckResult[] = [];
+  let uploads: UploadCheckResult[] = [];
+  let bindGroups: BindGroupCacheResult[] = [];
 
   before(async function () {
     if (!existsSync(ICD)) {
@@ -55,6 +58,9 @@ describe('kernels: custom WebGPU kernels vs stock tfjs ops on lavapipe', functio
     mixed = lines.filter((r): r is KernelCheckResult => 'maxAbsError' in r && r.precision === 'mixed');
     mixedSkipped = lines.filter((r): r is KernelCheckSkip => 'skipped' in r);
     parity = lines.filter((r): r is ParityResult => 'relError' in r);
+    pack = lines.filter((r): r is PackCheckResult => 'packError' in r);
+    uploads = lines.filter((r): r is UploadCheckResult => 'uploadMismatches' in r);
+    bindGroups = lines.filter((r): r is BindGroupCacheResult => r.name === 'bind group cache');
   });
 
   const family = (prefix: string, kernel: string) => {
@@ -75,14 +81,37 @@ describe('kernels: custom WebGPU kernels vs stock tfjs ops on lavapipe', functio
   family('addScaled', 'FlashDepthScaleAdd');
   family('mamba', 'FlashDepthMambaScan');
 
-  it(`mixed precision: each of the 3 tensor-core matmul cases matches the fp32 stock ops within ${MIXED_RELATIVE_BOUND}·max|ref|, or is skipped because the device has no subgroup matrices`, () => {
-    expect(mixed.length + mixedSkipped.length).to.equal(3);
+  it(`mixed precision: each of the 3 tensor-core matmul and 4 attention cases matches the fp32 stock ops within ${MIXED_RELATIVE_BOUND}·max|ref|, or is skipped because the device has no subgroup matrices`, () => {
+    expect(mixed.length + mixedSkipped.length).to.equal(7);
     for (const s of mixedSkipped) expect(s.skipped, s.name).to.match(/no f16 subgroup matrices/);
     for (const r of mixed) {
-      expect(r.kernels, r.name).to.deep.equal(['FlashDepthMixedMatMul']);
+      expect(r.kernels, r.name).to.deep.equal([r.name.startsWith('mixed attention') ? 'FlashDepthTensorCoreAttention' : 'FlashDepthMixedMatMul']);
       expect(r.maxAbsError, r.name).to.be.at.most(MIXED_RELATIVE_BOUND * r.maxAbsRef);
       expect(r.leaked, r.name).to.equal(0);
     }
+  });
+
+  it('packs q, k, v into f16 head planes: every half within f16 rounding (2^-11 relative) of its source, padding rows zero, nothing leaked', () => {
+    expect(pack, 'pack check line').to.have.length(1);
+    const p = pack[0]!;
+    expect(p.halves, p.name).to.equal(3 * 2 * 3 * 128 * 32); // Q, K, V planes of 2×3 heads, 70 rows padded to 128
+    expect(p.maxAbsRef, p.name).to.be.greaterThan(1);
+    expect(p.packError, p.name).to.be.at.most(2 ** -11 * p.maxAbsRef);
+    expect(p.leaked, p.name).to.equal(0);
+  });
+
+  it('uploads host values (queue writes into pooled buffers) exactly: float32, int32 and bool', () => {
+    expect(uploads).to.have.length(1);
+    expect(uploads[0]!.checked).to.equal(1001 + 257 + 99);
+    expect(uploads[0]!.uploadMismatches).to.equal(0);
+  });
+
+  it('serves repeated dispatches from the bind-group cache (every case above ran with it, within its bound)', () => {
+    expect(bindGroups).to.have.length(1);
+    const { created, reused } = bindGroups[0]!;
+    expect(created).to.be.greaterThan(0);
+    // The parity cases stream 3 frames of two models in two kernel modes: later frames repeat earlier dispatches.
+    expect(reused).to.be.greaterThan(parity.length > 0 ? 500 : 0);
   });
 
   it('checks all 18 cases', () => {
@@ -113,7 +142,7 @@ describe('kernels: the switch', () => {
   after(() => setKernelMode(saved));
 
   it('registers the custom kernels and never uses them off webgpu', () => {
-    expect(REGISTERED_KERNELS).to.deep.equal(['FlashDepthFlashAttention', 'FlashDepthLayerNorm', 'FlashDepthGelu', 'FlashDepthScaleAdd', 'FlashDepthMixedMatMul', 'FlashDepthMambaScan']);
+    expect(REGISTERED_KERNELS).to.deep.equal(['FlashDepthFlashAttention', 'FlashDepthLayerNorm', 'FlashDepthGelu', 'FlashDepthScaleAdd', 'FlashDepthMixedMatMul', 'FlashDepthMambaScan', 'FlashDepthTensorCoreAttention']);
     setKernelMode('fused');
     expect(useFusedKernels()).to.equal(false); // the test backend is wasm (or cpu)
   });

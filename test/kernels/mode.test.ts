@@ -1,11 +1,14 @@
 /**
  * The precision switch and the plumbing of the tensor-core path that can be checked without a GPU: the WGSL
- * directive hoisting our kernels rely on, the fp32 fallback of `--precision mixed` on backends without tensor cores,
- * and the linear-layer epilogues (GELU, LayerScale residual) on the ops path.
+ * directive hoisting and binding retyping our kernels rely on, the tensor-core attention's choices and padding, the
+ * fp32 fallback of `--precision mixed` on backends without tensor cores, and the linear-layer epilogues (GELU,
+ * LayerScale residual) on the ops path.
  */
 import { expect } from 'chai';
 import * as tf from '@tensorflow/tfjs-core';
-import { hoistDirectives } from '../../src/backend/webgpu.js';
+import { hoistDirectives, retypeBindings } from '../../src/backend/webgpu.js';
+import { tensorCoreAttentionLayout, tensorCoreAttentionPays, tensorCoreAttentionSupports } from '../../src/kernels/tc-attention.js';
+import { packedPlanes, tcAttentionWorkgroupBytes, tcRowsPerWorkgroup } from '../../src/kernels/tc-attention_webgpu.js';
 import { applyPrecision, precisionMode, setPrecision, useTensorCores } from '../../src/kernels/index.js';
 import { addScaled, gelu, linear } from '../../src/models/ops.js';
 import { useTestBackend } from '../helpers/backend.js';
@@ -24,6 +27,44 @@ describe('kernel mode and precision', () => {
     expect(out).to.contain('struct Uniforms { x : f32 };\nvar<private> a : u32;');
     expect(out).to.contain('fn main() {}');
     expect(hoistDirectives('fn main() {}')).to.equal('fn main() {}');
+  });
+
+  it('retypes a marked tfjs binding (f16 data in an int32 tensor) and leaves the others alone', () => {
+    const header = '@group(0) @binding(0) var<storage, read_write> result: array<f32>;\n@group(0) @binding(1) var<storage, read> P: array<i32>;\n'
+      + '@group(0) @binding(2) var<storage, read> Q: array<vec4<f32>>;\n';
+    const out = retypeBindings(`${header}// flashdepth:bind P array<f16>\nfn main() {}\n`);
+    expect(out).to.contain('var<storage, read> P: array<f16>;');
+    expect(out).to.contain('var<storage, read_write> result: array<f32>;');
+    expect(out).to.contain('var<storage, read> Q: array<vec4<f32>>;');
+    expect(retypeBindings(header)).to.equal(header);
+  });
+
+  it('tensor-core attention: used where it measured faster, with key splits for short sequences, within workgroup memory', () => {
+    expect(tensorCoreAttentionSupports(64)).to.equal(true);
+    expect(tensorCoreAttentionSupports(40)).to.equal(false); // not whole 16-channel tiles
+    expect(tensorCoreAttentionPays(1370, 1370, 16)).to.equal(true); // ViT-L at 518²
+    expect(tensorCoreAttentionPays(2170, 2170, 16)).to.equal(true); // the Full teacher
+    expect(tensorCoreAttentionPays(1370, 1370, 6)).to.equal(false); // ViT-S at 518²: the fp32 kernel is faster
+    expect(tensorCoreAttentionPays(11972, 11972, 6)).to.equal(false); // the 2K student
+    // ViT-L at 518²: 86 query tiles × 16 heads → 4 splits; the 2K student's 749 × 6 → 2.
+    expect(tensorCoreAttentionLayout(1, 1370, 16, 64, 49152)).to.deep.equal({ subgroups: 4, blockK: 32, splits: 4 });
+    expect(tensorCoreAttentionLayout(1, 11972, 6, 64, 49152)).to.deep.equal({ subgroups: 4, blockK: 32, splits: 2 });
+    expect(tensorCoreAttentionLayout(1, 200000, 16, 64, 49152).splits).to.equal(1);
+    // A device with 16 KiB of workgroup memory gets fewer subgroups per workgroup, never fewer than its splits.
+    const small = tensorCoreAttentionLayout(1, 11972, 6, 64, 16384);
+    expect(tcAttentionWorkgroupBytes(small, 64)).to.be.at.most(16384);
+    expect(small.subgroups).to.be.at.least(small.splits);
+    expect(tcRowsPerWorkgroup({ subgroups: 4, blockK: 32, splits: 2 })).to.equal(32);
+  });
+
+  it('packs f16 head planes with query rows padded to whole workgroups and keys to whole split blocks', () => {
+    // 300 queries in workgroups of 32 rows → 320; 45 keys in blocks of 32 × 4 splits → 128.
+    const p = packedPlanes(2, 300, 45, 3, 64, 32, 128);
+    expect(p.lqPad).to.equal(320);
+    expect(p.lkPad).to.equal(128);
+    expect(p.qUnits).to.equal(2 * 3 * 320 * 16);
+    expect(p.kUnits).to.equal(2 * 3 * 128 * 16);
+    expect(p.totalUnits).to.equal(p.qUnits + 2 * p.kUnits);
   });
 
   it('--precision mixed falls back to fp32 with a reason where the backend has no tensor cores', () => {
