@@ -11,10 +11,10 @@
  *
  * One subgroup (32 invocations) owns 16 query rows and a share of the keys: a workgroup holds `subgroups / splits`
  * query tiles of one (batch, head), each worked on by `splits` subgroups that take every splits-th key block and merge
- * their partial softmax sums at the end (more parallelism for short sequences; layout below). Per block of BLOCK_K keys a
- * subgroup computes the 16×BLOCK_K scores on tensor cores, stores them to its own workgroup scratch, and each invocation
- * (row = lane/2, every other column) takes row maxima and writes P = exp2(s − m) as f16, which the tensor cores then
- * multiply by V into the f32 accumulators O.
+ * their partial softmax sums at the end (more parallelism for short sequences; layout below). Per block of BLOCK_K
+ * keys a subgroup computes the 16×BLOCK_K scores on tensor cores, stores them to its own workgroup scratch, and each
+ * invocation (row = lane/2, every other column) takes row maxima and writes P = exp2(s − m) as f16, which the tensor
+ * cores then multiply by V into the f32 accumulators O.
  *
  * Online softmax with a lazy rescale (FlashAttention-4's trick): m is only raised when a block's row maximum exceeds it
  * by more than 8 (log2 units), so P ≤ 2⁸ stays well inside f16 and the normalisation by l (accumulated with the same
