@@ -1,8 +1,9 @@
 /**
  * `FlashDepthTensorCoreAttention`: multi-head attention on tensor cores (f16 operands, f32 accumulation) for
  * `--precision mixed` — the pack and attention programs of ./tc-attention_webgpu.ts behind one kernel, with the same
- * inputs and attributes as `FlashDepthFlashAttention`. Forward only; `flashAttention` routes here when
- * `useTensorCores()` holds and the head size is a multiple of 16.
+ * inputs and attributes as `FlashDepthFlashAttention` (plus an optional `tcLayout` for tuning). Forward only;
+ * `flashAttention` routes here when `useTensorCores()` holds, the head size is whole 16-channel tiles and
+ * `tensorCoreAttentionPays`.
  */
 import type * as tf from '@tensorflow/tfjs-core';
 import { webgpuCapabilities } from '../backend/webgpu.js';
