@@ -52,3 +52,15 @@ export function describeValue(value: unknown): string {
 export function invalidParameterError(name: string, expected: string, actual: unknown): ConfigError {
   return new ConfigError(`Expected ${expected} for ${name} but received ${describeValue(actual)}`);
 }
+
+/** Throws the option error of `flag` unless `value` is an integer ≥ `min` (a count: of frames, steps, sequences…). */
+export function checkCount(flag: string, value: number, min: 0 | 1): void {
+  if (!Number.isInteger(value) || value < min) throw invalidParameterError(flag, min === 1 ? 'positive integer' : 'non-negative integer', value);
+}
+
+/** Throws the option error of `flag width` / `flag height` unless both are positive multiples of 14 (the ViT patch). */
+export function checkModelSize(flag: string, width: number, height: number): void {
+  for (const [side, v] of [['width', width], ['height', height]] as const) {
+    if (!Number.isInteger(v) || v <= 0 || v % 14 !== 0) throw invalidParameterError(`${flag} ${side}`, 'a positive multiple of 14', v);
+  }
+}

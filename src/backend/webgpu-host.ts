@@ -14,9 +14,7 @@
  *   wrapper. The layout of a pipeline never changes, so it is looked up once.
  */
 import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
-import type * as tf from '@tensorflow/tfjs-core';
-
-const STORAGE_USAGE = 0x0080 | 0x0004 | 0x0008; // GPUBufferUsage.STORAGE | COPY_SRC | COPY_DST, as tfjs uses
+import * as tf from '@tensorflow/tfjs-core';
 
 /** Replaces the backend's upload of host values with a queue.writeBuffer into a pooled buffer. */
 export function useQueueWriteUploads(backend: WebGPUBackend): void {
@@ -24,9 +22,9 @@ export function useQueueWriteUploads(backend: WebGPUBackend): void {
   backend.uploadToGPU = (dataId: tf.DataId): void => {
     const data = backend.tensorMap.get(dataId);
     const values = data.values as tf.TypedArray | null | undefined;
-    const elements = data.shape.reduce((a, b) => a * b, 1);
+    const elements = tf.util.sizeFromShape(data.shape);
     const plain = data.dtype === 'float32' || data.dtype === 'int32' || data.dtype === 'bool';
-    if (data.resource != null || values == null || !plain || elements === 0 || ArrayBuffer.isView(values) === false || values.length !== elements) {
+    if (data.resource != null || values == null || !plain || elements === 0 || !ArrayBuffer.isView(values) || values.length !== elements) {
       original(dataId);
       return;
     }
@@ -34,7 +32,8 @@ export function useQueueWriteUploads(backend: WebGPUBackend): void {
     const typed = data.dtype === 'float32'
       ? (values instanceof Float32Array ? values : Float32Array.from(values as ArrayLike<number>))
       : (values instanceof Int32Array ? values : Int32Array.from(values as ArrayLike<number>));
-    const buffer = backend.bufferManager.acquireBuffer(elements * 4, STORAGE_USAGE);
+    // The usage tfjs gives every tensor buffer, so the pool serves both paths alike.
+    const buffer = backend.bufferManager.acquireBuffer(elements * 4, GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST);
     backend.queue.writeBuffer(buffer, 0, typed.buffer, typed.byteOffset, elements * 4);
     data.resource = buffer;
     data.values = null as unknown as tf.BackendValues;

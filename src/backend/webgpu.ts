@@ -100,7 +100,8 @@ export function retypeBindings(code: string): string {
   return out;
 }
 
-function hoistShaderDirectives(device: GPUDevice): void {
+/** Every shader module the device compiles goes through hoistDirectives and retypeBindings. */
+function preprocessShaders(device: GPUDevice): void {
   const create = device.createShaderModule.bind(device);
   device.createShaderModule = (descriptor: GPUShaderModuleDescriptor) => create({ ...descriptor, code: retypeBindings(hoistDirectives(descriptor.code)) });
 }
@@ -181,7 +182,7 @@ export async function initWebGPU(checkVulkan: boolean): Promise<InitializedBacke
     throw new BackendUnavailable(`requestDevice failed: ${shortReason(err, 80)}`);
   }
   reportUncapturedErrors(device);
-  hoistShaderDirectives(device);
+  preprocessShaders(device);
 
   // tfjs checks navigator.gpu when it constructs the backend; register our factory in place of its own.
   setNavigatorGpu(gpu);

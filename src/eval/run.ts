@@ -24,12 +24,12 @@ import { clip01, resizeCubic } from '../dataloaders/resample.js';
 import { indexDataset } from '../dataloaders/scene-index.js';
 import { normalizeImageNet, snapToMultipleOf14, type Size } from '../dataloaders/transforms.js';
 import type { ResolutionMode, Split } from '../dataloaders/types.js';
-import { CheckpointError, ConfigError, InputError, invalidParameterError } from '../errors.js';
+import { CheckpointError, checkCount, checkModelSize, ConfigError, InputError, invalidParameterError } from '../errors.js';
 import { readNpyFloat32, writeNpy } from '../io/npy.js';
 import { applyColormap } from '../infer/colormap.js';
-import { createFlashDepth, loadFlashDepthWeights, variantConfigDir } from '../models/create.js';
+import { configDirFor, createFlashDepth, loadFlashDepthWeights } from '../models/create.js';
 import type { FlashDepth } from '../models/flashdepth.js';
-import { VARIANTS, type VariantName } from '../models/variants.js';
+import { VARIANTS } from '../models/variants.js';
 import { alignmentStats, applyScaleShift, EMPTY_ALIGNMENT_STATS, MAX_DEPTH, mergeAlignmentStats, solveScaleShift, type AlignmentStats } from './align.js';
 import { addErrorSums, EMPTY_ERROR_SUMS, frameMetrics, metricsFromSums, resizePrediction, type DepthErrorSums } from './metrics.js';
 import { meanOverDatasets, summarizeDataset, writeReport, type DatasetResult, type EvalReport, type SequenceResult } from './report.js';
@@ -279,7 +279,7 @@ async function evaluateSequence(seq: EvalSequence, ctx: SequenceContext): Promis
 }
 
 function resolveModelConfig(config: string, overrides: ConfigOverrides): { config: FlashDepthConfig; dir: string } {
-  const dir = Object.hasOwn(VARIANTS, config) ? variantConfigDir(config as VariantName) : config;
+  const dir = configDirFor(config);
   if (!existsSync(dir)) throw new ConfigError(`--config ${config}: no such config folder or file; expected one of ${Object.keys(VARIANTS).join(', ')} or a folder holding config.yaml`);
   return { config: loadConfig(dir, overrides), dir };
 }
@@ -295,13 +295,9 @@ export async function runEvaluation(options: EvalOptions): Promise<EvalReport> {
     throw new ConfigError('eval: give either --config (run a model) or --predictions <folder> (evaluate saved predictions), not both or neither');
   }
   for (const [flag, v] of [['--max-sequences', options.maxSequences], ['--max-frames', options.maxFrames]] as const) {
-    if (v !== undefined && (!Number.isInteger(v) || v < 1)) throw invalidParameterError(flag, 'positive integer', v);
+    if (v !== undefined) checkCount(flag, v, 1);
   }
-  if (options.inputSize) {
-    for (const [flag, v] of [['--input-size width', options.inputSize.width], ['--input-size height', options.inputSize.height]] as const) {
-      if (!Number.isInteger(v) || v <= 0 || v % 14 !== 0) throw invalidParameterError(flag, 'a positive multiple of 14', v);
-    }
-  }
+  if (options.inputSize) checkModelSize('--input-size', options.inputSize.width, options.inputSize.height);
   const resolved = options.config !== undefined ? resolveModelConfig(options.config, options.overrides ?? []) : null;
   const datasets = checkDatasets(options.datasets ?? resolved?.config.eval.test_datasets ?? [...DEFAULT_TEST_DATASETS]);
   const dataRoot = options.dataRoot ?? resolved?.config.dataset.data_root ?? null;

@@ -14,12 +14,12 @@ import { performance } from 'node:perf_hooks';
 import { assertDeviceHealthy, selectBackend, type BackendName } from '../backend/index.js';
 import type { BackendInfo } from '../backend/types.js';
 import { configHash, loadConfig, type ConfigOverrides, type FlashDepthConfig } from '../config.js';
-import { invalidParameterError } from '../errors.js';
+import { checkCount, checkModelSize, invalidParameterError } from '../errors.js';
 import { applyPrecision, precisionMode, type Precision } from '../kernels/index.js';
 import { log } from '../log.js';
-import { createFlashDepth, loadFlashDepthWeights, variantConfigDir } from '../models/create.js';
+import { configDirFor, createFlashDepth, loadFlashDepthWeights } from '../models/create.js';
 import { randomizeWeights } from '../models/random-init.js';
-import { VARIANTS, type VariantName } from '../models/variants.js';
+import { VARIANTS } from '../models/variants.js';
 import type { TrainBenchResult } from '../train/bench-train.js';
 
 export const BENCH_SYNC_MODES = ['end', 'frame'] as const;
@@ -135,21 +135,8 @@ function uniformStats(value: number): TimeStats {
 
 /** A variant name or a config folder/file → the loaded config, its folder and the variant ('custom' for folders). */
 export function loadBenchConfig(config: string, overrides: ConfigOverrides = []): { config: FlashDepthConfig; configDir: string; variant: string } {
-  const variant = Object.hasOwn(VARIANTS, config) ? config : 'custom';
-  const configDir = variant === 'custom' ? config : variantConfigDir(variant as VariantName);
-  return { config: loadConfig(configDir, overrides), configDir, variant };
-}
-
-/** Throws the option error of `--resolution` unless both sides are positive multiples of 14. */
-export function checkBenchSize(width: number, height: number): void {
-  for (const [flag, v] of [['--resolution width', width], ['--resolution height', height]] as const) {
-    if (!Number.isInteger(v) || v <= 0 || v % 14 !== 0) throw invalidParameterError(flag, 'a positive multiple of 14', v);
-  }
-}
-
-/** Throws the option error of `flag` unless `value` is an integer ≥ `min`. */
-export function checkCount(flag: string, value: number, min: 0 | 1): void {
-  if (!Number.isInteger(value) || value < min) throw invalidParameterError(flag, min === 1 ? 'positive integer' : 'non-negative integer', value);
+  const configDir = configDirFor(config);
+  return { config: loadConfig(configDir, overrides), configDir, variant: Object.hasOwn(VARIANTS, config) ? config : 'custom' };
 }
 
 /** `value` as a sync mode, or the option error of `--sync`. */
@@ -190,7 +177,7 @@ export async function runBenchmark(options: BenchOptions): Promise<BenchResult> 
   const [dw, dh] = defaultSize(config.hybrid_configs.use_hybrid ? 'full' : variant);
   const width = options.width ?? dw;
   const height = options.height ?? dh;
-  checkBenchSize(width, height);
+  checkModelSize('--resolution', width, height);
 
   const model = createFlashDepth(config, { maxScoreElements: options.maxScoreElements });
   try {

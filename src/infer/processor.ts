@@ -19,9 +19,8 @@ import { assertDeviceHealthy, selectBackend, type BackendInfo, type BackendName 
 import { applyPrecision, precisionMode, type Precision } from '../kernels/mode.js';
 import { configName, loadConfig, type ConfigOverrides, type FlashDepthConfig } from '../config.js';
 import { ShapeError } from '../errors.js';
-import { createFlashDepth, loadFlashDepthWeights, variantConfigDir } from '../models/create.js';
+import { configDirFor, createFlashDepth, loadFlashDepthWeights } from '../models/create.js';
 import type { FlashDepth } from '../models/flashdepth.js';
-import { VARIANTS, type VariantName } from '../models/variants.js';
 import { DEFAULT_LONG_SIDE_CAP, modelInputSize, PreprocessCache, preprocessFrames, resizeImage, toUnitRgb, type Size } from '../dataloaders/transforms.js';
 import { resolveCheckpoint, type ResolvedCheckpoint } from './checkpoints.js';
 import { randomizeWeights } from '../models/random-init.js';
@@ -89,10 +88,6 @@ export interface ProcessorInfo {
   /** The precision that runs ('mixed' falls back to 'fp32' without tensor cores). */
   precision: Precision;
   longSideCap: number | null;
-}
-
-function configDirFor(config: string): string {
-  return Object.hasOwn(VARIANTS, config) ? variantConfigDir(config as VariantName) : config;
 }
 
 export class FlashDepthProcessor {

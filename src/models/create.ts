@@ -30,11 +30,16 @@ export interface CreateFlashDepthOptions extends FlashDepthOptions {
   overrides?: ConfigOverrides;
 }
 
+/** The config folder of a variant name (`s`, `l`, `full`); anything else is taken as a config folder or file. */
+export function configDirFor(variantOrConfig: string): string {
+  return Object.hasOwn(VARIANTS, variantOrConfig) ? variantConfigDir(variantOrConfig as VariantName) : variantOrConfig;
+}
+
 /** A model of a variant (`s`, `l`, `full`), a config folder/file, or an already loaded config. Weights are zero. */
 export function createFlashDepth(variantOrConfig: VariantName | string | FlashDepthConfig, options: CreateFlashDepthOptions = {}): FlashDepth {
   let config: FlashDepthConfig;
   if (typeof variantOrConfig === 'string') {
-    const dir = Object.hasOwn(VARIANTS, variantOrConfig) ? variantConfigDir(variantOrConfig as VariantName) : variantOrConfig;
+    const dir = configDirFor(variantOrConfig);
     if (!existsSync(dir)) {
       throw new ConfigError(`--config ${variantOrConfig}: no such config folder or file; expected one of ${Object.keys(VARIANTS).join(', ')} or a folder holding config.yaml`);
     }

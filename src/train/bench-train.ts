@@ -15,7 +15,8 @@ import { selectBackend, type BackendName } from '../backend/index.js';
 import type { BackendInfo } from '../backend/types.js';
 import { configHash, type ConfigOverrides } from '../config.js';
 import { TRAIN_TARGETS } from '../dataloaders/clip-loader.js';
-import { checkBenchSize, checkCount, loadBenchConfig, timeStats, type TimeStats } from '../infer/bench.js';
+import { checkCount, checkModelSize } from '../errors.js';
+import { loadBenchConfig, timeStats, type TimeStats } from '../infer/bench.js';
 import { createFlashDepth } from '../models/create.js';
 import { createBatchSource } from './data.js';
 import { initTrainingWeights } from './init.js';
@@ -81,7 +82,7 @@ export async function runTrainBenchmark(options: TrainBenchOptions): Promise<Tra
   const size = TRAIN_TARGETS[config.dataset.resolution].size;
   const width = options.width ?? size.width;
   const height = options.height ?? size.height;
-  checkBenchSize(width, height);
+  checkModelSize('--resolution', width, height);
   const totalSteps = warmup + steps;
   config.dataset.video_length = clipFrames;
   Object.assign(config.training, {

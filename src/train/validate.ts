@@ -12,7 +12,7 @@ import { indexDataset } from '../dataloaders/scene-index.js';
 import { iterateSequences, type SequenceFrame } from '../dataloaders/sequences.js';
 import { normalizeImageNet, type Size } from '../dataloaders/transforms.js';
 import type { ResolutionMode } from '../dataloaders/types.js';
-import { ConfigError, invalidParameterError } from '../errors.js';
+import { checkCount, checkModelSize, ConfigError } from '../errors.js';
 import { computeDepthMetrics, resizePrediction } from '../eval/metrics.js';
 import type { FlashDepth } from '../models/flashdepth.js';
 
@@ -55,14 +55,8 @@ export function realValDatasets(names: readonly string[]): FileDatasetName[] {
  * training starts (the InputError names the dataset and the folder expected).
  */
 export function checkSequenceValidation(o: SequenceValidationOptions): void {
-  for (const [flag, v] of [['--val-sequences', o.maxSequences], ['--val-frames', o.maxFrames]] as const) {
-    if (!Number.isInteger(v) || v < 1) throw invalidParameterError(flag, 'positive integer', v);
-  }
-  if (o.inputSize) {
-    for (const [flag, v] of [['--val-size width', o.inputSize.width], ['--val-size height', o.inputSize.height]] as const) {
-      if (!Number.isInteger(v) || v <= 0 || v % 14 !== 0) throw invalidParameterError(flag, 'a positive multiple of 14', v);
-    }
-  }
+  for (const [flag, v] of [['--val-sequences', o.maxSequences], ['--val-frames', o.maxFrames]] as const) checkCount(flag, v, 1);
+  if (o.inputSize) checkModelSize('--val-size', o.inputSize.width, o.inputSize.height);
   for (const d of o.datasets) indexDataset(o.dataRoot, d, 'val');
 }
 

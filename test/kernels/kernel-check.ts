@@ -14,6 +14,7 @@ import { scaledDotProductAttention, selfAttention } from '../../src/models/atten
 import { addScaled, gelu, layerNorm, linear } from '../../src/models/ops.js';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
+import { float16ToFloat32 } from '../../src/io/half.js';
 import { readNpyFloat32 } from '../../src/io/npy.js';
 import { openTorchCheckpoint } from '../../src/io/pth.js';
 import { mergedSource, prefixedSource, type WeightSource } from '../../src/io/weight-source.js';
@@ -261,15 +262,6 @@ export interface PackCheckResult {
   leaked: number;
 }
 
-function halfToFloat(h: number): number {
-  const sign = h & 0x8000 ? -1 : 1;
-  const exponent = (h >> 10) & 31;
-  const fraction = h & 1023;
-  if (exponent === 0) return sign * fraction * 2 ** -24;
-  if (exponent === 31) return fraction ? NaN : sign * Infinity;
-  return sign * (1 + fraction / 1024) * 2 ** (exponent - 15);
-}
-
 /**
  * Packs q (scaled), k and v of a fused qkv [B, N, 3C] into f16 head planes and compares every half with the f32
  * source: rows past N must be zero, the rest within f16 rounding (2⁻¹¹ relative). Runs anywhere (no f16 needed to pack).
@@ -291,14 +283,14 @@ async function packCheck(batch: number, tokens: number, numHeads: number, headDi
   const leaked = tf.memory().numTensors - before;
   const source = (await qkv.data()) as Float32Array;
   qkv.dispose();
-  const halves = new Uint16Array(words.buffer, words.byteOffset, words.length * 2);
+  const halves = float16ToFloat32(new Uint16Array(words.buffer, words.byteOffset, words.length * 2));
   let packError = 0;
   let maxAbsRef = 0;
   const segments = [{ part: 0, rows: planes.lqPad, factor: scale * Math.LOG2E, start: 0 }, { part: 1, rows: planes.lkPad, factor: 1, start: planes.qUnits * 4 }, { part: 2, rows: planes.lkPad, factor: 1, start: (planes.qUnits + planes.kUnits) * 4 }];
   for (const seg of segments) {
     for (let b = 0; b < batch; b++) for (let h = 0; h < numHeads; h++) for (let r = 0; r < seg.rows; r++) for (let d = 0; d < headDim; d++) {
       const expected = r < tokens ? source[(b * tokens + r) * 3 * c + seg.part * c + h * headDim + d]! * seg.factor : 0;
-      const got = halfToFloat(halves[seg.start + ((b * numHeads + h) * seg.rows + r) * headDim + d]!);
+      const got = halves[seg.start + ((b * numHeads + h) * seg.rows + r) * headDim + d]!;
       packError = Math.max(packError, Math.abs(got - expected));
       maxAbsRef = Math.max(maxAbsRef, Math.abs(expected));
     }
