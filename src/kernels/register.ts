@@ -7,10 +7,11 @@ import { geluConfig, scaleAddConfig } from './elementwise.js';
 import { flashAttentionConfig } from './flash-attention.js';
 import { layerNormConfig } from './layer-norm.js';
 import { mambaScanConfig } from './mamba-scan.js';
-import { mixedMatMulConfig } from './mixed-matmul.js';
 import { tensorCoreAttentionConfig } from './tc-attention.js';
+import { packF16Config, tensorCoreMatMulConfig } from './tc-matmul.js';
 
-const KERNEL_CONFIGS: readonly tf.KernelConfig[] = [flashAttentionConfig, layerNormConfig, geluConfig, scaleAddConfig, mixedMatMulConfig, mambaScanConfig, tensorCoreAttentionConfig];
+const KERNEL_CONFIGS: readonly tf.KernelConfig[] = [flashAttentionConfig, layerNormConfig, geluConfig, scaleAddConfig, mambaScanConfig, tensorCoreAttentionConfig,
+  packF16Config, tensorCoreMatMulConfig];
 
 for (const config of KERNEL_CONFIGS) {
   if (!tf.getKernel(config.kernelName, config.backendName)) tf.registerKernel(config);

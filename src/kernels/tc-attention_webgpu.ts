@@ -26,7 +26,7 @@
  * subgroupAny. Barriers stay workgroup-uniform (the key loop has the same trip count in every subgroup; only the work
  * between barriers is conditional).
  */
-import { TENSOR_CORE_DIRECTIVES } from './mixed-matmul_webgpu.js';
+import { TENSOR_CORE_DIRECTIVES } from './tc-matmul_webgpu.js';
 import { foldedDispatch, type WebGPUProgram } from './program.js';
 
 /** Query rows per subgroup (one subgroup-matrix tile) and query-row padding of the packed planes. */

@@ -10,6 +10,7 @@ import { releaseBackend, selectBackend } from '../../src/backend/index.js';
 import { webgpuBindGroupStats } from '../../src/backend/webgpu.js';
 import { flashAttention, setKernelMode, setPrecision, tensorCoresAvailable, useFusedKernels, useTensorCores, type KernelMode, type Precision } from '../../src/kernels/index.js';
 import { TC_ATTENTION } from '../../src/kernels/tc-attention.js';
+import { packedB, packedWeight, releasePackedWeights } from '../../src/kernels/tc-matmul.js';
 import { scaledDotProductAttention, selfAttention } from '../../src/models/attention.js';
 import { addScaled, gelu, layerNorm, linear } from '../../src/models/ops.js';
 import { existsSync } from 'node:fs';
@@ -243,6 +244,8 @@ async function runCase(c: Case): Promise<KernelCheckResult | KernelCheckSkip> {
     });
     const values = await out!.data();
     out!.dispose();
+    // Weights' f16 copies are cached on purpose (tc-matmul.ts); freeing them must leave nothing behind.
+    releasePackedWeights();
     return { values, leaked: tf.memory().numTensors - before, kernels: profile.kernelNames.filter((n) => n.startsWith('FlashDepth')) };
   };
   const fused = await runIn('fused');
@@ -296,6 +299,68 @@ async function packCheck(batch: number, tokens: number, numHeads: number, headDi
     }
   }
   return { name: `f16 head planes (pack), B=${batch} N=${tokens} ${numHeads}×${headDim}`, packError, maxAbsRef, halves: halves.length, leaked };
+}
+
+/** The tensor-core matmul's f16 weight copies (tc-matmul.ts `packedWeight`): values, padding and cache behaviour. */
+export interface WeightPackResult {
+  name: 'f16 weight pack and cache';
+  /** max|decoded − f32 source| over the valid halves, and max|source|. */
+  packError: number;
+  maxAbsRef: number;
+  /** Halves in the packed copy, and those in the padding that are not zero. */
+  halves: number;
+  nonzeroPadding: number;
+  /** The same copy for a second use, and for a reshaped view with the same shape (shared data). */
+  reused: boolean;
+  viewReused: boolean;
+  /** A new copy after the variable got new values, and the stale copy freed when it was made. */
+  repackedAfterAssign: boolean;
+  staleFreed: boolean;
+  /** Tensors left after releasePackedWeights and disposing the sources. */
+  leaked: number;
+}
+
+/** Runs anywhere: packing needs no f16 shader support. */
+async function weightPackCheck(): Promise<WeightPackResult> {
+  const [k, n] = [52, 20];
+  const before = tf.memory().numTensors;
+  const initial = normal([k, n], 2) as tf.Tensor2D;
+  const weight = tf.variable(initial);
+  initial.dispose();
+  const copy = packedWeight(weight);
+  const shape = packedB(k, n);
+  const words = (await copy.data()) as Int32Array;
+  const halves = float16ToFloat32(new Uint16Array(words.buffer, words.byteOffset, words.length * 2));
+  const source = (await weight.data()) as Float32Array;
+  let packError = 0;
+  let maxAbsRef = 0;
+  let nonzeroPadding = 0;
+  for (let r = 0; r < shape.rowsPad; r++) for (let c = 0; c < shape.colsPad; c++) {
+    const got = halves[r * shape.colsPad + c]!;
+    if (r < k && c < n) {
+      const expected = source[r * n + c]!;
+      packError = Math.max(packError, Math.abs(got - expected));
+      maxAbsRef = Math.max(maxAbsRef, Math.abs(expected));
+    } else if (got !== 0) {
+      nonzeroPadding++;
+    }
+  }
+  const reused = packedWeight(weight) === copy;
+  const view = tf.reshape(weight, [k, n]) as tf.Tensor2D;
+  const viewReused = packedWeight(view) === copy;
+  view.dispose();
+  const next = normal([k, n], 2) as tf.Tensor2D;
+  weight.assign(next);
+  next.dispose();
+  const repacked = packedWeight(weight);
+  const result: WeightPackResult = {
+    name: 'f16 weight pack and cache', packError, maxAbsRef, halves: halves.length, nonzeroPadding, reused, viewReused,
+    repackedAfterAssign: repacked !== copy, staleFreed: copy.isDisposed, leaked: 0,
+  };
+  releasePackedWeights();
+  weight.dispose();
+  result.leaked = tf.memory().numTensors - before;
+  return result;
 }
 
 /** Host values uploaded by the backend (src/backend/webgpu-host.ts queue writes), read back through one op each. */
@@ -439,6 +504,7 @@ async function main(): Promise<void> {
   for (const c of [...CASES, ...MAMBA_CASES]) process.stdout.write(JSON.stringify(await runCase(c)) + '\n');
   process.stdout.write(JSON.stringify(await packCheck(2, 70, 3, 32)) + '\n');
   process.stdout.write(JSON.stringify(await uploadCheck()) + '\n');
+  process.stdout.write(JSON.stringify(await weightPackCheck()) + '\n');
   for (const p of await parityCases()) process.stdout.write(JSON.stringify(p) + '\n');
   // Every case above ran with the bind-group cache on (src/backend/webgpu-host.ts); streamed frames must hit it.
   process.stdout.write(JSON.stringify({ name: 'bind group cache', ...webgpuBindGroupStats() }) + '\n');

@@ -2,14 +2,14 @@
  * GPU-host exploration tool (not part of `npm test`): times the stock fp32 matMul against the tensor-core matMul in
  * several workgroup layouts, and the fp32 flash-attention kernel in several block shapes against the tensor-core
  * attention in several layouts, at the model's shapes; JSON lines.
- * Usage: node dist/test/kernels/kernel-timing.js [--attention-only]
+ * Usage: node dist/test/kernels/kernel-timing.js [--attention-only | --matmul-only]
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { releaseBackend, selectBackend } from '../../src/backend/index.js';
 import { mixedMatMul, setPrecision, tensorCoresAvailable } from '../../src/kernels/index.js';
 import { linear } from '../../src/models/ops.js';
 import { flashAttention } from '../../src/kernels/flash-attention.js';
-import type { MatMulTiles } from '../../src/kernels/mixed-matmul_webgpu.js';
+import type { TensorCoreMatMulLayout } from '../../src/kernels/tc-matmul_webgpu.js';
 import { TC_ATTENTION } from '../../src/kernels/tc-attention.js';
 import { tcAttentionWorkgroupBytes } from '../../src/kernels/tc-attention_webgpu.js';
 import { webgpuCapabilities } from '../../src/backend/webgpu.js';
@@ -46,22 +46,34 @@ async function main(): Promise<void> {
     setPrecision('fp32');
     const ms = await timeIt(() => linear(x, w, b), reps);
     row['fp32'] = { ms: +ms.toFixed(3), tflops: +((2 * m * n * k) / ms / 1e9).toFixed(2) };
-    const layouts: MatMulTiles[] = [
-      { subgroups: { rows: 1, cols: 1 }, tiles: { rows: 2, cols: 2 } },
-      { subgroups: { rows: 2, cols: 2 }, tiles: { rows: 2, cols: 2 } },
+    const layouts: TensorCoreMatMulLayout[] = [
+      { subgroups: { rows: 2, cols: 2 }, tiles: { rows: 4, cols: 4 } },
       { subgroups: { rows: 2, cols: 2 }, tiles: { rows: 2, cols: 4 } },
       { subgroups: { rows: 4, cols: 2 }, tiles: { rows: 2, cols: 4 } },
-      { subgroups: { rows: 2, cols: 2 }, tiles: { rows: 4, cols: 4 } },
+      { subgroups: { rows: 2, cols: 2 }, tiles: { rows: 2, cols: 2 } },
+      { subgroups: { rows: 2, cols: 4 }, tiles: { rows: 4, cols: 2 } },
+      { subgroups: { rows: 4, cols: 2 }, tiles: { rows: 2, cols: 4 }, convertA: true },
+      { subgroups: { rows: 2, cols: 2 }, tiles: { rows: 2, cols: 2 }, convertA: true },
     ];
-    for (const tiles of layouts) {
-      const t = await timeIt(() => mixedMatMul(x, w, { bias: b, tiles }), reps);
-      const key = `mixed_sg${tiles.subgroups.rows}x${tiles.subgroups.cols}_t${tiles.tiles.rows}x${tiles.tiles.cols}`;
-      row[key] = { ms: +t.toFixed(3), tflops: +((2 * m * n * k) / t / 1e9).toFixed(2) };
+    const ref = linear(x, w, b);
+    const refValues = await ref.data();
+    ref.dispose();
+    let refMax = 0;
+    for (const v of refValues as Float32Array) refMax = Math.max(refMax, Math.abs(v));
+    for (const layout of layouts) {
+      const t = await timeIt(() => mixedMatMul(x, w, { bias: b, layout }), reps);
+      const key = `tc_sg${layout.subgroups.rows}x${layout.subgroups.cols}_t${layout.tiles.rows}x${layout.tiles.cols}${layout.convertA ? '_a32' : ''}`;
+      const out = mixedMatMul(x, w, { bias: b, layout });
+      const values = await out.data();
+      out.dispose();
+      let err = 0;
+      for (let i = 0; i < values.length; i++) err = Math.max(err, Math.abs(values[i]! - refValues[i]!));
+      row[key] = { ms: +t.toFixed(3), tflops: +((2 * m * n * k) / t / 1e9).toFixed(2), relErr: +(err / refMax).toExponential(2) };
     }
     console.log(JSON.stringify(row));
     tf.dispose([x, w, b]);
   }
-  const attentions: [string, number, number][] = [['S 518', 1370, 6], ['L 518', 1370, 16], ['L teacher 868×490', 2170, 16], ['S 2K student', 11972, 6]];
+  const attentions: [string, number, number][] = process.argv.includes('--matmul-only') ? [] : [['S 518', 1370, 6], ['L 518', 1370, 16], ['L teacher 868×490', 2170, 16], ['S 2K student', 11972, 6]];
   for (const [name, n, heads] of attentions) {
     const c = heads * 64;
     const qkv = tf.randomNormal([1, n, 3 * c], 0, 1, 'float32', 4) as tf.Tensor3D;

@@ -12,7 +12,7 @@ import { ConfigError } from '../../src/errors.js';
 import { kernelMode, setKernelMode, useFusedKernels, REGISTERED_KERNELS, type KernelMode } from '../../src/kernels/index.js';
 import { useTestBackend } from '../helpers/backend.js';
 import { REPO_ROOT } from '../helpers/fixtures.js';
-import type { BindGroupCacheResult, KernelCheckResult, KernelCheckSkip, PackCheckResult, ParityResult, UploadCheckResult } from './kernel-check.js';
+import type { BindGroupCacheResult, KernelCheckResult, KernelCheckSkip, PackCheckResult, ParityResult, UploadCheckResult, WeightPackResult } from './kernel-check.js';
 
 const LAVAPIPE = process.env['FLASHDEPTH_LAVAPIPE'] ?? join(REPO_ROOT, '.cache', 'lavapipe');
 const ICD = join(LAVAPIPE, 'usr', 'share', 'vulkan', 'icd.d', 'lvp_icd.json');
@@ -26,14 +26,14 @@ const MIXED_RELATIVE_BOUND = 5e-3;
 /** The models issue's parity bound against the PyTorch fixtures. */
 const PARITY_BOUND = 1e-4;
 
-function runKernelCheck(): Promise<Array<KernelCheckResult | KernelCheckSkip | ParityResult | PackCheckResult | UploadCheckResult | BindGroupCacheResult>> {
+function runKernelCheck(): Promise<Array<KernelCheckResult | KernelCheckSkip | ParityResult | PackCheckResult | UploadCheckResult | BindGroupCacheResult | WeightPackResult>> {
   const lib = join(LAVAPIPE, 'usr', 'lib', 'x86_64-linux-gnu');
   const env: NodeJS.ProcessEnv = { ...process.env, VK_ICD_FILENAMES: ICD, LD_LIBRARY_PATH: [lib, process.env['LD_LIBRARY_PATH']].filter(Boolean).join(':'), XDG_RUNTIME_DIR: '/tmp', NO_COLOR: '1' };
   delete env['FLASHDEPTH_KERNELS'];
   return new Promise((resolve, reject) => {
     execFile(process.execPath, [CHECK], { cwd: REPO_ROOT, env, timeout: 150_000, maxBuffer: 1 << 20 }, (err, stdout, stderr) => {
       if (err) reject(new Error(`kernel-check failed: ${err.message}\n${stderr}`));
-      else resolve(stdout.trim().split('\n').map((line) => JSON.parse(line) as KernelCheckResult | KernelCheckSkip | ParityResult | PackCheckResult | UploadCheckResult | BindGroupCacheResult));
+      else resolve(stdout.trim().split('\n').map((line) => JSON.parse(line) as KernelCheckResult | KernelCheckSkip | ParityResult | PackCheckResult | UploadCheckResult | BindGroupCacheResult | WeightPackResult));
     });
   });
 }
@@ -47,6 +47,7 @@ describe('kernels: custom WebGPU kernels vs stock tfjs ops on lavapipe', functio
   let pack: PackCheckResult[] = [];
   let uploads: UploadCheckResult[] = [];
   let bindGroups: BindGroupCacheResult[] = [];
+  let weightPacks: WeightPackResult[] = [];
 
   before(async function () {
     if (!existsSync(ICD)) {
@@ -58,9 +59,10 @@ describe('kernels: custom WebGPU kernels vs stock tfjs ops on lavapipe', functio
     mixed = lines.filter((r): r is KernelCheckResult => 'maxAbsError' in r && r.precision === 'mixed');
     mixedSkipped = lines.filter((r): r is KernelCheckSkip => 'skipped' in r);
     parity = lines.filter((r): r is ParityResult => 'relError' in r);
-    pack = lines.filter((r): r is PackCheckResult => 'packError' in r);
+    pack = lines.filter((r): r is PackCheckResult => 'packError' in r && r.name.startsWith('f16 head planes'));
     uploads = lines.filter((r): r is UploadCheckResult => 'uploadMismatches' in r);
     bindGroups = lines.filter((r): r is BindGroupCacheResult => r.name === 'bind group cache');
+    weightPacks = lines.filter((r): r is WeightPackResult => r.name === 'f16 weight pack and cache');
   });
 
   const family = (prefix: string, kernel: string) => {
@@ -85,10 +87,22 @@ describe('kernels: custom WebGPU kernels vs stock tfjs ops on lavapipe', functio
     expect(mixed.length + mixedSkipped.length).to.equal(7);
     for (const s of mixedSkipped) expect(s.skipped, s.name).to.match(/no f16 subgroup matrices/);
     for (const r of mixed) {
-      expect(r.kernels, r.name).to.deep.equal([r.name.startsWith('mixed attention') ? 'FlashDepthTensorCoreAttention' : 'FlashDepthMixedMatMul']);
+      // A linear packs its weight (first use) then multiplies.
+      expect(r.kernels, r.name).to.deep.equal(r.name.startsWith('mixed attention') ? ['FlashDepthTensorCoreAttention'] : ['FlashDepthPackF16', 'FlashDepthTensorCoreMatMul']);
       expect(r.maxAbsError, r.name).to.be.at.most(MIXED_RELATIVE_BOUND * r.maxAbsRef);
       expect(r.leaked, r.name).to.equal(0);
     }
+  });
+
+  it('packs a weight into zero-padded f16 once, reuses the copy for the same data, repacks after new values and frees stale copies', () => {
+    expect(weightPacks, 'weight pack line').to.have.length(1);
+    const w = weightPacks[0]!;
+    expect(w.halves, w.name).to.equal(64 * 64); // [52, 20] padded to whole 32-deep slices and at least 64 columns
+    expect(w.maxAbsRef, w.name).to.be.greaterThan(1);
+    expect(w.packError, w.name).to.be.at.most(2 ** -11 * w.maxAbsRef);
+    expect(w.nonzeroPadding, w.name).to.equal(0);
+    expect([w.reused, w.viewReused, w.repackedAfterAssign, w.staleFreed], w.name).to.deep.equal([true, true, true, true]);
+    expect(w.leaked, w.name).to.equal(0);
   });
 
   it('packs q, k, v into f16 head planes: every half within f16 rounding (2^-11 relative) of its source, padding rows zero, nothing leaked', () => {
@@ -142,7 +156,7 @@ describe('kernels: the switch', () => {
   after(() => setKernelMode(saved));
 
   it('registers the custom kernels and never uses them off webgpu', () => {
-    expect(REGISTERED_KERNELS).to.deep.equal(['FlashDepthFlashAttention', 'FlashDepthLayerNorm', 'FlashDepthGelu', 'FlashDepthScaleAdd', 'FlashDepthMixedMatMul', 'FlashDepthMambaScan', 'FlashDepthTensorCoreAttention']);
+    expect(REGISTERED_KERNELS).to.deep.equal(['FlashDepthFlashAttention', 'FlashDepthLayerNorm', 'FlashDepthGelu', 'FlashDepthScaleAdd', 'FlashDepthMambaScan', 'FlashDepthTensorCoreAttention', 'FlashDepthPackF16', 'FlashDepthTensorCoreMatMul']);
     setKernelMode('fused');
     expect(useFusedKernels()).to.equal(false); // the test backend is wasm (or cpu)
   });

@@ -9,6 +9,8 @@ import * as tf from '@tensorflow/tfjs-core';
 import { hoistDirectives, retypeBindings } from '../../src/backend/webgpu.js';
 import { tensorCoreAttentionLayout, tensorCoreAttentionPays, tensorCoreAttentionSupports } from '../../src/kernels/tc-attention.js';
 import { packedPlanes, tcAttentionWorkgroupBytes, tcRowsPerWorkgroup } from '../../src/kernels/tc-attention_webgpu.js';
+import { packedA, packedB } from '../../src/kernels/tc-matmul.js';
+import { DEFAULT_TC_MATMUL_LAYOUT, SMALL_TC_MATMUL_LAYOUT, tensorCoreMatMulLayout } from '../../src/kernels/tc-matmul_webgpu.js';
 import { applyPrecision, precisionMode, setPrecision, useTensorCores } from '../../src/kernels/index.js';
 import { addScaled, gelu, linear } from '../../src/models/ops.js';
 import { useTestBackend } from '../helpers/backend.js';
@@ -55,6 +57,19 @@ describe('kernel mode and precision', () => {
     expect(tcAttentionWorkgroupBytes(small, 64)).to.be.at.most(16384);
     expect(small.subgroups).to.be.at.least(small.splits);
     expect(tcRowsPerWorkgroup({ subgroups: 4, blockK: 32, splits: 2 })).to.equal(32);
+  });
+
+  it('tensor-core matmul: 128×128 blocks where they fill the GPU, A converted in the kernel for small products, operands padded', () => {
+    // ViT-L fc1 at 518²: 11 × 32 large blocks, packed A; fc2: only 11 × 8, so 64×64 blocks.
+    expect(tensorCoreMatMulLayout(1370, 4096, 1024)).to.deep.equal(DEFAULT_TC_MATMUL_LAYOUT);
+    expect(tensorCoreMatMulLayout(1370, 1024, 4096)).to.deep.equal(SMALL_TC_MATMUL_LAYOUT);
+    // ViT-S fc1 at 518² (8·10⁸ multiply-adds): small blocks, A read as f32 (no pack dispatch); the 2K student's qkv: large.
+    expect(tensorCoreMatMulLayout(1370, 1536, 384)).to.deep.equal({ ...SMALL_TC_MATMUL_LAYOUT, convertA: true });
+    expect(tensorCoreMatMulLayout(11972, 1152, 384)).to.deep.equal(DEFAULT_TC_MATMUL_LAYOUT);
+    // Rows to whole 16-row tiles (at least 64), K to whole 32-deep slices, columns to 16 (at least 64).
+    expect(packedA(1370, 588)).to.deep.equal({ rows: 1370, cols: 588, rowsPad: 1376, colsPad: 608 });
+    expect(packedB(588, 1024)).to.deep.equal({ rows: 588, cols: 1024, rowsPad: 608, colsPad: 1024 });
+    expect(packedB(52, 20)).to.deep.equal({ rows: 52, cols: 20, rowsPad: 64, colsPad: 64 });
   });
 
   it('packs f16 head planes with query rows padded to whole workgroups and keys to whole split blocks', () => {

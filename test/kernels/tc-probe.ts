@@ -9,7 +9,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { releaseBackend, selectBackend } from '../../src/backend/index.js';
-import { TENSOR_CORE_DIRECTIVES } from '../../src/kernels/mixed-matmul_webgpu.js';
+import { TENSOR_CORE_DIRECTIVES } from '../../src/kernels/tc-matmul_webgpu.js';
 import type { WebGPUBackendLike, WebGPUProgram } from '../../src/kernels/program.js';
 
 class QkProgram implements WebGPUProgram {

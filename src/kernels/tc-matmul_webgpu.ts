@@ -1,0 +1,324 @@
+/**
+ * Tensor-core matmul on f16 operands packed in storage (the `--precision mixed` linear layers).
+ *
+ * 1. PackF16Program copies an f32 matrix [rows, cols] into zero-padded f16 [rowsPad, colsPad] (an int32 tensor of
+ *    half pairs). Weights are packed once and cached (./tc-matmul.ts); activations once per call.
+ * 2. TensorCoreMatMulProgram reads both packed matrices as int32 vec4s (8 halves, bitcast): per 32-deep slice all invocations copy the block's A [BM × 32] and B [32 × BN] as
+ *    16-byte units into one half of a double-buffered f16 workgroup tile (the next slice's units are loaded into
+ *    registers while this slice multiplies, one barrier per slice), and each subgroup multiplies its tiles with
+ *    subgroup matrices loaded from workgroup memory.
+ *
+ * Why this shape (H100, scripts/tc-ceiling.mjs and test/kernels/kernel-timing.ts): subgroup-matrix multiplies reach
+ * ~600 TFLOP/s with operands in registers, but loading the operands straight from storage ran at 4–20 TFLOP/s on
+ * the model's shapes and the earlier kernel that staged f32 operands as f16 through workgroup memory at 2–12; the f16 staging here at 5–52.
+ *
+ * Edges: A is padded to whole 16-row tiles and K to whole 32-deep slices (zeros add nothing); loads clamp rows of A
+ * and columns of B to the padded size, and the epilogue writes only rows < M and columns < N. The accumulators leave
+ * through a per-subgroup 16×16 f32 scratch in workgroup memory so that bias, GELU and LayerScale + residual run on
+ * plain values.
+ */
+import { ERF_VEC4_WGSL } from './elementwise_webgpu.js';
+import { foldedDispatch, type WebGPUProgram } from './program.js';
+
+/** WGSL header shared by the tensor-core programs (hoisted above tfjs' header by src/backend/webgpu.ts). */
+export const TENSOR_CORE_DIRECTIVES = `
+enable f16;
+enable subgroups;
+enable chromium_experimental_subgroup_matrix;
+diagnostic(off, chromium.subgroup_matrix_uniformity);
+`;
+
+/** What runs on C after the bias: nothing, exact GELU, or `residual + γ·C` (DINOv2's LayerScale residual). */
+export type MatMulEpilogue = 'none' | 'gelu' | 'scaleAdd';
+
+/** A grid shape: rows × columns (of subgroups in a workgroup, or of 16×16 tiles in a subgroup). */
+export interface Grid2 {
+  rows: number;
+  cols: number;
+}
+
+/** Depth of a staged slice: K is padded to a multiple of it. */
+export const SLICE_K = 32;
+
+export interface TensorCoreMatMulLayout {
+  /** Subgroups per workgroup (rows × cols). */
+  subgroups: Grid2;
+  /** 16×16 tiles per subgroup (rows × cols). */
+  tiles: Grid2;
+  /**
+   * Read A as f32 and convert it while staging, instead of from an f16 copy packed by a dispatch of its own: one
+   * dispatch fewer per product (host time, which bounds the small models), more bytes and conversions on the GPU.
+   */
+  convertA?: boolean;
+}
+
+/** 8 subgroups of 32×64: a 128×128 block (the fastest or within 10% of it where the grid fills the H100). */
+export const DEFAULT_TC_MATMUL_LAYOUT: TensorCoreMatMulLayout = { subgroups: { rows: 4, cols: 2 }, tiles: { rows: 2, cols: 4 } };
+/** 4 subgroups of 32×32: a 64×64 block, for grids that 128×128 blocks would leave short of work. */
+export const SMALL_TC_MATMUL_LAYOUT: TensorCoreMatMulLayout = { subgroups: { rows: 2, cols: 2 }, tiles: { rows: 2, cols: 2 } };
+
+/** Products smaller than this (multiply-adds) convert A while staging: below it the host's time per dispatch dominates. */
+export const CONVERT_A_BELOW = 2 ** 30;
+
+/**
+ * 128×128 blocks where they make at least 256 workgroups (two per multiprocessor of the H100's 132), else 64×64:
+ * measured, ViT-L fc2 at 518² (88 large blocks) 52 vs 47 TFLOP/s, ViT-S fc1 at 518² similar either way.
+ */
+export function tensorCoreMatMulLayout(m: number, n: number, k: number): TensorCoreMatMulLayout {
+  const layout = Math.ceil(m / 128) * Math.ceil(n / 128) >= 256 ? DEFAULT_TC_MATMUL_LAYOUT : SMALL_TC_MATMUL_LAYOUT;
+  return m * n * k < CONVERT_A_BELOW ? { ...layout, convertA: true } : layout;
+}
+
+const roundUp = (x: number, m: number): number => Math.ceil(x / m) * m;
+
+/** Padded sizes of a packed operand: rows to whole tiles of `rowMultiple`, at least `minRows`; columns likewise. */
+export interface PackedShape {
+  rows: number;
+  cols: number;
+  rowsPad: number;
+  colsPad: number;
+}
+
+export function packedShape(rows: number, cols: number, rowMultiple: number, colMultiple: number, minRows = 0, minCols = 0): PackedShape {
+  return { rows, cols, rowsPad: Math.max(roundUp(rows, rowMultiple), minRows), colsPad: Math.max(roundUp(cols, colMultiple), minCols) };
+}
+
+/** f32 [rows, cols] (cols a multiple of 4) → f16 [rowsPad, colsPad] as int32 half pairs, zero-padded. */
+export class PackF16Program implements WebGPUProgram {
+  variableNames = ['X'];
+  variableComponents = [4];
+  outputComponent = 2;
+  outputShape: number[];
+  shaderKey = 'packF16';
+  dispatchLayout = { x: [0] };
+  dispatch: [number, number, number];
+  workgroupSize: [number, number, number] = [256, 1, 1];
+  uniforms = 'rows : i32, cols4 : i32, colsPad4 : i32, units : i32,';
+
+  constructor(shape: PackedShape) {
+    const units = (shape.rowsPad * shape.colsPad) / 4;
+    this.outputShape = [units * 2];
+    this.dispatch = foldedDispatch(Math.ceil(units / 256));
+  }
+
+  getUserCode(): string {
+    return `
+      fn main(u : i32) {
+        if (u >= uniforms.units) { return; }
+        let r = u / uniforms.colsPad4;
+        let c = u % uniforms.colsPad4;
+        var v = vec4<f32>(0.0);
+        if (r < uniforms.rows && c < uniforms.cols4) { v = X[r * uniforms.cols4 + c]; }
+        result[u] = vec2<i32>(bitcast<i32>(pack2x16float(v.xy)), bitcast<i32>(pack2x16float(v.zw)));
+      }
+    `;
+  }
+}
+
+export function packF16Uniforms(shape: PackedShape): { type: 'int32'; data: number[] }[] {
+  return [
+    { type: 'int32', data: [shape.rows] },
+    { type: 'int32', data: [shape.cols / 4] },
+    { type: 'int32', data: [shape.colsPad / 4] },
+    { type: 'int32', data: [(shape.rowsPad * shape.colsPad) / 4] },
+  ];
+}
+
+/** The padding a layout needs of A [M, K] and B [K, N]. */
+export function tensorCoreMatMulPackedShapes(m: number, k: number, n: number, layout: TensorCoreMatMulLayout): { a: PackedShape; b: PackedShape } {
+  return {
+    a: packedShape(m, k, 16, SLICE_K, 16 * layout.tiles.rows),
+    b: packedShape(k, n, SLICE_K, 16, 0, 16 * layout.tiles.cols),
+  };
+}
+
+export class TensorCoreMatMulProgram implements WebGPUProgram {
+  variableNames: string[];
+  variableComponents: number[];
+  outputShape: number[];
+  shaderKey: string;
+  dispatchLayout = { x: [1], y: [0] };
+  dispatch: [number, number, number];
+  workgroupSize: [number, number, number];
+  uniforms = 'm : u32, n : u32, k : u32, mp : u32, np : u32, kp : u32,';
+  private readonly hasBias: boolean;
+  private readonly epilogue: MatMulEpilogue;
+  private readonly layout: TensorCoreMatMulLayout;
+
+  constructor(m: number, n: number, a: PackedShape, b: PackedShape, hasBias: boolean, epilogue: MatMulEpilogue, layout: TensorCoreMatMulLayout = DEFAULT_TC_MATMUL_LAYOUT) {
+    this.hasBias = hasBias;
+    this.epilogue = epilogue;
+    this.layout = layout;
+    // The packed operands come as int32 vec4s (8 halves each), reinterpreted with bitcast.
+    this.variableComponents = [4, 4, ...(hasBias ? [1] : []), ...(epilogue === 'scaleAdd' ? [1, 1] : [])];
+    this.variableNames = [layout.convertA ? 'A' : 'A16', 'B16', ...(hasBias ? ['Bias'] : []), ...(epilogue === 'scaleAdd' ? ['Residual', 'Gamma'] : [])];
+    this.outputShape = [m, n];
+    const { subgroups: sg, tiles } = layout;
+    this.workgroupSize = [32 * sg.rows * sg.cols, 1, 1];
+    this.dispatch = [Math.ceil(b.colsPad / (16 * tiles.cols * sg.cols)), Math.ceil(a.rowsPad / (16 * tiles.rows * sg.rows)), 1];
+    this.shaderKey = `tcMatMul_${hasBias}_${epilogue}_${sg.rows}x${sg.cols}_${tiles.rows}x${tiles.cols}${layout.convertA ? '_a32' : ''}`;
+  }
+
+  /** WGSL: the f32 scratch the accumulators leave through, and the epilogue that writes one 16×16 tile of C. */
+  private epilogueCode(): string {
+    const { subgroups: sg } = this.layout;
+    const bias = this.hasBias ? 'v = v + vec4<f32>(Bias[c], Bias[c + 1u], Bias[c + 2u], Bias[c + 3u]);' : '';
+    const epilogue = this.epilogue === 'gelu'
+      ? `v = 0.5 * v * (1.0 + erfVec4(v * ${Math.SQRT1_2.toFixed(9)}));`
+      : this.epilogue === 'scaleAdd'
+        ? 'v = vec4<f32>(Residual[o], Residual[o + 1u], Residual[o + 2u], Residual[o + 3u]) + vec4<f32>(Gamma[c], Gamma[c + 1u], Gamma[c + 2u], Gamma[c + 3u]) * v;'
+        : '';
+    // Four consecutive columns per invocation and step, so that GELU's erf runs on whole vec4s; columns past n
+    // (when n is not a multiple of 4) go through the scalar path.
+    return `
+      ${this.epilogue === 'gelu' ? ERF_VEC4_WGSL : ''}
+      var<workgroup> cTile : array<f32, ${sg.rows * sg.cols * 256}>;
+
+      fn writeTile(sg : u32, lane : u32, r0 : u32, c0 : u32) {
+        for (var e = 0u; e < 2u; e++) {
+          let unit = lane + e * 32u;
+          let row = r0 + unit / 4u;
+          let c = c0 + (unit % 4u) * 4u;
+          let s = sg * 256u + unit * 4u;
+          if (row < uniforms.m && c < uniforms.n) {
+            var v = vec4<f32>(cTile[s], cTile[s + 1u], cTile[s + 2u], cTile[s + 3u]);
+            let o = row * uniforms.n + c;
+            if (c + 4u <= uniforms.n) {
+              ${bias}
+              ${epilogue}
+              result[o] = v.x;
+              result[o + 1u] = v.y;
+              result[o + 2u] = v.z;
+              result[o + 3u] = v.w;
+            } else {
+              for (var i = 0u; i < uniforms.n - c; i++) {
+                let col = c + i;
+                var x = cTile[s + i];
+                ${this.hasBias ? 'x = x + Bias[col];' : ''}
+                ${this.epilogue === 'gelu' ? `x = 0.5 * x * (1.0 + erfVec4(vec4<f32>(x * ${Math.SQRT1_2.toFixed(9)})).x);` : this.epilogue === 'scaleAdd' ? 'x = Residual[o + i] + Gamma[col] * x;' : ''}
+                result[o + i] = x;
+              }
+            }
+          }
+        }
+      }`;
+  }
+
+  /** WGSL statements: every accumulator through the scratch to C (rows from rs, columns from cs). */
+  private storeCode(): string {
+    const { tiles } = this.layout;
+    const store: string[] = [];
+    for (let i = 0; i < tiles.rows; i++) for (let j = 0; j < tiles.cols; j++) {
+      store.push(`subgroupMatrixStore(&cTile, sg * 256u, acc${i}_${j}, false, 16u);
+        workgroupBarrier();
+        writeTile(sg, lane, rs + ${i * 16}u, cs + ${j * 16}u);
+        workgroupBarrier();`);
+    }
+    return store.join('\n        ');
+  }
+
+  private declareCode(): string {
+    const { tiles } = this.layout;
+    const declare: string[] = [];
+    for (let i = 0; i < tiles.rows; i++) for (let j = 0; j < tiles.cols; j++) declare.push(`var acc${i}_${j} : subgroup_matrix_result<f32, 16, 16>;`);
+    return declare.join('\n        ');
+  }
+
+  getUserCode(): string {
+    return this.stagedCode();
+  }
+
+  private stagedCode(): string {
+    const { subgroups: sg, tiles } = this.layout;
+    const threads = 32 * sg.rows * sg.cols;
+    const bm = 16 * tiles.rows * sg.rows;
+    const bn = 16 * tiles.cols * sg.cols;
+    const bk = SLICE_K;
+    const as = bk + 8;
+    const bs = bn + 8;
+    const convertA = this.layout.convertA === true;
+    // A units: 8 halves of the packed copy, or 4 floats of A itself.
+    const aWidth = convertA ? 4 : 8;
+    const aUnits = (bm * bk) / aWidth;
+    const bUnits = (bk * bn) / 8;
+    const aPer = Math.ceil(aUnits / threads);
+    const bPer = Math.ceil(bUnits / threads);
+    const left = 'subgroup_matrix_left<f16, 16, 16>';
+    const right = 'subgroup_matrix_right<f16, 16, 16>';
+    const units: string[] = [];
+    const loads: string[] = [];
+    const stores: string[] = [];
+    const unpack = (tile: string, at: string, reg: string) =>
+      [0, 1, 2, 3].map((w) => `{ let h = bitcast<vec2<f16>>(${reg}.${'xyzw'[w]}); ${tile}[${at} + ${2 * w}u] = h.x; ${tile}[${at} + ${2 * w + 1}u] = h.y; }`).join(' ');
+    for (let p = 0; p < aPer; p++) {
+      units.push(`let ua${p} = t + ${p * threads}u;`);
+      const perRow = bk / aWidth;
+      const at = `buf * ${bm * as}u + (ua${p} / ${perRow}u) * ${as}u + (ua${p} % ${perRow}u) * ${aWidth}u`;
+      if (convertA) {
+        loads.push(`if (ua${p} < ${aUnits}u) { let kc = k8 * 8u + (ua${p} % ${perRow}u) * 4u; ra${p} = select(vec4<f32>(0.0), A[min(row0 + ua${p} / ${perRow}u, uniforms.m - 1u) * k4 + min(kc / 4u, k4 - 1u)], kc < uniforms.k); }`);
+        stores.push(`if (ua${p} < ${aUnits}u) { ${[0, 1, 2, 3].map((w) => `aTile[${at} + ${w}u] = f16(ra${p}.${'xyzw'[w]});`).join(' ')} }`);
+      } else {
+        loads.push(`if (ua${p} < ${aUnits}u) { ra${p} = A16[min(row0 + ua${p} / ${perRow}u, mp - 1u) * kp8 + k8 + ua${p} % ${perRow}u]; }`);
+        stores.push(`if (ua${p} < ${aUnits}u) { ${unpack('aTile', at, `ra${p}`)} }`);
+      }
+    }
+    for (let p = 0; p < bPer; p++) {
+      units.push(`let ub${p} = t + ${p * threads}u;`);
+      loads.push(`if (ub${p} < ${bUnits}u) { rb${p} = B16[(k8 * 8u + ub${p} / ${bn / 8}u) * np8 + min(col8 + ub${p} % ${bn / 8}u, np8 - 1u)]; }`);
+      stores.push(`if (ub${p} < ${bUnits}u) { ${unpack('bTile', `buf * ${bk * bs}u + (ub${p} / ${bn / 8}u) * ${bs}u + (ub${p} % ${bn / 8}u) * 8u`, `rb${p}`)} }`);
+    }
+    const regs = [...Array(aPer).keys()].map((p) => `var ra${p} = vec4<${convertA ? 'f32' : 'i32'}>();`).concat([...Array(bPer).keys()].map((p) => `var rb${p} = vec4<i32>();`));
+    const mma: string[] = [];
+    for (let kk = 0; kk < bk; kk += 16) {
+      for (let i = 0; i < tiles.rows; i++) mma.push(`let a${kk}_${i} = subgroupMatrixLoad<${left}>(&aTile, cur * ${bm * as}u + (sgRow + ${i * 16}u) * ${as}u + ${kk}u, false, ${as}u);`);
+      for (let j = 0; j < tiles.cols; j++) mma.push(`let b${kk}_${j} = subgroupMatrixLoad<${right}>(&bTile, cur * ${bk * bs}u + ${kk * bs}u + sgCol + ${j * 16}u, false, ${bs}u);`);
+      for (let i = 0; i < tiles.rows; i++) for (let j = 0; j < tiles.cols; j++) mma.push(`acc${i}_${j} = subgroupMatrixMultiplyAccumulate(a${kk}_${i}, b${kk}_${j}, acc${i}_${j});`);
+    }
+    return `
+      ${TENSOR_CORE_DIRECTIVES}
+      ${this.epilogueCode()}
+      var<workgroup> aTile : array<f16, ${2 * bm * as}>;
+      var<workgroup> bTile : array<f16, ${2 * bk * bs}>;
+
+      fn main() {
+        let mp = uniforms.mp;
+        let kp8 = uniforms.kp / 8u;
+        let np8 = uniforms.np / 8u;
+        let k4 = uniforms.k / 4u;
+        let t = localIndex;
+        let sg = t / 32u;
+        let lane = t % 32u;
+        let sgRow = (sg / ${sg.cols}u) * ${16 * tiles.rows}u;
+        let sgCol = (sg % ${sg.cols}u) * ${16 * tiles.cols}u;
+        let row0 = workgroupId.y * ${bm}u;
+        let col8 = workgroupId.x * ${bn / 8}u;
+        let rs = row0 + sgRow;
+        let cs = col8 * 8u + sgCol;
+        let slices = uniforms.kp / ${bk}u;
+        ${this.declareCode()}
+        ${regs.join('\n        ')}
+        ${units.join('\n        ')}
+        var k8 = 0u;
+        var buf = 0u;
+        ${loads.join('\n        ')}
+        ${stores.join('\n        ')}
+        workgroupBarrier();
+        for (var s = 0u; s < slices; s++) {
+          let cur = s % 2u;
+          let more = s + 1u < slices;
+          if (more) {
+            k8 = (s + 1u) * ${bk / 8}u;
+            ${loads.join('\n            ')}
+          }
+          ${mma.join('\n          ')}
+          if (more) {
+            buf = 1u - cur;
+            ${stores.join('\n            ')}
+          }
+          workgroupBarrier();
+        }
+        ${this.storeCode()}
+      }
+    `;
+  }
+}
