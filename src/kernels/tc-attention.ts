@@ -23,26 +23,23 @@ export function tensorCoreAttentionSupports(headDim: number): boolean {
 
 /**
  * Whether the tensor-core program beats the fp32 flash kernel here (H100, default Dawn toggles, kernel-timing.ts,
- * heads of 64): ViT-L at 518² (1 370 tokens × 16 heads) 1.7 vs 2.8 ms, the Full teacher (2 170 tokens × 16 heads) 1.8
- * vs 3.2 ms; but ViT-S at 518² (6 heads) 1.0 vs 0.6 ms and the 2K student (11 972 tokens × 6 heads) 16.5 vs 15.7 ms.
+ * heads of 64, K/V staged): ViT-L at 518² (1 370 tokens × 16 heads) 8.6 vs 2.4 TFLOP/s, the Full teacher (2 170 × 16)
+ * 16.6 vs 6.7, the 2K student (11 972 × 6) 22.6 vs 15.1; only ViT-S at 518² (6 heads, 1.9 GFLOP) stays fp32:
+ * 3.8 vs 4.7.
  */
 export function tensorCoreAttentionPays(lq: number, lk: number, heads: number): boolean {
-  return heads >= 12 && lq * lk <= 2 ** 24;
+  return heads >= 12 || lq * lk >= 2 ** 24;
 }
 
-/** Subgroups to aim for: 4 key splits for ViT-L at 518² and the Full teacher, the fastest layout measured there. */
-const TARGET_SUBGROUPS = 8192;
-
 /**
- * The layout for a problem: key splits (1, 2 or 4) so that at least TARGET_SUBGROUPS subgroups run where the query
- * tiles alone are fewer, and fewer subgroups per workgroup where the device's workgroup memory is smaller.
+ * The layout for a problem: 4 subgroups of 16 query rows sharing each staged block of 32 keys (the fastest measured
+ * for every model shape; key splits are for tuning), fewer subgroups and then smaller blocks where the device's
+ * workgroup memory is smaller.
  */
-export function tensorCoreAttentionLayout(batch: number, lq: number, numHeads: number, headDim: number, limitBytes = webgpuCapabilities().maxWorkgroupStorageBytes): TensorCoreAttentionLayout {
-  const tiles = Math.ceil(lq / 16) * numHeads * batch;
-  let splits = 1;
-  while (splits < 4 && tiles * splits < TARGET_SUBGROUPS) splits *= 2;
-  let layout: TensorCoreAttentionLayout = { ...DEFAULT_TC_ATTENTION_LAYOUT, splits };
-  while (layout.subgroups > layout.splits && tcAttentionWorkgroupBytes(layout, headDim) > limitBytes) layout = { ...layout, subgroups: layout.subgroups / 2 };
+export function tensorCoreAttentionLayout(headDim: number, limitBytes = webgpuCapabilities().maxWorkgroupStorageBytes): TensorCoreAttentionLayout {
+  let layout: TensorCoreAttentionLayout = DEFAULT_TC_ATTENTION_LAYOUT;
+  while (layout.subgroups > 1 && tcAttentionWorkgroupBytes(layout, headDim) > limitBytes) layout = { ...layout, subgroups: layout.subgroups / 2 };
+  if (tcAttentionWorkgroupBytes(layout, headDim) > limitBytes) layout = { ...layout, blockK: 16 };
   return layout;
 }
 
@@ -52,7 +49,7 @@ function tensorCoreAttentionWebGPU(args: { inputs: tf.NamedTensorInfoMap; backen
   const backend = args.backend as WebGPUBackendLike;
   const [batch, lq] = q.shape as [number, number, number];
   const lk = k.shape[1]!;
-  const layout = a.tcLayout ?? tensorCoreAttentionLayout(batch, lq, a.numHeads, a.headDim);
+  const layout = a.tcLayout ?? tensorCoreAttentionLayout(a.headDim);
   const planes = packedPlanes(batch, lq, lk, a.numHeads, a.headDim, tcRowsPerWorkgroup(layout), layout.blockK * layout.splits);
   const packed = backend.runWebGPUProgram(new PackHeadsF16Program(planes, a.headDim), [q, k, v], 'int32', [
     { type: 'int32', data: [a.qOffset / 4] },
@@ -68,7 +65,9 @@ function tensorCoreAttentionWebGPU(args: { inputs: tf.NamedTensorInfoMap; backen
   ]);
   try {
     // Plane offsets in halves: 4 per vec4 unit.
-    return backend.runWebGPUProgram(new TensorCoreAttentionProgram(batch, lq, a.numHeads, a.headDim, layout), [packed], 'float32', [
+    // The planes as f16 (Q tiles) and as int32 vec4s (K/V staging): the same buffer, read-only twice.
+    const inputs = [packed, packed];
+    return backend.runWebGPUProgram(new TensorCoreAttentionProgram(batch, lq, a.numHeads, a.headDim, layout), inputs, 'float32', [
       { type: 'uint32', data: [lq] },
       { type: 'uint32', data: [lk] },
       { type: 'uint32', data: [planes.lqPad] },

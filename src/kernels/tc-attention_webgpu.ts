@@ -6,8 +6,11 @@
  *    into one buffer of f16 head planes [B, H, Lpad, Dh] — Q first (pre-multiplied by scale·log2 e), then K, then V —
  *    with rows past L zero. The buffer is an int32 tensor holding two halves per element: tfjs has no f16 dtype, and
  *    integer stores keep the bits exactly.
- * 2. TensorCoreAttentionProgram binds that buffer as `array<f16>` (src/backend/webgpu.ts `retypeBindings`) so that
- *    `subgroupMatrixLoad` reads Q, Kᵀ and V tiles straight from storage: no staging, no conversion in the loop.
+ * 2. TensorCoreAttentionProgram binds that buffer twice: as `array<f16>` (src/backend/webgpu.ts `retypeBindings`),
+ *    from which each subgroup loads its Q tiles once, and as int32 vec4s, from which all invocations copy each key
+ *    block's K and V rows into workgroup memory (16-byte units), where the subgroup matrices for Kᵀ and V are loaded.
+ *    Loading those straight from storage (the previous version) capped the kernel near 5–13 TFLOP/s on the H100;
+ *    staged, 9–23 (kernel-timing.ts, bench/README.md).
  *
  * One subgroup (32 invocations) owns 16 query rows and a share of the keys: a workgroup holds `subgroups / splits`
  * query tiles of one (batch, head), each worked on by `splits` subgroups that take every splits-th key block and merge
@@ -50,8 +53,12 @@ export const DEFAULT_TC_ATTENTION_LAYOUT: TensorCoreAttentionLayout = { subgroup
 /** Workgroup memory a layout needs for head size `headDim`, in bytes. */
 export function tcAttentionWorkgroupBytes(layout: TensorCoreAttentionLayout, headDim: number): number {
   const perSubgroup = TC_ROWS * ((layout.blockK + 4) * 4 + (headDim + 4) * 4 + (layout.blockK + 8) * 2) + 2 * TC_ROWS * 4;
-  return layout.subgroups * perSubgroup;
+  const staged = layout.splits * 2 * layout.blockK * (headDim + KV_PAD) * 2;
+  return layout.subgroups * perSubgroup + staged;
 }
+
+/** Halves of padding per staged K/V row (16 bytes: rows start in different banks). */
+const KV_PAD = 8;
 
 /** Query rows one workgroup covers. */
 export function tcRowsPerWorkgroup(layout: TensorCoreAttentionLayout): number {
@@ -145,7 +152,9 @@ export class PackHeadsF16Program implements WebGPUProgram {
 }
 
 export class TensorCoreAttentionProgram implements WebGPUProgram {
-  variableNames = ['P'];
+  /** P: the packed planes as f16 (subgroup-matrix loads); P4: the same buffer as int32 vec4s (staging copies). */
+  variableNames: string[];
+  variableComponents: number[];
   outputShape: number[];
   shaderKey: string;
   dispatchLayout = { x: [1], y: [2], z: [0] };
@@ -162,6 +171,8 @@ export class TensorCoreAttentionProgram implements WebGPUProgram {
     this.workgroupSize = [32 * layout.subgroups, 1, 1];
     this.outputShape = [batch, lq, numHeads * headDim];
     this.dispatch = [Math.ceil(lq / tcRowsPerWorkgroup(layout)), numHeads, batch];
+    this.variableNames = ['P', 'P4'];
+    this.variableComponents = [1, 4];
     this.shaderKey = `tcAttention_${headDim}_${layout.subgroups}_${layout.blockK}_${layout.splits}`;
   }
 
@@ -175,7 +186,8 @@ export class TensorCoreAttentionProgram implements WebGPUProgram {
     const os = dh + 4;
     const ps = blockK + 8;
     const left = (ptr: string, offset: string, stride: string) => `subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>>(${ptr}, ${offset}, false, ${stride})`;
-    const right = (offset: string, colMajor: boolean) => `subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>>(&P, ${offset}, ${colMajor}, DH)`;
+    const ks = dh + KV_PAD;
+    const right = (offset: string, colMajor: boolean) => `subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>>(&kvTile, ${offset}, ${colMajor}, KS)`;
     const lines: string[] = [];
     const chunks = [...Array(dc).keys()];
     const keyChunks = [...Array(kc).keys()];
@@ -183,7 +195,7 @@ export class TensorCoreAttentionProgram implements WebGPUProgram {
     const oDecl = chunks.map((c) => `var o${c} : subgroup_matrix_result<f32, 16, 16>;`);
     // Scores: for each 16-key chunk j, Σ_c Q_c · (K_jc)ᵀ; Kᵀ tiles are column-major loads of K rows.
     for (const j of keyChunks) {
-      const kt = (c: number) => right(`kBase + (k0 + ${j * 16}u) * DH + ${c * 16}u`, true);
+      const kt = (c: number) => right(`kOff + ${j * 16 * ks + c * 16}u`, true);
       lines.push(`{`, `var s = subgroupMatrixMultiply<f32>(q0, ${kt(0)});`);
       for (const c of chunks.slice(1)) lines.push(`s = subgroupMatrixMultiplyAccumulate(q${c}, ${kt(c)}, s);`);
       lines.push(`subgroupMatrixStore(&sScratch, sBase + ${j * 16}u, s, false, SS);`, `}`);
@@ -194,13 +206,32 @@ export class TensorCoreAttentionProgram implements WebGPUProgram {
     const pv: string[] = [];
     for (const j of keyChunks) {
       pv.push(`{`, `let p = ${left('&pTile', `pBase + ${j * 16}u`, 'PS')};`);
-      for (const c of chunks) pv.push(`o${c} = subgroupMatrixMultiplyAccumulate(p, ${right(`vBase + (k0 + ${j * 16}u) * DH + ${c * 16}u`, false)}, o${c});`);
+      const vt = (c: number) => right(`kOff + ${blockK * ks + j * 16 * ks + c * 16}u`, false);
+      for (const c of chunks) pv.push(`o${c} = subgroupMatrixMultiplyAccumulate(p, ${vt(c)}, o${c});`);
       pv.push(`}`);
     }
+    // Per iteration every split's block: K rows then V rows, KS halves apart, as 8-half units.
+    const units = splits * 2 * blockK * (dh / 8);
+    const stage = `
+          workgroupBarrier();
+          for (var u = localIndex; u < ${units}u; u += ${32 * subgroups}u) {
+            let blockOf = u / ${2 * blockK * (dh / 8)}u;
+            let rem = u % ${2 * blockK * (dh / 8)}u;
+            let isV = rem / ${blockK * (dh / 8)}u;
+            let r = (rem / ${dh / 8}u) % BLOCK_K;
+            let c8 = rem % ${dh / 8}u;
+            let key = (it * SPLITS + blockOf) * BLOCK_K + r;
+            let w = P4[(select(kBase, vBase, isV == 1u) + key * DH) / 8u + c8];
+            let dst = blockOf * ${2 * blockK * ks}u + isV * ${blockK * ks}u + r * KS + c8 * 8u;
+            ${[0, 1, 2, 3].map((i) => `{ let h = bitcast<vec2<f16>>(w.${'xyzw'[i]}); kvTile[dst + ${2 * i}u] = h.x; kvTile[dst + ${2 * i + 1}u] = h.y; }`).join('\n            ')}
+          }
+          workgroupBarrier();`;
     return `
       ${TENSOR_CORE_DIRECTIVES}
       // flashdepth:bind P array<f16>
       const DH : u32 = ${dh}u;
+      const KS : u32 = ${ks}u;
+      var<workgroup> kvTile : array<f16, ${splits * 2 * blockK * ks}>;
       const BLOCK_K : u32 = ${blockK}u;
       const SPLITS : u32 = ${splits}u;
       const TILES : u32 = ${tiles}u;
@@ -242,6 +273,8 @@ export class TensorCoreAttentionProgram implements WebGPUProgram {
         let blocks = (lk + BLOCK_K * SPLITS - 1u) / (BLOCK_K * SPLITS);
         for (var it = 0u; it < blocks; it++) {
           let k0 = (it * SPLITS + split) * BLOCK_K;
+          let kOff = split * ${2 * blockK * ks}u;
+          ${stage}
           ${scores}
           workgroupBarrier();
           var blockMax = MASKED;

@@ -170,12 +170,12 @@ const CASES: Case[] = [
     run: ([qkv]) => tcOr(qkv!, qkv!, qkv!, 2, 64, [0, 128, 256], () => selfAttention(qkv as tf.Tensor3D, 2)),
   },
   {
-    // Four subgroups split the keys of one query tile and merge their partial sums; 197 keys leave the last split's
-    // final block empty.
-    name: 'mixed attention, packed qkv, B=2 N=197 C=128 (2×64), 4 key splits',
+    // Two subgroups split the keys of one query tile (each stages its own K/V block) and merge their partial sums;
+    // 197 keys leave the last split's final block empty.
+    name: 'mixed attention, packed qkv, B=2 N=197 C=128 (2×64), 2 key splits',
     precision: 'mixed',
     inputs: () => [tf.mul(normal([2, 197, 3 * 128], 3), tf.reshape(tf.linspace(0.2, 1.5, 197), [1, 197, 1]))],
-    run: ([qkv]) => tcOr(qkv!, qkv!, qkv!, 2, 64, [0, 128, 256], () => selfAttention(qkv as tf.Tensor3D, 2), { subgroups: 4, blockK: 32, splits: 4 }),
+    run: ([qkv]) => tcOr(qkv!, qkv!, qkv!, 2, 64, [0, 128, 256], () => selfAttention(qkv as tf.Tensor3D, 2), { subgroups: 2, blockK: 32, splits: 2 }),
   },
   {
     name: 'mixed attention, cross, B=2 Lq=77 Lk=45 C=64 (2×32)',

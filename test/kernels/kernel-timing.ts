@@ -11,7 +11,7 @@ import { linear } from '../../src/models/ops.js';
 import { flashAttention } from '../../src/kernels/flash-attention.js';
 import type { TensorCoreMatMulLayout } from '../../src/kernels/tc-matmul_webgpu.js';
 import { TC_ATTENTION } from '../../src/kernels/tc-attention.js';
-import { tcAttentionWorkgroupBytes } from '../../src/kernels/tc-attention_webgpu.js';
+import { tcAttentionWorkgroupBytes, type TensorCoreAttentionLayout } from '../../src/kernels/tc-attention_webgpu.js';
 import { webgpuCapabilities } from '../../src/backend/webgpu.js';
 
 async function timeIt(run: () => tf.Tensor, reps: number): Promise<number> {
@@ -87,7 +87,7 @@ async function main(): Promise<void> {
       variants.push([`q${blocks.q}k${blocks.k}`, () => flashAttention(qkv, qkv, qkv, { ...base, blocks })]);
     }
     if (tensorCoresAvailable()) {
-      const layouts = [[4, 64, 1], [2, 64, 1], [4, 32, 1], [4, 64, 2], [4, 64, 4], [4, 32, 4], [2, 64, 2]].map(([subgroups, blockK, splits]) => ({ subgroups: subgroups!, blockK: blockK!, splits: splits! }));
+      const layouts: TensorCoreAttentionLayout[] = [[4, 32, 1], [2, 32, 1], [2, 64, 1], [2, 32, 2], [4, 16, 1], [4, 16, 2]].map(([subgroups, blockK, splits]) => ({ subgroups: subgroups!, blockK: blockK!, splits: splits! }));
       for (const tcLayout of layouts) {
         if (tcAttentionWorkgroupBytes(tcLayout, 64) > webgpuCapabilities().maxWorkgroupStorageBytes) continue;
         const attrs = { ...base, tcLayout } as unknown as tf.NamedAttrMap;

@@ -41,21 +41,20 @@ describe('kernel mode and precision', () => {
     expect(retypeBindings(header)).to.equal(header);
   });
 
-  it('tensor-core attention: used where it measured faster, with key splits for short sequences, within workgroup memory', () => {
+  it('tensor-core attention: used where it measured faster, 4 subgroups per staged key block, within workgroup memory', () => {
     expect(tensorCoreAttentionSupports(64)).to.equal(true);
     expect(tensorCoreAttentionSupports(40)).to.equal(false); // not whole 16-channel tiles
     expect(tensorCoreAttentionPays(1370, 1370, 16)).to.equal(true); // ViT-L at 518²
     expect(tensorCoreAttentionPays(2170, 2170, 16)).to.equal(true); // the Full teacher
+    expect(tensorCoreAttentionPays(11972, 11972, 6)).to.equal(true); // the 2K student
     expect(tensorCoreAttentionPays(1370, 1370, 6)).to.equal(false); // ViT-S at 518²: the fp32 kernel is faster
-    expect(tensorCoreAttentionPays(11972, 11972, 6)).to.equal(false); // the 2K student
-    // ViT-L at 518²: 86 query tiles × 16 heads → 4 splits; the 2K student's 749 × 6 → 2.
-    expect(tensorCoreAttentionLayout(1, 1370, 16, 64, 49152)).to.deep.equal({ subgroups: 4, blockK: 32, splits: 4 });
-    expect(tensorCoreAttentionLayout(1, 11972, 6, 64, 49152)).to.deep.equal({ subgroups: 4, blockK: 32, splits: 2 });
-    expect(tensorCoreAttentionLayout(1, 200000, 16, 64, 49152).splits).to.equal(1);
-    // A device with 16 KiB of workgroup memory gets fewer subgroups per workgroup, never fewer than its splits.
-    const small = tensorCoreAttentionLayout(1, 11972, 6, 64, 16384);
+    expect(tensorCoreAttentionLayout(64, 49152)).to.deep.equal({ subgroups: 4, blockK: 32, splits: 1 });
+    expect(tcAttentionWorkgroupBytes({ subgroups: 4, blockK: 32, splits: 1 }, 64)).to.equal(41_472);
+    // Heads of 128 need more scratch per subgroup: 2 subgroups fit 48 KiB; a 16 KiB device gets 1 subgroup, 16-key blocks.
+    expect(tensorCoreAttentionLayout(128, 49152)).to.deep.equal({ subgroups: 2, blockK: 32, splits: 1 });
+    const small = tensorCoreAttentionLayout(64, 16384);
+    expect(small).to.deep.equal({ subgroups: 1, blockK: 16, splits: 1 });
     expect(tcAttentionWorkgroupBytes(small, 64)).to.be.at.most(16384);
-    expect(small.subgroups).to.be.at.least(small.splits);
     expect(tcRowsPerWorkgroup({ subgroups: 4, blockK: 32, splits: 2 })).to.equal(32);
   });
 
