@@ -10,8 +10,8 @@ import type { MatMulEpilogue, TensorCoreMatMulLayout } from './tc-matmul_webgpu.
 
 export interface MixedMatMulOptions {
   bias?: tf.Tensor;
-  /** Applied after the bias: exact GELU, or `residual + gamma·y` (DINOv2's LayerScale residual). */
-  activation?: 'gelu';
+  /** Applied after the bias: exact GELU or ReLU, or `residual + gamma·y` (DINOv2's LayerScale residual). */
+  activation?: 'gelu' | 'relu';
   residual?: { x: tf.Tensor; gamma: tf.Tensor };
   /** Workgroup layout (tuning; default `tensorCoreMatMulLayout(M, N)`). */
   layout?: TensorCoreMatMulLayout;
@@ -33,7 +33,7 @@ export function mixedMatMul(a: tf.Tensor2D, b: tf.Tensor2D, options: MixedMatMul
       + `${bias ? `, bias [${bias.shape.join(', ')}]` : ''}${residual ? `, gamma [${residual.gamma.shape.join(', ')}], residual [${residual.x.shape.join(', ')}]` : ''}`);
   }
   if (residual && options.activation) throw new ShapeError('mixedMatMul: an activation and a residual cannot be combined');
-  const epilogue: MatMulEpilogue = residual ? 'scaleAdd' : options.activation === 'gelu' ? 'gelu' : 'none';
+  const epilogue: MatMulEpilogue = residual ? 'scaleAdd' : options.activation ?? 'none';
   const extra = residual ? { residual: tf.reshape(residual.x, [m, n]), gamma: residual.gamma } : {};
   return tensorCoreMatMul({ a, weight: b, ...(bias ? { bias } : {}), ...extra }, epilogue, options.layout);
 }

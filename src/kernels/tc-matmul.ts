@@ -8,7 +8,7 @@ import type { MatMulEpilogue } from './tc-matmul_webgpu.js';
 import type { WebGPUBackendLike } from './program.js';
 import {
   SLICE_K, TensorCoreMatMulProgram, PackF16Program, packF16Uniforms, packedShape,
-  tensorCoreMatMulLayout, type TensorCoreMatMulLayout, type PackedShape,
+  tensorCoreMatMulLayout, type MatMulASource, type TensorCoreMatMulLayout, type PackedShape,
 } from './tc-matmul_webgpu.js';
 
 export const PACK_F16 = 'FlashDepthPackF16';
@@ -32,27 +32,31 @@ function packF16WebGPU(args: { inputs: tf.NamedTensorInfoMap; backend: unknown }
   return (args.backend as WebGPUBackendLike).runWebGPUProgram(new PackF16Program(shape), [x], 'int32', packF16Uniforms(shape));
 }
 
+/** The image a conv3x3 product reads its rows from (NHWC). */
+export interface Conv3x3Image {
+  h: number;
+  w: number;
+  cin: number;
+}
+
 function tensorCoreMatMulWebGPU(args: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf.NamedAttrMap }): tf.TensorInfo {
   const { a, b16, bias, residual, gamma } = args.inputs as Record<string, tf.TensorInfo | undefined>;
-  const attrs = args.attrs as unknown as { n: number; epilogue: MatMulEpilogue; layout?: TensorCoreMatMulLayout | null };
+  const attrs = args.attrs as unknown as { n: number; epilogue: MatMulEpilogue; layout?: TensorCoreMatMulLayout | null; conv?: Conv3x3Image | null };
   const backend = args.backend as WebGPUBackendLike;
-  const [m, k] = a!.shape as [number, number];
+  const conv = attrs.conv ?? undefined;
+  // A conv's rows are the image's pixels and its columns the 3×3 taps × channels.
+  const [m, k] = conv ? [a!.shape.slice(0, 3).reduce((x, y) => x * y, 1), 9 * conv.cin] : a!.shape as [number, number];
   const { n, epilogue } = attrs;
   const aShape = packedA(m, k);
   const bShape = packedB(k, n);
   const layout = attrs.layout ?? tensorCoreMatMulLayout(m, n, k);
-  const a16 = layout.convertA ? undefined : backend.runWebGPUProgram(new PackF16Program(aShape), [a!], 'int32', packF16Uniforms(aShape));
+  const aSource: MatMulASource = conv ? 'conv3x3' : layout.convertA ? 'f32' : 'packed';
+  const a16 = aSource === 'packed' ? backend.runWebGPUProgram(new PackF16Program(aShape), [a!], 'int32', packF16Uniforms(aShape)) : undefined;
   try {
-    const program = new TensorCoreMatMulProgram(m, n, aShape, bShape, bias !== undefined, epilogue, layout);
+    const program = new TensorCoreMatMulProgram(m, n, aShape, bShape, bias !== undefined, epilogue, layout, aSource);
     const inputs = [a16 ?? a!, b16!, ...(bias ? [bias] : []), ...(epilogue === 'scaleAdd' ? [residual!, gamma!] : [])];
-    return backend.runWebGPUProgram(program, inputs, 'float32', [
-      { type: 'uint32', data: [m] },
-      { type: 'uint32', data: [n] },
-      { type: 'uint32', data: [k] },
-      { type: 'uint32', data: [aShape.rowsPad] },
-      { type: 'uint32', data: [bShape.colsPad] },
-      { type: 'uint32', data: [aShape.colsPad] },
-    ]);
+    return backend.runWebGPUProgram(program, inputs, 'float32', [m, n, k, aShape.rowsPad, bShape.colsPad, aShape.colsPad, conv?.h ?? 0, conv?.w ?? 0, conv?.cin ?? 0]
+      .map((v) => ({ type: 'uint32' as const, data: [v] })));
   } finally {
     if (a16) backend.disposeData(a16.dataId);
   }
@@ -101,6 +105,26 @@ export interface TensorCoreMatMulInputs {
   bias?: tf.Tensor;
   residual?: tf.Tensor;
   gamma?: tf.Tensor;
+}
+
+/**
+ * 3×3 convolution, stride 1, zero padding 1, of NHWC `x` with `filter` [3, 3, Cin, Cout] (+ bias, optional ReLU) as
+ * an implicit GEMM on tensor cores; Cin a multiple of SLICE_K and Cout of 4 (`tensorCoreConvSupports`).
+ */
+export function tensorCoreConv3x3(x: tf.Tensor4D, filter: tf.Tensor4D, bias: tf.Tensor | undefined, relu: boolean): tf.Tensor4D {
+  const [b, h, w, cin] = x.shape;
+  const cout = filter.shape[3];
+  const weight = tf.reshape(filter, [9 * cin, cout]) as tf.Tensor2D;
+  const named: tf.NamedTensorMap = { a: x, b16: packedWeight(weight) };
+  if (bias) named['bias'] = bias;
+  const attrs = { n: cout, epilogue: relu ? 'relu' : 'none', layout: null, conv: { h, w, cin } };
+  const y = tf.engine().runKernel(TC_MATMUL, named, attrs as unknown as tf.NamedAttrMap) as tf.Tensor2D;
+  return tf.reshape(y, [b, h, w, cout]) as tf.Tensor4D;
+}
+
+/** Whether tensorCoreConv3x3 takes this convolution. */
+export function tensorCoreConvSupports(kernelH: number, kernelW: number, stride: number, padding: number, cin: number, cout: number): boolean {
+  return kernelH === 3 && kernelW === 3 && stride === 1 && padding === 1 && cin % SLICE_K === 0 && cout % 4 === 0;
 }
 
 /** a [M, K] · weight [K, N] (+ bias) then the epilogue, with the weight's cached f16 copy. Shapes checked by the caller. */

@@ -28,8 +28,16 @@ enable chromium_experimental_subgroup_matrix;
 diagnostic(off, chromium.subgroup_matrix_uniformity);
 `;
 
-/** What runs on C after the bias: nothing, exact GELU, or `residual + γ·C` (DINOv2's LayerScale residual). */
-export type MatMulEpilogue = 'none' | 'gelu' | 'scaleAdd';
+/** What runs on C after the bias: nothing, exact GELU, ReLU, or `residual + γ·C` (DINOv2's LayerScale residual). */
+export type MatMulEpilogue = 'none' | 'gelu' | 'relu' | 'scaleAdd';
+
+/**
+ * Where A's rows come from: the packed f16 copy, the f32 matrix itself (converted while staging), or the 3×3
+ * neighbourhoods of an NHWC image with stride 1 and zero padding 1 (implicit GEMM: row = pixel, column = (ky, kx, c),
+ * the order of a [3, 3, Cin, Cout] filter reshaped to [9·Cin, Cout]; Cin a multiple of the slice depth, so that a
+ * slice never straddles two taps).
+ */
+export type MatMulASource = 'packed' | 'f32' | 'conv3x3';
 
 /** A grid shape: rows × columns (of subgroups in a workgroup, or of 16×16 tiles in a subgroup). */
 export interface Grid2 {
@@ -140,23 +148,27 @@ export class TensorCoreMatMulProgram implements WebGPUProgram {
   dispatchLayout = { x: [1], y: [0] };
   dispatch: [number, number, number];
   workgroupSize: [number, number, number];
-  uniforms = 'm : u32, n : u32, k : u32, mp : u32, np : u32, kp : u32,';
+  /** h, w, cin: the image of a conv3x3 source (unused otherwise). */
+  uniforms = 'm : u32, n : u32, k : u32, mp : u32, np : u32, kp : u32, h : u32, w : u32, cin : u32,';
+  private readonly aSource: MatMulASource;
   private readonly hasBias: boolean;
   private readonly epilogue: MatMulEpilogue;
   private readonly layout: TensorCoreMatMulLayout;
 
-  constructor(m: number, n: number, a: PackedShape, b: PackedShape, hasBias: boolean, epilogue: MatMulEpilogue, layout: TensorCoreMatMulLayout = DEFAULT_TC_MATMUL_LAYOUT) {
+  constructor(m: number, n: number, a: PackedShape, b: PackedShape, hasBias: boolean, epilogue: MatMulEpilogue, layout: TensorCoreMatMulLayout = DEFAULT_TC_MATMUL_LAYOUT,
+    aSource: MatMulASource = layout.convertA ? 'f32' : 'packed') {
+    this.aSource = aSource;
     this.hasBias = hasBias;
     this.epilogue = epilogue;
     this.layout = layout;
     // The packed operands come as int32 vec4s (8 halves each), reinterpreted with bitcast.
     this.variableComponents = [4, 4, ...(hasBias ? [1] : []), ...(epilogue === 'scaleAdd' ? [1, 1] : [])];
-    this.variableNames = [layout.convertA ? 'A' : 'A16', 'B16', ...(hasBias ? ['Bias'] : []), ...(epilogue === 'scaleAdd' ? ['Residual', 'Gamma'] : [])];
+    this.variableNames = [aSource === 'packed' ? 'A16' : 'A', 'B16', ...(hasBias ? ['Bias'] : []), ...(epilogue === 'scaleAdd' ? ['Residual', 'Gamma'] : [])];
     this.outputShape = [m, n];
     const { subgroups: sg, tiles } = layout;
     this.workgroupSize = [32 * sg.rows * sg.cols, 1, 1];
     this.dispatch = [Math.ceil(b.colsPad / (16 * tiles.cols * sg.cols)), Math.ceil(a.rowsPad / (16 * tiles.rows * sg.rows)), 1];
-    this.shaderKey = `tcMatMul_${hasBias}_${epilogue}_${sg.rows}x${sg.cols}_${tiles.rows}x${tiles.cols}${layout.convertA ? '_a32' : ''}`;
+    this.shaderKey = `tcMatMul_${hasBias}_${epilogue}_${sg.rows}x${sg.cols}_${tiles.rows}x${tiles.cols}_${aSource}`;
   }
 
   /** WGSL: the f32 scratch the accumulators leave through, and the epilogue that writes one 16×16 tile of C. */
@@ -165,6 +177,7 @@ export class TensorCoreMatMulProgram implements WebGPUProgram {
     const bias = this.hasBias ? 'v = v + vec4<f32>(Bias[c], Bias[c + 1u], Bias[c + 2u], Bias[c + 3u]);' : '';
     const epilogue = this.epilogue === 'gelu'
       ? `v = 0.5 * v * (1.0 + erfVec4(v * ${Math.SQRT1_2.toFixed(9)}));`
+      : this.epilogue === 'relu' ? 'v = max(v, vec4<f32>(0.0));'
       : this.epilogue === 'scaleAdd'
         ? 'v = vec4<f32>(Residual[o], Residual[o + 1u], Residual[o + 2u], Residual[o + 3u]) + vec4<f32>(Gamma[c], Gamma[c + 1u], Gamma[c + 2u], Gamma[c + 3u]) * v;'
         : '';
@@ -195,7 +208,7 @@ export class TensorCoreMatMulProgram implements WebGPUProgram {
                 let col = c + i;
                 var x = cTile[s + i];
                 ${this.hasBias ? 'x = x + Bias[col];' : ''}
-                ${this.epilogue === 'gelu' ? `x = 0.5 * x * (1.0 + erfVec4(vec4<f32>(x * ${Math.SQRT1_2.toFixed(9)})).x);` : this.epilogue === 'scaleAdd' ? 'x = Residual[o + i] + Gamma[col] * x;' : ''}
+                ${this.epilogue === 'gelu' ? `x = 0.5 * x * (1.0 + erfVec4(vec4<f32>(x * ${Math.SQRT1_2.toFixed(9)})).x);` : this.epilogue === 'relu' ? 'x = max(x, 0.0);' : this.epilogue === 'scaleAdd' ? 'x = Residual[o + i] + Gamma[col] * x;' : ''}
                 result[o + i] = x;
               }
             }
@@ -236,7 +249,7 @@ export class TensorCoreMatMulProgram implements WebGPUProgram {
     const bk = SLICE_K;
     const as = bk + 8;
     const bs = bn + 8;
-    const convertA = this.layout.convertA === true;
+    const convertA = this.aSource !== 'packed';
     // A units: 8 halves of the packed copy, or 4 floats of A itself.
     const aWidth = convertA ? 4 : 8;
     const aUnits = (bm * bk) / aWidth;
@@ -254,7 +267,20 @@ export class TensorCoreMatMulProgram implements WebGPUProgram {
       units.push(`let ua${p} = t + ${p * threads}u;`);
       const perRow = bk / aWidth;
       const at = `buf * ${bm * as}u + (ua${p} / ${perRow}u) * ${as}u + (ua${p} % ${perRow}u) * ${aWidth}u`;
-      if (convertA) {
+      if (this.aSource === 'conv3x3') {
+        // Pixel row → (image, y, x); the slice's tap (ky, kx) and channel; outside the image the value is zero.
+        loads.push(`if (ua${p} < ${aUnits}u) {
+          let kc = k8 * 8u + (ua${p} % ${perRow}u) * 4u;
+          let px = min(row0 + ua${p} / ${perRow}u, uniforms.m - 1u);
+          let tap = kc / uniforms.cin;
+          let yy = i32((px / uniforms.w) % uniforms.h) + i32(tap / 3u) - 1;
+          let xx = i32(px % uniforms.w) + i32(tap % 3u) - 1;
+          let inside = yy >= 0 && yy < i32(uniforms.h) && xx >= 0 && xx < i32(uniforms.w) && tap < 9u;
+          let src = ((px / (uniforms.w * uniforms.h)) * uniforms.h + u32(clamp(yy, 0, i32(uniforms.h) - 1))) * uniforms.w + u32(clamp(xx, 0, i32(uniforms.w) - 1));
+          ra${p} = select(vec4<f32>(0.0), A[src * (uniforms.cin / 4u) + (kc % uniforms.cin) / 4u], inside);
+        }`);
+        stores.push(`if (ua${p} < ${aUnits}u) { ${[0, 1, 2, 3].map((w) => `aTile[${at} + ${w}u] = f16(ra${p}.${'xyzw'[w]});`).join(' ')} }`);
+      } else if (convertA) {
         loads.push(`if (ua${p} < ${aUnits}u) { let kc = k8 * 8u + (ua${p} % ${perRow}u) * 4u; ra${p} = select(vec4<f32>(0.0), A[min(row0 + ua${p} / ${perRow}u, uniforms.m - 1u) * k4 + min(kc / 4u, k4 - 1u)], kc < uniforms.k); }`);
         stores.push(`if (ua${p} < ${aUnits}u) { ${[0, 1, 2, 3].map((w) => `aTile[${at} + ${w}u] = f16(ra${p}.${'xyzw'[w]});`).join(' ')} }`);
       } else {

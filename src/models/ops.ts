@@ -6,7 +6,9 @@ import * as tf from '@tensorflow/tfjs-core';
 // The core ops' gradients are registered as a side effect of loading tfjs-layers (its Node bundle carries
 // tfjs-core's register_all_gradients, which cannot be imported on its own under Node ESM).
 import '@tensorflow/tfjs-layers';
-import { fusedGelu, fusedLayerNorm, fusedScaleAdd, mixedMatMul, mixedMatMulSupports, useFusedKernels, useTensorCores, vec4Compatible } from '../kernels/index.js';
+import {
+  fusedGelu, fusedLayerNorm, fusedScaleAdd, mixedMatMul, mixedMatMulSupports, tensorCoreConv3x3, tensorCoreConvSupports, useFusedKernels, useTensorCores, vec4Compatible,
+} from '../kernels/index.js';
 
 /** What may follow a linear layer inside the same kernel (tensor-core path) or as separate ops (elsewhere). */
 export interface LinearEpilogue {
@@ -86,6 +88,16 @@ export function conv2d(
   epilogue: ConvEpilogue = {},
 ): tf.Tensor4D {
   const activation = epilogue.activation ?? 'linear';
+  if (useTensorCores()) {
+    // --precision mixed: 3×3 convs as implicit GEMMs and 1×1 convs as plain products on tensor cores.
+    const [kh, kw, cin, cout] = filter.shape;
+    if (tensorCoreConvSupports(kh, kw, stride, padding, cin, cout)) return tensorCoreConv3x3(x, filter, bias, activation === 'relu');
+    if (kh === 1 && kw === 1 && stride === 1 && padding === 0 && mixedMatMulSupports(cin, cout)) {
+      const [b, h, w] = x.shape;
+      const y = mixedMatMul(tf.reshape(x, [b * h * w, cin]) as tf.Tensor2D, tf.reshape(filter, [cin, cout]) as tf.Tensor2D, { bias, ...(activation === 'relu' ? { activation: 'relu' as const } : {}) });
+      return tf.reshape(y, [b, h, w, cout]) as tf.Tensor4D;
+    }
+  }
   if (useIm2colConv()) {
     const padded = padding > 0 ? tf.pad(x, [[0, 0], [padding, padding], [padding, padding], [0, 0]]) : x;
     const y = conv2dIm2col(padded, filter, bias, stride);

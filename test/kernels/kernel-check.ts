@@ -12,7 +12,7 @@ import { flashAttention, setKernelMode, setPrecision, tensorCoresAvailable, useF
 import { TC_ATTENTION } from '../../src/kernels/tc-attention.js';
 import { packedB, packedWeight, releasePackedWeights } from '../../src/kernels/tc-matmul.js';
 import { scaledDotProductAttention, selfAttention } from '../../src/models/attention.js';
-import { addScaled, gelu, layerNorm, linear } from '../../src/models/ops.js';
+import { addScaled, conv2d, gelu, layerNorm, linear } from '../../src/models/ops.js';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { float16ToFloat32 } from '../../src/io/half.js';
@@ -153,6 +153,26 @@ const CASES: Case[] = [
     precision: 'mixed',
     inputs: () => [normal([77, 52]), normal([52, 20])],
     run: ([x, w]) => linear(x!, w!),
+  },
+  {
+    // 3×3 conv as an implicit GEMM: odd image sides (zero padding at every edge), bias and ReLU in the epilogue.
+    name: 'mixed conv 3×3 + bias + relu, [1, 37, 45, 64] → 48',
+    precision: 'mixed',
+    inputs: () => [normal([1, 37, 45, 64]), normal([3, 3, 64, 48], 0.05), normal([48])],
+    run: ([x, w, b]) => conv2d(x as tf.Tensor4D, w as tf.Tensor4D, b!, 1, 1, { activation: 'relu' }),
+  },
+  {
+    // Two images (rows of the product cross image boundaries), no bias, Cout not a multiple of 16.
+    name: 'mixed conv 3×3, no bias, [2, 20, 23, 32] → 36',
+    precision: 'mixed',
+    inputs: () => [normal([2, 20, 23, 32]), normal([3, 3, 32, 36], 0.05)],
+    run: ([x, w]) => conv2d(x as tf.Tensor4D, w as tf.Tensor4D, undefined, 1, 1),
+  },
+  {
+    name: 'mixed conv 1×1 + bias, [1, 30, 30, 96] → 256',
+    precision: 'mixed',
+    inputs: () => [normal([1, 30, 30, 96]), normal([1, 1, 96, 256], 0.05), normal([256])],
+    run: ([x, w, b]) => conv2d(x as tf.Tensor4D, w as tf.Tensor4D, b!, 1, 0),
   },
   {
     // Tensor-core attention: N = 300 is neither a multiple of the 64 query rows of a workgroup nor of the 64-key block.

@@ -83,11 +83,11 @@ describe('kernels: custom WebGPU kernels vs stock tfjs ops on lavapipe', functio
   family('addScaled', 'FlashDepthScaleAdd');
   family('mamba', 'FlashDepthMambaScan');
 
-  it(`mixed precision: each of the 3 tensor-core matmul and 4 attention cases matches the fp32 stock ops within ${MIXED_RELATIVE_BOUND}·max|ref|, or is skipped because the device has no subgroup matrices`, () => {
-    expect(mixed.length + mixedSkipped.length).to.equal(7);
+  it(`mixed precision: each of the 6 tensor-core matmul/conv and 4 attention cases matches the fp32 stock ops within ${MIXED_RELATIVE_BOUND}·max|ref|, or is skipped because the device has no subgroup matrices`, () => {
+    expect(mixed.length + mixedSkipped.length).to.equal(10);
     for (const s of mixedSkipped) expect(s.skipped, s.name).to.match(/no f16 subgroup matrices/);
     for (const r of mixed) {
-      // A linear packs its weight (first use) then multiplies.
+      // A linear or conv packs its weight (first use) then multiplies.
       expect(r.kernels, r.name).to.deep.equal(r.name.startsWith('mixed attention') ? ['FlashDepthTensorCoreAttention'] : ['FlashDepthPackF16', 'FlashDepthTensorCoreMatMul']);
       expect(r.maxAbsError, r.name).to.be.at.most(MIXED_RELATIVE_BOUND * r.maxAbsRef);
       expect(r.leaked, r.name).to.equal(0);
