@@ -44,7 +44,7 @@ export interface ProcessorOptions {
   backend?: BackendName;
   /** wasm threads. */
   threads?: number;
-  /** 'mixed': linear layers, and attention where faster, on tensor cores (webgpu with f16 subgroup matrices; else fp32). */
+  /** 'mixed': linear layers, convolutions and attention (where faster) on tensor cores (webgpu with f16 subgroup matrices; else fp32). */
   precision?: Precision;
   /** Long side cap before snapping to multiples of 14 (default 2044, the reference's; null: no cap). */
   longSideCap?: number | null;

@@ -31,7 +31,7 @@ export interface InferOptions extends OutputChoices {
   randomWeights?: boolean;
   checkpointsDir?: string;
   backend?: BackendName;
-  /** 'mixed': tensor-core linear layers where the device has them (see FlashDepthProcessor). */
+  /** 'mixed': tensor-core linear layers, convolutions and attention where the device has them (see FlashDepthProcessor). */
   precision?: Precision;
   maxFrames?: number;
   targetFps?: number;

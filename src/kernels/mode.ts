@@ -2,9 +2,9 @@
  * The switches that decide which kernels the model uses:
  * - kernel mode: 'fused' (default; our WGSL kernels where the backend is webgpu) or 'stock' (tfjs' own kernels
  *   everywhere); FLASHDEPTH_KERNELS=stock or `setKernelMode('stock')` for before/after benchmarks.
- * - precision: 'fp32' (default) or 'mixed': linear layers (and, where it pays, attention) on tensor cores with f16
- *   operands and f32 accumulation, where the webgpu device offers f16 subgroup matrices; FLASHDEPTH_PRECISION or
- *   `--precision`.
+ * - precision: 'fp32' (default) or 'mixed': linear layers, 3×3 and 1×1 convolutions and (where it pays) attention on
+ *   tensor cores with f16 operands and f32 accumulation, where the webgpu device offers f16 subgroup matrices;
+ *   FLASHDEPTH_PRECISION or `--precision`.
  *
  * Custom kernels are forward-only, so none is used under a gradient tape (training keeps the stock ops and their
  * gradients). Every call site keeps its plain-tfjs-ops path, which wasm and cpu always take.

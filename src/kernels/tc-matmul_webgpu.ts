@@ -1,21 +1,23 @@
 /**
- * Tensor-core matmul on f16 operands packed in storage (the `--precision mixed` linear layers).
+ * Tensor-core matmul on f16 operands (the `--precision mixed` linear layers and convolutions).
  *
  * 1. PackF16Program copies an f32 matrix [rows, cols] into zero-padded f16 [rowsPad, colsPad] (an int32 tensor of
- *    half pairs). Weights are packed once and cached (./tc-matmul.ts); activations once per call.
- * 2. TensorCoreMatMulProgram reads both packed matrices as int32 vec4s (8 halves, bitcast): per 32-deep slice all invocations copy the block's A [BM × 32] and B [32 × BN] as
- *    16-byte units into one half of a double-buffered f16 workgroup tile (the next slice's units are loaded into
- *    registers while this slice multiplies, one barrier per slice), and each subgroup multiplies its tiles with
- *    subgroup matrices loaded from workgroup memory.
+ *    half pairs). Weights are packed once and cached (./tc-matmul.ts); the activations of large products once per
+ *    call, while small products read them as f32 and convert while staging (a dispatch fewer: host time), and 3×3
+ *    convolutions read them as image neighbourhoods (implicit GEMM, `MatMulASource`).
+ * 2. TensorCoreMatMulProgram: per 32-deep slice all invocations copy the block's A [BM × 32] and B [32 × BN] as
+ *    16-byte units (packed operands: int32 vec4s of 8 halves, bitcast) into one half of a double-buffered f16
+ *    workgroup tile — the next slice's units are loaded into registers while this slice multiplies, one barrier per
+ *    slice — and each subgroup multiplies its tiles with subgroup matrices loaded from workgroup memory.
  *
- * Why this shape (H100, scripts/tc-ceiling.mjs and test/kernels/kernel-timing.ts): subgroup-matrix multiplies reach
- * ~600 TFLOP/s with operands in registers, but loading the operands straight from storage ran at 4–20 TFLOP/s on
- * the model's shapes and the earlier kernel that staged f32 operands as f16 through workgroup memory at 2–12; the f16 staging here at 5–52.
+ * Why this shape (H100, scripts/tc-ceiling.mjs, test/kernels/kernel-timing.ts): subgroup-matrix multiplies reach
+ * ~600 TFLOP/s with operands in registers; loading the operands straight from storage ran at 2–22 TFLOP/s on the
+ * model's shapes, staging f32 operands as f16 at 2–12, this f16 staging at 5–52.
  *
  * Edges: A is padded to whole 16-row tiles and K to whole 32-deep slices (zeros add nothing); loads clamp rows of A
  * and columns of B to the padded size, and the epilogue writes only rows < M and columns < N. The accumulators leave
- * through a per-subgroup 16×16 f32 scratch in workgroup memory so that bias, GELU and LayerScale + residual run on
- * plain values.
+ * through a per-subgroup 16×16 f32 scratch in workgroup memory so that bias, GELU, ReLU and LayerScale + residual run
+ * on plain values, four columns per invocation.
  */
 import { ERF_VEC4_WGSL } from './elementwise_webgpu.js';
 import { foldedDispatch, type WebGPUProgram } from './program.js';
