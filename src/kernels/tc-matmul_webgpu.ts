@@ -134,14 +134,6 @@ export function packF16Uniforms(shape: PackedShape): { type: 'int32'; data: numb
   ];
 }
 
-/** The padding a layout needs of A [M, K] and B [K, N]. */
-export function tensorCoreMatMulPackedShapes(m: number, k: number, n: number, layout: TensorCoreMatMulLayout): { a: PackedShape; b: PackedShape } {
-  return {
-    a: packedShape(m, k, 16, SLICE_K, 16 * layout.tiles.rows),
-    b: packedShape(k, n, SLICE_K, 16, 0, 16 * layout.tiles.cols),
-  };
-}
-
 export class TensorCoreMatMulProgram implements WebGPUProgram {
   variableNames: string[];
   variableComponents: number[];
@@ -240,10 +232,6 @@ export class TensorCoreMatMulProgram implements WebGPUProgram {
   }
 
   getUserCode(): string {
-    return this.stagedCode();
-  }
-
-  private stagedCode(): string {
     const { subgroups: sg, tiles } = this.layout;
     const threads = 32 * sg.rows * sg.cols;
     const bm = 16 * tiles.rows * sg.rows;
