@@ -1,7 +1,8 @@
 /**
- * `FlashDepthTensorCoreMatMul` (A f32, packed to f16 per call; B pre-packed f16 → C f32 on subgroup matrices,
- * ./tc-matmul_webgpu.ts) and `FlashDepthPackF16`, which packs a weight once; `packedWeight` caches the
- * packed copy per weight tensor. Forward only; `mixedMatMul` routes here.
+ * `FlashDepthTensorCoreMatMul` (A f32 — packed to f16 per call, converted while staging, or read as 3×3 image
+ * neighbourhoods — times B pre-packed f16 → C f32 on subgroup matrices, ./tc-matmul_webgpu.ts) and
+ * `FlashDepthPackF16`, which packs a weight once; `packedWeight` caches the packed copy per weight's data. Forward
+ * only; `mixedMatMul` and `conv2d` (src/models/ops.ts) route here under `--precision mixed`.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { MatMulEpilogue } from './tc-matmul_webgpu.js';
