@@ -83,15 +83,20 @@ export function packedWeight(weight: tf.Tensor2D): tf.Tensor {
   const hit = packed.get(weight.dataId);
   if (hit?.shape === shape) return hit.copy;
   hit?.copy.dispose();
+  freeStalePackedWeights();
+  const copy = tf.keep(tf.engine().runKernel(PACK_F16, { x: weight }) as tf.Tensor);
+  packed.set(weight.dataId, { shape, copy });
+  return copy;
+}
+
+/** Frees the cached copies of weights whose data is gone (a disposed model's); FlashDepth.dispose calls it. */
+export function freeStalePackedWeights(): void {
   for (const [dataId, entry] of packed) {
     if (!dataAlive(dataId)) {
       entry.copy.dispose();
       packed.delete(dataId);
     }
   }
-  const copy = tf.keep(tf.engine().runKernel(PACK_F16, { x: weight }) as tf.Tensor);
-  packed.set(weight.dataId, { shape, copy });
-  return copy;
 }
 
 /** Frees every cached packed weight (they are remade on next use). */

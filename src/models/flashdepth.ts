@@ -13,6 +13,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { ConfigError, ShapeError } from '../errors.js';
+import { freeStalePackedWeights } from '../kernels/index.js';
 import type { AttentionOptions } from './attention.js';
 import { DinoV2, type DinoV2Debug } from './dinov2.js';
 import { DPTHead, type DptPathIndex } from './dpt.js';
@@ -309,7 +310,10 @@ export class FlashDepth extends FlashModule {
     return this.predict(Array.isArray(inputs) ? inputs[0]! : inputs);
   }
 
-  /** Frees the weights of the whole tree, the held state and the cached constants (pos-embed, pooling matrices). */
+  /**
+   * Frees the weights of the whole tree, their f16 copies (mixed precision), the held state and the cached constants
+   * (pos-embed, pooling matrices).
+   */
   override dispose(): ReturnType<FlashModule['dispose']> {
     this.resetState();
     this.pretrained.clearCache();
@@ -317,6 +321,7 @@ export class FlashDepth extends FlashModule {
     this.mamba?.clearCache();
     const numDisposedVariables = [...this.namedParameters()].length;
     this.disposeParameters();
+    freeStalePackedWeights(); // the f16 copies --precision mixed made of these weights
     return { refCountAfterDispose: 0, numDisposedVariables };
   }
 }

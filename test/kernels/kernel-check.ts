@@ -10,7 +10,7 @@ import { releaseBackend, selectBackend } from '../../src/backend/index.js';
 import { webgpuBindGroupStats } from '../../src/backend/webgpu.js';
 import { flashAttention, setKernelMode, setPrecision, tensorCoresAvailable, useFusedKernels, useTensorCores, type KernelMode, type Precision } from '../../src/kernels/index.js';
 import { TC_ATTENTION } from '../../src/kernels/tc-attention.js';
-import { packedB, packedWeight, releasePackedWeights } from '../../src/kernels/tc-matmul.js';
+import { freeStalePackedWeights, packedB, packedWeight, releasePackedWeights } from '../../src/kernels/tc-matmul.js';
 import { scaledDotProductAttention, selfAttention } from '../../src/models/attention.js';
 import { addScaled, conv2d, gelu, layerNorm, linear } from '../../src/models/ops.js';
 import { existsSync } from 'node:fs';
@@ -336,7 +336,9 @@ export interface WeightPackResult {
   /** A new copy after the variable got new values, and the stale copy freed when it was made. */
   repackedAfterAssign: boolean;
   staleFreed: boolean;
-  /** Tensors left after releasePackedWeights and disposing the sources. */
+  /** The copy freed by freeStalePackedWeights once its weight is disposed (what FlashDepth.dispose does). */
+  freedWithWeight: boolean;
+  /** Tensors left after that. */
   leaked: number;
 }
 
@@ -375,10 +377,11 @@ async function weightPackCheck(): Promise<WeightPackResult> {
   const repacked = packedWeight(weight);
   const result: WeightPackResult = {
     name: 'f16 weight pack and cache', packError, maxAbsRef, halves: halves.length, nonzeroPadding, reused, viewReused,
-    repackedAfterAssign: repacked !== copy, staleFreed: copy.isDisposed, leaked: 0,
+    repackedAfterAssign: repacked !== copy, staleFreed: copy.isDisposed, freedWithWeight: false, leaked: 0,
   };
-  releasePackedWeights();
   weight.dispose();
+  freeStalePackedWeights();
+  result.freedWithWeight = repacked.isDisposed;
   result.leaked = tf.memory().numTensors - before;
   return result;
 }

@@ -94,14 +94,14 @@ describe('kernels: custom WebGPU kernels vs stock tfjs ops on lavapipe', functio
     }
   });
 
-  it('packs a weight into zero-padded f16 once, reuses the copy for the same data, repacks after new values and frees stale copies', () => {
+  it('packs a weight into zero-padded f16 once, reuses the copy for the same data, repacks after new values, frees stale copies and a disposed weight\'s copy', () => {
     expect(weightPacks, 'weight pack line').to.have.length(1);
     const w = weightPacks[0]!;
     expect(w.halves, w.name).to.equal(64 * 64); // [52, 20] padded to whole 32-deep slices and at least 64 columns
     expect(w.maxAbsRef, w.name).to.be.greaterThan(1);
     expect(w.packError, w.name).to.be.at.most(2 ** -11 * w.maxAbsRef);
     expect(w.nonzeroPadding, w.name).to.equal(0);
-    expect([w.reused, w.viewReused, w.repackedAfterAssign, w.staleFreed], w.name).to.deep.equal([true, true, true, true]);
+    expect([w.reused, w.viewReused, w.repackedAfterAssign, w.staleFreed, w.freedWithWeight], w.name).to.deep.equal([true, true, true, true, true]);
     expect(w.leaked, w.name).to.equal(0);
   });
 
