@@ -64,10 +64,9 @@ function tensorCoreAttentionWebGPU(args: { inputs: tf.NamedTensorInfoMap; backen
     { type: 'int32', data: [planes.totalUnits] },
   ]);
   try {
-    // Plane offsets in halves: 4 per vec4 unit.
-    // The planes as f16 (Q tiles) and as int32 vec4s (K/V staging): the same buffer, read-only twice.
-    const inputs = [packed, packed];
-    return backend.runWebGPUProgram(new TensorCoreAttentionProgram(batch, lq, a.numHeads, a.headDim, layout), inputs, 'float32', [
+    // The planes as f16 (Q tiles) and as int32 vec4s (K/V staging): the same buffer, bound read-only twice. Plane
+    // offsets in halves: 4 per vec4 unit.
+    return backend.runWebGPUProgram(new TensorCoreAttentionProgram(batch, lq, a.numHeads, a.headDim, layout), [packed, packed], 'float32', [
       { type: 'uint32', data: [lq] },
       { type: 'uint32', data: [lk] },
       { type: 'uint32', data: [planes.lqPad] },

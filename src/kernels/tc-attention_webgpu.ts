@@ -50,15 +50,15 @@ export interface TensorCoreAttentionLayout {
 
 export const DEFAULT_TC_ATTENTION_LAYOUT: TensorCoreAttentionLayout = { subgroups: 4, blockK: 32, splits: 1 };
 
+/** Halves of padding per staged K/V row (16 bytes: rows start in different banks). */
+const KV_PAD = 8;
+
 /** Workgroup memory a layout needs for head size `headDim`, in bytes. */
 export function tcAttentionWorkgroupBytes(layout: TensorCoreAttentionLayout, headDim: number): number {
   const perSubgroup = TC_ROWS * ((layout.blockK + 4) * 4 + (headDim + 4) * 4 + (layout.blockK + 8) * 2) + 2 * TC_ROWS * 4;
   const staged = layout.splits * 2 * layout.blockK * (headDim + KV_PAD) * 2;
   return layout.subgroups * perSubgroup + staged;
 }
-
-/** Halves of padding per staged K/V row (16 bytes: rows start in different banks). */
-const KV_PAD = 8;
 
 /** Query rows one workgroup covers. */
 export function tcRowsPerWorkgroup(layout: TensorCoreAttentionLayout): number {
@@ -153,8 +153,8 @@ export class PackHeadsF16Program implements WebGPUProgram {
 
 export class TensorCoreAttentionProgram implements WebGPUProgram {
   /** P: the packed planes as f16 (subgroup-matrix loads); P4: the same buffer as int32 vec4s (staging copies). */
-  variableNames: string[];
-  variableComponents: number[];
+  variableNames = ['P', 'P4'];
+  variableComponents = [1, 4];
   outputShape: number[];
   shaderKey: string;
   dispatchLayout = { x: [1], y: [2], z: [0] };
@@ -171,8 +171,6 @@ export class TensorCoreAttentionProgram implements WebGPUProgram {
     this.workgroupSize = [32 * layout.subgroups, 1, 1];
     this.outputShape = [batch, lq, numHeads * headDim];
     this.dispatch = [Math.ceil(lq / tcRowsPerWorkgroup(layout)), numHeads, batch];
-    this.variableNames = ['P', 'P4'];
-    this.variableComponents = [1, 4];
     this.shaderKey = `tcAttention_${headDim}_${layout.subgroups}_${layout.blockK}_${layout.splits}`;
   }
 

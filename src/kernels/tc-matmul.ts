@@ -121,10 +121,7 @@ export function tensorCoreConv3x3(x: tf.Tensor4D, filter: tf.Tensor4D, bias: tf.
   const [b, h, w, cin] = x.shape;
   const cout = filter.shape[3];
   const weight = tf.reshape(filter, [9 * cin, cout]) as tf.Tensor2D;
-  const named: tf.NamedTensorMap = { a: x, b16: packedWeight(weight) };
-  if (bias) named['bias'] = bias;
-  const attrs = { n: cout, epilogue: relu ? 'relu' : 'none', layout: null, conv: { h, w, cin } };
-  const y = tf.engine().runKernel(TC_MATMUL, named, attrs as unknown as tf.NamedAttrMap) as tf.Tensor2D;
+  const y = runTensorCoreMatMul(x, weight, bias ? { bias } : {}, relu ? 'relu' : 'none', undefined, { h, w, cin });
   return tf.reshape(y, [b, h, w, cout]) as tf.Tensor4D;
 }
 
@@ -135,13 +132,18 @@ export function tensorCoreConvSupports(kernelH: number, kernelW: number, stride:
 
 /** a [M, K] · weight [K, N] (+ bias) then the epilogue, with the weight's cached f16 copy. Shapes checked by the caller. */
 export function tensorCoreMatMul(inputs: TensorCoreMatMulInputs, epilogue: MatMulEpilogue, layout?: TensorCoreMatMulLayout): tf.Tensor2D {
-  const n = inputs.weight.shape[1];
-  const named: tf.NamedTensorMap = { a: inputs.a, b16: packedWeight(inputs.weight) };
-  if (inputs.bias) named['bias'] = inputs.bias;
-  if (inputs.residual && inputs.gamma) {
-    named['residual'] = inputs.residual;
-    named['gamma'] = inputs.gamma;
+  return runTensorCoreMatMul(inputs.a, inputs.weight, inputs, epilogue, layout);
+}
+
+/** The one call of the kernel: A (a matrix, or the image of a conv), the weight's cached f16 copy, the epilogue's inputs. */
+function runTensorCoreMatMul(a: tf.Tensor, weight: tf.Tensor2D, extra: Pick<TensorCoreMatMulInputs, 'bias' | 'residual' | 'gamma'>, epilogue: MatMulEpilogue,
+  layout?: TensorCoreMatMulLayout, conv?: Conv3x3Image): tf.Tensor2D {
+  const named: tf.NamedTensorMap = { a, b16: packedWeight(weight) };
+  if (extra.bias) named['bias'] = extra.bias;
+  if (extra.residual && extra.gamma) {
+    named['residual'] = extra.residual;
+    named['gamma'] = extra.gamma;
   }
-  const attrs = { n, epilogue, layout: layout ?? null };
+  const attrs = { n: weight.shape[1], epilogue, layout: layout ?? null, conv: conv ?? null };
   return tf.engine().runKernel(TC_MATMUL, named, attrs as unknown as tf.NamedAttrMap) as tf.Tensor2D;
 }

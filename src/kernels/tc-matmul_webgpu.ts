@@ -149,8 +149,7 @@ export class TensorCoreMatMulProgram implements WebGPUProgram {
   private readonly epilogue: MatMulEpilogue;
   private readonly layout: TensorCoreMatMulLayout;
 
-  constructor(m: number, n: number, a: PackedShape, b: PackedShape, hasBias: boolean, epilogue: MatMulEpilogue, layout: TensorCoreMatMulLayout = DEFAULT_TC_MATMUL_LAYOUT,
-    aSource: MatMulASource = layout.convertA ? 'f32' : 'packed') {
+  constructor(m: number, n: number, a: PackedShape, b: PackedShape, hasBias: boolean, epilogue: MatMulEpilogue, layout: TensorCoreMatMulLayout, aSource: MatMulASource) {
     this.aSource = aSource;
     this.hasBias = hasBias;
     this.epilogue = epilogue;
