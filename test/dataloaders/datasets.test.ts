@@ -11,17 +11,9 @@ import type { ResolutionMode, Split } from '../../src/dataloaders/types.js';
 import { writeNpy } from '../../src/io/npy.js';
 import { ConfigError, InputError } from '../../src/errors.js';
 import { buildTinyTree, H, W } from './helpers/tiny-tree.js';
+import { rejection } from '../helpers/errors.js';
 
 const root = mkdtempSync(join(tmpdir(), 'tree-'));
-
-async function rejects(p: Promise<unknown>): Promise<Error> {
-  try {
-    await p;
-  } catch (e) {
-    return e as Error;
-  }
-  throw new Error('expected a rejection');
-}
 
 async function gt(name: FileDatasetName, split: Split, scene = 0, frame = 0): Promise<Float32Array> {
   const f = indexDataset(root, name, split).scenes[scene]!.frames[frame]!;
@@ -148,18 +140,18 @@ describe('dataloaders/datasets (tiny trees in the real layouts)', function () {
   it('bad data: missing, truncated and wrong-sized depth files fail with the file named', async () => {
     const req = request('mvs-synth', 'train', 'base', [0]);
     const missing = { ...req, files: [{ rgb: req.files[0]!.rgb, depth: join(root, 'nope.exr') }] };
-    const e1 = await rejects(loadClip(missing));
+    const e1 = await rejection(loadClip(missing));
     expect(e1).to.be.instanceOf(InputError);
     expect(e1.message).to.equal(`${join(root, 'nope.exr')}: cannot read EXR file (ENOENT)`);
     const cut = join(root, 'cut.exr');
     const bytes = readFileSync(req.files[0]!.depth!);
     writeFileSync(cut, bytes.subarray(0, bytes.length - 30));
-    const e2 = await rejects(loadClip({ ...req, files: [{ rgb: req.files[0]!.rgb, depth: cut }] }));
+    const e2 = await rejection(loadClip({ ...req, files: [{ rgb: req.files[0]!.rgb, depth: cut }] }));
     expect(e2.message).to.match(new RegExp(`^${cut}: truncated EXR`));
     const small = join(root, 'small_left_depth.npy');
     writeNpy(small, new Float32Array(10 * H), [H, 10]);
     const t = request('tartanair', 'train', 'base', [0]);
-    const e3 = await rejects(loadClip({ ...t, files: [{ rgb: t.files[0]!.rgb, depth: small }] }));
+    const e3 = await rejection(loadClip({ ...t, files: [{ rgb: t.files[0]!.rgb, depth: small }] }));
     expect(e3.message).to.equal(`${small}: depth map is 10×16, expected 24×16 (the size of its RGB frame)`);
   });
 });

@@ -10,6 +10,7 @@ import { readRawFloat32 } from '../../src/dataloaders/formats/raw-float.js';
 import { readSintelDpt, writeSintelDpt } from '../../src/dataloaders/formats/sintel-dpt.js';
 import { InputError } from '../../src/errors.js';
 import { patternRgb, writeExr, writeFloat16Png, writeHdf5, writePng16, writePng8, writeRgb } from './helpers/writers.js';
+import { rejection } from '../helpers/errors.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'fmt-'));
 
@@ -18,15 +19,6 @@ function depthValues(w = 37, h = 21): Float32Array {
   const d = new Float32Array(w * h);
   for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) d[y * w + x] = y === 0 && x < 3 ? Infinity : 1 + x / 4 + y * 8;
   return d;
-}
-
-async function rejects(p: Promise<unknown>): Promise<Error> {
-  try {
-    await p;
-  } catch (e) {
-    return e as Error;
-  }
-  throw new Error('expected a rejection');
 }
 
 describe('dataloaders/formats', () => {
@@ -96,12 +88,12 @@ describe('dataloaders/formats', () => {
     const d = await readHdf5Dataset(f, 'disparity');
     expect(d.shape).to.deep.equal([2, 3]);
     expect(Array.from(d.data)).to.deep.equal([1, 2, NaN, 4, 5, Infinity]);
-    const e = await rejects(readHdf5Dataset(f, 'depth'));
+    const e = await rejection(readHdf5Dataset(f, 'depth'));
     expect(e).to.be.instanceOf(InputError);
     expect(e.message).to.equal(`${f}: no HDF5 dataset 'depth' (found: disparity)`);
     const bad = join(dir, 'bad.dsp5');
     writeFileSync(bad, 'garbage');
-    expect((await rejects(readHdf5Dataset(bad, 'disparity'))).message).to.equal(`${bad}: not an HDF5 file (no HDF5 signature)`);
+    expect((await rejection(readHdf5Dataset(bad, 'disparity'))).message).to.equal(`${bad}: not an HDF5 file (no HDF5 signature)`);
   });
 
   it('16-bit PNG, float16 PNG and label PNG decode exactly', async () => {
@@ -116,7 +108,7 @@ describe('dataloaders/formats', () => {
     expect(Array.from((await readLabelPng(l)).data)).to.deep.equal([10, 3, 0, 10]);
     const rgb = join(dir, 'rgb8.png');
     await writeRgb(rgb, 2, 1, new Uint8Array([1, 2, 3, 4, 5, 6]));
-    const e = await rejects(readPng16(rgb));
+    const e = await rejection(readPng16(rgb));
     expect(e.message).to.equal(`${rgb}: cannot decode 16-bit PNG (expected a single-channel PNG, found 3 channels)`);
   });
 
@@ -133,7 +125,7 @@ describe('dataloaders/formats', () => {
     const b = await readRgb(jpg);
     expect(Math.max(...Array.from(b.data, (v) => Math.abs(v - 200)))).to.be.at.most(2);
     expect(await imageSize(jpg)).to.deep.equal({ width: 16, height: 8 });
-    const e = await rejects(readRgb(join(dir, 'missing.png')));
+    const e = await rejection(readRgb(join(dir, 'missing.png')));
     expect(e).to.be.instanceOf(InputError);
     expect(e.message).to.match(/missing\.png: cannot decode RGB image/);
   });

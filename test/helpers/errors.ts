@@ -12,3 +12,13 @@ export function errorOf(fn: () => unknown): string {
   }
   throw new Error('expected a CheckpointError');
 }
+
+/** The error `p` rejects with (fails the test if it resolves). */
+export async function rejection(p: Promise<unknown>): Promise<Error> {
+  try {
+    await p;
+  } catch (e) {
+    return e as Error;
+  }
+  throw new Error('expected a rejection');
+}

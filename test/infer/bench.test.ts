@@ -8,6 +8,7 @@ import { runTrainBenchmark } from '../../src/train/bench-train.js';
 import { runCliProcess } from '../cli/spawn-cli.js';
 import { useTestBackend } from '../helpers/backend.js';
 import { REPO_ROOT } from '../helpers/fixtures.js';
+import { rejection } from '../helpers/errors.js';
 
 const TINY = join(REPO_ROOT, 'configs', 'tiny');
 // At 56 px path_3 is 8×8: the tiny config's 0.1 Mamba pooling would leave no token, 0.25 leaves 2×2.
@@ -20,15 +21,6 @@ async function tinyBench(sync: BenchSync, frames = 4): Promise<{ result: BenchRe
   const options: BenchOptions = { config: TINY, width: 56, height: 56, overrides: POOL_56, frames, warmup: 1, sync, onFrame: () => counts.push(tf.memory().numTensors) };
   const result = await runBenchmark(options);
   return { result, counts, before, after: tf.memory().numTensors };
-}
-
-async function rejection(p: Promise<unknown>): Promise<Error> {
-  try {
-    await p;
-  } catch (e) {
-    return e as Error;
-  }
-  throw new Error('expected a rejection');
 }
 
 describe('bench: inference (tiny config, wasm)', function () {

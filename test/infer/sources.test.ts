@@ -8,15 +8,12 @@ import sharp from 'sharp';
 import { ConfigError, InputError } from '../../src/errors.js';
 import { DropOldestQueue, expandGlob, globToRegExp, naturalCompare, openSources, type Frame } from '../../src/infer/sources.js';
 import { lavfi } from '../media/lavfi.js';
+import { rejection } from '../helpers/errors.js';
 
 async function collect(it: AsyncIterable<Frame>): Promise<Frame[]> {
   const out: Frame[] = [];
   for await (const x of it) out.push(x);
   return out;
-}
-
-async function rejection(p: Promise<unknown>): Promise<Error> {
-  return p.then(() => { throw new Error('expected a rejection'); }, (e: unknown) => e as Error);
 }
 
 /** A solid PNG: `channels` 1 (grey), 3 (RGB) or 4 (RGBA). */

@@ -8,10 +8,7 @@ import { expect } from 'chai';
 import { CheckpointError, ConfigError } from '../../src/errors.js';
 import { latestIterCheckpoint, resolveCheckpoint } from '../../src/infer/checkpoints.js';
 import { downloadWeights, PUBLISHED_WEIGHTS, WEIGHT_NAMES, type DownloadProgress } from '../../src/infer/weights-download.js';
-
-async function rejection(p: Promise<unknown>): Promise<Error> {
-  return p.then(() => { throw new Error('expected a rejection'); }, (e: unknown) => e as Error);
-}
+import { rejection } from '../helpers/errors.js';
 
 describe('infer/checkpoints', function () {
   let dir: string;
