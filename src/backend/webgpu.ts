@@ -100,10 +100,27 @@ export function retypeBindings(code: string): string {
   return out;
 }
 
+/** Tests only: a last rewrite of every shader (see emulateSubgroupMatrices). */
+let shaderTransform: ((code: string) => string) | null = null;
+
 /** Every shader module the device compiles goes through hoistDirectives and retypeBindings. */
 function preprocessShaders(device: GPUDevice): void {
   const create = device.createShaderModule.bind(device);
-  device.createShaderModule = (descriptor: GPUShaderModuleDescriptor) => create({ ...descriptor, code: retypeBindings(hoistDirectives(descriptor.code)) });
+  device.createShaderModule = (descriptor: GPUShaderModuleDescriptor) => {
+    const code = retypeBindings(hoistDirectives(descriptor.code));
+    return create({ ...descriptor, code: shaderTransform ? shaderTransform(code) : code });
+  };
+}
+
+/**
+ * Tests only: the current webgpu device claims 16×16×16 f16 subgroup matrices, and every shader it compiles from now
+ * on goes through `transform` (test/helpers/subgroup-matrix-emulation.ts rewrites the subgroup-matrix builtins into
+ * plain WGSL), so that the tensor-core programs run on a software device without them. Undone by releaseWebGPU.
+ */
+export function emulateSubgroupMatrices(transform: (code: string) => string): void {
+  if (!capabilities.f16) throw new Error('emulateSubgroupMatrices: the webgpu device has no shader-f16');
+  shaderTransform = transform;
+  capabilities = { ...capabilities, subgroupMatrix: { m: 16, n: 16, k: 16 } };
 }
 
 /** DAWN_TOGGLES plus FLASHDEPTH_DAWN_FEATURES (comma-separated extra Dawn toggles, for measurements). */
@@ -243,6 +260,7 @@ function reportUncapturedErrors(device: GPUDevice): void {
 export function releaseWebGPU(): void {
   if (tf.findBackend('webgpu')) tf.removeBackend('webgpu');
   capabilities = NO_CAPABILITIES;
+  shaderTransform = null;
   bindGroupStats = null;
   setNavigatorGpu(undefined);
 }

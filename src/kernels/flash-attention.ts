@@ -7,7 +7,7 @@ import { ShapeError } from '../errors.js';
 import { FlashAttentionProgram, type FlashBlocks } from './flash-attention_webgpu.js';
 import { useTensorCores } from './mode.js';
 import type { WebGPUBackendLike } from './program.js';
-import { TC_ATTENTION, tensorCoreAttentionPays, tensorCoreAttentionSupports } from './tc-attention.js';
+import { TC_ATTENTION, tensorCoreAttentionLayout, tensorCoreAttentionPays } from './tc-attention.js';
 
 export const FLASH_ATTENTION = 'FlashDepthFlashAttention';
 
@@ -61,9 +61,9 @@ export function flashAttention(q: tf.Tensor3D, k: tf.Tensor3D, v: tf.Tensor3D, a
     throw new ShapeError(`flashAttention: ${numHeads} heads of ${headDim} channels (a multiple of 4, at most 128) at offsets `
       + `${qOffset}/${kOffset}/${vOffset} do not fit q [${q.shape.join(', ')}], k [${k.shape.join(', ')}], v [${v.shape.join(', ')}]`);
   }
-  // --precision mixed: the tensor-core program (f16 operands) where the head size is whole 16-channel tiles and the
-  // problem is one where it wins (tensorCoreAttentionPays).
-  const useTc = useTensorCores() && tensorCoreAttentionSupports(headDim) && tensorCoreAttentionPays(q.shape[1], k.shape[1], numHeads * q.shape[0]);
+  // --precision mixed: the tensor-core program (f16 operands) where it pays and has a layout for this head size.
+  const useTc = useTensorCores() && tensorCoreAttentionPays(q.shape[1], k.shape[1], numHeads * q.shape[0])
+    && tensorCoreAttentionLayout(headDim, q.shape[1], numHeads * q.shape[0]) !== null;
   const kernel = useTc ? TC_ATTENTION : FLASH_ATTENTION;
   return tf.engine().runKernel(kernel, { q, k, v }, { ...attrs } as unknown as tf.NamedAttrMap) as tf.Tensor3D;
 }

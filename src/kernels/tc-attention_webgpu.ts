@@ -9,20 +9,25 @@
  * 2. TensorCoreAttentionProgram binds that buffer twice: as `array<f16>` (src/backend/webgpu.ts `retypeBindings`),
  *    from which each subgroup loads its Q tiles once, and as int32 vec4s, from which all invocations copy each key
  *    block's K and V rows into workgroup memory (16-byte units), where the subgroup matrices for Kᵀ and V are loaded.
- *    Loading those straight from storage (the previous version) capped the kernel near 5–13 TFLOP/s on the H100;
- *    staged, 9–23 (kernel-timing.ts, bench/README.md).
+ *    Loading those straight from storage capped the kernel near 5–13 TFLOP/s on the H100 (session 3), and at 20–34
+ *    for the 2K student even with this program's 2–3 query tiles per subgroup (session 5); staged, 47.
  *
- * One subgroup (32 invocations) owns 16 query rows and a share of the keys: a workgroup holds `subgroups / splits`
- * query tiles of one (batch, head), each worked on by `splits` subgroups that take every splits-th key block and merge
- * their partial softmax sums at the end (more parallelism for short sequences; layout below). Per block of BLOCK_K
- * keys a subgroup computes the 16×BLOCK_K scores on tensor cores, stores them to its own workgroup scratch, and each
- * invocation (row = lane/2, every other column) takes row maxima and writes P = exp2(s − m) as f16, which the tensor
- * cores then multiply by V into the f32 accumulators O.
+ * A workgroup of `subgroups` subgroups covers `subgroups · tiles · 16` query rows of one (batch, head); each subgroup
+ * owns `tiles` tiles of 16 rows and keeps their Q matrices and f32 accumulators O in registers. Keys come in blocks of
+ * BLOCK_K, double-buffered in workgroup memory: while a block is multiplied, each invocation already holds its share
+ * of the next block's 16-byte units in registers, and writes them into the other buffer after its last use (three
+ * barriers per block). Every Kᵀ and V matrix loaded from workgroup memory serves all of a subgroup's tiles. Per block
+ * a subgroup computes its tiles' 16×BLOCK_K scores on tensor cores and stores them to its own scratch; invocation
+ * (r8 = lane / 4, quad = lane % 4) takes rows r8 and r8 + 8 of each tile, columns quad + 4i (no bank conflicts with
+ * 16-byte row padding), row maxima over the four invocations of a row by shuffles, and writes P = exp2(s − m) as f16,
+ * which the tensor cores then multiply by V into O.
  *
  * Online softmax with a lazy rescale (FlashAttention-4's trick): m is only raised when a block's row maximum exceeds it
  * by more than 8 (log2 units), so P ≤ 2⁸ stays well inside f16 and the normalisation by l (accumulated with the same
  * m) is still exact. Only then do the accumulators make a round trip through workgroup memory to be scaled by
- * exp2(m_old − m_new) — subgroup matrices cannot be scaled per row in registers. After the first block this is rare.
+ * exp2(m_old − m_new) — subgroup matrices cannot be scaled per row in registers. After the first block this is rare:
+ * the subgroups publish whether they need it through `workgroupUniformLoad` (which is also the barrier before P·V),
+ * and only then does the workgroup take the branch with the round trip's barriers.
  *
  * Subgroup-matrix calls need subgroup-uniform operands: the subgroup index is localIndex / 32, uniform where subgroups
  * are 32 consecutive invocations (`webgpuCapabilities().subgroupMatrix` is only set there); `rescale` comes from
@@ -32,37 +37,42 @@
 import { TENSOR_CORE_DIRECTIVES } from './tc-matmul_webgpu.js';
 import { foldedDispatch, type WebGPUProgram } from './program.js';
 
-/** Query rows per subgroup (one subgroup-matrix tile) and query-row padding of the packed planes. */
+/** Query rows per subgroup-matrix tile, and the unit in which query rows are padded. */
 export const TC_ROWS = 16;
 
 /** Shape of a tensor-core attention workgroup. */
 export interface TensorCoreAttentionLayout {
-  /** Subgroups per workgroup: subgroups / splits tiles of 16 query rows. */
+  /** Subgroups per workgroup; all of them share each staged key block. */
   subgroups: number;
-  /** Keys per block (a multiple of 16). */
+  /** Query tiles (16 rows each) per subgroup: each K/V matrix loaded from workgroup memory serves all of them. */
+  tiles: number;
+  /** Keys per staged block (a multiple of 16). */
   blockK: number;
-  /**
-   * Subgroups sharing one query tile, each taking every splits-th key block; their partial softmax sums are merged at
-   * the end (flash-decoding's split-K, inside one workgroup). More parallelism for short sequences.
-   */
-  splits: number;
 }
 
-export const DEFAULT_TC_ATTENTION_LAYOUT: TensorCoreAttentionLayout = { subgroups: 4, blockK: 32, splits: 1 };
+export const DEFAULT_TC_ATTENTION_LAYOUT: TensorCoreAttentionLayout = { subgroups: 4, tiles: 2, blockK: 32 };
 
-/** Halves of padding per staged K/V row (16 bytes: rows start in different banks). */
+/** Halves of padding per staged K/V row and per P row (16 bytes: rows start in different banks). */
 const KV_PAD = 8;
+/** Floats of padding per score / accumulator scratch row (16 bytes). */
+const F32_PAD = 4;
+
+/** Floats of one subgroup's scratch: the scores of its tiles, or (reused) one 16-row accumulator tile. */
+function scratchFloats(layout: TensorCoreAttentionLayout, headDim: number): number {
+  return Math.max(layout.tiles * TC_ROWS * (layout.blockK + F32_PAD), TC_ROWS * (headDim + F32_PAD));
+}
 
 /** Workgroup memory a layout needs for head size `headDim`, in bytes. */
 export function tcAttentionWorkgroupBytes(layout: TensorCoreAttentionLayout, headDim: number): number {
-  const perSubgroup = TC_ROWS * ((layout.blockK + 4) * 4 + (headDim + 4) * 4 + (layout.blockK + 8) * 2) + 2 * TC_ROWS * 4;
-  const staged = layout.splits * 2 * layout.blockK * (headDim + KV_PAD) * 2;
-  return layout.subgroups * perSubgroup + staged;
+  const kv = 2 * 2 * layout.blockK * (headDim + KV_PAD) * 2; // two buffers of K and V
+  const scratch = layout.subgroups * scratchFloats(layout, headDim) * 4;
+  const p = layout.subgroups * layout.tiles * TC_ROWS * (layout.blockK + KV_PAD) * 2;
+  return kv + scratch + p + layout.subgroups * 4;
 }
 
 /** Query rows one workgroup covers. */
 export function tcRowsPerWorkgroup(layout: TensorCoreAttentionLayout): number {
-  return TC_ROWS * (layout.subgroups / layout.splits);
+  return TC_ROWS * layout.subgroups * layout.tiles;
 }
 
 /** Rows of a packed head plane: L rounded up so that every key block and query tile lies inside the plane. */
@@ -152,7 +162,7 @@ export class PackHeadsF16Program implements WebGPUProgram {
 }
 
 export class TensorCoreAttentionProgram implements WebGPUProgram {
-  /** P: the packed planes as f16 (subgroup-matrix loads); P4: the same buffer as int32 vec4s (staging copies). */
+  /** P: the packed planes as f16 (subgroup-matrix loads of Q); P4: the same buffer as int32 vec4s (K/V staging). */
   variableNames = ['P', 'P4'];
   variableComponents = [1, 4];
   outputShape: number[];
@@ -171,173 +181,197 @@ export class TensorCoreAttentionProgram implements WebGPUProgram {
     this.workgroupSize = [32 * layout.subgroups, 1, 1];
     this.outputShape = [batch, lq, numHeads * headDim];
     this.dispatch = [Math.ceil(lq / tcRowsPerWorkgroup(layout)), numHeads, batch];
-    this.shaderKey = `tcAttention_${headDim}_${layout.subgroups}_${layout.blockK}_${layout.splits}`;
+    this.shaderKey = `tcAttention_${headDim}_${layout.subgroups}_${layout.tiles}_${layout.blockK}`;
+  }
+
+  /** WGSL: staging of one key block — each invocation's 16-byte units into registers, and from them into a buffer. */
+  private stagingCode(): { declare: string; load: string; store: string } {
+    const dh = this.headDim;
+    const { subgroups, blockK } = this.layout;
+    const threads = 32 * subgroups;
+    const rowUnits = dh / 8;
+    const units = 2 * blockK * rowUnits;
+    const per = Math.ceil(units / threads);
+    const guard = (p: number, body: string) => ((p + 1) * threads <= units ? body : `if (localIndex + ${p * threads}u < ${units}u) { ${body} }`);
+    const declare: string[] = [];
+    const load: string[] = [];
+    const store: string[] = [];
+    for (let p = 0; p < per; p++) {
+      // Unit u → K or V, key row r of the block, 8-half column c8: its source (in units, block 0) and destination.
+      declare.push(`let u${p} = min(localIndex + ${p * threads}u, ${units - 1}u);`,
+        `let src${p} = select(kBase, vBase, u${p} >= ${blockK * rowUnits}u) / 8u + ((u${p} / ${rowUnits}u) % BLOCK_K) * ${rowUnits}u + u${p} % ${rowUnits}u;`,
+        `let dst${p} = select(0u, BLOCK_K * KS, u${p} >= ${blockK * rowUnits}u) + ((u${p} / ${rowUnits}u) % BLOCK_K) * KS + (u${p} % ${rowUnits}u) * 8u;`,
+        `var w${p} = vec4<i32>();`);
+      load.push(guard(p, `w${p} = P4[src${p} + kUnit0];`));
+      const halves = [0, 1, 2, 3].map((i) => `{ let h = bitcast<vec2<f16>>(w${p}.${'xyzw'[i]}); kvTile[at + ${2 * i}u] = h.x; kvTile[at + ${2 * i + 1}u] = h.y; }`).join(' ');
+      store.push(guard(p, `{ let at = kvAt + dst${p}; ${halves} }`));
+    }
+    return { declare: declare.join('\n        '), load: load.join('\n          '), store: store.join('\n          ') };
   }
 
   getUserCode(): string {
     const dh = this.headDim;
-    const { subgroups, blockK, splits } = this.layout;
-    const tiles = subgroups / splits;
+    const { subgroups, tiles, blockK } = this.layout;
     const dc = dh / 16;
     const kc = blockK / 16;
-    const ss = blockK + 4;
-    const os = dh + 4;
-    const ps = blockK + 8;
+    const T = [...Array(tiles).keys()];
+    const C = [...Array(dc).keys()];
+    const J = [...Array(kc).keys()];
+    const H = [0, 1];
+    const cols = [...Array(blockK / 4).keys()];
     const left = (ptr: string, offset: string, stride: string) => `subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>>(${ptr}, ${offset}, false, ${stride})`;
-    const ks = dh + KV_PAD;
     const right = (offset: string, colMajor: boolean) => `subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>>(&kvTile, ${offset}, ${colMajor}, KS)`;
-    const lines: string[] = [];
-    const chunks = [...Array(dc).keys()];
-    const keyChunks = [...Array(kc).keys()];
-    const qLoads = chunks.map((c) => `let q${c} = ${left('&P', `qBase + ${c * 16}u`, 'DH')};`);
-    const oDecl = chunks.map((c) => `var o${c} : subgroup_matrix_result<f32, 16, 16>;`);
-    // Scores: for each 16-key chunk j, Σ_c Q_c · (K_jc)ᵀ; Kᵀ tiles are column-major loads of K rows.
-    for (const j of keyChunks) {
-      const kt = (c: number) => right(`kOff + ${j * 16 * ks + c * 16}u`, true);
-      lines.push(`{`, `var s = subgroupMatrixMultiply<f32>(q0, ${kt(0)});`);
-      for (const c of chunks.slice(1)) lines.push(`s = subgroupMatrixMultiplyAccumulate(q${c}, ${kt(c)}, s);`);
-      lines.push(`subgroupMatrixStore(&sScratch, sBase + ${j * 16}u, s, false, SS);`, `}`);
+    // Row j·16 of the staged block's K (V), column c·16.
+    const kAt = (j: number, c: number) => `kvAt + ${j * 16}u * KS + ${c * 16}u`;
+    const vAt = (j: number, c: number) => `kvAt + BLOCK_K * KS + ${j * 16}u * KS + ${c * 16}u`;
+    const staging = this.stagingCode();
+
+    // Scores: per 16-key chunk j, S_t = Σ_c Q_tc · K_jcᵀ for every tile t (each Kᵀ matrix, a column-major load of K
+    // rows, serves all tiles), stored to the subgroup's scratch.
+    const scores: string[] = [];
+    for (const j of J) {
+      scores.push('{');
+      for (const c of C) {
+        scores.push(`let kt${c} = ${right(kAt(j, c), true)};`);
+        for (const t of T) scores.push(c === 0 ? `var s${t} = subgroupMatrixMultiply<f32>(q${t}_0, kt0);` : `s${t} = subgroupMatrixMultiplyAccumulate(q${t}_${c}, kt${c}, s${t});`);
+      }
+      for (const t of T) scores.push(`subgroupMatrixStore(&scratch, sBase + ${t * 16}u * SS + ${j * 16}u, s${t}, false, SS);`);
+      scores.push('}');
     }
-    const scores = lines.join('\n          ');
-    const saveO = chunks.map((c) => `subgroupMatrixStore(&oScratch, oBase + ${c * 16}u, o${c}, false, OS);`).join('\n            ');
-    const loadO = chunks.map((c) => `o${c} = subgroupMatrixLoad<subgroup_matrix_result<f32, 16, 16>>(&oScratch, oBase + ${c * 16}u, false, OS);`).join('\n            ');
+
+    // Softmax: invocation (r8, quad) takes rows r8 and r8 + 8 of every tile, columns quad + 4i (no bank conflicts with
+    // 16-byte row padding); row maxima over the 4 invocations of a row by two shuffles.
+    const softmax: string[] = [];
+    for (const t of T) for (const h of H) {
+      const v = `${t}_${h}`;
+      softmax.push(`{`, `let row = sBase + ${t * 16 + 8 * h}u * SS + r8 * SS + quad;`);
+      for (const i of cols) softmax.push(`let x${i} = select(MASKED, scratch[row + ${4 * i}u], quad + ${4 * i}u < keysLeft);`);
+      softmax.push(`var bm = ${cols.map((i) => `x${i}`).reduce((a, b) => `max(${a}, ${b})`)};`,
+        'bm = max(bm, subgroupShuffleXor(bm, 1u));',
+        'bm = max(bm, subgroupShuffleXor(bm, 2u));',
+        `let raise = bm > m${v} + 8.0;`,
+        `let mNew = select(m${v}, bm, raise);`,
+        `a${v} = exp2(m${v} - mNew);`,
+        `m${v} = mNew;`,
+        `raised${t} = raised${t} || raise;`,
+        `let prow = pBase + ${t * 16 + 8 * h}u * PS + r8 * PS + quad;`);
+      for (const i of cols) softmax.push(`let p${i} = exp2(x${i} - mNew);`, `pTile[prow + ${4 * i}u] = f16(p${i});`);
+      softmax.push(`l${v} = l${v} * a${v} + ${cols.map((i) => `p${i}`).join(' + ')};`, '}');
+    }
+
+    // The rare rescale (a row maximum rose by more than 8): the tile's accumulators through the scratch, each row
+    // times exp2(m_old − m_new). Workgroup-uniform (every subgroup takes the same branch), so barriers are allowed.
+    const rescale: string[] = [];
+    for (const t of T) {
+      rescale.push(`if (rescale${t}) { ${C.map((c) => `subgroupMatrixStore(&scratch, sBase + ${c * 16}u, o${t}_${c}, false, OS);`).join(' ')} }`,
+        'workgroupBarrier();',
+        `if (rescale${t}) {`);
+      for (const h of H) rescale.push(`for (var i = quad; i < DH; i += 4u) { let at = sBase + (r8 + ${8 * h}u) * OS + i; scratch[at] = scratch[at] * a${t}_${h}; }`);
+      rescale.push('}', 'workgroupBarrier();',
+        `if (rescale${t}) { ${C.map((c) => `o${t}_${c} = subgroupMatrixLoad<subgroup_matrix_result<f32, 16, 16>>(&scratch, sBase + ${c * 16}u, false, OS);`).join(' ')} }`,
+        'workgroupBarrier();');
+    }
+
+    // O_t += P_t · V_j for every 16-key chunk j (each V matrix serves all tiles).
     const pv: string[] = [];
-    for (const j of keyChunks) {
-      pv.push(`{`, `let p = ${left('&pTile', `pBase + ${j * 16}u`, 'PS')};`);
-      const vt = (c: number) => right(`kOff + ${blockK * ks + j * 16 * ks + c * 16}u`, false);
-      for (const c of chunks) pv.push(`o${c} = subgroupMatrixMultiplyAccumulate(p, ${vt(c)}, o${c});`);
-      pv.push(`}`);
+    for (const j of J) {
+      pv.push('{');
+      for (const t of T) pv.push(`let p${t} = ${left('&pTile', `pBase + ${t * 16}u * PS + ${j * 16}u`, 'PS')};`);
+      for (const c of C) {
+        pv.push(`let vt${c} = ${right(vAt(j, c), false)};`);
+        for (const t of T) pv.push(`o${t}_${c} = subgroupMatrixMultiplyAccumulate(p${t}, vt${c}, o${t}_${c});`);
+      }
+      pv.push('}');
     }
-    // Per iteration every split's block: K rows then V rows, KS halves apart, as 8-half units.
-    const units = splits * 2 * blockK * (dh / 8);
-    const stage = `
+
+    // Output: each tile's accumulators through the scratch, divided by the row sums.
+    const output: string[] = [];
+    for (const t of T) {
+      output.push(C.map((c) => `subgroupMatrixStore(&scratch, sBase + ${c * 16}u, o${t}_${c}, false, OS);`).join(' '), 'workgroupBarrier();');
+      for (const h of H) {
+        output.push(`{`, `let row = tileRow0 + ${t * 16 + 8 * h}u + r8;`, `let inv = 1.0 / l${t}_${h};`,
+          `if (row < uniforms.lq) { for (var i = quad; i < DH; i += 4u) { result[(batch * uniforms.lq + row) * outStride + head * DH + i] = scratch[sBase + (r8 + ${8 * h}u) * OS + i] * inv; } }`,
+          '}');
+      }
+      output.push('workgroupBarrier();');
+    }
+
+    const blockBody = `${scores.join('\n          ')}
           workgroupBarrier();
-          for (var u = localIndex; u < ${units}u; u += ${32 * subgroups}u) {
-            let blockOf = u / ${2 * blockK * (dh / 8)}u;
-            let rem = u % ${2 * blockK * (dh / 8)}u;
-            let isV = rem / ${blockK * (dh / 8)}u;
-            let r = (rem / ${dh / 8}u) % BLOCK_K;
-            let c8 = rem % ${dh / 8}u;
-            let key = (it * SPLITS + blockOf) * BLOCK_K + r;
-            let w = P4[(select(kBase, vBase, isV == 1u) + key * DH) / 8u + c8];
-            let dst = blockOf * ${2 * blockK * ks}u + isV * ${blockK * ks}u + r * KS + c8 * 8u;
-            ${[0, 1, 2, 3].map((i) => `{ let h = bitcast<vec2<f16>>(w.${'xyzw'[i]}); kvTile[dst + ${2 * i}u] = h.x; kvTile[dst + ${2 * i + 1}u] = h.y; }`).join('\n            ')}
+          let keysLeft = lk - k0;
+          ${T.map((t) => `var raised${t} = false;`).join(' ')}
+          ${softmax.join('\n          ')}
+          ${T.map((t) => `let rescale${t} = subgroupAny(raised${t}) && it > 0u;`).join('\n          ')}
+          if (lane == 0u) { needRescale[sg] = select(0u, 1u, ${T.map((t) => `rescale${t}`).join(' || ')}); }
+          let flags = workgroupUniformLoad(&needRescale);
+          if (${[...Array(subgroups).keys()].map((i) => `flags[${i}]`).join(' + ')} > 0u) {
+            ${rescale.join('\n            ')}
           }
-          workgroupBarrier();`;
+          ${pv.join('\n          ')}`;
+    // Block 0 into buffer 0; then each iteration loads the next block into registers while this one multiplies, and
+    // stores it into the other buffer once every subgroup is past its last use (three barriers per block).
+    const loop = `
+        var kUnit0 = 0u;
+        var kvAt = 0u;
+        ${staging.load}
+        ${staging.store}
+        workgroupBarrier();
+        for (var it = 0u; it < blocks; it++) {
+          let k0 = it * BLOCK_K;
+          let more = it + 1u < blocks;
+          kvAt = (it % 2u) * 2u * BLOCK_K * KS;
+          if (more) {
+            kUnit0 = (k0 + BLOCK_K) * ${dh / 8}u;
+            ${staging.load}
+          }
+          ${blockBody}
+          if (more) {
+            kvAt = ((it + 1u) % 2u) * 2u * BLOCK_K * KS;
+            ${staging.store}
+          }
+          workgroupBarrier();
+        }`;
+    const perLane = T.flatMap((t) => H.map((h) => `var m${t}_${h} = MASKED; var l${t}_${h} = 0.0; var a${t}_${h} = 1.0;`));
     return `
       ${TENSOR_CORE_DIRECTIVES}
       // flashdepth:bind P array<f16>
       const DH : u32 = ${dh}u;
-      const KS : u32 = ${ks}u;
-      var<workgroup> kvTile : array<f16, ${splits * 2 * blockK * ks}>;
       const BLOCK_K : u32 = ${blockK}u;
-      const SPLITS : u32 = ${splits}u;
-      const TILES : u32 = ${tiles}u;
-      const SS : u32 = ${ss}u;
-      const OS : u32 = ${os}u;
-      const PS : u32 = ${ps}u;
+      const KS : u32 = ${dh + KV_PAD}u;
+      const SS : u32 = ${blockK + F32_PAD}u;
+      const OS : u32 = ${dh + F32_PAD}u;
+      const PS : u32 = ${blockK + KV_PAD}u;
+      const SCRATCH : u32 = ${scratchFloats(this.layout, dh)}u;
       const MASKED : f32 = -3.0e38;
-      var<workgroup> sScratch : array<f32, ${subgroups * 16 * ss}>;
-      var<workgroup> oScratch : array<f32, ${subgroups * 16 * os}>;
-      var<workgroup> pTile : array<f16, ${subgroups * 16 * ps}>;
-      var<workgroup> rowSum : array<f32, ${subgroups * 16}>;
-      var<workgroup> rowMax : array<f32, ${subgroups * 16}>;
+      var<workgroup> kvTile : array<f16, ${2 * 2 * blockK * (dh + KV_PAD)}>;
+      var<workgroup> scratch : array<f32, ${subgroups * scratchFloats(this.layout, dh)}>;
+      var<workgroup> pTile : array<f16, ${subgroups * tiles * 16 * (blockK + KV_PAD)}>;
+      var<workgroup> needRescale : array<u32, ${subgroups}>;
 
       fn main() {
         let sg = localIndex / 32u;
         let lane = localIndex % 32u;
-        let tile = sg / SPLITS;
-        let split = sg % SPLITS;
+        let r8 = lane / 4u;
+        let quad = lane % 4u;
         let head = workgroupId.y;
         let batch = workgroupId.z;
         let plane = batch * uniforms.heads + head;
-        let tileRow0 = workgroupId.x * TILES * 16u;
-        let qBase = (plane * uniforms.lqPad + tileRow0 + tile * 16u) * DH;
+        let tileRow0 = (workgroupId.x * ${subgroups}u + sg) * ${tiles * 16}u;
+        let qBase = (plane * uniforms.lqPad + tileRow0) * DH;
         let kBase = uniforms.kSegment + plane * uniforms.lkPad * DH;
         let vBase = uniforms.vSegment + plane * uniforms.lkPad * DH;
-        let sBase = sg * 16u * SS;
-        let oBase = sg * 16u * OS;
-        let pBase = sg * 16u * PS;
-        // This invocation's row of the subgroup's 16 and its half of the columns (col = half + 2·i: conflict-light).
-        let r = lane / 2u;
-        let half = lane % 2u;
-        ${qLoads.join('\n        ')}
-        ${oDecl.join('\n        ')}
-        var m = MASKED;
-        var l = 0.0;
-        let lk = uniforms.lk;
-        // Every subgroup runs the same number of blocks (barriers stay uniform); a split's blocks past the end are all
-        // masked and change nothing (the K/V planes are padded to BLOCK_K·SPLITS rows, so their loads stay inside).
-        let blocks = (lk + BLOCK_K * SPLITS - 1u) / (BLOCK_K * SPLITS);
-        for (var it = 0u; it < blocks; it++) {
-          let k0 = (it * SPLITS + split) * BLOCK_K;
-          let kOff = split * ${2 * blockK * ks}u;
-          ${stage}
-          ${scores}
-          workgroupBarrier();
-          var blockMax = MASKED;
-          for (var i = 0u; i < BLOCK_K / 2u; i++) {
-            let col = half + 2u * i;
-            blockMax = max(blockMax, select(MASKED, sScratch[sBase + r * SS + col], k0 + col < lk));
-          }
-          blockMax = max(blockMax, subgroupShuffleXor(blockMax, 1u));
-          let raise = blockMax > m + 8.0;
-          let rescale = subgroupAny(raise);
-          let mNew = select(m, blockMax, raise);
-          let alpha = exp2(m - mNew);
-          m = mNew;
-          var sum = 0.0;
-          for (var i = 0u; i < BLOCK_K / 2u; i++) {
-            let col = half + 2u * i;
-            let p = select(0.0, exp2(sScratch[sBase + r * SS + col] - m), k0 + col < lk);
-            sum = sum + p;
-            pTile[pBase + r * PS + col] = f16(p);
-          }
-          l = l * alpha + sum;
-          if (rescale) {
-            ${saveO}
-          }
-          workgroupBarrier();
-          if (rescale) {
-            for (var i = 0u; i < DH / 2u; i++) {
-              let idx = oBase + r * OS + half + 2u * i;
-              oScratch[idx] = oScratch[idx] * alpha;
-            }
-          }
-          workgroupBarrier();
-          if (rescale) {
-            ${loadO}
-          }
-          ${pv.join('\n          ')}
-        }
-        ${saveO}
-        l = l + subgroupShuffleXor(l, 1u);
-        if (half == 0u) {
-          rowSum[sg * 16u + r] = l;
-          rowMax[sg * 16u + r] = m;
-        }
-        workgroupBarrier();
-        // Merge the splits of each tile: O = Σ_s 2^(m_s − M)·O_s / Σ_s 2^(m_s − M)·l_s, M = max_s m_s.
+        let sBase = sg * SCRATCH;
+        let pBase = sg * ${tiles * 16}u * PS;
         let outStride = uniforms.heads * DH;
-        for (var idx = localIndex; idx < TILES * 16u * DH; idx += ${32 * subgroups}u) {
-          let t = idx / (16u * DH);
-          let rr = (idx / DH) % 16u;
-          let c = idx % DH;
-          let row = tileRow0 + t * 16u + rr;
-          if (row < uniforms.lq) {
-            var mMax = MASKED;
-            for (var sp = 0u; sp < SPLITS; sp++) { mMax = max(mMax, rowMax[(t * SPLITS + sp) * 16u + rr]); }
-            var num = 0.0;
-            var den = 0.0;
-            for (var sp = 0u; sp < SPLITS; sp++) {
-              let part = t * SPLITS + sp;
-              let w = exp2(rowMax[part * 16u + rr] - mMax);
-              num = num + w * oScratch[part * 16u * OS + rr * OS + c];
-              den = den + w * rowSum[part * 16u + rr];
-            }
-            result[(batch * uniforms.lq + row) * outStride + head * DH + c] = num / den;
-          }
-        }
+        ${T.flatMap((t) => C.map((c) => `let q${t}_${c} = ${left('&P', `qBase + ${t * 16}u * DH + ${c * 16}u`, 'DH')};`)).join('\n        ')}
+        ${T.flatMap((t) => C.map((c) => `var o${t}_${c} : subgroup_matrix_result<f32, 16, 16>;`)).join('\n        ')}
+        ${perLane.join('\n        ')}
+        ${staging.declare}
+        let lk = uniforms.lk;
+        let blocks = (lk + BLOCK_K - 1u) / BLOCK_K;
+        ${loop}
+        ${T.flatMap((t) => H.map((h) => `l${t}_${h} = l${t}_${h} + subgroupShuffleXor(l${t}_${h}, 1u); l${t}_${h} = l${t}_${h} + subgroupShuffleXor(l${t}_${h}, 2u);`)).join('\n        ')}
+        ${output.join('\n        ')}
       }
     `;
   }

@@ -3,11 +3,13 @@
  * model call site (kernel mode 'fused') and the same call with tfjs' stock ops (kernel mode 'stock') on seeded
  * random inputs, and prints one JSON line per case: {name, maxAbsError, maxAbsRef, leaked, fused}.
  * `fused` says whether the custom kernel really ran (a tfjs profile lists its kernel name).
- * Usage: node dist/test/kernels/kernel-check.js
+ * Usage: node dist/test/kernels/kernel-check.js [--mixed-model] [--emulate-subgroup-matrices]
+ * (--emulate-subgroup-matrices: only the tensor-core cases, emulated in plain WGSL on a device without subgroup matrices)
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { releaseBackend, selectBackend } from '../../src/backend/index.js';
-import { webgpuBindGroupStats } from '../../src/backend/webgpu.js';
+import { emulateSubgroupMatrices, webgpuBindGroupStats } from '../../src/backend/webgpu.js';
+import { emulateSubgroupMatrices as emulateSubgroupMatrixBuiltins } from '../helpers/subgroup-matrix-emulation.js';
 import { flashAttention, setKernelMode, setPrecision, tensorCoresAvailable, useFusedKernels, useTensorCores, type KernelMode, type Precision } from '../../src/kernels/index.js';
 import { TC_ATTENTION } from '../../src/kernels/tc-attention.js';
 import { freeStalePackedWeights, packedB, packedWeight, releasePackedWeights } from '../../src/kernels/tc-matmul.js';
@@ -54,8 +56,8 @@ interface Case {
 }
 
 /**
- * The tensor-core attention kernel itself where it can run (mixed cases; the model picks it only at sizes where it
- * pays, `tensorCoreAttentionPays`), else `stock` (the stock-ops reference run).
+ * The tensor-core attention kernel itself where it can run (mixed cases; `tcLayout` forces a layout the model would
+ * pick only at other sizes), else `stock` (the stock-ops reference run).
  */
 function tcOr(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, numHeads: number, headDim: number, offsets: [number, number, number], stock: () => tf.Tensor, tcLayout?: TensorCoreAttentionLayout): tf.Tensor {
   if (!useTensorCores()) return stock();
@@ -175,7 +177,7 @@ const CASES: Case[] = [
     run: ([x, w, b]) => conv2d(x as tf.Tensor4D, w as tf.Tensor4D, b!, 1, 0),
   },
   {
-    // Tensor-core attention: N = 300 is neither a multiple of the 64 query rows of a workgroup nor of the 64-key block.
+    // Tensor-core attention: N = 300 is neither a multiple of the 128 query rows of a workgroup nor of the 32-key block.
     name: 'mixed attention, packed qkv, B=1 N=300 C=384 (6×64)',
     precision: 'mixed',
     inputs: () => [normal([1, 300, 3 * 384])],
@@ -190,12 +192,11 @@ const CASES: Case[] = [
     run: ([qkv]) => tcOr(qkv!, qkv!, qkv!, 2, 64, [0, 128, 256], () => selfAttention(qkv as tf.Tensor3D, 2)),
   },
   {
-    // Two subgroups split the keys of one query tile (each stages its own K/V block) and merge their partial sums;
-    // 197 keys leave the last split's final block empty.
-    name: 'mixed attention, packed qkv, B=2 N=197 C=128 (2×64), 2 key splits',
+    // The other layout: 1 tile per subgroup, 16-key blocks (13 blocks, the last one 5 keys wide), rising logits.
+    name: 'mixed attention, packed qkv, B=2 N=197 C=128 (2×64), 1 tile per subgroup, 16-key blocks',
     precision: 'mixed',
     inputs: () => [tf.mul(normal([2, 197, 3 * 128], 3), tf.reshape(tf.linspace(0.2, 1.5, 197), [1, 197, 1]))],
-    run: ([qkv]) => tcOr(qkv!, qkv!, qkv!, 2, 64, [0, 128, 256], () => selfAttention(qkv as tf.Tensor3D, 2), { subgroups: 2, blockK: 32, splits: 2 }),
+    run: ([qkv]) => tcOr(qkv!, qkv!, qkv!, 2, 64, [0, 128, 256], () => selfAttention(qkv as tf.Tensor3D, 2), { subgroups: 4, tiles: 1, blockK: 16 }),
   },
   {
     name: 'mixed attention, cross, B=2 Lq=77 Lk=45 C=64 (2×32)',
@@ -524,6 +525,13 @@ async function mixedModelCase(variant: 's' | 'l'): Promise<MixedModelResult | nu
 
 async function main(): Promise<void> {
   await selectBackend('webgpu');
+  if (process.argv.includes('--emulate-subgroup-matrices')) {
+    // Only the tensor-core cases, with subgroup matrices emulated in plain WGSL where the device has none (lavapipe).
+    if (!tensorCoresAvailable()) emulateSubgroupMatrices(emulateSubgroupMatrixBuiltins);
+    for (const c of CASES.filter((k) => k.precision === 'mixed')) process.stdout.write(JSON.stringify({ ...(await runCase(c)), emulated: true }) + '\n');
+    releaseBackend();
+    return;
+  }
   for (const c of [...CASES, ...MAMBA_CASES]) process.stdout.write(JSON.stringify(await runCase(c)) + '\n');
   process.stdout.write(JSON.stringify(await packCheck(2, 70, 3, 32)) + '\n');
   process.stdout.write(JSON.stringify(await uploadCheck()) + '\n');

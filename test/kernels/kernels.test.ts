@@ -26,12 +26,12 @@ const MIXED_RELATIVE_BOUND = 5e-3;
 /** The models issue's parity bound against the PyTorch fixtures. */
 const PARITY_BOUND = 1e-4;
 
-function runKernelCheck(): Promise<Array<KernelCheckResult | KernelCheckSkip | ParityResult | PackCheckResult | UploadCheckResult | BindGroupCacheResult | WeightPackResult>> {
+function runKernelCheck(args: string[] = [], timeoutMs = 150_000): Promise<Array<KernelCheckResult | KernelCheckSkip | ParityResult | PackCheckResult | UploadCheckResult | BindGroupCacheResult | WeightPackResult>> {
   const lib = join(LAVAPIPE, 'usr', 'lib', 'x86_64-linux-gnu');
   const env: NodeJS.ProcessEnv = { ...process.env, VK_ICD_FILENAMES: ICD, LD_LIBRARY_PATH: [lib, process.env['LD_LIBRARY_PATH']].filter(Boolean).join(':'), XDG_RUNTIME_DIR: '/tmp', NO_COLOR: '1' };
   delete env['FLASHDEPTH_KERNELS'];
   return new Promise((resolve, reject) => {
-    execFile(process.execPath, [CHECK], { cwd: REPO_ROOT, env, timeout: 150_000, maxBuffer: 1 << 20 }, (err, stdout, stderr) => {
+    execFile(process.execPath, [CHECK, ...args], { cwd: REPO_ROOT, env, timeout: timeoutMs, maxBuffer: 1 << 20 }, (err, stdout, stderr) => {
       if (err) reject(new Error(`kernel-check failed: ${err.message}\n${stderr}`));
       else resolve(stdout.trim().split('\n').map((line) => JSON.parse(line) as KernelCheckResult | KernelCheckSkip | ParityResult | PackCheckResult | UploadCheckResult | BindGroupCacheResult | WeightPackResult));
     });
@@ -143,6 +143,34 @@ describe('kernels: custom WebGPU kernels vs stock tfjs ops on lavapipe', functio
       expect(p.relError.fused, `${p.name} (fused)`).to.be.at.most(PARITY_BOUND);
       expect(p.relError.stock, `${p.name} (stock)`).to.be.at.most(PARITY_BOUND);
       console.log(`      ${p.name}: rel error fused ${p.relError.fused.toExponential(2)}, stock ${p.relError.stock.toExponential(2)}`);
+    }
+  });
+});
+
+describe('kernels: tensor-core programs with subgroup matrices emulated in plain WGSL, on lavapipe', function () {
+  // Lavapipe has no subgroup matrices: test/helpers/subgroup-matrix-emulation.ts stands in for them (each invocation
+  // computes whole 16×16 products), so the tensor-core matmul, conv and attention programs — their indexing, padding,
+  // masking, staging and barriers — are checked against the fp32 stock ops here too, not only on the GPU host.
+  this.timeout(660_000);
+  let emulated: Array<KernelCheckResult | KernelCheckSkip> = [];
+
+  before(async function () {
+    if (!existsSync(ICD)) {
+      if (process.env['CI'] === 'true') throw new Error(`missing ${ICD} (CI=true: run .ci/fetch-lavapipe.sh first)`);
+      this.skip();
+    }
+    emulated = (await runKernelCheck(['--emulate-subgroup-matrices'], 600_000)) as Array<KernelCheckResult | KernelCheckSkip>;
+  });
+
+  it(`runs each of the 6 matmul/conv and 4 attention cases and matches the fp32 stock ops within ${MIXED_RELATIVE_BOUND}·max|ref|, leaking nothing`, () => {
+    expect(emulated.map((r) => r.name)).to.have.length(10);
+    for (const r of emulated) {
+      expect('maxAbsError' in r, `${r.name} ran`).to.equal(true);
+      const c = r as KernelCheckResult;
+      expect(c.kernels, c.name).to.deep.equal(c.name.startsWith('mixed attention') ? ['FlashDepthTensorCoreAttention'] : ['FlashDepthPackF16', 'FlashDepthTensorCoreMatMul']);
+      expect(c.maxAbsRef, c.name).to.be.greaterThan(0);
+      expect(c.maxAbsError, c.name).to.be.at.most(MIXED_RELATIVE_BOUND * c.maxAbsRef);
+      expect(c.leaked, c.name).to.equal(0);
     }
   });
 });

@@ -41,21 +41,31 @@ describe('kernel mode and precision', () => {
     expect(retypeBindings(header)).to.equal(header);
   });
 
-  it('tensor-core attention: used where it measured faster, 4 subgroups per staged key block, within workgroup memory', () => {
+  it('tensor-core attention: 4 subgroups, 2 query tiles where the grid is large or tiny, 1 in between, within workgroup memory', () => {
     expect(tensorCoreAttentionSupports(64)).to.equal(true);
     expect(tensorCoreAttentionSupports(40)).to.equal(false); // not whole 16-channel tiles
+    expect(tensorCoreAttentionLayout(40, 1370, 6, 49152)).to.equal(null);
     expect(tensorCoreAttentionPays(1370, 1370, 16)).to.equal(true); // ViT-L at 518²
     expect(tensorCoreAttentionPays(2170, 2170, 16)).to.equal(true); // the Full teacher
     expect(tensorCoreAttentionPays(11972, 11972, 6)).to.equal(true); // the 2K student
-    expect(tensorCoreAttentionPays(1370, 1370, 6)).to.equal(false); // ViT-S at 518²: the fp32 kernel is faster
-    expect(tensorCoreAttentionLayout(64, 49152)).to.deep.equal({ subgroups: 4, blockK: 32, splits: 1 });
-    expect(tcAttentionWorkgroupBytes({ subgroups: 4, blockK: 32, splits: 1 }, 64)).to.equal(41_472);
-    // Heads of 128 need more scratch per subgroup: 2 subgroups fit 48 KiB; a 16 KiB device gets 1 subgroup, 16-key blocks.
-    expect(tensorCoreAttentionLayout(128, 49152)).to.deep.equal({ subgroups: 2, blockK: 32, splits: 1 });
-    const small = tensorCoreAttentionLayout(64, 16384);
-    expect(small).to.deep.equal({ subgroups: 1, blockK: 16, splits: 1 });
-    expect(tcAttentionWorkgroupBytes(small, 64)).to.be.at.most(16384);
-    expect(tcRowsPerWorkgroup({ subgroups: 4, blockK: 32, splits: 2 })).to.equal(32);
+    expect(tensorCoreAttentionPays(1370, 1370, 6)).to.equal(false); // ViT-S at 518²: the model streams faster without
+    // The 2K student: 94 workgroups of 128 rows × 6 heads = 564; ViT-S at 518²: 11 × 6 = 66.
+    expect(tensorCoreAttentionLayout(64, 11972, 6, 49152)).to.deep.equal({ subgroups: 4, tiles: 2, blockK: 32 });
+    expect(tensorCoreAttentionLayout(64, 1370, 6, 49152)).to.deep.equal({ subgroups: 4, tiles: 2, blockK: 32 });
+    // ViT-L at 518² (11 × 16 = 176) and the Full teacher (17 × 16 = 272): 1 tile, twice the workgroups.
+    expect(tensorCoreAttentionLayout(64, 1370, 16, 49152)).to.deep.equal({ subgroups: 4, tiles: 1, blockK: 32 });
+    expect(tensorCoreAttentionLayout(64, 2170, 16, 49152)).to.deep.equal({ subgroups: 4, tiles: 1, blockK: 32 });
+    // Two buffers of K and V (32 keys, rows padded to 72 halves), per-subgroup scratch of max(2 tiles of scores, one
+    // accumulator tile), P as f16 and the rescale flags.
+    expect(tcAttentionWorkgroupBytes({ subgroups: 4, tiles: 2, blockK: 32 }, 64)).to.equal(4 * 32 * 72 * 2 + 4 * 1152 * 4 + 4 * 2 * 16 * 40 * 2 + 16);
+    expect(tcRowsPerWorkgroup({ subgroups: 4, tiles: 2, blockK: 32 })).to.equal(128);
+    // Less workgroup memory: 1 tile, then 16-key blocks; heads of 128 fit no layout in 48 KiB (the fp32 kernel runs).
+    expect(tensorCoreAttentionLayout(64, 11972, 6, 42000)).to.deep.equal({ subgroups: 4, tiles: 1, blockK: 32 });
+    const small = tensorCoreAttentionLayout(64, 11972, 6, 30000);
+    expect(small).to.deep.equal({ subgroups: 4, tiles: 1, blockK: 16 });
+    expect(tcAttentionWorkgroupBytes(small!, 64)).to.be.at.most(30000);
+    expect(tensorCoreAttentionLayout(64, 11972, 6, 16384)).to.equal(null);
+    expect(tensorCoreAttentionLayout(128, 11972, 6, 49152)).to.equal(null);
   });
 
   it('tensor-core matmul: 128×128 blocks where they fill the GPU, A converted in the kernel for small products, operands padded', () => {
@@ -71,13 +81,13 @@ describe('kernel mode and precision', () => {
     expect(packedB(52, 20)).to.deep.equal({ rows: 52, cols: 20, rowsPad: 64, colsPad: 64 });
   });
 
-  it('packs f16 head planes with query rows padded to whole workgroups and keys to whole split blocks', () => {
-    // 300 queries in workgroups of 32 rows → 320; 45 keys in blocks of 32 × 4 splits → 128.
-    const p = packedPlanes(2, 300, 45, 3, 64, 32, 128);
-    expect(p.lqPad).to.equal(320);
-    expect(p.lkPad).to.equal(128);
-    expect(p.qUnits).to.equal(2 * 3 * 320 * 16);
-    expect(p.kUnits).to.equal(2 * 3 * 128 * 16);
+  it('packs f16 head planes with query rows padded to whole workgroups and keys to whole blocks', () => {
+    // 300 queries in workgroups of 128 rows → 384; 45 keys in blocks of 32 → 64.
+    const p = packedPlanes(2, 300, 45, 3, 64, 128, 32);
+    expect(p.lqPad).to.equal(384);
+    expect(p.lkPad).to.equal(64);
+    expect(p.qUnits).to.equal(2 * 3 * 384 * 16);
+    expect(p.kUnits).to.equal(2 * 3 * 64 * 16);
     expect(p.totalUnits).to.equal(p.qUnits + 2 * p.kUnits);
   });
 

@@ -1,0 +1,65 @@
+/**
+ * Plain-WGSL stand-ins for the `chromium_experimental_subgroup_matrix` builtins, so that the tensor-core programs
+ * (src/kernels/tc-*_webgpu.ts) can be checked on a device without subgroup matrices — Mesa lavapipe in CI.
+ *
+ * The programs treat invocations 32·s … 32·s + 31 as subgroup s (what `webgpuCapabilities().subgroupMatrix` promises),
+ * so the emulation spreads each 16×16 matrix over those 32 "lanes" (lane = localIndex % 32) by what each lane needs:
+ * a result matrix keeps elements lane + 32·r (r = 0…7: rows lane/16 + 2r, column lane % 16), a left matrix those 8
+ * rows, a right matrix that column. A multiply then costs a lane 8 dot products of 16, a store writes each element
+ * from exactly one lane, and indexing, strides, column-major loads, padding, masking and barriers are all exercised.
+ * What it cannot model:
+ * - `subgroupAny` over 32 invocations (lavapipe's subgroups have 8): it is replaced by `true`, so the attention's lazy
+ *   rescale runs on every block after the first (exact: rows whose maximum did not rise are scaled by 1).
+ * - Timing, and the memory-ordering behaviour of real subgroup-matrix instructions.
+ * Loop bounds are read at run time (`emu16()`), which keeps the shader compiler from unrolling the loops at every call
+ * site (seconds instead of minutes of compilation on lavapipe).
+ */
+
+export function emulateSubgroupMatrices(code: string): string {
+  if (!code.includes('chromium_experimental_subgroup_matrix')) return code;
+  let out = code
+    .replace(/^\s*enable chromium_experimental_subgroup_matrix;\s*$/m, '')
+    .replace(/^\s*diagnostic\(off, chromium\.subgroup_matrix_uniformity\);\s*$/m, '');
+  const loads = new Set<string>();
+  const stores = new Set<string>();
+  out = out.replace(/subgroupMatrixLoad<subgroup_matrix_(left|right|result)<(?:f16|f32), 16, 16>>\(&(\w+), /g, (_m, kind: string, array: string) => {
+    loads.add(`${kind}|${array}`);
+    return `smLoad_${kind}_${array}(`;
+  });
+  out = out.replace(/subgroupMatrixStore\(&(\w+), /g, (_m, array: string) => {
+    stores.add(array);
+    return `smStore_${array}(`;
+  });
+  out = out
+    .replace(/subgroupMatrixMultiply<f32>\(/g, 'smMul(')
+    .replace(/subgroupMatrixMultiplyAccumulate\(/g, 'smMma(')
+    .replace(/subgroup_matrix_result<f32, 16, 16>/g, 'SMresult')
+    .replace(/subgroupAny\(/g, 'emulatedAny(');
+  if (/subgroup_matrix_|subgroupMatrix/.test(out)) throw new Error('emulateSubgroupMatrices: a subgroup-matrix form it does not know is left in the shader');
+  // Row and column of a lane's r-th result element; a left matrix's r-th row is the same row.
+  const row = '(localIndex % 32u) / 16u + 2u * r';
+  const col = '(localIndex % 32u) % 16u';
+  const at = (i: string, j: string) => `select(off + (${i}) * stride + (${j}), off + (${j}) * stride + (${i}), colMajor)`;
+  const loop = (v: string, body: string) => `for (var ${v} = 0u; ${v} < emu${v === 'r' ? 8 : 16}(); ${v}++) { ${body} }`;
+  const helpers = [
+    'struct SMleft { v : array<f32, 128> }',
+    'struct SMright { v : array<f32, 16> }',
+    'struct SMresult { v : array<f32, 8> }',
+    // numWorkgroups is tfjs' private copy of the dispatch size (≥ 1): the bounds at run time, unknown to the compiler.
+    'fn emu16() -> u32 { return 16u * min(numWorkgroups.x, 1u); }',
+    'fn emu8() -> u32 { return 8u * min(numWorkgroups.x, 1u); }',
+    'fn emulatedAny(x : bool) -> bool { return true; }',
+    `fn smMma(a : SMleft, b : SMright, c : SMresult) -> SMresult { var d = c; ${loop('r', `var acc = d.v[r]; ${loop('k', 'acc = acc + a.v[r * 16u + k] * b.v[k];')} d.v[r] = acc;`)} return d; }`,
+    'fn smMul(a : SMleft, b : SMright) -> SMresult { var zero : SMresult; return smMma(a, b, zero); }',
+    ...[...loads].map((key) => {
+      const [kind, array] = key.split('|') as [string, string];
+      const body = kind === 'left' ? loop('r', loop('k', `m.v[r * 16u + k] = f32(${array}[${at(row, 'k')}]);`))
+        : kind === 'right' ? loop('k', `m.v[k] = f32(${array}[${at('k', col)}]);`)
+        : loop('r', `m.v[r] = f32(${array}[${at(row, col)}]);`);
+      return `fn smLoad_${kind}_${array}(off : u32, colMajor : bool, stride : u32) -> SM${kind} { var m : SM${kind}; ${body} return m; }`;
+    }),
+    ...[...stores].map((array) => `fn smStore_${array}(off : u32, m : SMresult, colMajor : bool, stride : u32) { ${loop('r', `${array}[${at(row, col)}] = m.v[r];`)} }`),
+  ];
+  // Module-scope functions may follow their callers; appended, they come after the arrays they use.
+  return `${out}\n${helpers.join('\n')}\n`;
+}
