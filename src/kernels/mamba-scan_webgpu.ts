@@ -2,12 +2,15 @@
  * The Mamba2 frame step between in_proj and out_proj (spec §3.2 steps 2–8) in three dispatches, for streaming
  * inference where the ops form costs ~100 tfjs calls per layer for a handful of tokens:
  *
- * - MambaScanProgram: one workgroup per (batch, head). Per block of T tokens it stages in workgroup memory the
- *   causal depthwise conv + SiLU of the head's P x channels and of the shared B and C (recomputed by every head: a
- *   few thousand multiply-adds), and Δ = softplus(dt + dt_bias) as the Triton kernels compute it; then runs the
- *   per-token recurrence S ← exp(Δ·A)·S + Δ·x ⊗ B, y = S·C + D·x. Thread t owns row p = t / G of the head's [P, N]
- *   state and columns n ≡ t mod G (mod G), in registers; the G partial dot products with C go through workgroup
- *   memory, summed once per block. Output: one flat buffer [B·L·d_inner (y, head-major) | B·H·P·N (final state)].
+ * - MambaScanProgram: one workgroup per (batch, head, group of R state rows): the rows of S are independent (only
+ *   y = S·C sums over a row), so a head's P rows are spread over P / R workgroups, which keeps the sequential token
+ *   loop short per thread and puts 8× more multiprocessors to work than one workgroup per head (FlashDepth-L: 8
+ *   heads). Per block of T tokens a workgroup stages in workgroup memory the causal depthwise conv + SiLU of its R
+ *   x channels and of the shared B and C (recomputed by every workgroup: a few thousand multiply-adds), and
+ *   Δ = softplus(dt + dt_bias) as the Triton kernels compute it; then runs the per-token recurrence
+ *   S ← exp(Δ·A)·S + Δ·x ⊗ B, y = S·C + D·x. Thread t owns row p0 + t / G of the [P, N] state and columns
+ *   n ≡ t mod G (mod G), in registers; the G partial dot products with C go through workgroup memory, summed once per
+ *   block. Output: one flat buffer [B·L·d_inner (y, head-major) | B·H·P·N (final state)].
  * - GatedRmsNormProgram: g = y·SiLU(z), g / √(mean(g²) + eps) · weight over all d_inner channels of a token (one
  *   workgroup of 64 per token row), reading y from the flat buffer and z from the in_proj output in place.
  * - CopyRangeProgram: the state part of the flat buffer as its own tensor (tfjs programs have one output).
@@ -25,9 +28,14 @@ const MAX_BLOCK_TOKENS = 8;
 /** Above this the Triton softplus returns its argument. */
 const SOFTPLUS_THRESHOLD = 20;
 
+/** State rows per workgroup: 8 where they divide the head (every FlashDepth model), else the whole head. */
+export function scanRowsPerGroup(headdim: number): number {
+  return headdim % 8 === 0 ? 8 : headdim;
+}
+
 /** Tokens staged per block: x, B, C, Δ and the partial sums of T tokens fit SCAN_WORKGROUP_FLOATS. 0: does not fit. */
 export function scanBlockTokens(headdim: number, dState: number): number {
-  const perToken = headdim + 2 * dState + 1 + SCAN_WORKGROUP;
+  const perToken = scanRowsPerGroup(headdim) + 2 * dState + 1 + SCAN_WORKGROUP;
   return Math.min(MAX_BLOCK_TOKENS, Math.floor(SCAN_WORKGROUP_FLOATS / perToken));
 }
 
@@ -56,13 +64,14 @@ export class MambaScanProgram implements WebGPUProgram {
     this.dims = dims;
     this.variableNames = ['Zxbcdt', 'ConvWeight', 'ConvBias', 'DtBias', 'ALog', 'DSkip', ...(hasState ? ['State'] : [])];
     this.outputShape = [batch * length * heads * headdim + batch * heads * headdim * dState];
-    this.dispatch = [heads, batch, 1];
+    this.dispatch = [heads, batch, headdim / scanRowsPerGroup(headdim)];
     this.shaderKey = `mambaScan_${heads}_${headdim}_${dState}_${dConv}_${hasState}`;
   }
 
   getUserCode(): string {
     const { heads, headdim, dState, dConv, hasState } = this.dims;
-    const rowThreads = Math.floor(SCAN_WORKGROUP / headdim); // G
+    const rows = scanRowsPerGroup(headdim); // R
+    const rowThreads = Math.floor(SCAN_WORKGROUP / rows); // G
     const perThread = Math.ceil(dState / rowThreads); // state columns per thread
     const blockTokens = scanBlockTokens(headdim, dState);
     // Column n = g + j·G exists for every j when G divides N; otherwise the last j needs a guard.
@@ -70,6 +79,7 @@ export class MambaScanProgram implements WebGPUProgram {
     return `
       const H : i32 = ${heads};
       const P : i32 = ${headdim};
+      const R : i32 = ${rows};
       const N : i32 = ${dState};
       const K : i32 = ${dConv};
       const DINNER : i32 = ${heads * headdim};
@@ -78,8 +88,8 @@ export class MambaScanProgram implements WebGPUProgram {
       const G : i32 = ${rowThreads};
       const PER : i32 = ${perThread};
       const T : i32 = ${blockTokens};
-      const STAGED : i32 = ${headdim + 2 * dState};
-      var<workgroup> xs : array<f32, ${blockTokens * headdim}>;
+      const STAGED : i32 = ${rows + 2 * dState};
+      var<workgroup> xs : array<f32, ${blockTokens * rows}>;
       var<workgroup> bs : array<f32, ${blockTokens * dState}>;
       var<workgroup> cs : array<f32, ${blockTokens * dState}>;
       var<workgroup> dts : array<f32, ${blockTokens}>;
@@ -115,11 +125,14 @@ export class MambaScanProgram implements WebGPUProgram {
         let L = uniforms.zxbcdtShape.y;
         let width = uniforms.zxbcdtShape.z;
         let rowBase = batch * L;
+        let p0 = i32(workgroupId.z) * R;
         let tid = i32(localIndex);
-        // Threads past P·G shadow row P − 1 (their partial sums are never read) so every thread reaches the barriers.
-        let p = min(tid / G, P - 1);
+        // Threads past R·G shadow the group's last row (their partial sums are never read) so every thread reaches the
+        // barriers.
+        let r = min(tid / G, R - 1);
+        let p = p0 + r;
         let g = tid % G;
-        let owner = tid < P * G;
+        let owner = tid < R * G;
         let A = -exp(ALog[head]);
         let dSkip = DSkip[head];
         let stateRow = ((batch * H + head) * P + p) * N;
@@ -135,14 +148,14 @@ export class MambaScanProgram implements WebGPUProgram {
             let tt = i / STAGED;
             let c = i % STAGED;
             let t = t0 + tt;
-            let channel = select(DINNER + c - P, head * P + c, c < P);
+            let channel = select(DINNER + c - R, head * P + p0 + c, c < R);
             let v = select(0.0, convSilu(rowBase, min(t, L - 1), channel, width), t < L);
-            if (c < P) {
-              xs[tt * P + c] = v;
-            } else if (c < P + N) {
-              bs[tt * N + c - P] = v;
+            if (c < R) {
+              xs[tt * R + c] = v;
+            } else if (c < R + N) {
+              bs[tt * N + c - R] = v;
             } else {
-              cs[tt * N + c - P - N] = v;
+              cs[tt * N + c - R - N] = v;
             }
           }
           if (tid < T) {
@@ -155,7 +168,7 @@ export class MambaScanProgram implements WebGPUProgram {
           for (var tt = 0; tt < steps; tt++) {
             let dt = dts[tt];
             let decay = exp(dt * A);
-            let dx = dt * xs[tt * P + p];
+            let dx = dt * xs[tt * R + r];
             var acc = 0.0;
             for (var j = 0; j < PER; j++) {
               let n = g + j * G;
@@ -168,12 +181,12 @@ export class MambaScanProgram implements WebGPUProgram {
           }
           workgroupBarrier();
 
-          for (var i = tid; i < steps * P; i += WG) {
-            let tt = i / P;
-            let row = i % P;
+          for (var i = tid; i < steps * R; i += WG) {
+            let tt = i / R;
+            let row = i % R;
             var y = 0.0;
             for (var k = 0; k < G; k++) { y = y + partial[tt * WG + row * G + k]; }
-            result[(rowBase + t0 + tt) * DINNER + head * P + row] = y + dSkip * xs[tt * P + row];
+            result[(rowBase + t0 + tt) * DINNER + head * P + p0 + row] = y + dSkip * xs[tt * R + row];
           }
           workgroupBarrier();
         }
