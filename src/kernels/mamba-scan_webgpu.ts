@@ -4,8 +4,8 @@
  *
  * - MambaScanProgram: one workgroup per (batch, head, group of R state rows): the rows of S are independent (only
  *   y = S·C sums over a row), so a head's P rows are spread over P / R workgroups, which keeps the sequential token
- *   loop short per thread and puts 8× more multiprocessors to work than one workgroup per head (FlashDepth-L: 8
- *   heads). Per block of T tokens a workgroup stages in workgroup memory the causal depthwise conv + SiLU of its R
+ *   loop short per thread and puts P / R times as many multiprocessors to work as one workgroup per head would
+ *   (FlashDepth-L: 8 heads of 64 rows, 64 workgroups instead of 8). Per block of T tokens a workgroup stages in workgroup memory the causal depthwise conv + SiLU of its R
  *   x channels and of the shared B and C (recomputed by every workgroup: a few thousand multiply-adds), and
  *   Δ = softplus(dt + dt_bias) as the Triton kernels compute it; then runs the per-token recurrence
  *   S ← exp(Δ·A)·S + Δ·x ⊗ B, y = S·C + D·x. Thread t owns row p0 + t / G of the [P, N] state and columns

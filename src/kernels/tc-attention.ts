@@ -1,7 +1,8 @@
 /**
  * `FlashDepthTensorCoreAttention`: multi-head attention on tensor cores (f16 operands, f32 accumulation) for
  * `--precision mixed` — the pack and attention programs of ./tc-attention_webgpu.ts behind one kernel, with the same
- * inputs and attributes as `FlashDepthFlashAttention` (plus an optional `tcLayout` for tuning). Forward only;
+ * inputs and attributes as `FlashDepthFlashAttention` plus an optional `tcLayout` (the routing passes the one it chose;
+ * tuning passes others; without it the kernel chooses). Forward only;
  * `flashAttention` routes here when `useTensorCores()` holds, `tensorCoreAttentionPays` and `tensorCoreAttentionLayout`
  * finds a layout (head size whole 16-channel tiles, workgroup memory enough).
  */
@@ -32,7 +33,9 @@ export function tensorCoreAttentionPays(lq: number, lk: number, heads: number): 
   return heads >= 12 || lq * lk >= 2 ** 24;
 }
 
-/** Workgroups of 2 tiles that fill the H100 (132 multiprocessors, 4 resident workgroups each) well enough. */
+/** The H100's multiprocessors: fewer 2-tile workgroups than this leave some idle either way. */
+const H100_MULTIPROCESSORS = 132;
+/** Workgroups of 2 tiles that fill the H100 (4 resident workgroups per multiprocessor) well enough. */
 const FULL_GRID = 512;
 
 /**
@@ -47,7 +50,7 @@ const FULL_GRID = 512;
 export function tensorCoreAttentionLayout(headDim: number, lq: number, planes: number, limitBytes = webgpuCapabilities().maxWorkgroupStorageBytes): TensorCoreAttentionLayout | null {
   if (!tensorCoreAttentionSupports(headDim)) return null;
   const grid = Math.ceil(lq / tcRowsPerWorkgroup(DEFAULT_TC_ATTENTION_LAYOUT)) * planes;
-  const preferred = grid >= FULL_GRID || grid < 132 ? DEFAULT_TC_ATTENTION_LAYOUT : { ...DEFAULT_TC_ATTENTION_LAYOUT, tiles: 1 };
+  const preferred = grid >= FULL_GRID || grid < H100_MULTIPROCESSORS ? DEFAULT_TC_ATTENTION_LAYOUT : { ...DEFAULT_TC_ATTENTION_LAYOUT, tiles: 1 };
   const candidates = [preferred, { ...preferred, tiles: 1 }, { ...preferred, tiles: 1, blockK: 16 }];
   return candidates.find((layout) => tcAttentionWorkgroupBytes(layout, headDim) <= limitBytes) ?? null;
 }
@@ -74,10 +77,9 @@ function tensorCoreAttentionWebGPU(args: { inputs: tf.NamedTensorInfoMap; backen
     { type: 'int32', data: [planes.totalUnits] },
   ]);
   try {
-    // The planes as f16 (subgroup-matrix loads) and, where K/V are staged, as int32 vec4s: the same buffer, bound
-    // read-only once or twice. Plane offsets in halves: 4 per vec4 unit.
-    const program = new TensorCoreAttentionProgram(batch, lq, a.numHeads, a.headDim, layout);
-    return backend.runWebGPUProgram(program, program.variableNames.map(() => packed), 'float32', [
+    // The planes as f16 (Q tiles) and as int32 vec4s (K/V staging): the same buffer, bound read-only twice. Plane
+    // offsets in halves: 4 per vec4 unit.
+    return backend.runWebGPUProgram(new TensorCoreAttentionProgram(batch, lq, a.numHeads, a.headDim, layout), [packed, packed], 'float32', [
       { type: 'uint32', data: [lq] },
       { type: 'uint32', data: [lk] },
       { type: 'uint32', data: [planes.lqPad] },

@@ -259,16 +259,20 @@ export class TensorCoreAttentionProgram implements WebGPUProgram {
       softmax.push(`l${v} = l${v} * a${v} + ${cols.map((i) => `p${i}`).join(' + ')};`, '}');
     }
 
+    // A tile's accumulators into the subgroup's scratch (rows of OS floats), and back.
+    const saveO = (t: number) => C.map((c) => `subgroupMatrixStore(&scratch, sBase + ${c * 16}u, o${t}_${c}, false, OS);`).join(' ');
+    const loadO = (t: number) => C.map((c) => `o${t}_${c} = subgroupMatrixLoad<subgroup_matrix_result<f32, 16, 16>>(&scratch, sBase + ${c * 16}u, false, OS);`).join(' ');
+
     // The rare rescale (a row maximum rose by more than 8): the tile's accumulators through the scratch, each row
     // times exp2(m_old − m_new). Workgroup-uniform (every subgroup takes the same branch), so barriers are allowed.
     const rescale: string[] = [];
     for (const t of T) {
-      rescale.push(`if (rescale${t}) { ${C.map((c) => `subgroupMatrixStore(&scratch, sBase + ${c * 16}u, o${t}_${c}, false, OS);`).join(' ')} }`,
+      rescale.push(`if (rescale${t}) { ${saveO(t)} }`,
         'workgroupBarrier();',
         `if (rescale${t}) {`);
       for (const h of H) rescale.push(`for (var i = quad; i < DH; i += 4u) { let at = sBase + (r8 + ${8 * h}u) * OS + i; scratch[at] = scratch[at] * a${t}_${h}; }`);
       rescale.push('}', 'workgroupBarrier();',
-        `if (rescale${t}) { ${C.map((c) => `o${t}_${c} = subgroupMatrixLoad<subgroup_matrix_result<f32, 16, 16>>(&scratch, sBase + ${c * 16}u, false, OS);`).join(' ')} }`,
+        `if (rescale${t}) { ${loadO(t)} }`,
         'workgroupBarrier();');
     }
 
@@ -287,7 +291,7 @@ export class TensorCoreAttentionProgram implements WebGPUProgram {
     // Output: each tile's accumulators through the scratch, divided by the row sums.
     const output: string[] = [];
     for (const t of T) {
-      output.push(C.map((c) => `subgroupMatrixStore(&scratch, sBase + ${c * 16}u, o${t}_${c}, false, OS);`).join(' '), 'workgroupBarrier();');
+      output.push(saveO(t), 'workgroupBarrier();');
       for (const h of H) {
         output.push(`{`, `let row = tileRow0 + ${t * 16 + 8 * h}u + r8;`, `let inv = 1.0 / l${t}_${h};`,
           `if (row < uniforms.lq) { for (var i = quad; i < DH; i += 4u) { result[(batch * uniforms.lq + row) * outStride + head * DH + i] = scratch[sBase + (r8 + ${8 * h}u) * OS + i] * inv; } }`,
@@ -296,18 +300,6 @@ export class TensorCoreAttentionProgram implements WebGPUProgram {
       output.push('workgroupBarrier();');
     }
 
-    const blockBody = `${scores.join('\n          ')}
-          workgroupBarrier();
-          let keysLeft = lk - k0;
-          ${T.map((t) => `var raised${t} = false;`).join(' ')}
-          ${softmax.join('\n          ')}
-          ${T.map((t) => `let rescale${t} = subgroupAny(raised${t}) && it > 0u;`).join('\n          ')}
-          if (lane == 0u) { needRescale[sg] = select(0u, 1u, ${T.map((t) => `rescale${t}`).join(' || ')}); }
-          let flags = workgroupUniformLoad(&needRescale);
-          if (${[...Array(subgroups).keys()].map((i) => `flags[${i}]`).join(' + ')} > 0u) {
-            ${rescale.join('\n            ')}
-          }
-          ${pv.join('\n          ')}`;
     // Block 0 into buffer 0; then each iteration loads the next block into registers while this one multiplies, and
     // stores it into the other buffer once every subgroup is past its last use (three barriers per block).
     const loop = `
@@ -324,7 +316,18 @@ export class TensorCoreAttentionProgram implements WebGPUProgram {
             kUnit0 = (k0 + BLOCK_K) * ${dh / 8}u;
             ${staging.load}
           }
-          ${blockBody}
+          ${scores.join('\n          ')}
+          workgroupBarrier();
+          let keysLeft = lk - k0;
+          ${T.map((t) => `var raised${t} = false;`).join(' ')}
+          ${softmax.join('\n          ')}
+          ${T.map((t) => `let rescale${t} = subgroupAny(raised${t}) && it > 0u;`).join('\n          ')}
+          if (lane == 0u) { needRescale[sg] = select(0u, 1u, ${T.map((t) => `rescale${t}`).join(' || ')}); }
+          let flags = workgroupUniformLoad(&needRescale);
+          if (${[...Array(subgroups).keys()].map((i) => `flags[${i}]`).join(' + ')} > 0u) {
+            ${rescale.join('\n            ')}
+          }
+          ${pv.join('\n          ')}
           if (more) {
             kvAt = ((it + 1u) % 2u) * 2u * BLOCK_K * KS;
             ${staging.store}
