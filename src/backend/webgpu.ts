@@ -7,11 +7,21 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
+import { ConfigError } from '../errors.js';
 import { log } from '../log.js';
 import { BackendUnavailable, shortReason, type InitializedBackend } from './types.js';
 import { cacheBindGroups, memoizeBindGroupLayouts, useQueueWriteUploads, type BindGroupCacheStats } from './webgpu-host.js';
 
-export const DAWN_TOGGLES = ['enable-dawn-features=allow_unsafe_apis,vulkan_enable_f16_on_nvidia'];
+/** Instance toggles: the experimental features (subgroup matrices) and f16 on NVIDIA's Vulkan driver. */
+const DAWN_FEATURES = ['allow_unsafe_apis', 'vulkan_enable_f16_on_nvidia'];
+/**
+ * Dropped by default: Tint's robustness transform, which clamps every index into storage and workgroup memory. WebGPU
+ * gives an out-of-range access no defined value (any in-bounds value or zero), so a correct kernel never depends on
+ * the clamps; they exist so that untrusted web pages cannot read outside their buffers, and this process runs only
+ * tfjs' and our own shaders. They cost 23–31% of FlashDepth-L's and Full's frame on the H100 (bench/README.md), where
+ * they sit in every workgroup-memory access of the tensor-core kernels. ONNX Runtime's WebGPU provider drops them too.
+ */
+const ROBUSTNESS_OFF = 'disable_robustness';
 
 /** Requested when the adapter offers them. */
 export const WANTED_FEATURES = ['shader-f16', 'subgroups', 'chromium-experimental-subgroup-matrix', 'timestamp-query'] as const;
@@ -123,10 +133,19 @@ export function emulateSubgroupMatrices(transform: (code: string) => string): vo
   capabilities = { ...capabilities, subgroupMatrix: { m: 16, n: 16, k: 16 } };
 }
 
-/** DAWN_TOGGLES plus FLASHDEPTH_DAWN_FEATURES (comma-separated extra Dawn toggles, for measurements). */
-function dawnToggles(env: NodeJS.ProcessEnv = process.env): string[] {
+/**
+ * The `enable-dawn-features=` toggle list for `create`: ours, without `disable_robustness` when
+ * FLASHDEPTH_WEBGPU_ROBUSTNESS=on (Dawn's bounds clamps back: the first thing to try when a GPU result looks wrong or
+ * the device is lost), plus FLASHDEPTH_DAWN_FEATURES (comma-separated extra Dawn toggles, for measurements).
+ */
+export function dawnToggles(env: NodeJS.ProcessEnv = process.env): string[] {
+  const robustness = (env['FLASHDEPTH_WEBGPU_ROBUSTNESS'] ?? 'off').trim().toLowerCase();
+  if (robustness !== 'on' && robustness !== 'off') {
+    throw new ConfigError(`FLASHDEPTH_WEBGPU_ROBUSTNESS must be "on" or "off", got "${env['FLASHDEPTH_WEBGPU_ROBUSTNESS']}"`);
+  }
   const extra = (env['FLASHDEPTH_DAWN_FEATURES'] ?? '').split(',').map((s) => s.trim()).filter(Boolean);
-  return extra.length === 0 ? DAWN_TOGGLES : DAWN_TOGGLES.map((t) => (t.startsWith('enable-dawn-features=') ? `${t},${extra.join(',')}` : t));
+  const features = [...DAWN_FEATURES, ...(robustness === 'off' ? [ROBUSTNESS_OFF] : []), ...extra];
+  return [`enable-dawn-features=${[...new Set(features)].join(',')}`];
 }
 
 interface NavigatorWithGpu {

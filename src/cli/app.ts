@@ -10,7 +10,7 @@ import { LATER_COMMANDS, notImplementedYet } from './later.js';
 const PRECISION_OPTION = {
   type: 'string',
   choices: ['fp32', 'mixed'],
-  describe: 'mixed: linear layers, 3×3/1×1 convolutions and attention on tensor cores (f16 operands, f32 accumulation; webgpu with subgroup matrices, else fp32). Default: FLASHDEPTH_PRECISION, else fp32',
+  describe: 'mixed: linear layers, 3×3/1×1 convolutions, conv-transposes and attention on tensor cores (f16 operands, f32 accumulation; webgpu with subgroup matrices, else fp32). Default: FLASHDEPTH_PRECISION, else fp32',
 } as const;
 const BACKENDS = ['auto', 'tensorflow', 'webgpu', 'wasm', 'cpu'] as const;
 

@@ -1,12 +1,13 @@
 /**
  * `FlashDepthMambaScan`: everything of a Mamba2 frame between in_proj and out_proj (conv, SiLU, Δ, selective scan,
- * D skip, gated RMSNorm) as one tfjs kernel of three dispatches (./mamba-scan_webgpu.ts), with two outputs: the
+ * D skip, gated RMSNorm) as one tfjs kernel of four dispatches (./mamba-scan_webgpu.ts), with two outputs: the
  * normalised y and the new SSM state. Forward only (no gradient is registered): callers use it only where
  * `useFusedKernels()` says so.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { ShapeError } from '../errors.js';
-import { CopyRangeProgram, GatedRmsNormProgram, MambaScanProgram, scanBlockTokens } from './mamba-scan_webgpu.js';
+import { webgpuCapabilities } from '../backend/webgpu.js';
+import { CopyRangeProgram, GatedRmsNormProgram, MambaConvProgram, MambaScanProgram } from './mamba-scan_webgpu.js';
 import type { WebGPUBackendLike } from './program.js';
 
 export const MAMBA_SCAN = 'FlashDepthMambaScan';
@@ -52,9 +53,12 @@ function mambaScanWebGPU(args: { inputs: tf.NamedTensorInfoMap; backend: unknown
   const [batch, length] = zxbcdt!.shape as [number, number, number];
   const heads = dtBias!.shape[0]!;
   const dInner = heads * headdim;
-  const scanInputs = [zxbcdt!, convWeight!, convBias!, dtBias!, aLog!, dSkip!, ...(state ? [state] : [])];
-  const scan = backend.runWebGPUProgram(
-    new MambaScanProgram({ batch, length, heads, headdim, dState, dConv: convWeight!.shape[0]!, hasState: state !== undefined }), scanInputs, 'float32');
+  const dims = { batch, length, heads, headdim, dState, dConv: convWeight!.shape[0]!, hasState: state !== undefined };
+  const conv = backend.runWebGPUProgram(new MambaConvProgram(dims), [zxbcdt!, convWeight!, convBias!, dtBias!], 'float32');
+  const subgroupSize = scanReduction === 'workgroup' ? 0 : webgpuCapabilities().subgroupSize;
+  const scan = backend.runWebGPUProgram(new MambaScanProgram(dims, subgroupSize), [conv, aLog!, dSkip!, ...(state ? [state] : [])], 'float32',
+    [{ type: 'int32', data: [batch] }, { type: 'int32', data: [length] }]);
+  backend.disposeData(conv.dataId);
   const y = backend.runWebGPUProgram(new GatedRmsNormProgram(batch, length, dInner), [scan, zxbcdt!, normWeight!], 'float32', [{ type: 'float32', data: [eps] }]);
   const newState = backend.runWebGPUProgram(new CopyRangeProgram([batch, heads, headdim, dState]), [scan], 'float32', [{ type: 'int32', data: [batch * length * dInner] }]);
   backend.disposeData(scan.dataId); // released once the queued dispatches that read it have run
@@ -63,9 +67,18 @@ function mambaScanWebGPU(args: { inputs: tf.NamedTensorInfoMap; backend: unknown
 
 export const mambaScanConfig: tf.KernelConfig = { kernelName: MAMBA_SCAN, backendName: 'webgpu', kernelFunc: mambaScanWebGPU as tf.KernelFunc };
 
-/** Whether the kernel takes this head size and state size (a row of the state per thread group, staging in 16 KiB). */
+/** Whether the kernel takes this head size and state size (any positive sizes: rows go 1–8 per workgroup). */
 export function mambaScanSupports(headdim: number, dState: number): boolean {
-  return headdim <= 256 && scanBlockTokens(headdim, dState) >= 1;
+  return Number.isInteger(headdim) && Number.isInteger(dState) && headdim >= 1 && dState >= 1;
+}
+
+/** How the scan sums its state rows: subgroupAdd where the device allows (`auto`), or through workgroup memory. */
+export type ScanReduction = 'auto' | 'workgroup';
+let scanReduction: ScanReduction = 'auto';
+
+/** Tests and measurements: force the workgroup-memory row sums (the path of devices without fixed-size subgroups). */
+export function setScanReduction(reduction: ScanReduction): void {
+  scanReduction = reduction;
 }
 
 /**
@@ -87,7 +100,7 @@ export function fusedMambaScan(zxbcdt: tf.Tensor3D, weights: MambaScanWeights, s
   if (!mambaScanSupports(headdim, dState) || !shapesFit) {
     throw new ShapeError(`mambaScan: zxbcdt [${zxbcdt.shape.join(', ')}], conv weight [${weights.convWeight.shape.join(', ')}] and state `
       + `[${state ? state.shape.join(', ') : 'none'}] do not fit ${heads} heads of ${headdim} channels with d_state ${dState} `
-      + `(expected zxbcdt [B, L ≥ 1, ${2 * dInner + 2 * dState + heads}], state [${expectedState.join(', ')}], headdim ≤ 256)`);
+      + `(expected zxbcdt [B, L ≥ 1, ${2 * dInner + 2 * dState + heads}], state [${expectedState.join(', ')}])`);
   }
   const inputs: tf.NamedTensorMap = { zxbcdt, ...weights };
   if (state) inputs['state'] = state;

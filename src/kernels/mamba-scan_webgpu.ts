@@ -1,42 +1,53 @@
 /**
- * The Mamba2 frame step between in_proj and out_proj (spec §3.2 steps 2–8) in three dispatches, for streaming
+ * The Mamba2 frame step between in_proj and out_proj (spec §3.2 steps 2–8) in four dispatches, for streaming
  * inference where the ops form costs ~100 tfjs calls per layer for a handful of tokens:
  *
- * - MambaScanProgram: one workgroup per (batch, head, group of R state rows): the rows of S are independent (only
- *   y = S·C sums over a row), so a head's P rows are spread over P / R workgroups, which keeps the sequential token
- *   loop short per thread and puts P / R times as many multiprocessors to work as one workgroup per head would
- *   (FlashDepth-L: 8 heads of 64 rows, 64 workgroups instead of 8). Per block of T tokens a workgroup stages in workgroup memory the causal depthwise conv + SiLU of its R
- *   x channels and of the shared B and C (recomputed by every workgroup: a few thousand multiply-adds), and
- *   Δ = softplus(dt + dt_bias) as the Triton kernels compute it; then runs the per-token recurrence
- *   S ← exp(Δ·A)·S + Δ·x ⊗ B, y = S·C + D·x. Thread t owns row p0 + t / G of the [P, N] state and columns
- *   n ≡ t mod G (mod G), in registers; the G partial dot products with C go through workgroup memory, summed once per
- *   block. Output: one flat buffer [B·L·d_inner (y, head-major) | B·H·P·N (final state)].
+ * - MambaConvProgram: the causal depthwise conv + SiLU of every xBC channel of every token, and
+ *   Δ = softplus(dt + dt_bias) as the Triton kernels compute it, into one [B·L, conv_dim + H] buffer. Fully parallel:
+ *   computed once here, instead of by every scan workgroup between the steps of its token loop.
+ * - MambaScanProgram: one workgroup per (batch, head, group of R state rows); the rows of S are independent (only
+ *   y = S·C sums over a row), so a head's P rows are spread over P / R workgroups. Each row is one lane group of G
+ *   invocations (a subgroup where the device has fixed-size subgroups; lane g owns state columns n ≡ g mod G, in
+ *   registers) running the recurrence S ← exp(Δ·A)·S + Δ·x ⊗ B, y = S·C + D·x straight from the conv buffer, U
+ *   tokens per step: the loads of U tokens do not depend on the state, so they are issued together, and the U row
+ *   sums (subgroupAdd) overlap. No workgroup memory and no barriers on the subgroup path; without fixed-size
+ *   subgroups the row sums go through workgroup memory (two barriers per U tokens). Output: one flat buffer
+ *   [B·L·d_inner (y, head-major) | B·H·P·N (final state)].
+ *   Measured on the H100 (conv + scan programs against the old scan, one lease; bench/README.md): FlashDepth-L's
+ *   841 tokens 1.00–1.04 → 0.84–0.89 ms per layer, Full's 464 tokens 0.53–0.57 → 0.47–0.50 ms, against the previous
+ *   form, which staged the conv of 5-token blocks in workgroup memory, recomputed by every workgroup, and summed rows
+ *   there. Still ~1 µs per token: the sequential token loop, not the loads (issuing them ahead changed nothing).
  * - GatedRmsNormProgram: g = y·SiLU(z), g / √(mean(g²) + eps) · weight over all d_inner channels of a token (one
  *   workgroup of 64 per token row), reading y from the flat buffer and z from the in_proj output in place.
  * - CopyRangeProgram: the state part of the flat buffer as its own tensor (tfjs programs have one output).
  *
- * d_inner = H·P, N, d_conv and the block size are compiled in (model constants); batch and L come from the shapes.
+ * d_inner = H·P, N, d_conv and the lane-group size are compiled in (model and device constants); batch and L come
+ * from the shapes.
  */
 import { foldedDispatch, LINEAR_WORKGROUP, type WebGPUProgram } from './program.js';
 
-const SCAN_WORKGROUP = 256;
+const CONV_WORKGROUP = 256;
 const NORM_WORKGROUP = 64;
 const COPY_WORKGROUP = 256;
-/** Workgroup memory the scan may use: WebGPU's guaranteed minimum, so one shader fits every device. */
-const SCAN_WORKGROUP_FLOATS = 16384 / 4;
-const MAX_BLOCK_TOKENS = 8;
+/** Lanes per state row when the row sums go through workgroup memory. */
+const WORKGROUP_REDUCTION_LANES = 32;
+/** Tokens per step of the scan loop. */
+const SCAN_UNROLL = 4;
 /** Above this the Triton softplus returns its argument. */
 const SOFTPLUS_THRESHOLD = 20;
 
-/** State rows per workgroup: 8 where they divide the head (every FlashDepth model), else the whole head. */
+/** State rows per workgroup: the largest of 8, 4, 2, 1 that divides the head. */
 export function scanRowsPerGroup(headdim: number): number {
-  return headdim % 8 === 0 ? 8 : headdim;
+  return [8, 4, 2, 1].find((r) => headdim % r === 0)!;
 }
 
-/** Tokens staged per block: x, B, C, Δ and the partial sums of T tokens fit SCAN_WORKGROUP_FLOATS. 0: does not fit. */
-export function scanBlockTokens(headdim: number, dState: number): number {
-  const perToken = scanRowsPerGroup(headdim) + 2 * dState + 1 + SCAN_WORKGROUP;
-  return Math.min(MAX_BLOCK_TOKENS, Math.floor(SCAN_WORKGROUP_FLOATS / perToken));
+/**
+ * How the scan sums each state row: `subgroupSize` lanes per row with subgroupAdd where the device has fixed-size
+ * subgroups of 4–32 invocations (0: none, or not fixed), else 32 lanes per row summed in workgroup memory.
+ */
+export function scanLanes(subgroupSize: number): { lanes: number; subgroupReduce: boolean } {
+  const usable = subgroupSize >= SCAN_UNROLL && subgroupSize <= 32 && (subgroupSize & (subgroupSize - 1)) === 0;
+  return usable ? { lanes: subgroupSize, subgroupReduce: true } : { lanes: WORKGROUP_REDUCTION_LANES, subgroupReduce: false };
 }
 
 export interface MambaScanDims {
@@ -50,50 +61,35 @@ export interface MambaScanDims {
   hasState: boolean;
 }
 
-export class MambaScanProgram implements WebGPUProgram {
-  variableNames: string[];
+/** [B·L, conv_dim + H]: SiLU(causal depthwise conv) of the xBC channels, then softplus(dt + dt_bias) per head. */
+export class MambaConvProgram implements WebGPUProgram {
+  variableNames = ['Zxbcdt', 'ConvWeight', 'ConvBias', 'DtBias'];
   outputShape: number[];
   shaderKey: string;
-  dispatchLayout = { x: [0], y: [1] };
+  dispatchLayout = { x: [0] };
   dispatch: [number, number, number];
-  workgroupSize: [number, number, number] = [SCAN_WORKGROUP, 1, 1];
+  workgroupSize: [number, number, number] = [CONV_WORKGROUP, 1, 1];
+  size = true;
   private readonly dims: MambaScanDims;
 
   constructor(dims: MambaScanDims) {
-    const { batch, length, heads, headdim, dState, dConv, hasState } = dims;
+    const { batch, length, heads, headdim, dState } = dims;
     this.dims = dims;
-    this.variableNames = ['Zxbcdt', 'ConvWeight', 'ConvBias', 'DtBias', 'ALog', 'DSkip', ...(hasState ? ['State'] : [])];
-    this.outputShape = [batch * length * heads * headdim + batch * heads * headdim * dState];
-    this.dispatch = [heads, batch, headdim / scanRowsPerGroup(headdim)];
-    this.shaderKey = `mambaScan_${heads}_${headdim}_${dState}_${dConv}_${hasState}`;
+    const width = heads * headdim + 2 * dState + heads;
+    this.outputShape = [batch * length, width];
+    this.dispatch = foldedDispatch(Math.ceil((batch * length * width) / CONV_WORKGROUP));
+    this.shaderKey = `mambaConv_${heads}_${headdim}_${dState}_${dims.dConv}`;
   }
 
   getUserCode(): string {
-    const { heads, headdim, dState, dConv, hasState } = this.dims;
-    const rows = scanRowsPerGroup(headdim); // R
-    const rowThreads = Math.floor(SCAN_WORKGROUP / rows); // G
-    const perThread = Math.ceil(dState / rowThreads); // state columns per thread
-    const blockTokens = scanBlockTokens(headdim, dState);
-    // Column n = g + j·G exists for every j when G divides N; otherwise the last j needs a guard.
-    const inRange = dState % rowThreads === 0 ? 'true' : 'n < N';
+    const { heads, headdim, dState, dConv } = this.dims;
+    const dInner = heads * headdim;
+    const convDim = dInner + 2 * dState;
     return `
       const H : i32 = ${heads};
-      const P : i32 = ${headdim};
-      const R : i32 = ${rows};
-      const N : i32 = ${dState};
       const K : i32 = ${dConv};
-      const DINNER : i32 = ${heads * headdim};
-      const CONVDIM : i32 = ${heads * headdim + 2 * dState};
-      const WG : i32 = ${SCAN_WORKGROUP};
-      const G : i32 = ${rowThreads};
-      const PER : i32 = ${perThread};
-      const T : i32 = ${blockTokens};
-      const STAGED : i32 = ${rows + 2 * dState};
-      var<workgroup> xs : array<f32, ${blockTokens * rows}>;
-      var<workgroup> bs : array<f32, ${blockTokens * dState}>;
-      var<workgroup> cs : array<f32, ${blockTokens * dState}>;
-      var<workgroup> dts : array<f32, ${blockTokens}>;
-      var<workgroup> partial : array<f32, ${blockTokens * SCAN_WORKGROUP}>;
+      const DINNER : i32 = ${dInner};
+      const CONVDIM : i32 = ${convDim};
 
       fn softplusTriton(v : f32) -> f32 {
         if (v > ${SOFTPLUS_THRESHOLD.toFixed(1)}) { return v; }
@@ -104,100 +100,129 @@ export class MambaScanProgram implements WebGPUProgram {
         return log(u) * (e / (u - 1.0));
       }
 
-      fn siluOf(v : f32) -> f32 {
-        return v / (1.0 + exp(-v));
-      }
-
-      // SiLU(causal depthwise conv) of conv channel c at token t; tokens before the frame start are zeros.
-      fn convSilu(rowBase : i32, t : i32, c : i32, width : i32) -> f32 {
+      fn main(index : i32) {
+        if (index >= uniforms.size) { return; }
+        let L = uniforms.zxbcdtShape.y;
+        let width = uniforms.zxbcdtShape.z;
+        let row = index / (CONVDIM + H);
+        let c = index % (CONVDIM + H);
+        // Column DINNER + c of zxbcdt: xBC channel c, or (c ≥ CONVDIM) the dt of head c − CONVDIM.
+        if (c >= CONVDIM) {
+          result[index] = softplusTriton(Zxbcdt[row * width + DINNER + c] + DtBias[c - CONVDIM]);
+          return;
+        }
+        // Tokens before the frame start are zeros (the conv is not carried across frames, spec §2.5).
+        let t = row % L;
         var acc = ConvBias[c];
         for (var k = 0; k < K; k++) {
-          let src = t - (K - 1) + k;
-          if (src >= 0) { acc = acc + ConvWeight[k * CONVDIM + c] * Zxbcdt[(rowBase + src) * width + DINNER + c]; }
+          let back = K - 1 - k;
+          if (t >= back) { acc = acc + ConvWeight[k * CONVDIM + c] * Zxbcdt[(row - back) * width + DINNER + c]; }
         }
-        return siluOf(acc);
+        result[index] = acc / (1.0 + exp(-acc));
       }
+    `;
+  }
+}
+
+export class MambaScanProgram implements WebGPUProgram {
+  variableNames: string[];
+  outputShape: number[];
+  shaderKey: string;
+  dispatchLayout = { x: [0], y: [1] };
+  dispatch: [number, number, number];
+  workgroupSize: [number, number, number];
+  uniforms = 'batches : i32, length : i32,';
+  private readonly dims: MambaScanDims;
+  private readonly lanes: number;
+  private readonly subgroupReduce: boolean;
+
+  /** `subgroupSize`: the device's fixed subgroup size, 0 if none (see scanLanes). */
+  constructor(dims: MambaScanDims, subgroupSize: number) {
+    const { batch, length, heads, headdim, dState, hasState } = dims;
+    this.dims = dims;
+    ({ lanes: this.lanes, subgroupReduce: this.subgroupReduce } = scanLanes(subgroupSize));
+    this.variableNames = ['Conv', 'ALog', 'DSkip', ...(hasState ? ['State'] : [])];
+    this.outputShape = [batch * length * heads * headdim + batch * heads * headdim * dState];
+    this.workgroupSize = [scanRowsPerGroup(headdim) * this.lanes, 1, 1];
+    this.dispatch = [heads, batch, headdim / scanRowsPerGroup(headdim)];
+    this.shaderKey = `mambaScan_${heads}_${headdim}_${dState}_${hasState}_${this.lanes}_${this.subgroupReduce}`;
+  }
+
+  getUserCode(): string {
+    const { heads, headdim, dState, hasState } = this.dims;
+    const G = this.lanes;
+    const R = scanRowsPerGroup(headdim);
+    const wg = R * G;
+    const U = SCAN_UNROLL;
+    const tokens = [...Array(U).keys()];
+    // Lane g owns state columns n = g + j·G (j < J), one register each. Where G does not divide N the last columns
+    // of some lanes lie past N: their B is read as zero, so they stay zero and add nothing to y.
+    const J = [...Array(Math.ceil(dState / G)).keys()];
+    const exact = dState % G === 0;
+    const column = (j: number) => `g + ${j * G}`;
+    const readB = (u: number, j: number, part: 'DINNER' | 'DINNER + N') => (exact || (j + 1) * G <= dState
+      ? `Conv[at${u} + ${part} + ${column(j)}]`
+      : `select(0.0, Conv[at${u} + ${part} + min(${column(j)}, N - 1)], ${column(j)} < N)`);
+    // A step: first every load of its U tokens (none depends on the state, so they are all in flight together; a
+    // token past L is read clamped and gets Δ = 0, which leaves the state as it is), then the U updates in order.
+    const loads = tokens.map((u) => [
+      `let t${u} = t0 + ${u};`,
+      `let at${u} = (rowBase + min(t${u}, L - 1)) * W;`,
+      `let dt${u} = select(0.0, Conv[at${u} + CONVDIM + head], t${u} < L);`,
+      `let x${u} = Conv[at${u} + head * P + p];`,
+      ...J.map((j) => `let b${u}_${j} = ${readB(u, j, 'DINNER')};`),
+      ...J.map((j) => `let c${u}_${j} = ${readB(u, j, 'DINNER + N')};`),
+    ].join(' ')).join('\n            ');
+    const updates = tokens.map((u) => [
+      `let decay${u} = exp(dt${u} * A);`,
+      `let dx${u} = dt${u} * x${u};`,
+      ...J.map((j) => `s${j} = decay${u} * s${j} + dx${u} * b${u}_${j};`),
+      `let acc${u} = ${J.map((j) => `s${j} * c${u}_${j}`).join(' + ')};`,
+    ].join(' ')).join('\n            ');
+    const out = (u: number, y: string) => `if (g == ${u} && t${u} < L) { result[(rowBase + t${u}) * DINNER + head * P + p] = ${y} + dSkip * x${u}; }`;
+    const reduce = this.subgroupReduce
+      ? [...tokens.map((u) => `let y${u} = subgroupAdd(acc${u});`), ...tokens.map((u) => out(u, `y${u}`))].join('\n            ')
+      : [tokens.map((u) => `partial[${u * wg} + tid] = acc${u};`).join(' '), 'workgroupBarrier();',
+        ...tokens.map((u) => `if (g == ${u}) { var y = 0.0; for (var k = 0; k < G; k++) { y = y + partial[${u * wg} + r * G + k]; } ${out(u, 'y')} }`),
+        'workgroupBarrier();'].join('\n            ');
+    const stateIn = (j: number) => (hasState
+      ? `var s${j} = ${exact ? `State[stateRow + ${column(j)}]` : `select(0.0, State[stateRow + min(${column(j)}, N - 1)], ${column(j)} < N)`};`
+      : `var s${j} = 0.0;`);
+    const stateOut = (j: number) => (exact ? `result[stateOut + ${column(j)}] = s${j};` : `if (${column(j)} < N) { result[stateOut + ${column(j)}] = s${j}; }`);
+    return `
+      ${this.subgroupReduce ? 'enable subgroups;' : ''}
+      const H : i32 = ${heads};
+      const P : i32 = ${headdim};
+      const N : i32 = ${dState};
+      const DINNER : i32 = ${heads * headdim};
+      const CONVDIM : i32 = ${heads * headdim + 2 * dState};
+      const W : i32 = ${heads * headdim + 2 * dState + heads};
+      const G : i32 = ${G};
+      ${this.subgroupReduce ? '' : `var<workgroup> partial : array<f32, ${U * wg}>;`}
 
       fn main() {
         let head = i32(workgroupId.x);
         let batch = i32(workgroupId.y);
-        let batches = uniforms.zxbcdtShape.x;
-        let L = uniforms.zxbcdtShape.y;
-        let width = uniforms.zxbcdtShape.z;
+        let batches = uniforms.batches;
+        let L = uniforms.length;
         let rowBase = batch * L;
-        let p0 = i32(workgroupId.z) * R;
         let tid = i32(localIndex);
-        // Threads past R·G shadow the group's last row (their partial sums are never read) so every thread reaches the
-        // barriers.
-        let r = min(tid / G, R - 1);
-        let p = p0 + r;
+        let r = tid / G;
         let g = tid % G;
-        let owner = tid < R * G;
+        let p = i32(workgroupId.z) * ${R} + r;
         let A = -exp(ALog[head]);
         let dSkip = DSkip[head];
         let stateRow = ((batch * H + head) * P + p) * N;
+        ${J.map(stateIn).join('\n        ')}
 
-        var s : array<f32, ${perThread}>;
-        for (var j = 0; j < PER; j++) {
-          let n = g + j * G;
-          ${hasState ? `s[j] = select(0.0, State[stateRow + min(n, N - 1)], ${inRange});` : 's[j] = 0.0;'}
+        for (var t0 = 0; t0 < L; t0 += ${U}) {
+            ${loads}
+            ${updates}
+            ${reduce}
         }
 
-        for (var t0 = 0; t0 < L; t0 += T) {
-          for (var i = tid; i < T * STAGED; i += WG) {
-            let tt = i / STAGED;
-            let c = i % STAGED;
-            let t = t0 + tt;
-            let channel = select(DINNER + c - R, head * P + p0 + c, c < R);
-            let v = select(0.0, convSilu(rowBase, min(t, L - 1), channel, width), t < L);
-            if (c < R) {
-              xs[tt * R + c] = v;
-            } else if (c < R + N) {
-              bs[tt * N + c - R] = v;
-            } else {
-              cs[tt * N + c - R - N] = v;
-            }
-          }
-          if (tid < T) {
-            let t = min(t0 + tid, L - 1);
-            dts[tid] = softplusTriton(Zxbcdt[(rowBase + t) * width + DINNER + CONVDIM + head] + DtBias[head]);
-          }
-          workgroupBarrier();
-
-          let steps = min(T, L - t0);
-          for (var tt = 0; tt < steps; tt++) {
-            let dt = dts[tt];
-            let decay = exp(dt * A);
-            let dx = dt * xs[tt * R + r];
-            var acc = 0.0;
-            for (var j = 0; j < PER; j++) {
-              let n = g + j * G;
-              if (${inRange}) {
-                s[j] = decay * s[j] + dx * bs[tt * N + n];
-                acc = acc + s[j] * cs[tt * N + n];
-              }
-            }
-            partial[tt * WG + tid] = acc;
-          }
-          workgroupBarrier();
-
-          for (var i = tid; i < steps * R; i += WG) {
-            let tt = i / R;
-            let row = i % R;
-            var y = 0.0;
-            for (var k = 0; k < G; k++) { y = y + partial[tt * WG + row * G + k]; }
-            result[(rowBase + t0 + tt) * DINNER + head * P + p0 + row] = y + dSkip * xs[tt * R + row];
-          }
-          workgroupBarrier();
-        }
-
-        if (owner) {
-          let stateOut = batches * L * DINNER + stateRow;
-          for (var j = 0; j < PER; j++) {
-            let n = g + j * G;
-            if (${inRange}) { result[stateOut + n] = s[j]; }
-          }
-        }
+        let stateOut = batches * L * DINNER + stateRow;
+        ${J.map(stateOut).join('\n        ')}
       }
     `;
   }

@@ -13,6 +13,8 @@ export interface MixedMatMulOptions {
   /** Applied after the bias: exact GELU or ReLU, or `residual + gamma·y` (DINOv2's LayerScale residual). */
   activation?: 'gelu' | 'relu';
   residual?: { x: tf.Tensor; gamma: tf.Tensor };
+  /** b is stored as [N, K] (tf.matMul's transposeB): packed transposed once, like any weight. */
+  transposeB?: boolean;
   /** Workgroup layout (tuning; default `tensorCoreMatMulLayout(M, N)`). */
   layout?: TensorCoreMatMulLayout;
 }
@@ -22,18 +24,21 @@ export function mixedMatMulSupports(inFeatures: number, outFeatures: number): bo
   return inFeatures % 4 === 0 && outFeatures % 4 === 0;
 }
 
-/** a [M, K] · b [K, N] (+ bias [N]) then the optional epilogue → [M, N], with f16 operands and f32 accumulation. */
+/**
+ * a [M, K] · b [K, N] (or bᵀ with b [N, K], `transposeB`) (+ bias [N]) then the optional epilogue → [M, N], with f16
+ * operands and f32 accumulation.
+ */
 export function mixedMatMul(a: tf.Tensor2D, b: tf.Tensor2D, options: MixedMatMulOptions = {}): tf.Tensor2D {
   const [m, k] = a.shape;
-  const n = b.shape[1];
-  const { bias, residual } = options;
-  if (b.shape[0] !== k || !mixedMatMulSupports(k, n) || (bias !== undefined && bias.size !== n)
+  const { bias, residual, transposeB = false } = options;
+  const [bk, n] = transposeB ? [b.shape[1], b.shape[0]] : b.shape;
+  if (bk !== k || !mixedMatMulSupports(k, n) || (bias !== undefined && bias.size !== n)
     || (residual !== undefined && (residual.gamma.size !== n || residual.x.size !== m * n))) {
-    throw new ShapeError(`mixedMatMul: expected a [M, K], b [K, N] with K and N multiples of 4, bias/gamma [N] and residual [M, N]; got a [${a.shape.join(', ')}], b [${b.shape.join(', ')}]`
+    throw new ShapeError(`mixedMatMul: expected a [M, K], b [K, N] (${transposeB ? '[N, K] transposed' : 'as stored'}) with K and N multiples of 4, bias/gamma [N] and residual [M, N]; got a [${a.shape.join(', ')}], b [${b.shape.join(', ')}]`
       + `${bias ? `, bias [${bias.shape.join(', ')}]` : ''}${residual ? `, gamma [${residual.gamma.shape.join(', ')}], residual [${residual.x.shape.join(', ')}]` : ''}`);
   }
   if (residual && options.activation) throw new ShapeError('mixedMatMul: an activation and a residual cannot be combined');
   const epilogue: MatMulEpilogue = residual ? 'scaleAdd' : options.activation ?? 'none';
   const extra = residual ? { residual: tf.reshape(residual.x, [m, n]), gamma: residual.gamma } : {};
-  return tensorCoreMatMul({ a, weight: b, ...(bias ? { bias } : {}), ...extra }, epilogue, options.layout);
+  return tensorCoreMatMul({ a, weight: b, transposeWeight: transposeB, ...(bias ? { bias } : {}), ...extra }, epilogue, options.layout);
 }

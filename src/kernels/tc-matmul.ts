@@ -26,18 +26,22 @@ export function packedB(k: number, n: number): PackedShape {
   return packedShape(k, n, SLICE_K, 16, 0, MIN_PACKED);
 }
 
-function packF16WebGPU(args: { inputs: tf.NamedTensorInfoMap; backend: unknown }): tf.TensorInfo {
+function packF16WebGPU(args: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf.NamedAttrMap }): tf.TensorInfo {
   const { x } = args.inputs as { x: tf.TensorInfo };
-  const [k, n] = x.shape as [number, number];
+  const transposed = (args.attrs as { transposed?: boolean } | undefined)?.transposed === true;
+  const [k, n] = (transposed ? [...x.shape].reverse() : x.shape) as [number, number];
   const shape = packedB(k, n);
-  return (args.backend as WebGPUBackendLike).runWebGPUProgram(new PackF16Program(shape), [x], 'int32', packF16Uniforms(shape));
+  return (args.backend as WebGPUBackendLike).runWebGPUProgram(new PackF16Program(shape, transposed), [x], 'int32', packF16Uniforms(shape));
 }
 
-/** The image a conv3x3 product reads its rows from (NHWC). */
+/** The image a conv3x3 product reads its rows from (NHWC), and its output's size. */
 export interface Conv3x3Image {
   h: number;
   w: number;
   cin: number;
+  stride: number;
+  oh: number;
+  ow: number;
 }
 
 function tensorCoreMatMulWebGPU(args: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf.NamedAttrMap }): tf.TensorInfo {
@@ -46,7 +50,7 @@ function tensorCoreMatMulWebGPU(args: { inputs: tf.NamedTensorInfoMap; backend: 
   const backend = args.backend as WebGPUBackendLike;
   const conv = attrs.conv ?? undefined;
   // A conv's rows are the image's pixels and its columns the 3×3 taps × channels.
-  const [m, k] = conv ? [a!.shape.slice(0, 3).reduce((x, y) => x * y, 1), 9 * conv.cin] : a!.shape as [number, number];
+  const [m, k] = conv ? [a!.shape[0]! * conv.oh * conv.ow, 9 * conv.cin] : a!.shape as [number, number];
   const { n, epilogue } = attrs;
   const aShape = packedA(m, k);
   const bShape = packedB(k, n);
@@ -56,7 +60,7 @@ function tensorCoreMatMulWebGPU(args: { inputs: tf.NamedTensorInfoMap; backend: 
   try {
     const program = new TensorCoreMatMulProgram(m, n, aShape, bShape, bias !== undefined, epilogue, layout, aSource);
     const inputs = [a16 ?? a!, b16!, ...(bias ? [bias] : []), ...(epilogue === 'scaleAdd' ? [residual!, gamma!] : [])];
-    return backend.runWebGPUProgram(program, inputs, 'float32', [m, n, k, aShape.rowsPad, bShape.colsPad, aShape.colsPad, conv?.h ?? 0, conv?.w ?? 0, conv?.cin ?? 0]
+    return backend.runWebGPUProgram(program, inputs, 'float32', [m, n, k, aShape.rowsPad, bShape.colsPad, aShape.colsPad, conv?.h ?? 0, conv?.w ?? 0, conv?.cin ?? 0, conv?.oh ?? 0, conv?.ow ?? 0, conv?.stride ?? 1]
       .map((v) => ({ type: 'uint32' as const, data: [v] })));
   } finally {
     if (a16) backend.disposeData(a16.dataId);
@@ -78,13 +82,14 @@ function dataAlive(dataId: tf.DataId): boolean {
   return tf.engine().state.tensorInfo.has(dataId);
 }
 
-export function packedWeight(weight: tf.Tensor2D): tf.Tensor {
-  const shape = weight.shape.join('x');
+/** The f16 copy of `weight` [K, N] — or, `transposed`, of the [K, N] weight stored as [N, K] — packed as B. */
+export function packedWeight(weight: tf.Tensor2D, transposed = false): tf.Tensor {
+  const shape = weight.shape.join('x') + (transposed ? 'T' : '');
   const hit = packed.get(weight.dataId);
   if (hit?.shape === shape) return hit.copy;
   hit?.copy.dispose();
   freeStalePackedWeights();
-  const copy = tf.keep(tf.engine().runKernel(PACK_F16, { x: weight }) as tf.Tensor);
+  const copy = tf.keep(tf.engine().runKernel(PACK_F16, { x: weight }, { transposed } as unknown as tf.NamedAttrMap) as tf.Tensor);
   packed.set(weight.dataId, { shape, copy });
   return copy;
 }
@@ -107,43 +112,48 @@ export function releasePackedWeights(): void {
 
 export interface TensorCoreMatMulInputs {
   a: tf.Tensor2D;
+  /** [K, N], or [N, K] with `transposeWeight`. */
   weight: tf.Tensor2D;
+  transposeWeight?: boolean;
   bias?: tf.Tensor;
   residual?: tf.Tensor;
   gamma?: tf.Tensor;
 }
 
 /**
- * 3×3 convolution, stride 1, zero padding 1, of NHWC `x` with `filter` [3, 3, Cin, Cout] (+ bias, optional ReLU) as
- * an implicit GEMM on tensor cores; Cin a multiple of SLICE_K and Cout of 4 (`tensorCoreConvSupports`).
+ * 3×3 convolution, stride 1 or 2, zero padding 1, of NHWC `x` with `filter` [3, 3, Cin, Cout] (+ bias, optional
+ * ReLU) as an implicit GEMM on tensor cores; Cin a multiple of SLICE_K and Cout of 4 (`tensorCoreConvSupports`).
  */
-export function tensorCoreConv3x3(x: tf.Tensor4D, filter: tf.Tensor4D, bias: tf.Tensor | undefined, relu: boolean): tf.Tensor4D {
+export function tensorCoreConv3x3(x: tf.Tensor4D, filter: tf.Tensor4D, bias: tf.Tensor | undefined, relu: boolean, stride = 1): tf.Tensor4D {
   const [b, h, w, cin] = x.shape;
   const cout = filter.shape[3];
+  // PyTorch's output size for kernel 3, padding 1.
+  const oh = Math.floor((h - 1) / stride) + 1;
+  const ow = Math.floor((w - 1) / stride) + 1;
   const weight = tf.reshape(filter, [9 * cin, cout]) as tf.Tensor2D;
-  const y = runTensorCoreMatMul(x, weight, bias ? { bias } : {}, relu ? 'relu' : 'none', undefined, { h, w, cin });
-  return tf.reshape(y, [b, h, w, cout]) as tf.Tensor4D;
+  const y = runTensorCoreMatMul(x, weight, bias ? { bias } : {}, relu ? 'relu' : 'none', undefined, { h, w, cin, stride, oh, ow });
+  return tf.reshape(y, [b, oh, ow, cout]) as tf.Tensor4D;
 }
 
 /** Whether tensorCoreConv3x3 takes this convolution. */
 export function tensorCoreConvSupports(kernelH: number, kernelW: number, stride: number, padding: number, cin: number, cout: number): boolean {
-  return kernelH === 3 && kernelW === 3 && stride === 1 && padding === 1 && cin % SLICE_K === 0 && cout % 4 === 0;
+  return kernelH === 3 && kernelW === 3 && (stride === 1 || stride === 2) && padding === 1 && cin % SLICE_K === 0 && cout % 4 === 0;
 }
 
 /** a [M, K] · weight [K, N] (+ bias) then the epilogue, with the weight's cached f16 copy. Shapes checked by the caller. */
 export function tensorCoreMatMul(inputs: TensorCoreMatMulInputs, epilogue: MatMulEpilogue, layout?: TensorCoreMatMulLayout): tf.Tensor2D {
-  return runTensorCoreMatMul(inputs.a, inputs.weight, inputs, epilogue, layout);
+  return runTensorCoreMatMul(inputs.a, inputs.weight, inputs, epilogue, layout, undefined, inputs.transposeWeight ?? false);
 }
 
 /** The one call of the kernel: A (a matrix, or the image of a conv), the weight's cached f16 copy, the epilogue's inputs. */
 function runTensorCoreMatMul(a: tf.Tensor, weight: tf.Tensor2D, extra: Pick<TensorCoreMatMulInputs, 'bias' | 'residual' | 'gamma'>, epilogue: MatMulEpilogue,
-  layout?: TensorCoreMatMulLayout, conv?: Conv3x3Image): tf.Tensor2D {
-  const named: tf.NamedTensorMap = { a, b16: packedWeight(weight) };
+  layout?: TensorCoreMatMulLayout, conv?: Conv3x3Image, transposeWeight = false): tf.Tensor2D {
+  const named: tf.NamedTensorMap = { a, b16: packedWeight(weight, transposeWeight) };
   if (extra.bias) named['bias'] = extra.bias;
   if (extra.residual && extra.gamma) {
     named['residual'] = extra.residual;
     named['gamma'] = extra.gamma;
   }
-  const attrs = { n: weight.shape[1], epilogue, layout: layout ?? null, conv: conv ?? null };
+  const attrs = { n: weight.shape[transposeWeight ? 0 : 1], epilogue, layout: layout ?? null, conv: conv ?? null };
   return tf.engine().runKernel(TC_MATMUL, named, attrs as unknown as tf.NamedAttrMap) as tf.Tensor2D;
 }

@@ -35,7 +35,7 @@ export type MatMulEpilogue = 'none' | 'gelu' | 'relu' | 'scaleAdd';
 
 /**
  * Where A's rows come from: the packed f16 copy, the f32 matrix itself (converted while staging), or the 3×3
- * neighbourhoods of an NHWC image with stride 1 and zero padding 1 (implicit GEMM: row = pixel, column = (ky, kx, c),
+ * neighbourhoods of an NHWC image with zero padding 1 and stride 1 or 2 (implicit GEMM: row = output pixel, column = (ky, kx, c),
  * the order of a [3, 3, Cin, Cout] filter reshaped to [9·Cin, Cout]; Cin a multiple of the slice depth, so that a
  * slice never straddles two taps).
  */
@@ -93,32 +93,42 @@ export function packedShape(rows: number, cols: number, rowMultiple: number, col
   return { rows, cols, rowsPad: Math.max(roundUp(rows, rowMultiple), minRows), colsPad: Math.max(roundUp(cols, colMultiple), minCols) };
 }
 
-/** f32 [rows, cols] (cols a multiple of 4) → f16 [rowsPad, colsPad] as int32 half pairs, zero-padded. */
+/**
+ * f32 [rows, cols] (cols a multiple of 4) → f16 [rowsPad, colsPad] as int32 half pairs, zero-padded. `transposed`:
+ * the source is stored as [cols, rows] (a weight used transposed, tf.matMul's transposeB), read element by element.
+ */
 export class PackF16Program implements WebGPUProgram {
   variableNames = ['X'];
-  variableComponents = [4];
+  variableComponents: number[];
   outputComponent = 2;
   outputShape: number[];
-  shaderKey = 'packF16';
+  shaderKey: string;
   dispatchLayout = { x: [0] };
   dispatch: [number, number, number];
   workgroupSize: [number, number, number] = [256, 1, 1];
   uniforms = 'rows : i32, cols4 : i32, colsPad4 : i32, units : i32,';
+  private readonly transposed: boolean;
 
-  constructor(shape: PackedShape) {
+  constructor(shape: PackedShape, transposed = false) {
     const units = (shape.rowsPad * shape.colsPad) / 4;
+    this.transposed = transposed;
+    this.variableComponents = [transposed ? 1 : 4];
+    this.shaderKey = `packF16${transposed ? 'T' : ''}`;
     this.outputShape = [units * 2];
     this.dispatch = foldedDispatch(Math.ceil(units / 256));
   }
 
   getUserCode(): string {
+    const read = this.transposed
+      ? 'v = vec4<f32>(X[(4 * c) * uniforms.rows + r], X[(4 * c + 1) * uniforms.rows + r], X[(4 * c + 2) * uniforms.rows + r], X[(4 * c + 3) * uniforms.rows + r]);'
+      : 'v = X[r * uniforms.cols4 + c];';
     return `
       fn main(u : i32) {
         if (u >= uniforms.units) { return; }
         let r = u / uniforms.colsPad4;
         let c = u % uniforms.colsPad4;
         var v = vec4<f32>(0.0);
-        if (r < uniforms.rows && c < uniforms.cols4) { v = X[r * uniforms.cols4 + c]; }
+        if (r < uniforms.rows && c < uniforms.cols4) { ${read} }
         result[u] = vec2<i32>(bitcast<i32>(pack2x16float(v.xy)), bitcast<i32>(pack2x16float(v.zw)));
       }
     `;
@@ -142,8 +152,8 @@ export class TensorCoreMatMulProgram implements WebGPUProgram {
   dispatchLayout = { x: [1], y: [0] };
   dispatch: [number, number, number];
   workgroupSize: [number, number, number];
-  /** h, w, cin: the image of a conv3x3 source (unused otherwise). */
-  uniforms = 'm : u32, n : u32, k : u32, mp : u32, np : u32, kp : u32, h : u32, w : u32, cin : u32,';
+  /** h, w, cin: the input image of a conv3x3 source; oh, ow: its output; stride (unused otherwise). */
+  uniforms = 'm : u32, n : u32, k : u32, mp : u32, np : u32, kp : u32, h : u32, w : u32, cin : u32, oh : u32, ow : u32, stride : u32,';
   private readonly aSource: MatMulASource;
   private readonly hasBias: boolean;
   private readonly epilogue: MatMulEpilogue;
@@ -257,15 +267,16 @@ export class TensorCoreMatMulProgram implements WebGPUProgram {
       const perRow = bk / aWidth;
       const at = `buf * ${bm * as}u + (ua${p} / ${perRow}u) * ${as}u + (ua${p} % ${perRow}u) * ${aWidth}u`;
       if (this.aSource === 'conv3x3') {
-        // Pixel row → (image, y, x); the slice's tap (ky, kx) and channel; outside the image the value is zero.
+        // Output pixel row → (image, y, x); the slice's tap (ky, kx) and channel; the input pixel (y·stride + ky − 1,
+        // x·stride + kx − 1); outside the image the value is zero.
         loads.push(`if (ua${p} < ${aUnits}u) {
           let kc = k8 * 8u + (ua${p} % ${perRow}u) * 4u;
           let px = min(row0 + ua${p} / ${perRow}u, uniforms.m - 1u);
           let tap = kc / uniforms.cin;
-          let yy = i32((px / uniforms.w) % uniforms.h) + i32(tap / 3u) - 1;
-          let xx = i32(px % uniforms.w) + i32(tap % 3u) - 1;
+          let yy = i32(((px / uniforms.ow) % uniforms.oh) * uniforms.stride) + i32(tap / 3u) - 1;
+          let xx = i32((px % uniforms.ow) * uniforms.stride) + i32(tap % 3u) - 1;
           let inside = yy >= 0 && yy < i32(uniforms.h) && xx >= 0 && xx < i32(uniforms.w) && tap < 9u;
-          let src = ((px / (uniforms.w * uniforms.h)) * uniforms.h + u32(clamp(yy, 0, i32(uniforms.h) - 1))) * uniforms.w + u32(clamp(xx, 0, i32(uniforms.w) - 1));
+          let src = ((px / (uniforms.ow * uniforms.oh)) * uniforms.h + u32(clamp(yy, 0, i32(uniforms.h) - 1))) * uniforms.w + u32(clamp(xx, 0, i32(uniforms.w) - 1));
           ra${p} = select(vec4<f32>(0.0), A[src * (uniforms.cin / 4u) + (kc % uniforms.cin) / 4u], inside);
         }`);
         stores.push(`if (ua${p} < ${aUnits}u) { ${[0, 1, 2, 3].map((w) => `aTile[${at} + ${w}u] = f16(ra${p}.${'xyzw'[w]});`).join(' ')} }`);

@@ -17,7 +17,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { ConfigError, ShapeError } from '../errors.js';
 import { FlashModule, type FlashModuleArgs } from './module.js';
-import { resizeAlignCorners } from './ops.js';
+import { convTransposeNoOverlap, resizeAlignCorners } from './ops.js';
 import { FeatureFusionBlock } from './fusion-block.js';
 import { Conv2d, fanInUniform, singleInput } from './layers.js';
 
@@ -53,16 +53,10 @@ export class ConvTranspose2d extends FlashModule {
 
   /** x: [B, h, w, in] → [B, s·h, s·w, out]; out[s·y+ky, s·x+kx] = Σ_in x[y, x, in] · W[in, out, ky, kx] + b. */
   forward(x: tf.Tensor4D): tf.Tensor4D {
-    const { inChannels, outChannels, scale: s } = this.convOptions;
-    const [b, h, w, c] = x.shape;
+    const { inChannels, scale } = this.convOptions;
+    const c = x.shape[3];
     if (c !== inChannels) throw new ShapeError(`${this.name}: expected ${inChannels} input channels (NHWC), received shape [${x.shape.join(', ')}]`);
-    // The weight is used as stored, transposed inside the matMul: no per-frame transpose of the filter.
-    const perPixel = tf.reshape(this.weight.read(), [s * s * outChannels, inChannels]) as tf.Tensor2D; // [s,s,out,in] → [s·s·out, in]
-    const pixels = tf.reshape(x, [b * h * w, inChannels]) as tf.Tensor2D; // [B·h·w, in]
-    const blocks = tf.reshape(tf.matMul(pixels, perPixel, false, true), [b, h, w, s, s, outChannels]); // [B, h, w, ky, kx, out]
-    const rows = tf.transpose(blocks, [0, 1, 3, 2, 4, 5]); // [B, h, ky, w, kx, out]
-    const y = tf.reshape(rows, [b, h * s, w * s, outChannels]); // [B, s·h, s·w, out]
-    return tf.add(y, this.bias.read()) as tf.Tensor4D;
+    return convTransposeNoOverlap(x, this.weight.read() as tf.Tensor4D, this.bias.read(), scale);
   }
 
   override call(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor {

@@ -139,7 +139,7 @@ export class Mamba2 extends FlashModule {
   }
 
   /**
-   * forwardFrame on webgpu inference: in_proj, one custom kernel of 3 dispatches for conv … gated RMSNorm (a per-token
+   * forwardFrame on webgpu inference: in_proj, one custom kernel of 4 dispatches for conv … gated RMSNorm (a per-token
    * recurrence, whatever `form` says), out_proj; the ops form issues ~100 tfjs calls for the same few tokens.
    */
   private forwardFrameFused(u: tf.Tensor3D, state: tf.Tensor4D | null): Mamba2FrameResult {

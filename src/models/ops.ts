@@ -91,7 +91,7 @@ export function conv2d(
   if (useTensorCores()) {
     // --precision mixed: 3×3 convs as implicit GEMMs and 1×1 convs as plain products on tensor cores.
     const [kh, kw, cin, cout] = filter.shape;
-    if (tensorCoreConvSupports(kh, kw, stride, padding, cin, cout)) return tensorCoreConv3x3(x, filter, bias, activation === 'relu');
+    if (tensorCoreConvSupports(kh, kw, stride, padding, cin, cout)) return tensorCoreConv3x3(x, filter, bias, activation === 'relu', stride);
     if (kh === 1 && kw === 1 && stride === 1 && padding === 0 && mixedMatMulSupports(cin, cout)) {
       const [b, h, w] = x.shape;
       const y = mixedMatMul(tf.reshape(x, [b * h * w, cin]) as tf.Tensor2D, tf.reshape(filter, [cin, cout]) as tf.Tensor2D, { bias, ...(activation === 'relu' ? { activation: 'relu' as const } : {}) });
@@ -143,6 +143,25 @@ function useIm2colConv(): boolean {
   if (tf.engine().state.gradientDepth === 0) return false;
   const backend = tf.getBackend();
   return backend === 'wasm' || backend === 'cpu';
+}
+
+/**
+ * ConvTranspose2d with kernel = stride = s and no padding (the DPT's ×4/×2 up-sampling: no overlap) of NHWC `x` with
+ * the filter as stored, `weight` [s, s, out, in]: out[s·y+ky, s·x+kx] = Σ_in x[y, x, in] · W[ky, kx, out, in] + b,
+ * one per-pixel product [B·h·w, in] · [in, s·s·out] (on tensor cores under `--precision mixed`, the filter packed
+ * transposed once; elsewhere tf.matMul with transposeB: no per-frame transpose of the filter).
+ */
+export function convTransposeNoOverlap(x: tf.Tensor4D, weight: tf.Tensor4D, bias: tf.Tensor, s: number): tf.Tensor4D {
+  const [b, h, w, inChannels] = x.shape;
+  const outChannels = weight.shape[2];
+  const perPixel = tf.reshape(weight, [s * s * outChannels, inChannels]) as tf.Tensor2D; // [s·s·out, in]
+  const pixels = tf.reshape(x, [b * h * w, inChannels]) as tf.Tensor2D; // [B·h·w, in]
+  const product = useTensorCores() && mixedMatMulSupports(inChannels, s * s * outChannels)
+    ? mixedMatMul(pixels, perPixel, { transposeB: true })
+    : tf.matMul(pixels, perPixel, false, true);
+  const blocks = tf.reshape(product, [b, h, w, s, s, outChannels]); // [B, h, w, ky, kx, out]
+  const rows = tf.transpose(blocks, [0, 1, 3, 2, 4, 5]); // [B, h, ky, w, kx, out]
+  return tf.add(tf.reshape(rows, [b, h * s, w * s, outChannels]), bias) as tf.Tensor4D; // [B, s·h, s·w, out]
 }
 
 /**

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { expect } from 'chai';
 import { REPO_ROOT } from '../helpers/fixtures.js';
 import { runCliProcess } from '../cli/spawn-cli.js';
+import { dawnToggles } from '../../src/backend/webgpu.js';
 
 const LAVAPIPE = process.env['FLASHDEPTH_LAVAPIPE'] ?? join(REPO_ROOT, '.cache', 'lavapipe');
 const ICD = join(LAVAPIPE, 'usr', 'share', 'vulkan', 'icd.d', 'lvp_icd.json');
@@ -20,6 +21,16 @@ function lavapipeEnv(ctx: Mocha.Context): NodeJS.ProcessEnv {
   return { VK_ICD_FILENAMES: ICD, LD_LIBRARY_PATH: [lib, process.env['LD_LIBRARY_PATH']].filter(Boolean).join(':'), XDG_RUNTIME_DIR: '/tmp' };
 }
 
+describe('backend: webgpu Dawn toggles', function () {
+  it('drops the robustness clamps unless FLASHDEPTH_WEBGPU_ROBUSTNESS=on, and appends FLASHDEPTH_DAWN_FEATURES', function () {
+    expect(dawnToggles({})).to.deep.equal(['enable-dawn-features=allow_unsafe_apis,vulkan_enable_f16_on_nvidia,disable_robustness']);
+    expect(dawnToggles({ FLASHDEPTH_WEBGPU_ROBUSTNESS: 'on' })).to.deep.equal(['enable-dawn-features=allow_unsafe_apis,vulkan_enable_f16_on_nvidia']);
+    expect(dawnToggles({ FLASHDEPTH_WEBGPU_ROBUSTNESS: ' OFF ', FLASHDEPTH_DAWN_FEATURES: 'skip_validation, disable_robustness' }))
+      .to.deep.equal(['enable-dawn-features=allow_unsafe_apis,vulkan_enable_f16_on_nvidia,disable_robustness,skip_validation']);
+    expect(() => dawnToggles({ FLASHDEPTH_WEBGPU_ROBUSTNESS: 'yes' })).to.throw('FLASHDEPTH_WEBGPU_ROBUSTNESS must be "on" or "off", got "yes"');
+  });
+});
+
 describe('backend: webgpu on lavapipe', function () {
   it('--backend webgpu: the adapter at its maximum limits, the features offered, a correct matmul, and the process exits', async function () {
     const { code, stdout, stderr } = await runCliProcess(['backend', '--backend', 'webgpu'], lavapipeEnv(this));
@@ -29,6 +40,16 @@ describe('backend: webgpu on lavapipe', function () {
     // lavapipe's maxStorageBufferBindingSize is 128 MiB (tfjs' default request would be the same here; on NVIDIA it is 2 GiB).
     expect(lines[0]).to.match(/^backend: webgpu \[llvmpipe.*, max binding 128 MiB; features shader-f16, subgroups, timestamp-query\]$/);
     expect(stdout).to.match(/^op check: 64×64 matmul on webgpu: max \|tf − js\| = \d\.\d\de-\d+ \(ok\)\n/);
+  });
+
+  it('FLASHDEPTH_WEBGPU_ROBUSTNESS=on: the clamps back and the same correct matmul; a bad value is a one-line error', async function () {
+    const env = lavapipeEnv(this);
+    const on = await runCliProcess(['backend', '--backend', 'webgpu'], { ...env, FLASHDEPTH_WEBGPU_ROBUSTNESS: 'on' });
+    expect(on.code, on.stderr).to.equal(0);
+    expect(on.stdout).to.match(/^op check: 64×64 matmul on webgpu: max \|tf − js\| = \d\.\d\de-\d+ \(ok\)\n/);
+    const bad = await runCliProcess(['backend', '--backend', 'webgpu'], { ...env, FLASHDEPTH_WEBGPU_ROBUSTNESS: 'maybe' });
+    expect(bad.code).to.equal(2);
+    expect(bad.stderr.trim()).to.equal('error: FLASHDEPTH_WEBGPU_ROBUSTNESS must be "on" or "off", got "maybe"');
   });
 
   it('auto picks webgpu when a Vulkan device exists, skipping only tensorflow', async function () {

@@ -14,7 +14,7 @@ import { flashAttention, setKernelMode, setPrecision, tensorCoresAvailable, useF
 import { TC_ATTENTION } from '../../src/kernels/tc-attention.js';
 import { freeStalePackedWeights, packedB, packedWeight, releasePackedWeights } from '../../src/kernels/tc-matmul.js';
 import { scaledDotProductAttention, selfAttention } from '../../src/models/attention.js';
-import { addScaled, conv2d, gelu, layerNorm, linear } from '../../src/models/ops.js';
+import { addScaled, conv2d, convTransposeNoOverlap, gelu, layerNorm, linear } from '../../src/models/ops.js';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { float16ToFloat32 } from '../../src/io/half.js';
@@ -25,6 +25,7 @@ import { createFlashDepth, loadFlashDepthWeights } from '../../src/models/create
 import type { FlashDepth } from '../../src/models/flashdepth.js';
 import { FULL_REDUCED_TEACHER_OVERRIDES } from '../../src/models/variants.js';
 import { Mamba2, type Mamba2Options, type ScanForm } from '../../src/models/mamba2.js';
+import { setScanReduction, type ScanReduction } from '../../src/kernels/mamba-scan.js';
 import { randomizeWeights } from '../../src/models/random-init.js';
 import { closeness, FIXTURES_DIR } from '../helpers/fixtures.js';
 import type { WebGPUBackendLike } from '../../src/kernels/program.js';
@@ -171,10 +172,25 @@ const CASES: Case[] = [
     run: ([x, w]) => conv2d(x as tf.Tensor4D, w as tf.Tensor4D, undefined, 1, 1),
   },
   {
+    // Stride 2 (the ViT-L/Full reassemble's down-sampling): odd sides, so the last output row and column read a
+    // padded edge; two images.
+    name: 'mixed conv 3×3 stride 2 + bias, [2, 19, 13, 32] → 40',
+    precision: 'mixed',
+    inputs: () => [normal([2, 19, 13, 32]), normal([3, 3, 32, 40], 0.05), normal([40])],
+    run: ([x, w, b]) => conv2d(x as tf.Tensor4D, w as tf.Tensor4D, b!, 2, 1),
+  },
+  {
     name: 'mixed conv 1×1 + bias, [1, 30, 30, 96] → 256',
     precision: 'mixed',
     inputs: () => [normal([1, 30, 30, 96]), normal([1, 1, 96, 256], 0.05), normal([256])],
     run: ([x, w, b]) => conv2d(x as tf.Tensor4D, w as tf.Tensor4D, b!, 1, 0),
+  },
+  {
+    // The DPT's ×4 up-sampling: the filter [4, 4, out, in] packed transposed (K = 64 input channels, N = 16·40 = 640).
+    name: 'mixed conv-transpose ×4 + bias, [1, 9, 11, 64] → 40',
+    precision: 'mixed',
+    inputs: () => [normal([1, 9, 11, 64]), normal([4, 4, 40, 64], 0.05), normal([40])],
+    run: ([x, w, b]) => convTransposeNoOverlap(x as tf.Tensor4D, w as tf.Tensor4D, b!, 4),
   },
   {
     // Tensor-core attention: N = 300 is neither a multiple of the 128 query rows of a workgroup nor of the 32-key block.
@@ -230,14 +246,22 @@ const MAMBA_L: Mamba2Options = { dModel: 256, expand: 2, headdim: 64 }; // 8 hea
  * lavapipe), too close to the bound to test the kernel. L = 37 spans several token blocks and ends in a partial one.
  * Own seeds, so cases added above leave these be.
  */
-function mambaCases(label: string, options: Mamba2Options, batch: number, length: number, carried: boolean, reference: ScanForm, seed: number): Case[] {
+function mambaCases(label: string, options: Mamba2Options, batch: number, length: number, carried: boolean, reference: ScanForm, seed: number, reduction: ScanReduction = 'auto'): Case[] {
   const layer = () => mambaLayer(options);
   const inputs = () => [
     tf.randomNormal([batch, length, options.dModel], 0, 1, 'float32', seed),
     ...(carried ? [tf.randomNormal(layer().ssmStateShape(batch), 0, 2, 'float32', seed + 1)] : []),
   ];
-  const frame = ([u, state]: tf.Tensor[]) => layer().forwardFrame(u as tf.Tensor3D, (state ?? null) as tf.Tensor4D | null, reference);
-  const name = `mamba ${label}, B=${batch} L=${length}, ${carried ? 'carried state' : 'zero state'}, vs ${reference} ops`;
+  const frame = ([u, state]: tf.Tensor[]) => {
+    setScanReduction(reduction);
+    try {
+      return layer().forwardFrame(u as tf.Tensor3D, (state ?? null) as tf.Tensor4D | null, reference);
+    } finally {
+      setScanReduction('auto');
+    }
+  };
+  const sums = reduction === 'workgroup' ? ', row sums in workgroup memory' : '';
+  const name = `mamba ${label}, B=${batch} L=${length}, ${carried ? 'carried state' : 'zero state'}${sums}, vs ${reference} ops`;
   return [
     { name: `${name}: y`, inputs, run: (t) => frame(t).y },
     { name: `${name}: new state`, inputs, run: (t) => frame(t).state },
@@ -248,6 +272,7 @@ const MAMBA_CASES: Case[] = [
   ...mambaCases('S (8×32, N 256)', MAMBA_S, 2, 37, true, 'recurrent', 9001),
   ...mambaCases('S (8×32, N 256)', MAMBA_S, 2, 9, false, 'chunked', 9011),
   ...mambaCases('L (8×64, N 256)', MAMBA_L, 1, 13, true, 'chunked', 9021),
+  ...mambaCases('L (8×64, N 256)', MAMBA_L, 2, 22, true, 'recurrent', 9031, 'workgroup'),
 ];
 
 async function runCase(c: Case): Promise<KernelCheckResult | KernelCheckSkip> {

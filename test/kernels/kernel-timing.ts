@@ -1,8 +1,9 @@
 /**
  * GPU-host exploration tool (not part of `npm test`): times the stock fp32 matMul against the tensor-core matMul in
  * several workgroup layouts, and the fp32 flash-attention kernel in several block shapes against the tensor-core
- * attention in several layouts, at the model's shapes; JSON lines.
- * Usage: node dist/test/kernels/kernel-timing.js [--attention-only | --matmul-only]
+ * attention in several layouts, and the Mamba2 frame step (FlashDepthMambaScan, its four dispatches) at the model's
+ * shapes; JSON lines.
+ * Usage: node dist/test/kernels/kernel-timing.js [--attention-only | --matmul-only | --mamba-only]
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { releaseBackend, selectBackend } from '../../src/backend/index.js';
@@ -13,6 +14,7 @@ import type { TensorCoreMatMulLayout } from '../../src/kernels/tc-matmul_webgpu.
 import { TC_ATTENTION } from '../../src/kernels/tc-attention.js';
 import { tcAttentionWorkgroupBytes, type TensorCoreAttentionLayout } from '../../src/kernels/tc-attention_webgpu.js';
 import { webgpuCapabilities } from '../../src/backend/webgpu.js';
+import { fusedMambaScan } from '../../src/kernels/mamba-scan.js';
 
 async function timeIt(run: () => tf.Tensor, reps: number): Promise<number> {
   const warm = run();
@@ -33,7 +35,8 @@ async function main(): Promise<void> {
   await selectBackend('webgpu');
   console.log(JSON.stringify({ tensorCores: tensorCoresAvailable() }));
   console.log(JSON.stringify({ maxWorkgroupStorageBytes: webgpuCapabilities().maxWorkgroupStorageBytes }));
-  const matmuls: [string, number, number, number][] = process.argv.includes('--attention-only') ? [] : [
+  const only = ['--attention-only', '--matmul-only', '--mamba-only'].find((flag) => process.argv.includes(flag));
+  const matmuls: [string, number, number, number][] = only && only !== '--matmul-only' ? [] : [
     ['S fc1 518', 1370, 384, 1536], ['S fc2 518', 1370, 1536, 384], ['S qkv 2K', 11972, 384, 1152], ['S fc1 2K', 11972, 384, 1536],
     ['L fc1 518', 1370, 1024, 4096], ['L fc2 518', 1370, 4096, 1024], ['square 4096', 4096, 4096, 4096],
   ];
@@ -73,7 +76,7 @@ async function main(): Promise<void> {
     console.log(JSON.stringify(row));
     tf.dispose([x, w, b]);
   }
-  const attentions: [string, number, number][] = process.argv.includes('--matmul-only') ? [] : [['S 518', 1370, 6], ['L 518', 1370, 16], ['L teacher 868×490', 2170, 16], ['S 2K student', 11972, 6]];
+  const attentions: [string, number, number][] = only && only !== '--attention-only' ? [] : [['S 518', 1370, 6], ['L 518', 1370, 16], ['L teacher 868×490', 2170, 16], ['S 2K student', 11972, 6]];
   for (const [name, n, heads] of attentions) {
     const c = heads * 64;
     const qkv = tf.randomNormal([1, n, 3 * c], 0, 1, 'float32', 4) as tf.Tensor3D;
@@ -109,6 +112,29 @@ async function main(): Promise<void> {
     }
     console.log(JSON.stringify(row));
     qkv.dispose();
+  }
+  // The Mamba2 frame step of one layer with a carried state: 8 heads, N = 256; tokens per frame at the bench sizes.
+  const mambas: [string, number, number][] = only && only !== '--mamba-only' ? [] : [['L 518', 841, 64], ['Full 2K', 464, 32], ['S 518', 49, 32]];
+  for (const [name, length, headdim] of mambas) {
+    const heads = 8;
+    const dState = 256;
+    const dInner = heads * headdim;
+    const convDim = dInner + 2 * dState;
+    const zxbcdt = tf.randomNormal([1, length, 2 * dInner + 2 * dState + heads], 0, 1, 'float32', 5) as tf.Tensor3D;
+    const weights = {
+      convWeight: tf.randomNormal([4, convDim], 0, 0.3, 'float32', 6), convBias: tf.randomNormal([convDim], 0, 0.1, 'float32', 7),
+      dtBias: tf.randomNormal([heads], 0, 0.1, 'float32', 8), aLog: tf.randomUniform([heads], 0, 2.7, 'float32', 9),
+      dSkip: tf.ones([heads]), normWeight: tf.ones([dInner]),
+    };
+    const state = tf.randomNormal([1, heads, headdim, dState], 0, 1, 'float32', 10) as tf.Tensor4D;
+    const run = () => {
+      const { y, state: next } = fusedMambaScan(zxbcdt, weights, state, { headdim, dState, eps: 1e-5 });
+      next.dispose();
+      return y;
+    };
+    const ms = await timeIt(run, 30);
+    console.log(JSON.stringify({ kind: 'mamba', name, length, headdim, dState, ms: +ms.toFixed(3), subgroupSize: webgpuCapabilities().subgroupSize }));
+    tf.dispose([zxbcdt, state, ...Object.values(weights)]);
   }
   releaseBackend();
 }
