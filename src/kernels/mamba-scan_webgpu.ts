@@ -24,6 +24,7 @@
  * d_inner = H·P, N, d_conv and the lane-group size are compiled in (model and device constants); batch and L come
  * from the shapes.
  */
+import { ShapeError } from '../errors.js';
 import { foldedDispatch, LINEAR_WORKGROUP, type WebGPUProgram } from './program.js';
 
 const CONV_WORKGROUP = 256;
@@ -35,6 +36,14 @@ const WORKGROUP_REDUCTION_LANES = 32;
 const SCAN_UNROLL = 4;
 /** Above this the Triton softplus returns its argument. */
 const SOFTPLUS_THRESHOLD = 20;
+
+/** Measurement knobs of the scan (defaults: SCAN_UNROLL tokens per step, scanRowsPerGroup rows). */
+export interface ScanTuning {
+  /** Tokens per step of the loop (at most the lanes per row). */
+  unroll: number;
+  /** State rows per workgroup (a divisor of the head size). */
+  rows: number;
+}
 
 /** State rows per workgroup: the largest of 8, 4, 2, 1 that divides the head. */
 export function scanRowsPerGroup(headdim: number): number {
@@ -137,23 +146,34 @@ export class MambaScanProgram implements WebGPUProgram {
   private readonly subgroupReduce: boolean;
 
   /** `subgroupSize`: the device's fixed subgroup size, 0 if none (see scanLanes). */
-  constructor(dims: MambaScanDims, subgroupSize: number) {
+  private readonly unroll: number;
+  private readonly rows: number;
+
+  /** `subgroupSize`: the device's fixed subgroup size, 0 if none (see scanLanes); `tuning`: for measurements. */
+  constructor(dims: MambaScanDims, subgroupSize: number, tuning: Partial<ScanTuning> = {}) {
     const { batch, length, heads, headdim, dState, hasState } = dims;
     this.dims = dims;
     ({ lanes: this.lanes, subgroupReduce: this.subgroupReduce } = scanLanes(subgroupSize));
     this.variableNames = ['Conv', 'ALog', 'DSkip', ...(hasState ? ['State'] : [])];
     this.outputShape = [batch * length * heads * headdim + batch * heads * headdim * dState];
-    this.workgroupSize = [scanRowsPerGroup(headdim) * this.lanes, 1, 1];
-    this.dispatch = [heads, batch, headdim / scanRowsPerGroup(headdim)];
-    this.shaderKey = `mambaScan_${heads}_${headdim}_${dState}_${hasState}_${this.lanes}_${this.subgroupReduce}`;
+    this.unroll = tuning.unroll ?? SCAN_UNROLL;
+    this.rows = tuning.rows ?? scanRowsPerGroup(headdim);
+    // Lane u of each row writes token u of a step: a step cannot have more tokens than a row has lanes.
+    if (!(this.unroll >= 1 && this.unroll <= this.lanes && headdim % this.rows === 0)) {
+      throw new ShapeError(`MambaScanProgram: ${this.unroll} tokens per step and ${this.rows} rows per workgroup do not fit `
+        + `${this.lanes} lanes per row and heads of ${headdim} (expected 1 ≤ tokens ≤ lanes, rows dividing the head)`);
+    }
+    this.workgroupSize = [this.rows * this.lanes, 1, 1];
+    this.dispatch = [heads, batch, headdim / this.rows];
+    this.shaderKey = `mambaScan_${heads}_${headdim}_${dState}_${hasState}_${this.lanes}_${this.subgroupReduce}_${this.unroll}_${this.rows}`;
   }
 
   getUserCode(): string {
     const { heads, headdim, dState, hasState } = this.dims;
     const G = this.lanes;
-    const R = scanRowsPerGroup(headdim);
+    const R = this.rows;
     const wg = R * G;
-    const U = SCAN_UNROLL;
+    const U = this.unroll;
     const tokens = [...Array(U).keys()];
     // Lane g owns state columns n = g + j·G (j < J), one register each. Where G does not divide N the last columns
     // of some lanes lie past N: their B is read as zero, so they stay zero and add nothing to y.

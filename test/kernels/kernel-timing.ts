@@ -1,8 +1,8 @@
 /**
  * GPU-host exploration tool (not part of `npm test`): times the stock fp32 matMul against the tensor-core matMul in
  * several workgroup layouts, and the fp32 flash-attention kernel in several block shapes against the tensor-core
- * attention in several layouts, and the Mamba2 frame step (FlashDepthMambaScan, its four dispatches) at the model's
- * shapes; JSON lines.
+ * attention in several layouts, and the Mamba2 frame step (FlashDepthMambaScan, its four dispatches; its scan program
+ * alone by tokens per step and rows per workgroup) at the model's shapes; JSON lines.
  * Usage: node dist/test/kernels/kernel-timing.js [--attention-only | --matmul-only | --mamba-only]
  */
 import * as tf from '@tensorflow/tfjs-core';
@@ -15,6 +15,8 @@ import { TC_ATTENTION } from '../../src/kernels/tc-attention.js';
 import { tcAttentionWorkgroupBytes, type TensorCoreAttentionLayout } from '../../src/kernels/tc-attention_webgpu.js';
 import { webgpuCapabilities } from '../../src/backend/webgpu.js';
 import { fusedMambaScan } from '../../src/kernels/mamba-scan.js';
+import { MambaConvProgram, MambaScanProgram, scanLanes } from '../../src/kernels/mamba-scan_webgpu.js';
+import type { WebGPUBackendLike } from '../../src/kernels/program.js';
 
 async function timeIt(run: () => tf.Tensor, reps: number): Promise<number> {
   const warm = run();
@@ -132,9 +134,35 @@ async function main(): Promise<void> {
       next.dispose();
       return y;
     };
-    const ms = await timeIt(run, 30);
-    console.log(JSON.stringify({ kind: 'mamba', name, length, headdim, dState, ms: +ms.toFixed(3), subgroupSize: webgpuCapabilities().subgroupSize }));
-    tf.dispose([zxbcdt, state, ...Object.values(weights)]);
+    const row: Record<string, unknown> = { kind: 'mamba', name, length, headdim, dState, subgroupSize: webgpuCapabilities().subgroupSize };
+    row['frameStepMs'] = +(await timeIt(run, 30)).toFixed(3);
+    // The scan program alone on one conv output, by tokens per step and rows per workgroup, and with the row sums in
+    // workgroup memory: where its ~1 µs per token goes (output compared with the default layout's).
+    const backend = tf.backend() as unknown as WebGPUBackendLike;
+    const dims = { batch: 1, length, heads, headdim, dState, dConv: 4, hasState: true };
+    const conv = backend.runWebGPUProgram(new MambaConvProgram(dims), [zxbcdt, weights.convWeight, weights.convBias, weights.dtBias], 'float32');
+    const convTensor = tf.engine().makeTensorFromTensorInfo(conv);
+    let reference: Float32Array | undefined;
+    const variants: [number, number, boolean][] = [[4, 8, true], [1, 8, true], [8, 8, true], [4, 2, true], [4, 1, true], [8, 1, true], [4, 8, false]];
+    for (const [unroll, rows, subgroupReduce] of variants) {
+      const subgroupSize = subgroupReduce ? webgpuCapabilities().subgroupSize : 0;
+      if (unroll > scanLanes(subgroupSize).lanes) continue;
+      const scan = () => tf.engine().makeTensorFromTensorInfo(backend.runWebGPUProgram(new MambaScanProgram(dims, subgroupSize, { unroll, rows }),
+        [convTensor, weights.aLog, weights.dSkip, state], 'float32', [{ type: 'int32', data: [1] }, { type: 'int32', data: [length] }]));
+      const out = scan();
+      const values = (await out.data()) as Float32Array;
+      out.dispose();
+      reference ??= values;
+      let err = 0;
+      let peak = 0;
+      for (let i = 0; i < values.length; i++) {
+        err = Math.max(err, Math.abs(values[i]! - reference[i]!));
+        peak = Math.max(peak, Math.abs(reference[i]!));
+      }
+      row[`scan_u${unroll}_r${rows}${subgroupReduce ? '' : '_workgroupSums'}`] = { ms: +(await timeIt(scan, 30)).toFixed(3), relDiff: +(err / peak).toExponential(1) };
+    }
+    console.log(JSON.stringify(row));
+    tf.dispose([zxbcdt, state, convTensor, ...Object.values(weights)]);
   }
   releaseBackend();
 }

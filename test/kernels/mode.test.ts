@@ -10,6 +10,7 @@ import { hoistDirectives, retypeBindings } from '../../src/backend/webgpu.js';
 import { tensorCoreAttentionLayout, tensorCoreAttentionPays, tensorCoreAttentionSupports } from '../../src/kernels/tc-attention.js';
 import { packedPlanes, tcAttentionWorkgroupBytes, tcRowsPerWorkgroup } from '../../src/kernels/tc-attention_webgpu.js';
 import { packedA, packedB } from '../../src/kernels/tc-matmul.js';
+import { MambaScanProgram, scanLanes, scanRowsPerGroup } from '../../src/kernels/mamba-scan_webgpu.js';
 import { DEFAULT_TC_MATMUL_LAYOUT, SMALL_TC_MATMUL_LAYOUT, tensorCoreMatMulLayout } from '../../src/kernels/tc-matmul_webgpu.js';
 import { applyPrecision, precisionMode, setPrecision, useTensorCores } from '../../src/kernels/index.js';
 import { addScaled, gelu, linear } from '../../src/models/ops.js';
@@ -79,6 +80,20 @@ describe('kernel mode and precision', () => {
     expect(packedA(1370, 588)).to.deep.equal({ rows: 1370, cols: 588, rowsPad: 1376, colsPad: 608 });
     expect(packedB(588, 1024)).to.deep.equal({ rows: 588, cols: 1024, rowsPad: 608, colsPad: 1024 });
     expect(packedB(52, 20)).to.deep.equal({ rows: 52, cols: 20, rowsPad: 64, colsPad: 64 });
+  });
+
+  it('Mamba scan: lane groups of the fixed subgroup size (4–32) or 32 with workgroup sums, 8 rows where they divide the head, tuning checked', () => {
+    expect(scanLanes(32)).to.deep.equal({ lanes: 32, subgroupReduce: true });
+    expect(scanLanes(8)).to.deep.equal({ lanes: 8, subgroupReduce: true });
+    for (const size of [0, 2, 12, 64]) expect(scanLanes(size), `subgroup size ${size}`).to.deep.equal({ lanes: 32, subgroupReduce: false });
+    expect([64, 32, 12, 6, 3].map(scanRowsPerGroup)).to.deep.equal([8, 8, 4, 2, 1]);
+    const dims = { batch: 1, length: 9, heads: 8, headdim: 64, dState: 256, dConv: 4, hasState: false };
+    const program = new MambaScanProgram(dims, 32);
+    expect(program.workgroupSize).to.deep.equal([256, 1, 1]);
+    expect(program.dispatch).to.deep.equal([8, 1, 8]);
+    expect(new MambaScanProgram(dims, 8, { unroll: 8, rows: 2 }).dispatch).to.deep.equal([8, 1, 32]);
+    expect(() => new MambaScanProgram(dims, 8, { unroll: 16 })).to.throw('MambaScanProgram: 16 tokens per step and 8 rows per workgroup do not fit 8 lanes per row and heads of 64 (expected 1 ≤ tokens ≤ lanes, rows dividing the head)');
+    expect(() => new MambaScanProgram(dims, 32, { rows: 3 })).to.throw(/3 rows per workgroup .* rows dividing the head/);
   });
 
   it('packs f16 head planes with query rows padded to whole workgroups and keys to whole blocks', () => {
