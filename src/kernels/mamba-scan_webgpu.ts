@@ -144,8 +144,6 @@ export class MambaScanProgram implements WebGPUProgram {
   private readonly dims: MambaScanDims;
   private readonly lanes: number;
   private readonly subgroupReduce: boolean;
-
-  /** `subgroupSize`: the device's fixed subgroup size, 0 if none (see scanLanes). */
   private readonly unroll: number;
   private readonly rows: number;
 

@@ -142,12 +142,16 @@ export function tensorCoreConvSupports(kernelH: number, kernelW: number, stride:
 
 /** a [M, K] · weight [K, N] (+ bias) then the epilogue, with the weight's cached f16 copy. Shapes checked by the caller. */
 export function tensorCoreMatMul(inputs: TensorCoreMatMulInputs, epilogue: MatMulEpilogue, layout?: TensorCoreMatMulLayout): tf.Tensor2D {
-  return runTensorCoreMatMul(inputs.a, inputs.weight, inputs, epilogue, layout, undefined, inputs.transposeWeight ?? false);
+  return runTensorCoreMatMul(inputs.a, inputs.weight, inputs, epilogue, layout);
 }
 
-/** The one call of the kernel: A (a matrix, or the image of a conv), the weight's cached f16 copy, the epilogue's inputs. */
-function runTensorCoreMatMul(a: tf.Tensor, weight: tf.Tensor2D, extra: Pick<TensorCoreMatMulInputs, 'bias' | 'residual' | 'gamma'>, epilogue: MatMulEpilogue,
-  layout?: TensorCoreMatMulLayout, conv?: Conv3x3Image, transposeWeight = false): tf.Tensor2D {
+/**
+ * The one call of the kernel: A (a matrix, or the image of a conv), the weight's cached f16 copy (packed transposed
+ * with `extra.transposeWeight`), the epilogue's inputs.
+ */
+function runTensorCoreMatMul(a: tf.Tensor, weight: tf.Tensor2D, extra: Pick<TensorCoreMatMulInputs, 'bias' | 'residual' | 'gamma' | 'transposeWeight'>,
+  epilogue: MatMulEpilogue, layout?: TensorCoreMatMulLayout, conv?: Conv3x3Image): tf.Tensor2D {
+  const transposeWeight = extra.transposeWeight ?? false;
   const named: tf.NamedTensorMap = { a, b16: packedWeight(weight, transposeWeight) };
   if (extra.bias) named['bias'] = extra.bias;
   if (extra.residual && extra.gamma) {
