@@ -5,8 +5,26 @@
  * C is compiled in (a model constant: a handful of pipelines); rows come from the shape. Rows fold into y past 65 535.
  */
 import { foldedDispatch, LINEAR_WORKGROUP, type WebGPUProgram } from './program.js';
+import type { PackedShape } from './tc-matmul_webgpu.js';
 
 const WORKGROUP = 64;
+
+/** WGSL: the sum of one value per invocation over the workgroup (tree in workgroup memory; every invocation calls it). */
+const WORKGROUP_SUM_WGSL = `
+      var<workgroup> partial : array<f32, ${WORKGROUP}>;
+
+      fn workgroupSum(value : f32) -> f32 {
+        let tid = i32(localIndex);
+        partial[tid] = value;
+        workgroupBarrier();
+        for (var stride = ${WORKGROUP} / 2; stride > 0; stride = stride / 2) {
+          if (tid < stride) { partial[tid] = partial[tid] + partial[tid + stride]; }
+          workgroupBarrier();
+        }
+        let total = partial[0];
+        workgroupBarrier();
+        return total;
+      }`;
 
 export class LayerNormProgram implements WebGPUProgram {
   variableNames = ['X', 'Gamma', 'Beta'];
@@ -31,20 +49,7 @@ export class LayerNormProgram implements WebGPUProgram {
       const WG : i32 = ${WORKGROUP};
       const C : i32 = ${this.cols};
       const PER : i32 = ${perThread};
-      var<workgroup> partial : array<f32, ${WORKGROUP}>;
-
-      fn workgroupSum(value : f32) -> f32 {
-        let tid = i32(localIndex);
-        partial[tid] = value;
-        workgroupBarrier();
-        for (var stride = WG / 2; stride > 0; stride = stride / 2) {
-          if (tid < stride) { partial[tid] = partial[tid] + partial[tid + stride]; }
-          workgroupBarrier();
-        }
-        let total = partial[0];
-        workgroupBarrier();
-        return total;
-      }
+      ${WORKGROUP_SUM_WGSL}
 
       fn main() {
         let rows = uniforms.xShape.x;
@@ -71,6 +76,80 @@ export class LayerNormProgram implements WebGPUProgram {
           for (var i = 0; i < PER; i++) {
             let c = tid + i * WG;
             if (c < C) { result[base + c] = (v[i] - mean) * invStd * Gamma[c] + Beta[c]; }
+          }
+        }
+      }
+    `;
+  }
+}
+
+/**
+ * LayerNorm of X [rows, C] written straight into the packed f16 operand of the tensor-core matmul (an int32 tensor of
+ * half pairs, [rowsPad, colsPad] zero-padded, as PackF16Program writes it): the LayerNorm before a linear layer and
+ * the packing of its input in one dispatch, without the f32 normalised copy. One workgroup per padded row; each
+ * invocation keeps the column pairs it writes in registers. C is even (the matmul takes multiples of 4).
+ */
+export class LayerNormPackF16Program implements WebGPUProgram {
+  variableNames = ['X', 'Gamma', 'Beta'];
+  outputShape: number[];
+  shaderKey: string;
+  // Two axes, so that tfjs calls main() without a flat index (the rows are the workgroups).
+  dispatchLayout = { x: [0], y: [1] };
+  dispatch: [number, number, number];
+  workgroupSize: [number, number, number] = [WORKGROUP, 1, 1];
+  uniforms = 'eps : f32, rows : i32,';
+  private readonly shape: PackedShape;
+
+  constructor(shape: PackedShape) {
+    this.shape = shape;
+    this.outputShape = [shape.rowsPad, shape.colsPad / 2];
+    this.dispatch = foldedDispatch(shape.rowsPad);
+    this.shaderKey = `layerNormPackF16_${shape.cols}_${shape.colsPad}`;
+  }
+
+  getUserCode(): string {
+    const pairs = this.shape.colsPad / 2;
+    const perThread = Math.ceil(pairs / WORKGROUP);
+    return `
+      const WG : i32 = ${WORKGROUP};
+      const C : i32 = ${this.shape.cols};
+      const PAIRS : i32 = ${pairs};
+      const PER : i32 = ${perThread};
+      ${WORKGROUP_SUM_WGSL}
+
+      fn main() {
+        let rowsPad = ${this.shape.rowsPad};
+        let row = ${LINEAR_WORKGROUP};
+        // Workgroups past the padded rows (y-folding) normalise a valid row again but write nothing; rows past the
+        // valid ones are written as zeros. Barriers stay uniform.
+        let base = min(row, uniforms.rows - 1) * C;
+        let tid = i32(localIndex);
+        var v : array<vec2<f32>, ${perThread}>;
+        var sum = 0.0;
+        for (var i = 0; i < PER; i++) {
+          let c = 2 * (tid + i * WG);
+          v[i] = select(vec2<f32>(0.0), vec2<f32>(X[base + min(c, C - 2)], X[base + min(c, C - 2) + 1]), c < C);
+          sum = sum + v[i].x + v[i].y;
+        }
+        let mean = workgroupSum(sum) / f32(C);
+        var squares = 0.0;
+        for (var i = 0; i < PER; i++) {
+          let c = 2 * (tid + i * WG);
+          let centered = select(vec2<f32>(0.0), v[i] - mean, c < C);
+          squares = squares + dot(centered, centered);
+        }
+        let invStd = inverseSqrt(workgroupSum(squares) / f32(C) + uniforms.eps);
+        if (row < rowsPad) {
+          for (var i = 0; i < PER; i++) {
+            let q = tid + i * WG;
+            let c = 2 * q;
+            if (q < PAIRS) {
+              var y = vec2<f32>(0.0);
+              if (c < C && row < uniforms.rows) {
+                y = (v[i] - mean) * invStd * vec2<f32>(Gamma[c], Gamma[c + 1]) + vec2<f32>(Beta[c], Beta[c + 1]);
+              }
+              result[row * PAIRS + q] = bitcast<i32>(pack2x16float(y));
+            }
           }
         }
       }

@@ -16,7 +16,9 @@
  *   Measured on the H100 (conv + scan programs against the old scan, one lease; bench/README.md): FlashDepth-L's
  *   841 tokens 1.00–1.04 → 0.84–0.89 ms per layer, Full's 464 tokens 0.53–0.57 → 0.47–0.50 ms, against the previous
  *   form, which staged the conv of 5-token blocks in workgroup memory, recomputed by every workgroup, and summed rows
- *   there. Still ~1 µs per token: the sequential token loop, not the loads (issuing them ahead changed nothing).
+ *   there. One state row per workgroup (SCAN_ROWS) instead of eight: 0.79 → 0.29 ms (L), 0.43 → 0.17 (Full) in one
+ *   lease. Not only the workgroup count (eight rows give L 64 workgroups for 132 multiprocessors): two rows, 256
+ *   workgroups, were as slow as eight.
  * - GatedRmsNormProgram: g = y·SiLU(z), g / √(mean(g²) + eps) · weight over all d_inner channels of a token (one
  *   workgroup of 64 per token row), reading y from the flat buffer and z from the in_proj output in place.
  * - CopyRangeProgram: the state part of the flat buffer as its own tensor (tfjs programs have one output).
@@ -37,7 +39,7 @@ const SCAN_UNROLL = 4;
 /** Above this the Triton softplus returns its argument. */
 const SOFTPLUS_THRESHOLD = 20;
 
-/** Measurement knobs of the scan (defaults: SCAN_UNROLL tokens per step, scanRowsPerGroup rows). */
+/** Measurement knobs of the scan (defaults: SCAN_UNROLL tokens per step, SCAN_ROWS rows). */
 export interface ScanTuning {
   /** Tokens per step of the loop (at most the lanes per row). */
   unroll: number;
@@ -45,10 +47,12 @@ export interface ScanTuning {
   rows: number;
 }
 
-/** State rows per workgroup: the largest of 8, 4, 2, 1 that divides the head. */
-export function scanRowsPerGroup(headdim: number): number {
-  return [8, 4, 2, 1].find((r) => headdim % r === 0)!;
-}
+/**
+ * State rows per workgroup by default: one (a workgroup is one lane group). Measured on the H100 (kernel-timing
+ * --mamba-only, one lease): L's 841 tokens 0.79 ms with 8 rows per workgroup, 0.84 with 2, 0.29 with 1; Full's 464
+ * tokens 0.43 → 0.17; S's 49 tokens 0.088 → 0.051.
+ */
+export const SCAN_ROWS = 1;
 
 /**
  * How the scan sums each state row: `subgroupSize` lanes per row with subgroupAdd where the device has fixed-size
@@ -155,10 +159,10 @@ export class MambaScanProgram implements WebGPUProgram {
     this.variableNames = ['Conv', 'ALog', 'DSkip', ...(hasState ? ['State'] : [])];
     this.outputShape = [batch * length * heads * headdim + batch * heads * headdim * dState];
     this.unroll = tuning.unroll ?? SCAN_UNROLL;
-    this.rows = tuning.rows ?? scanRowsPerGroup(headdim);
+    this.rows = tuning.rows ?? SCAN_ROWS;
     // Lane u of each row writes token u of a step: a step cannot have more tokens than a row has lanes.
     if (!(this.unroll >= 1 && this.unroll <= this.lanes && headdim % this.rows === 0)) {
-      throw new ShapeError(`MambaScanProgram: ${this.unroll} tokens per step and ${this.rows} rows per workgroup do not fit `
+      throw new ShapeError(`MambaScanProgram: tokens per step ${this.unroll} and state rows per workgroup ${this.rows} do not fit `
         + `${this.lanes} lanes per row and heads of ${headdim} (expected 1 ≤ tokens ≤ lanes, rows dividing the head)`);
     }
     this.workgroupSize = [this.rows * this.lanes, 1, 1];

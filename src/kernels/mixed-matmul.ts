@@ -5,7 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { ShapeError } from '../errors.js';
-import { tensorCoreMatMul } from './tc-matmul.js';
+import { tensorCoreMatMul, tensorCoreMlp, tensorCoreMlpSupports } from './tc-matmul.js';
 import type { MatMulEpilogue, TensorCoreMatMulLayout } from './tc-matmul_webgpu.js';
 
 export interface MixedMatMulOptions {
@@ -17,6 +17,8 @@ export interface MixedMatMulOptions {
   transposeB?: boolean;
   /** Workgroup layout (tuning; default `tensorCoreMatMulLayout(M, N)`). */
   layout?: TensorCoreMatMulLayout;
+  /** LayerNorm of a's rows (weight, bias [K]) before the product, in the dispatch that packs a to f16. */
+  layerNorm?: { weight: tf.Tensor; bias: tf.Tensor; eps: number };
 }
 
 /** Whether the kernel takes these sizes: rows of A and B are packed from vec4s. */
@@ -25,20 +27,59 @@ export function mixedMatMulSupports(inFeatures: number, outFeatures: number): bo
 }
 
 /**
- * a [M, K] · b [K, N] (or bᵀ with b [N, K], `transposeB`) (+ bias [N]) then the optional epilogue → [M, N], with f16
- * operands and f32 accumulation.
+ * a [M, K] (optionally layer-normalised first) · b [K, N] (or bᵀ with b [N, K], `transposeB`) (+ bias [N]) then the
+ * optional epilogue → [M, N], with f16 operands and f32 accumulation.
  */
 export function mixedMatMul(a: tf.Tensor2D, b: tf.Tensor2D, options: MixedMatMulOptions = {}): tf.Tensor2D {
   const [m, k] = a.shape;
-  const { bias, residual, transposeB = false } = options;
+  const { bias, residual, transposeB = false, layerNorm } = options;
   const [bk, n] = transposeB ? [b.shape[1], b.shape[0]] : b.shape;
   if (bk !== k || !mixedMatMulSupports(k, n) || (bias !== undefined && bias.size !== n)
-    || (residual !== undefined && (residual.gamma.size !== n || residual.x.size !== m * n))) {
+    || (residual !== undefined && (residual.gamma.size !== n || residual.x.size !== m * n))
+    || (layerNorm !== undefined && (layerNorm.weight.size !== k || layerNorm.bias.size !== k))) {
     throw new ShapeError(`mixedMatMul: expected a [M, K], b [K, N] (${transposeB ? '[N, K] transposed' : 'as stored'}) with K and N multiples of 4, bias/gamma [N] and residual [M, N]; got a [${a.shape.join(', ')}], b [${b.shape.join(', ')}]`
-      + `${bias ? `, bias [${bias.shape.join(', ')}]` : ''}${residual ? `, gamma [${residual.gamma.shape.join(', ')}], residual [${residual.x.shape.join(', ')}]` : ''}`);
+      + `${bias ? `, bias [${bias.shape.join(', ')}]` : ''}${residual ? `, gamma [${residual.gamma.shape.join(', ')}], residual [${residual.x.shape.join(', ')}]` : ''}`
+      + `${layerNorm ? `, LayerNorm weight [${layerNorm.weight.shape.join(', ')}] and bias [${layerNorm.bias.shape.join(', ')}] ([K])` : ''}`);
   }
   if (residual && options.activation) throw new ShapeError('mixedMatMul: an activation and a residual cannot be combined');
   const epilogue: MatMulEpilogue = residual ? 'scaleAdd' : options.activation ?? 'none';
   const extra = residual ? { residual: tf.reshape(residual.x, [m, n]), gamma: residual.gamma } : {};
-  return tensorCoreMatMul({ a, weight: b, transposeWeight: transposeB, ...(bias ? { bias } : {}), ...extra }, epilogue, options.layout);
+  const prologue = layerNorm ? { layerNorm: { gamma: layerNorm.weight, beta: layerNorm.bias, eps: layerNorm.eps } } : {};
+  return tensorCoreMatMul({ a, weight: b, transposeWeight: transposeB, ...(bias ? { bias } : {}), ...extra, ...prologue }, epilogue, options.layout);
+}
+
+export interface MixedMlpOptions {
+  fc1: { weight: tf.Tensor2D; bias?: tf.Tensor };
+  fc2: { weight: tf.Tensor2D; bias?: tf.Tensor };
+  /** LayerNorm of a's rows (weight, bias [K]) before fc1, in the dispatch that packs a to f16. */
+  layerNorm?: { weight: tf.Tensor; bias: tf.Tensor; eps: number };
+  /** `residual.x + residual.gamma·y` after fc2. */
+  residual?: { x: tf.Tensor; gamma: tf.Tensor };
+}
+
+/** Whether mixedMlp takes these widths (K, hidden, N multiples of 4; hidden also of the 32-deep slice, at least 64). */
+export function mixedMlpSupports(inFeatures: number, hidden: number, outFeatures: number): boolean {
+  return mixedMatMulSupports(inFeatures, hidden) && mixedMatMulSupports(hidden, outFeatures) && tensorCoreMlpSupports(hidden);
+}
+
+/**
+ * fc2(GELU(fc1(a))) on tensor cores with the hidden activations kept as f16 between the two products (fc1's epilogue
+ * writes fc2's packed operand): a [M, K] → [M, N], optionally layer-normalised first and with a LayerScale residual.
+ */
+export function mixedMlp(a: tf.Tensor2D, options: MixedMlpOptions): tf.Tensor2D {
+  const [m, k] = a.shape;
+  const { fc1, fc2, layerNorm, residual } = options;
+  const [k1, hidden] = fc1.weight.shape;
+  const [k2, n] = fc2.weight.shape;
+  if (k1 !== k || k2 !== hidden || !mixedMlpSupports(k, hidden, n) || (fc1.bias !== undefined && fc1.bias.size !== hidden) || (fc2.bias !== undefined && fc2.bias.size !== n)
+    || (layerNorm !== undefined && (layerNorm.weight.size !== k || layerNorm.bias.size !== k))
+    || (residual !== undefined && (residual.gamma.size !== n || residual.x.size !== m * n))) {
+    throw new ShapeError(`mixedMlp: expected a [M, K], fc1 [K, H] + [H], fc2 [H, N] + [N] with K and N multiples of 4 and H of 32 (at least 64), LayerNorm [K], residual [M, N] and gamma [N]; `
+      + `got a [${a.shape.join(', ')}], fc1 [${fc1.weight.shape.join(', ')}], fc2 [${fc2.weight.shape.join(', ')}]`);
+  }
+  return tensorCoreMlp({
+    a, fc1, fc2,
+    ...(layerNorm ? { layerNorm: { gamma: layerNorm.weight, beta: layerNorm.bias, eps: layerNorm.eps } } : {}),
+    ...(residual ? { residual: tf.reshape(residual.x, [m, n]), gamma: residual.gamma } : {}),
+  });
 }

@@ -203,8 +203,8 @@ export class TensorCoreAttentionProgram implements WebGPUProgram {
         `let dst${p} = select(0u, BLOCK_K * KS, u${p} >= ${blockK * rowUnits}u) + ((u${p} / ${rowUnits}u) % BLOCK_K) * KS + (u${p} % ${rowUnits}u) * 8u;`,
         `var w${p} = vec4<i32>();`);
       load.push(guard(p, `w${p} = P4[src${p} + kUnit0];`));
-      const halves = [0, 1, 2, 3].map((i) => `{ let h = bitcast<vec2<f16>>(w${p}.${'xyzw'[i]}); kvTile[at + ${2 * i}u] = h.x; kvTile[at + ${2 * i + 1}u] = h.y; }`).join(' ');
-      store.push(guard(p, `{ let at = kvAt + dst${p}; ${halves} }`));
+      // kvTile holds the halves as vec4<u32>s: one 16-byte store per unit (offsets are in halves, multiples of 8).
+      store.push(guard(p, `kvTile[(kvAt + dst${p}) / 8u] = bitcast<vec4<u32>>(w${p});`));
     }
     return { declare: declare.join('\n        '), load: load.join('\n          '), store: store.join('\n          ') };
   }
@@ -219,8 +219,8 @@ export class TensorCoreAttentionProgram implements WebGPUProgram {
     const J = [...Array(kc).keys()];
     const H = [0, 1];
     const cols = [...Array(blockK / 4).keys()];
-    const left = (ptr: string, offset: string, stride: string) => `subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>>(${ptr}, ${offset}, false, ${stride})`;
-    const right = (offset: string, colMajor: boolean) => `subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>>(&kvTile, ${offset}, ${colMajor}, KS)`;
+    const left = (ptr: string, offset: string, stride: string) => `subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>, row_major>(${ptr}, ${offset}, ${stride})`;
+    const right = (offset: string, colMajor: boolean) => `subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>, ${colMajor ? 'col' : 'row'}_major>(&kvTile, (${offset}) / 8u, KS / 8u)`;
     // Row j·16 of the staged block's K (V), column c·16.
     const kAt = (j: number, c: number) => `kvAt + ${j * 16}u * KS + ${c * 16}u`;
     const vAt = (j: number, c: number) => `kvAt + BLOCK_K * KS + ${j * 16}u * KS + ${c * 16}u`;
@@ -235,7 +235,7 @@ export class TensorCoreAttentionProgram implements WebGPUProgram {
         scores.push(`let kt${c} = ${right(kAt(j, c), true)};`);
         for (const t of T) scores.push(c === 0 ? `var s${t} = subgroupMatrixMultiply<f32>(q${t}_0, kt0);` : `s${t} = subgroupMatrixMultiplyAccumulate(q${t}_${c}, kt${c}, s${t});`);
       }
-      for (const t of T) scores.push(`subgroupMatrixStore(&scratch, sBase + ${t * 16}u * SS + ${j * 16}u, s${t}, false, SS);`);
+      for (const t of T) scores.push(`subgroupMatrixStore<row_major>(&scratch, sBase + ${t * 16}u * SS + ${j * 16}u, s${t}, SS);`);
       scores.push('}');
     }
 
@@ -260,8 +260,8 @@ export class TensorCoreAttentionProgram implements WebGPUProgram {
     }
 
     // A tile's accumulators into the subgroup's scratch (rows of OS floats), and back.
-    const saveO = (t: number) => C.map((c) => `subgroupMatrixStore(&scratch, sBase + ${c * 16}u, o${t}_${c}, false, OS);`).join(' ');
-    const loadO = (t: number) => C.map((c) => `o${t}_${c} = subgroupMatrixLoad<subgroup_matrix_result<f32, 16, 16>>(&scratch, sBase + ${c * 16}u, false, OS);`).join(' ');
+    const saveO = (t: number) => C.map((c) => `subgroupMatrixStore<row_major>(&scratch, sBase + ${c * 16}u, o${t}_${c}, OS);`).join(' ');
+    const loadO = (t: number) => C.map((c) => `o${t}_${c} = subgroupMatrixLoad<subgroup_matrix_result<f32, 16, 16>, row_major>(&scratch, sBase + ${c * 16}u, OS);`).join(' ');
 
     // The rare rescale (a row maximum rose by more than 8): the tile's accumulators through the scratch, each row
     // times exp2(m_old − m_new). Workgroup-uniform (every subgroup takes the same branch), so barriers are allowed.
@@ -346,7 +346,7 @@ export class TensorCoreAttentionProgram implements WebGPUProgram {
       const PS : u32 = ${blockK + KV_PAD}u;
       const SCRATCH : u32 = ${scratchFloats(this.layout, dh)}u;
       const MASKED : f32 = -3.0e38;
-      var<workgroup> kvTile : array<f16, ${2 * 2 * blockK * (dh + KV_PAD)}>;
+      var<workgroup> kvTile : array<vec4<u32>, ${(2 * 2 * blockK * (dh + KV_PAD)) / 8}>;
       var<workgroup> scratch : array<f32, ${subgroups * scratchFloats(this.layout, dh)}>;
       var<workgroup> pTile : array<f16, ${subgroups * tiles * 16 * (blockK + KV_PAD)}>;
       var<workgroup> needRescale : array<u32, ${subgroups}>;

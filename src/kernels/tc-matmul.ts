@@ -1,11 +1,13 @@
 /**
- * `FlashDepthTensorCoreMatMul` (A f32 — packed to f16 per call, converted while staging, or read as 3×3 image
- * neighbourhoods — times B pre-packed f16 → C f32 on subgroup matrices, ./tc-matmul_webgpu.ts) and
+ * `FlashDepthTensorCoreMatMul` (A f32 — packed to f16 per call (optionally layer-normalised on the way), converted
+ * while staging, or read as 3×3 image neighbourhoods — times B pre-packed f16 → C f32 on subgroup matrices,
+ * ./tc-matmul_webgpu.ts) and
  * `FlashDepthPackF16`, which packs a weight once; `packedWeight` caches the packed copy per weight's data. Forward
  * only; `mixedMatMul` and `conv2d` (src/models/ops.ts) route here under `--precision mixed`.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { MatMulEpilogue } from './tc-matmul_webgpu.js';
+import { LayerNormPackF16Program } from './layer-norm_webgpu.js';
 import type { WebGPUBackendLike } from './program.js';
 import {
   SLICE_K, TensorCoreMatMulProgram, PackF16Program, packF16Uniforms, packedShape,
@@ -45,22 +47,36 @@ export interface Conv3x3Image {
 }
 
 function tensorCoreMatMulWebGPU(args: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf.NamedAttrMap }): tf.TensorInfo {
-  const { a, b16, bias, residual, gamma } = args.inputs as Record<string, tf.TensorInfo | undefined>;
-  const attrs = args.attrs as unknown as { n: number; epilogue: MatMulEpilogue; layout?: TensorCoreMatMulLayout | null; conv?: Conv3x3Image | null };
+  const { a, b16, bias, residual, gamma, lnGamma, lnBeta } = args.inputs as Record<string, tf.TensorInfo | undefined>;
+  const attrs = args.attrs as unknown as {
+    n: number; epilogue: MatMulEpilogue; layout?: TensorCoreMatMulLayout | null; conv?: Conv3x3Image | null; layerNormEps?: number | null;
+    /** `a` is already the packed f16 operand (a previous product's packed output) of this many rows and columns. */
+    packedA?: { m: number; k: number } | null;
+    /** Write C as the packed f16 A operand of a following product (int32 half pairs). */
+    packOutput?: boolean;
+  };
   const backend = args.backend as WebGPUBackendLike;
   const conv = attrs.conv ?? undefined;
   // A conv's rows are the image's pixels and its columns the 3×3 taps × channels.
-  const [m, k] = conv ? [a!.shape[0]! * conv.oh * conv.ow, 9 * conv.cin] : a!.shape as [number, number];
+  const prepacked = attrs.packedA ?? null;
+  const [m, k] = conv ? [a!.shape[0]! * conv.oh * conv.ow, 9 * conv.cin] : prepacked ? [prepacked.m, prepacked.k] : a!.shape as [number, number];
   const { n, epilogue } = attrs;
   const aShape = packedA(m, k);
   const bShape = packedB(k, n);
   const layout = attrs.layout ?? tensorCoreMatMulLayout(m, n, k);
-  const aSource: MatMulASource = conv ? 'conv3x3' : layout.convertA ? 'f32' : 'packed';
-  const a16 = aSource === 'packed' ? backend.runWebGPUProgram(new PackF16Program(aShape), [a!], 'int32', packF16Uniforms(aShape)) : undefined;
+  // With a LayerNorm prologue A is always packed, by the LayerNorm itself.
+  const layerNormEps = attrs.layerNormEps ?? null;
+  const aSource: MatMulASource = conv ? 'conv3x3' : layout.convertA && layerNormEps === null && !prepacked ? 'f32' : 'packed';
+  const a16 = aSource !== 'packed' || prepacked ? undefined
+    : layerNormEps !== null
+      ? backend.runWebGPUProgram(new LayerNormPackF16Program(aShape), [a!, lnGamma!, lnBeta!], 'int32',
+        [{ type: 'float32', data: [layerNormEps] }, { type: 'int32', data: [m] }])
+      : backend.runWebGPUProgram(new PackF16Program(aShape), [a!], 'int32', packF16Uniforms(aShape));
   try {
-    const program = new TensorCoreMatMulProgram(m, n, aShape, bShape, bias !== undefined, epilogue, layout, aSource);
+    const packOutput = attrs.packOutput === true;
+    const program = new TensorCoreMatMulProgram(m, n, aShape, bShape, bias !== undefined, epilogue, layout, aSource, packOutput ? 'packedF16' : 'f32');
     const inputs = [a16 ?? a!, b16!, ...(bias ? [bias] : []), ...(epilogue === 'scaleAdd' ? [residual!, gamma!] : [])];
-    return backend.runWebGPUProgram(program, inputs, 'float32', [m, n, k, aShape.rowsPad, bShape.colsPad, aShape.colsPad, conv?.h ?? 0, conv?.w ?? 0, conv?.cin ?? 0, conv?.oh ?? 0, conv?.ow ?? 0, conv?.stride ?? 1]
+    return backend.runWebGPUProgram(program, inputs, packOutput ? 'int32' : 'float32', [m, n, k, aShape.rowsPad, bShape.colsPad, aShape.colsPad, conv?.h ?? 0, conv?.w ?? 0, conv?.cin ?? 0, conv?.oh ?? 0, conv?.ow ?? 0, conv?.stride ?? 1]
       .map((v) => ({ type: 'uint32' as const, data: [v] })));
   } finally {
     if (a16) backend.disposeData(a16.dataId);
@@ -112,6 +128,8 @@ export function releasePackedWeights(): void {
 
 export interface TensorCoreMatMulInputs {
   a: tf.Tensor2D;
+  /** LayerNorm of each row of `a` (over K) before the product, fused into A's packing. */
+  layerNorm?: { gamma: tf.Tensor; beta: tf.Tensor; eps: number };
   /** [K, N], or [N, K] with `transposeWeight`. */
   weight: tf.Tensor2D;
   transposeWeight?: boolean;
@@ -149,8 +167,8 @@ export function tensorCoreMatMul(inputs: TensorCoreMatMulInputs, epilogue: MatMu
  * The one call of the kernel: A (a matrix, or the image of a conv), the weight's cached f16 copy (packed transposed
  * with `extra.transposeWeight`), the epilogue's inputs.
  */
-function runTensorCoreMatMul(a: tf.Tensor, weight: tf.Tensor2D, extra: Pick<TensorCoreMatMulInputs, 'bias' | 'residual' | 'gamma' | 'transposeWeight'>,
-  epilogue: MatMulEpilogue, layout?: TensorCoreMatMulLayout, conv?: Conv3x3Image): tf.Tensor2D {
+function runTensorCoreMatMul(a: tf.Tensor, weight: tf.Tensor2D, extra: Pick<TensorCoreMatMulInputs, 'bias' | 'residual' | 'gamma' | 'transposeWeight' | 'layerNorm'>,
+  epilogue: MatMulEpilogue, layout?: TensorCoreMatMulLayout, conv?: Conv3x3Image, chain: { packedA?: { m: number; k: number }; packOutput?: boolean } = {}): tf.Tensor2D {
   const transposeWeight = extra.transposeWeight ?? false;
   const named: tf.NamedTensorMap = { a, b16: packedWeight(weight, transposeWeight) };
   if (extra.bias) named['bias'] = extra.bias;
@@ -158,6 +176,48 @@ function runTensorCoreMatMul(a: tf.Tensor, weight: tf.Tensor2D, extra: Pick<Tens
     named['residual'] = extra.residual;
     named['gamma'] = extra.gamma;
   }
-  const attrs = { n: weight.shape[transposeWeight ? 0 : 1], epilogue, layout: layout ?? null, conv: conv ?? null };
+  if (extra.layerNorm) {
+    named['lnGamma'] = extra.layerNorm.gamma;
+    named['lnBeta'] = extra.layerNorm.beta;
+  }
+  const attrs = {
+    n: weight.shape[transposeWeight ? 0 : 1], epilogue, layout: layout ?? null, conv: conv ?? null, layerNormEps: extra.layerNorm?.eps ?? null,
+    packedA: chain.packedA ?? null, packOutput: chain.packOutput ?? false,
+  };
   return tf.engine().runKernel(TC_MATMUL, named, attrs as unknown as tf.NamedAttrMap) as tf.Tensor2D;
+}
+
+export interface TensorCoreMlpInputs {
+  /** [M, K]. */
+  a: tf.Tensor2D;
+  /** LayerNorm of a's rows before fc1 (fused into A's packing). */
+  layerNorm?: { gamma: tf.Tensor; beta: tf.Tensor; eps: number };
+  /** [K, H] and [H], H a multiple of SLICE_K. */
+  fc1: { weight: tf.Tensor2D; bias?: tf.Tensor };
+  /** [H, N] and [N]. */
+  fc2: { weight: tf.Tensor2D; bias?: tf.Tensor };
+  /** `residual + gamma·y` after fc2. */
+  residual?: tf.Tensor;
+  gamma?: tf.Tensor;
+}
+
+/** Whether tensorCoreMlp takes a hidden width: fc1's output becomes fc2's packed A without column padding. */
+export function tensorCoreMlpSupports(hidden: number): boolean {
+  return hidden % SLICE_K === 0 && hidden >= 64;
+}
+
+/**
+ * fc2(GELU(fc1(a))) (+ LayerScale residual) as two products whose hidden activations stay f16: fc1's epilogue writes
+ * them as fc2's packed A operand, so neither their f32 copy nor the packing dispatch exists. Shapes checked by the caller.
+ */
+export function tensorCoreMlp(inputs: TensorCoreMlpInputs): tf.Tensor2D {
+  const [m] = inputs.a.shape;
+  const hidden = inputs.fc1.weight.shape[1];
+  return tf.tidy(() => {
+    const packedHidden = runTensorCoreMatMul(inputs.a, inputs.fc1.weight, { ...(inputs.fc1.bias ? { bias: inputs.fc1.bias } : {}), ...(inputs.layerNorm ? { layerNorm: inputs.layerNorm } : {}) },
+      'gelu', undefined, undefined, { packOutput: true });
+    const residual = inputs.residual && inputs.gamma ? { residual: inputs.residual, gamma: inputs.gamma } : {};
+    return runTensorCoreMatMul(packedHidden, inputs.fc2.weight, { ...(inputs.fc2.bias ? { bias: inputs.fc2.bias } : {}), ...residual },
+      inputs.residual ? 'scaleAdd' : 'none', undefined, undefined, { packedA: { m, k: hidden } });
+  });
 }

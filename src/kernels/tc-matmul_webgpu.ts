@@ -4,15 +4,21 @@
  * 1. PackF16Program copies an f32 matrix [rows, cols] into zero-padded f16 [rowsPad, colsPad] (an int32 tensor of
  *    half pairs). Weights are packed once and cached (./tc-matmul.ts); the activations of large products once per
  *    call, while small products read them as f32 and convert while staging (a dispatch fewer: host time), and 3×3
- *    convolutions read them as image neighbourhoods (implicit GEMM, `MatMulASource`).
+ *    convolutions read them as image neighbourhoods (implicit GEMM, `MatMulASource`). Two producers write the packed
+ *    A themselves instead: the LayerNorm before a linear layer (LayerNormPackF16Program, ./layer-norm_webgpu.ts) and
+ *    a product whose output feeds the next one (`output` 'packedF16': the MLP's fc1 for fc2).
  * 2. TensorCoreMatMulProgram: per 32-deep slice all invocations copy the block's A [BM × 32] and B [32 × BN] as
- *    16-byte units (packed operands: int32 vec4s of 8 halves, bitcast) into one half of a double-buffered f16
- *    workgroup tile — the next slice's units are loaded into registers while this slice multiplies, one barrier per
- *    slice — and each subgroup multiplies its tiles with subgroup matrices loaded from workgroup memory.
+ *    16-byte units (packed operands: int32 vec4s of 8 halves) into one half of a double-buffered workgroup tile of
+ *    vec4<u32>s — one store per unit; subgroup-matrix loads read the tile as f16 with offsets and strides in vec4s —
+ *    the next slice's units are loaded into registers while this slice multiplies, one barrier per slice, and each
+ *    subgroup multiplies its tiles with subgroup matrices loaded from workgroup memory.
  *
  * Why this shape (H100, scripts/tc-ceiling.mjs, test/kernels/kernel-timing.ts): subgroup-matrix multiplies reach
  * ~600 TFLOP/s with operands in registers; loading the operands straight from storage ran at 2–22 TFLOP/s on the
- * model's shapes, staging f32 operands as f16 at 2–12, this f16 staging at 5–52.
+ * model's shapes, staging f32 operands as f16 at 2–12, this f16 staging at 5–52. Session 7 measured again, with
+ * Dawn's robustness off: operands from storage (both, or B only) made L 26–28% and Full 35% slower; 16-byte tile
+ * stores instead of eight f16 stores per unit gave L −5 to −8%, Full −3% (with the attention's K/V staging likewise);
+ * `kernel-timing.js --matmul-ablate` leaves one stage out at a time (bench/README.md).
  *
  * Edges: A is padded to whole 16-row tiles and K to whole 32-deep slices (zeros add nothing); loads clamp rows of A
  * and columns of B to the padded size, and the epilogue writes only rows < M and columns < N. The accumulators leave
@@ -158,8 +164,17 @@ export class TensorCoreMatMulProgram implements WebGPUProgram {
   private readonly hasBias: boolean;
   private readonly epilogue: MatMulEpilogue;
   private readonly layout: TensorCoreMatMulLayout;
+  private readonly packedOutput: boolean;
 
-  constructor(m: number, n: number, a: PackedShape, b: PackedShape, hasBias: boolean, epilogue: MatMulEpilogue, layout: TensorCoreMatMulLayout, aSource: MatMulASource) {
+  /**
+   * `output` 'packedF16': C leaves as the packed f16 A operand of a following product ([A's padded rows, N] as int32
+   * half pairs; N a multiple of SLICE_K, so no column padding; padded rows are left unwritten — they only reach rows
+   * of that product's C that its epilogue never writes).
+   */
+  constructor(m: number, n: number, a: PackedShape, b: PackedShape, hasBias: boolean, epilogue: MatMulEpilogue, layout: TensorCoreMatMulLayout, aSource: MatMulASource,
+    output: 'f32' | 'packedF16' = 'f32') {
+    if (output === 'packedF16' && n % SLICE_K !== 0) throw new Error(`TensorCoreMatMulProgram: a packed f16 output needs N a multiple of ${SLICE_K}, got ${n}`);
+    this.packedOutput = output === 'packedF16';
     this.aSource = aSource;
     this.hasBias = hasBias;
     this.epilogue = epilogue;
@@ -167,11 +182,11 @@ export class TensorCoreMatMulProgram implements WebGPUProgram {
     // The packed operands come as int32 vec4s (8 halves each), reinterpreted with bitcast.
     this.variableComponents = [4, 4, ...(hasBias ? [1] : []), ...(epilogue === 'scaleAdd' ? [1, 1] : [])];
     this.variableNames = [aSource === 'packed' ? 'A16' : 'A', 'B16', ...(hasBias ? ['Bias'] : []), ...(epilogue === 'scaleAdd' ? ['Residual', 'Gamma'] : [])];
-    this.outputShape = [m, n];
+    this.outputShape = this.packedOutput ? [a.rowsPad, n / 2] : [m, n];
     const { subgroups: sg, tiles } = layout;
     this.workgroupSize = [32 * sg.rows * sg.cols, 1, 1];
     this.dispatch = [Math.ceil(b.colsPad / (16 * tiles.cols * sg.cols)), Math.ceil(a.rowsPad / (16 * tiles.rows * sg.rows)), 1];
-    this.shaderKey = `tcMatMul_${hasBias}_${epilogue}_${sg.rows}x${sg.cols}_${tiles.rows}x${tiles.cols}_${aSource}`;
+    this.shaderKey = `tcMatMul_${hasBias}_${epilogue}_${sg.rows}x${sg.cols}_${tiles.rows}x${tiles.cols}_${aSource}${this.packedOutput ? '_packedOut' : ''}`;
   }
 
   /** WGSL: the f32 scratch the accumulators leave through, and the epilogue that writes one 16×16 tile of C. */
@@ -184,8 +199,18 @@ export class TensorCoreMatMulProgram implements WebGPUProgram {
       : this.epilogue === 'scaleAdd'
         ? 'v = vec4<f32>(Residual[o], Residual[o + 1u], Residual[o + 2u], Residual[o + 3u]) + vec4<f32>(Gamma[c], Gamma[c + 1u], Gamma[c + 2u], Gamma[c + 3u]) * v;'
         : '';
+    const tail = this.packedOutput ? '' : `for (var i = 0u; i < uniforms.n - c; i++) {
+                let col = c + i;
+                var x = cTile[s + i];
+                ${this.hasBias ? 'x = x + Bias[col];' : ''}
+                ${this.epilogue === 'gelu' ? `x = 0.5 * x * (1.0 + erfVec4(vec4<f32>(x * ${Math.SQRT1_2.toFixed(9)})).x);` : this.epilogue === 'relu' ? 'x = max(x, 0.0);' : this.epilogue === 'scaleAdd' ? 'x = Residual[o + i] + Gamma[col] * x;' : ''}
+                result[o + i] = x;
+              }`;
+    const store = this.packedOutput
+      ? 'let h = row * (uniforms.n / 2u) + c / 2u; result[h] = bitcast<i32>(pack2x16float(v.xy)); result[h + 1u] = bitcast<i32>(pack2x16float(v.zw));'
+      : 'result[o] = v.x; result[o + 1u] = v.y; result[o + 2u] = v.z; result[o + 3u] = v.w;';
     // Four consecutive columns per invocation and step, so that GELU's erf runs on whole vec4s; columns past n
-    // (when n is not a multiple of 4) go through the scalar path.
+    // (when n is not a multiple of 4; never with a packed output) go through the scalar path.
     return `
       ${this.epilogue === 'gelu' ? ERF_VEC4_WGSL : ''}
       var<workgroup> cTile : array<f32, ${sg.rows * sg.cols * 256}>;
@@ -202,18 +227,9 @@ export class TensorCoreMatMulProgram implements WebGPUProgram {
             if (c + 4u <= uniforms.n) {
               ${bias}
               ${epilogue}
-              result[o] = v.x;
-              result[o + 1u] = v.y;
-              result[o + 2u] = v.z;
-              result[o + 3u] = v.w;
+              ${store}
             } else {
-              for (var i = 0u; i < uniforms.n - c; i++) {
-                let col = c + i;
-                var x = cTile[s + i];
-                ${this.hasBias ? 'x = x + Bias[col];' : ''}
-                ${this.epilogue === 'gelu' ? `x = 0.5 * x * (1.0 + erfVec4(vec4<f32>(x * ${Math.SQRT1_2.toFixed(9)})).x);` : this.epilogue === 'relu' ? 'x = max(x, 0.0);' : this.epilogue === 'scaleAdd' ? 'x = Residual[o + i] + Gamma[col] * x;' : ''}
-                result[o + i] = x;
-              }
+              ${tail}
             }
           }
         }
@@ -225,7 +241,7 @@ export class TensorCoreMatMulProgram implements WebGPUProgram {
     const { tiles } = this.layout;
     const store: string[] = [];
     for (let i = 0; i < tiles.rows; i++) for (let j = 0; j < tiles.cols; j++) {
-      store.push(`subgroupMatrixStore(&cTile, sg * 256u, acc${i}_${j}, false, 16u);
+      store.push(`subgroupMatrixStore<row_major>(&cTile, sg * 256u, acc${i}_${j}, 16u);
         workgroupBarrier();
         writeTile(sg, lane, rs + ${i * 16}u, cs + ${j * 16}u);
         workgroupBarrier();`);
@@ -249,8 +265,11 @@ export class TensorCoreMatMulProgram implements WebGPUProgram {
     const as = bk + 8;
     const bs = bn + 8;
     const convertA = this.aSource !== 'packed';
-    // A units: 8 halves of the packed copy, or 4 floats of A itself.
+    // A units: 8 halves of the packed copy, or 4 floats of A itself. Each unit is one store into the workgroup tile,
+    // whose elements are the units' f16 bits (vec4<u32>: 8 halves, vec2<u32>: 4); subgroup-matrix loads count offsets
+    // and strides in those elements (row strides and tile origins are multiples of 8 halves).
     const aWidth = convertA ? 4 : 8;
+    const aElement = convertA ? 'vec2<u32>' : 'vec4<u32>';
     const aUnits = (bm * bk) / aWidth;
     const bUnits = (bk * bn) / 8;
     const aPer = Math.ceil(aUnits / threads);
@@ -260,12 +279,11 @@ export class TensorCoreMatMulProgram implements WebGPUProgram {
     const units: string[] = [];
     const loads: string[] = [];
     const stores: string[] = [];
-    const unpack = (tile: string, at: string, reg: string) =>
-      [0, 1, 2, 3].map((w) => `{ let h = bitcast<vec2<f16>>(${reg}.${'xyzw'[w]}); ${tile}[${at} + ${2 * w}u] = h.x; ${tile}[${at} + ${2 * w + 1}u] = h.y; }`).join(' ');
     for (let p = 0; p < aPer; p++) {
       units.push(`let ua${p} = t + ${p * threads}u;`);
       const perRow = bk / aWidth;
-      const at = `buf * ${bm * as}u + (ua${p} / ${perRow}u) * ${as}u + (ua${p} % ${perRow}u) * ${aWidth}u`;
+      const at = `buf * ${(bm * as) / aWidth}u + (ua${p} / ${perRow}u) * ${as / aWidth}u + ua${p} % ${perRow}u`;
+      const halves = `vec2<u32>(pack2x16float(ra${p}.xy), pack2x16float(ra${p}.zw))`;
       if (this.aSource === 'conv3x3') {
         // Output pixel row → (image, y, x); the slice's tap (ky, kx) and channel; the input pixel (y·stride + ky − 1,
         // x·stride + kx − 1); outside the image the value is zero.
@@ -279,32 +297,32 @@ export class TensorCoreMatMulProgram implements WebGPUProgram {
           let src = ((px / (uniforms.ow * uniforms.oh)) * uniforms.h + u32(clamp(yy, 0, i32(uniforms.h) - 1))) * uniforms.w + u32(clamp(xx, 0, i32(uniforms.w) - 1));
           ra${p} = select(vec4<f32>(0.0), A[src * (uniforms.cin / 4u) + (kc % uniforms.cin) / 4u], inside);
         }`);
-        stores.push(`if (ua${p} < ${aUnits}u) { ${[0, 1, 2, 3].map((w) => `aTile[${at} + ${w}u] = f16(ra${p}.${'xyzw'[w]});`).join(' ')} }`);
+        stores.push(`if (ua${p} < ${aUnits}u) { aTile[${at}] = ${halves}; }`);
       } else if (convertA) {
         loads.push(`if (ua${p} < ${aUnits}u) { let kc = k8 * 8u + (ua${p} % ${perRow}u) * 4u; ra${p} = select(vec4<f32>(0.0), A[min(row0 + ua${p} / ${perRow}u, uniforms.m - 1u) * k4 + min(kc / 4u, k4 - 1u)], kc < uniforms.k); }`);
-        stores.push(`if (ua${p} < ${aUnits}u) { ${[0, 1, 2, 3].map((w) => `aTile[${at} + ${w}u] = f16(ra${p}.${'xyzw'[w]});`).join(' ')} }`);
+        stores.push(`if (ua${p} < ${aUnits}u) { aTile[${at}] = ${halves}; }`);
       } else {
         loads.push(`if (ua${p} < ${aUnits}u) { ra${p} = A16[min(row0 + ua${p} / ${perRow}u, mp - 1u) * kp8 + k8 + ua${p} % ${perRow}u]; }`);
-        stores.push(`if (ua${p} < ${aUnits}u) { ${unpack('aTile', at, `ra${p}`)} }`);
+        stores.push(`if (ua${p} < ${aUnits}u) { aTile[${at}] = bitcast<vec4<u32>>(ra${p}); }`);
       }
     }
     for (let p = 0; p < bPer; p++) {
       units.push(`let ub${p} = t + ${p * threads}u;`);
       loads.push(`if (ub${p} < ${bUnits}u) { rb${p} = B16[(k8 * 8u + ub${p} / ${bn / 8}u) * np8 + min(col8 + ub${p} % ${bn / 8}u, np8 - 1u)]; }`);
-      stores.push(`if (ub${p} < ${bUnits}u) { ${unpack('bTile', `buf * ${bk * bs}u + (ub${p} / ${bn / 8}u) * ${bs}u + (ub${p} % ${bn / 8}u) * 8u`, `rb${p}`)} }`);
+      stores.push(`if (ub${p} < ${bUnits}u) { bTile[buf * ${(bk * bs) / 8}u + (ub${p} / ${bn / 8}u) * ${bs / 8}u + ub${p} % ${bn / 8}u] = bitcast<vec4<u32>>(rb${p}); }`);
     }
     const regs = [...Array(aPer).keys()].map((p) => `var ra${p} = vec4<${convertA ? 'f32' : 'i32'}>();`).concat([...Array(bPer).keys()].map((p) => `var rb${p} = vec4<i32>();`));
     const mma: string[] = [];
     for (let kk = 0; kk < bk; kk += 16) {
-      for (let i = 0; i < tiles.rows; i++) mma.push(`let a${kk}_${i} = subgroupMatrixLoad<${left}>(&aTile, cur * ${bm * as}u + (sgRow + ${i * 16}u) * ${as}u + ${kk}u, false, ${as}u);`);
-      for (let j = 0; j < tiles.cols; j++) mma.push(`let b${kk}_${j} = subgroupMatrixLoad<${right}>(&bTile, cur * ${bk * bs}u + ${kk * bs}u + sgCol + ${j * 16}u, false, ${bs}u);`);
+      for (let i = 0; i < tiles.rows; i++) mma.push(`let a${kk}_${i} = subgroupMatrixLoad<${left}, row_major>(&aTile, cur * ${(bm * as) / aWidth}u + (sgRow + ${i * 16}u) * ${as / aWidth}u + ${kk / aWidth}u, ${as / aWidth}u);`);
+      for (let j = 0; j < tiles.cols; j++) mma.push(`let b${kk}_${j} = subgroupMatrixLoad<${right}, row_major>(&bTile, cur * ${(bk * bs) / 8}u + ${(kk * bs) / 8}u + sgCol / 8u + ${j * 2}u, ${bs / 8}u);`);
       for (let i = 0; i < tiles.rows; i++) for (let j = 0; j < tiles.cols; j++) mma.push(`acc${i}_${j} = subgroupMatrixMultiplyAccumulate(a${kk}_${i}, b${kk}_${j}, acc${i}_${j});`);
     }
     return `
       ${TENSOR_CORE_DIRECTIVES}
       ${this.epilogueCode()}
-      var<workgroup> aTile : array<f16, ${2 * bm * as}>;
-      var<workgroup> bTile : array<f16, ${2 * bk * bs}>;
+      var<workgroup> aTile : array<${aElement}, ${(2 * bm * as) / aWidth}>;
+      var<workgroup> bTile : array<vec4<u32>, ${(2 * bk * bs) / 8}>;
 
       fn main() {
         let mp = uniforms.mp;

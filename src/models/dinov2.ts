@@ -20,7 +20,7 @@ import { invalidParameterError, ShapeError } from '../errors.js';
 import { DEFAULT_MAX_SCORE_ELEMENTS, selfAttention } from './attention.js';
 import { LayerNorm, Linear, singleInput } from './layers.js';
 import { FlashModule, type FlashModuleArgs } from './module.js';
-import { linear, type LinearEpilogue } from './ops.js';
+import { linear, mlp, type LinearFusion } from './ops.js';
 import { PosEmbedInterpolator } from './pos-embed.js';
 import { VIT_SIZES } from './variants.js';
 import type { VitSize } from '../config.js';
@@ -129,9 +129,12 @@ export class DinoAttention extends FlashModule {
     this.proj = this.child('proj', new Linear({ inFeatures: dim, outFeatures: dim, weightInit: weightInit() }));
   }
 
-  /** [B, N, D] → [B, N, D]; with `residual`, residual.x + γ·attn(x) (fused into the projection where possible). */
-  forward(x: tf.Tensor3D, residual?: LinearEpilogue['residual']): tf.Tensor3D {
-    const attended = selfAttention(this.qkv.forward(x), this.numHeads, { maxScoreElements: this.maxScoreElements });
+  /**
+   * [B, N, D] → [B, N, D]; with `residual`, residual.x + γ·attn(x) (fused into the projection where possible); with
+   * `norm`, attn(norm(x)) (fused into the qkv layer's input packing where possible).
+   */
+  forward(x: tf.Tensor3D, residual?: LinearFusion['residual'], norm?: LinearFusion['layerNorm']): tf.Tensor3D {
+    const attended = selfAttention(this.qkv.forward(x, { layerNorm: norm }), this.numHeads, { maxScoreElements: this.maxScoreElements });
     return this.proj.forward(attended, { residual }) as tf.Tensor3D;
   }
 
@@ -159,9 +162,16 @@ export class DinoMlp extends FlashModule {
     this.fc2 = this.child('fc2', new Linear({ inFeatures: hiddenDim, outFeatures: dim, weightInit: weightInit() }));
   }
 
-  /** With `residual`: residual.x + γ·mlp(x), fused into fc2 where possible. */
-  forward(x: tf.Tensor, residual?: LinearEpilogue['residual']): tf.Tensor {
-    return this.fc2.forward(this.fc1.forward(x, { activation: 'gelu' }), { residual });
+  /**
+   * With `residual`: residual.x + γ·mlp(x), fused into fc2 where possible; with `norm`: mlp(norm(x)), likewise into
+   * fc1 (see ops.mlp: on tensor cores the hidden activations stay f16 between the two layers).
+   */
+  forward(x: tf.Tensor, residual?: LinearFusion['residual'], norm?: LinearFusion['layerNorm']): tf.Tensor {
+    if (x.shape[x.shape.length - 1] !== this.dim) {
+      throw new ShapeError(`${this.name}: expected ${this.dim} features on the last axis, received shape [${x.shape.join(', ')}]`);
+    }
+    const weights = { fc1: { weight: this.fc1.weight.read(), bias: this.fc1.bias?.read() }, fc2: { weight: this.fc2.weight.read(), bias: this.fc2.bias?.read() } };
+    return mlp(x, weights, { ...(norm ? { layerNorm: norm } : {}), ...(residual ? { residual } : {}) });
   }
 
   override call(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor {
@@ -196,10 +206,10 @@ export class DinoBlock extends FlashModule {
     this.ls2 = this.child('ls2', new LayerScale(dim));
   }
 
-  /** [B, N, D] → [B, N, D]. */
+  /** [B, N, D] → [B, N, D]. The norms run inside the first linear layer of each branch (see LinearFusion). */
   forward(x: tf.Tensor3D): tf.Tensor3D {
-    const afterAttn = this.attn.forward(this.norm1.forward(x) as tf.Tensor3D, { x, gamma: this.ls1.gamma.read() });
-    return this.mlp.forward(this.norm2.forward(afterAttn), { x: afterAttn, gamma: this.ls2.gamma.read() }) as tf.Tensor3D;
+    const afterAttn = this.attn.forward(x, { x, gamma: this.ls1.gamma.read() }, this.norm1.asPrologue());
+    return this.mlp.forward(afterAttn, { x: afterAttn, gamma: this.ls2.gamma.read() }, this.norm2.asPrologue()) as tf.Tensor3D;
   }
 
   override call(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor {

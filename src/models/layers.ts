@@ -6,7 +6,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { ShapeError } from '../errors.js';
 import { FlashModule, type FlashModuleArgs, type Initializer } from './module.js';
-import { conv2d, layerNorm, linear, type ConvEpilogue, type LinearEpilogue } from './ops.js';
+import { conv2d, layerNorm, linear, type ConvEpilogue, type LinearFusion } from './ops.js';
 
 /** PyTorch's default Conv/Linear init, U(±1/√fan_in), so a freshly built module computes something non-trivial. */
 export function fanInUniform(fanIn: number): Initializer {
@@ -94,13 +94,13 @@ export class Linear extends FlashModule {
     this.bias = bias ? this.param('bias', [outFeatures], 'same', init) : undefined;
   }
 
-  /** x·W + b, then the optional epilogue (one tensor-core dispatch under `--precision mixed`). */
-  forward<T extends tf.Tensor>(x: T, epilogue?: LinearEpilogue): T {
+  /** x·W + b with the optional LayerNorm before and epilogue after (fused into its kernels under `--precision mixed`). */
+  forward<T extends tf.Tensor>(x: T, fusion?: LinearFusion): T {
     const inFeatures = this.linearOptions.inFeatures;
     if (x.shape[x.shape.length - 1] !== inFeatures) {
       throw new ShapeError(`${this.name}: expected ${inFeatures} features on the last axis, received shape [${x.shape.join(', ')}]`);
     }
-    return linear(x, this.weight.read(), this.bias?.read(), epilogue) as T;
+    return linear(x, this.weight.read(), this.bias?.read(), fusion) as T;
   }
 
   override call(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor {
@@ -135,6 +135,11 @@ export class LayerNorm extends FlashModule {
 
   forward<T extends tf.Tensor>(x: T): T {
     return layerNorm(x, this.weight.read(), this.bias.read(), this.eps) as T;
+  }
+
+  /** This norm as a linear layer's prologue (`Linear.forward(x, { layerNorm })` computes linear(norm(x))). */
+  asPrologue(): NonNullable<LinearFusion['layerNorm']> {
+    return { weight: this.weight.read(), bias: this.bias.read(), eps: this.eps };
   }
 
   override call(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor {

@@ -7,32 +7,68 @@ import * as tf from '@tensorflow/tfjs-core';
 // tfjs-core's register_all_gradients, which cannot be imported on its own under Node ESM).
 import '@tensorflow/tfjs-layers';
 import {
-  fusedGelu, fusedLayerNorm, fusedScaleAdd, mixedMatMul, mixedMatMulSupports, tensorCoreConv3x3, tensorCoreConvSupports, useFusedKernels, useTensorCores, vec4Compatible,
+  fusedGelu, fusedLayerNorm, fusedScaleAdd, mixedMatMul, mixedMatMulSupports, mixedMlp, mixedMlpSupports, tensorCoreConv3x3, tensorCoreConvSupports, useFusedKernels, useTensorCores, vec4Compatible,
 } from '../kernels/index.js';
 
-/** What may follow a linear layer inside the same kernel (tensor-core path) or as separate ops (elsewhere). */
-export interface LinearEpilogue {
+/**
+ * What may precede (a LayerNorm of x) or follow (GELU, a LayerScale residual) a linear layer inside its kernels
+ * (tensor-core path: the LayerNorm in the dispatch that packs x to f16, the rest in the product's epilogue) or as
+ * separate ops (elsewhere).
+ */
+export interface LinearFusion {
+  /** LayerNorm of x over its last axis (weight, bias [in]) before the product: `linear(layerNorm(x), …)`. */
+  layerNorm?: { weight: tf.Tensor; bias: tf.Tensor; eps: number };
   /** Exact GELU of the output. */
   activation?: 'gelu';
   /** `residual.x + residual.gamma·y`: a LayerScale residual (DINOv2's `x + ls(f(x))`). */
   residual?: { x: tf.Tensor; gamma: tf.Tensor };
 }
 
-/** y = x·W + b with W in [in, out] layout (a PyTorch Linear weight, transposed at load time), then `epilogue`. */
-export function linear(x: tf.Tensor, weight: tf.Tensor, bias?: tf.Tensor, epilogue: LinearEpilogue = {}): tf.Tensor {
+/** y = x·W + b with W in [in, out] layout (a PyTorch Linear weight, transposed at load time), with `fusion`. */
+export function linear(x: tf.Tensor, weight: tf.Tensor, bias?: tf.Tensor, fusion: LinearFusion = {}): tf.Tensor {
   const inDim = x.shape[x.shape.length - 1]!;
   const outDim = weight.shape[1]!;
   const lead = x.shape.slice(0, -1);
-  const x2 = tf.reshape(x, [-1, inDim]) as tf.Tensor2D;
   if (useTensorCores() && mixedMatMulSupports(inDim, outDim)) {
-    // One dispatch: the product on tensor cores with bias, GELU or the LayerScale residual applied on the way out.
-    return tf.reshape(mixedMatMul(x2, weight as tf.Tensor2D, { bias, ...epilogue }), [...lead, outDim]);
+    // The product on tensor cores with bias, GELU or the LayerScale residual applied on the way out, and the
+    // LayerNorm (if any) in the dispatch that packs x.
+    const x2 = tf.reshape(x, [-1, inDim]) as tf.Tensor2D;
+    return tf.reshape(mixedMatMul(x2, weight as tf.Tensor2D, { bias, ...fusion }), [...lead, outDim]);
   }
+  const { layerNorm: norm, ...epilogue } = fusion;
+  const x2 = tf.reshape(norm ? layerNorm(x, norm.weight, norm.bias, norm.eps) : x, [-1, inDim]) as tf.Tensor2D;
   // The fused form adds the bias inside the matMul kernel: one dispatch instead of two on GPU backends.
   let y = tf.reshape(tf.fused.matMul({ a: x2, b: weight as tf.Tensor2D, bias }), [...lead, outDim]);
   if (epilogue.activation === 'gelu') y = gelu(y);
   if (epilogue.residual) y = addScaled(epilogue.residual.x, y, epilogue.residual.gamma);
   return y;
+}
+
+/** The two layers of an MLP: weights in [in, out] layout. */
+export interface MlpWeights {
+  fc1: { weight: tf.Tensor; bias?: tf.Tensor };
+  fc2: { weight: tf.Tensor; bias?: tf.Tensor };
+}
+
+/**
+ * fc2(GELU(fc1(x))) with `fusion`'s LayerNorm before fc1 and residual after fc2. On tensor cores the hidden
+ * activations stay f16 between the two products (no f32 copy, no packing dispatch); elsewhere two `linear`s.
+ */
+export function mlp(x: tf.Tensor, weights: MlpWeights, fusion: Pick<LinearFusion, 'layerNorm' | 'residual'> = {}): tf.Tensor {
+  const inDim = x.shape[x.shape.length - 1]!;
+  const hidden = weights.fc1.weight.shape[1]!;
+  const outDim = weights.fc2.weight.shape[1]!;
+  if (useTensorCores() && mixedMlpSupports(inDim, hidden, outDim)) {
+    const x2 = tf.reshape(x, [-1, inDim]) as tf.Tensor2D;
+    const y = mixedMlp(x2, {
+      fc1: { weight: weights.fc1.weight as tf.Tensor2D, ...(weights.fc1.bias ? { bias: weights.fc1.bias } : {}) },
+      fc2: { weight: weights.fc2.weight as tf.Tensor2D, ...(weights.fc2.bias ? { bias: weights.fc2.bias } : {}) },
+      ...fusion,
+    });
+    return tf.reshape(y, [...x.shape.slice(0, -1), outDim]);
+  }
+  const h = linear(x, weights.fc1.weight, weights.fc1.bias, { activation: 'gelu', ...(fusion.layerNorm ? { layerNorm: fusion.layerNorm } : {}) });
+  return linear(h, weights.fc2.weight, weights.fc2.bias, fusion.residual ? { residual: fusion.residual } : {});
 }
 
 /** LayerNorm over the last axis with an explicit eps (DINOv2: 1e-6; Mamba blocks and fusion: 1e-5). */

@@ -22,14 +22,28 @@ export function emulateSubgroupMatrices(code: string): string {
     .replace(/^\s*diagnostic\(off, chromium\.subgroup_matrix_uniformity\);\s*$/m, '');
   const loads = new Set<string>();
   const stores = new Set<string>();
-  out = out.replace(/subgroupMatrixLoad<subgroup_matrix_(left|right|result)<(?:f16|f32), 16, 16>>\(&(\w+), /g, (_m, kind: string, array: string) => {
-    loads.add(`${kind}|${array}`);
-    return `smLoad_${kind}_${array}(`;
-  });
-  out = out.replace(/subgroupMatrixStore\(&(\w+), /g, (_m, array: string) => {
+  // Majorness is a template argument; offset and stride count elements of the array, which may hold the matrix's
+  // halves packed in u32 vectors (vec4<u32>: 8 halves, vec2<u32>: 4).
+  out = out.replace(/subgroupMatrixLoad<subgroup_matrix_(left|right|result)<(?:f16|f32), 16, 16>, (row|col)_major>\(&(\w+), ([^,]+), /g,
+    (_m, kind: string, major: string, array: string, offset: string) => {
+      loads.add(`${kind}|${array}`);
+      return `smLoad_${kind}_${array}(${offset}, ${major === 'col'}, `;
+    });
+  out = out.replace(/subgroupMatrixStore<(row|col)_major>\(&(\w+), ([^,]+), ([^,]+), /g, (_m, major: string, array: string, offset: string, matrix: string) => {
     stores.add(array);
-    return `smStore_${array}(`;
+    return `smStore_${array}(${offset}, ${matrix}, ${major === 'col'}, `;
   });
+  // Halves per element of each array the helpers read (1 for f16/f32 arrays), from its declaration.
+  const packedHalves = (array: string): number => {
+    const type = new RegExp(`var(?:<[^>]*>)?\\s+${array}\\s*:\\s*array<(vec\\d<\\w+>|\\w+)`).exec(code)?.[1];
+    if (type === undefined) throw new Error(`emulateSubgroupMatrices: no declaration of ${array}`);
+    return ({ 'vec4<u32>': 8, 'vec2<u32>': 4 } as Record<string, number>)[type] ?? 1;
+  };
+  // Element h (in halves) of an array of packed halves, as f32.
+  const read = (array: string, index: string): string => {
+    const per = packedHalves(array);
+    return per === 1 ? `f32(${array}[${index}])` : `emuHalf${per}(${array}[(${index}) / ${per}u], (${index}) % ${per}u)`;
+  };
   out = out
     .replace(/subgroupMatrixMultiply<f32>\(/g, 'smMul(')
     .replace(/subgroupMatrixMultiplyAccumulate\(/g, 'smMma(')
@@ -49,14 +63,18 @@ export function emulateSubgroupMatrices(code: string): string {
     'fn emu16() -> u32 { return 16u * min(numWorkgroups.x, 1u); }',
     'fn emu8() -> u32 { return 8u * min(numWorkgroups.x, 1u); }',
     'fn emulatedAny(x : bool) -> bool { return true; }',
+    'fn emuHalf8(v : vec4<u32>, h : u32) -> f32 { return unpack2x16float(v[h / 2u])[h % 2u]; }',
+    'fn emuHalf4(v : vec2<u32>, h : u32) -> f32 { return unpack2x16float(v[h / 2u])[h % 2u]; }',
     `fn smMma(a : SMleft, b : SMright, c : SMresult) -> SMresult { var d = c; ${loop('r', `var acc = d.v[r]; ${loop('k', 'acc = acc + a.v[r * 16u + k] * b.v[k];')} d.v[r] = acc;`)} return d; }`,
     'fn smMul(a : SMleft, b : SMright) -> SMresult { var zero : SMresult; return smMma(a, b, zero); }',
     ...[...loads].map((key) => {
       const [kind, array] = key.split('|') as [string, string];
-      const body = kind === 'left' ? loop('r', loop('k', `m.v[r * 16u + k] = f32(${array}[${at(row, 'k')}]);`))
-        : kind === 'right' ? loop('k', `m.v[k] = f32(${array}[${at('k', col)}]);`)
-        : loop('r', `m.v[r] = f32(${array}[${at(row, col)}]);`);
-      return `fn smLoad_${kind}_${array}(off : u32, colMajor : bool, stride : u32) -> SM${kind} { var m : SM${kind}; ${body} return m; }`;
+      const body = kind === 'left' ? loop('r', loop('k', `m.v[r * 16u + k] = ${read(array, at(row, 'k'))};`))
+        : kind === 'right' ? loop('k', `m.v[k] = ${read(array, at('k', col))};`)
+        : loop('r', `m.v[r] = ${read(array, at(row, col))};`);
+      // Offset and stride in elements of the array → in halves.
+      const per = packedHalves(array);
+      return `fn smLoad_${kind}_${array}(offset : u32, colMajor : bool, elementStride : u32) -> SM${kind} { let off = offset * ${per}u; let stride = elementStride * ${per}u; var m : SM${kind}; ${body} return m; }`;
     }),
     ...[...stores].map((array) => `fn smStore_${array}(off : u32, m : SMresult, colMajor : bool, stride : u32) { ${loop('r', `${array}[${at(row, col)}] = m.v[r];`)} }`),
   ];

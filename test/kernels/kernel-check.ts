@@ -14,7 +14,7 @@ import { flashAttention, setKernelMode, setPrecision, tensorCoresAvailable, useF
 import { TC_ATTENTION } from '../../src/kernels/tc-attention.js';
 import { freeStalePackedWeights, packedB, packedWeight, releasePackedWeights } from '../../src/kernels/tc-matmul.js';
 import { scaledDotProductAttention, selfAttention } from '../../src/models/attention.js';
-import { addScaled, conv2d, convTransposeNoOverlap, gelu, layerNorm, linear } from '../../src/models/ops.js';
+import { addScaled, conv2d, convTransposeNoOverlap, gelu, layerNorm, linear, mlp } from '../../src/models/ops.js';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { float16ToFloat32 } from '../../src/io/half.js';
@@ -219,6 +219,36 @@ const CASES: Case[] = [
     precision: 'mixed',
     inputs: () => [normal([2, 77, 64]), normal([2, 45, 64]), normal([2, 45, 64])],
     run: ([q, k, v]) => tcOr(q!, k!, v!, 2, 32, [0, 0, 0], () => scaledDotProductAttention(q!, k!, v!, 2)),
+  },
+  // Cases added later come last, so that the inputs (seeded in order) of the cases above stay as they were.
+  {
+    // DINOv2's pre-norm: the LayerNorm runs in the dispatch that packs A (rows past 1370 and columns past K zero).
+    name: 'mixed LayerNorm + linear + bias + gelu, [1370, 384] · [384, 1536]',
+    precision: 'mixed',
+    inputs: () => [normal([1, 1370, 384], 2), normal([384]), normal([384]), normal([384, 1536], 0.05), normal([1536])],
+    run: ([x, g, be, w, b]) => linear(x!, w!, b!, { layerNorm: { weight: g!, bias: be!, eps: 1e-6 }, activation: 'gelu' }),
+  },
+  {
+    // K = 52 (26 half pairs of 32 padded ones per row), 77 rows of 80 padded.
+    name: 'mixed LayerNorm + linear, no bias, [77, 52] · [52, 20]',
+    precision: 'mixed',
+    inputs: () => [normal([77, 52]), normal([52]), normal([52]), normal([52, 20])],
+    run: ([x, g, be, w]) => linear(x!, w!, undefined, { layerNorm: { weight: g!, bias: be!, eps: 1e-5 } }),
+  },
+  {
+    // DINOv2's MLP branch: LayerNorm → fc1 + GELU, written as fc2's packed f16 operand → fc2 + LayerScale residual.
+    name: 'mixed MLP (LayerNorm, fc1 + GELU → f16 → fc2 + LayerScale residual), [2, 300, 384] → 1536 → 384',
+    precision: 'mixed',
+    inputs: () => [normal([2, 300, 384], 2), normal([384]), normal([384]), normal([384, 1536], 0.05), normal([1536]), normal([1536, 384], 0.05), normal([384]), normal([2, 300, 384]), normal([384])],
+    run: ([x, g, be, w1, b1, w2, b2, r, ls]) => mlp(x!, { fc1: { weight: w1!, bias: b1! }, fc2: { weight: w2!, bias: b2! } },
+      { layerNorm: { weight: g!, bias: be!, eps: 1e-6 }, residual: { x: r!, gamma: ls! } }),
+  },
+  {
+    // 77 rows (80 padded, the padded rows of the hidden operand never written), hidden 64, N = 20; no norm, no residual.
+    name: 'mixed MLP, [77, 52] → 64 → 20',
+    precision: 'mixed',
+    inputs: () => [normal([77, 52]), normal([52, 64], 0.1), normal([64]), normal([64, 20], 0.1), normal([20])],
+    run: ([x, w1, b1, w2, b2]) => mlp(x!, { fc1: { weight: w1!, bias: b1! }, fc2: { weight: w2!, bias: b2! } }),
   },
 ];
 

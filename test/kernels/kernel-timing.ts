@@ -3,17 +3,20 @@
  * several workgroup layouts, and the fp32 flash-attention kernel in several block shapes against the tensor-core
  * attention in several layouts, and the Mamba2 frame step (FlashDepthMambaScan, its four dispatches; its scan program
  * alone by tokens per step and rows per workgroup) at the model's shapes; JSON lines.
- * Usage: node dist/test/kernels/kernel-timing.js [--attention-only | --matmul-only | --mamba-only]
+ * Usage: node dist/test/kernels/kernel-timing.js [--attention-only | --matmul-only | --mamba-only | --matmul-ablate]
+ * (`--matmul-ablate`: the tensor-core matmul with one stage left out at a time, to place its time.)
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { releaseBackend, selectBackend } from '../../src/backend/index.js';
 import { mixedMatMul, setPrecision, tensorCoresAvailable } from '../../src/kernels/index.js';
 import { linear } from '../../src/models/ops.js';
 import { flashAttention } from '../../src/kernels/flash-attention.js';
-import type { TensorCoreMatMulLayout } from '../../src/kernels/tc-matmul_webgpu.js';
+import { PackF16Program, TensorCoreMatMulProgram, packF16Uniforms, tensorCoreMatMulLayout, type TensorCoreMatMulLayout } from '../../src/kernels/tc-matmul_webgpu.js';
+import { packedA, packedB, packedWeight } from '../../src/kernels/tc-matmul.js';
 import { TC_ATTENTION } from '../../src/kernels/tc-attention.js';
 import { tcAttentionWorkgroupBytes, type TensorCoreAttentionLayout } from '../../src/kernels/tc-attention_webgpu.js';
-import { webgpuCapabilities } from '../../src/backend/webgpu.js';
+import { emulateSubgroupMatrices, webgpuCapabilities } from '../../src/backend/webgpu.js';
+import { emulateSubgroupMatrices as emulateSubgroupMatrixBuiltins } from '../helpers/subgroup-matrix-emulation.js';
 import { fusedMambaScan } from '../../src/kernels/mamba-scan.js';
 import { MambaConvProgram, MambaScanProgram, scanLanes } from '../../src/kernels/mamba-scan_webgpu.js';
 import type { WebGPUBackendLike } from '../../src/kernels/program.js';
@@ -28,15 +31,82 @@ async function timeIt(run: () => tf.Tensor, reps: number): Promise<number> {
     last?.dispose();
     last = run();
   }
-  await last!.data();
-  last!.dispose();
+  // One element read back: the queue drains in order, and a large download would be timed with the kernel.
+  const first = tf.slice(tf.reshape(last!, [-1]), 0, 1);
+  await first.data();
+  tf.dispose([first, last!]);
   return (performance.now() - t0) / reps;
+}
+
+/**
+ * The tensor-core matmul with one stage left out or cut short, to place its time without hardware counters
+ * (HOPPER.md: time variants that leave a stage out, take differences). Results are wrong by design; each rewrite
+ * keeps the code and makes it skip at run time (a uniform no dispatch sets), so the compiler cannot drop more.
+ */
+const ABLATIONS = {
+  base: [],
+  noGlobalLoads: [['if (more) {\n            k8 =', 'if (more && uniforms.stride == 7u) {\n            k8 =']],
+  noStaging: [['if (more) {\n            buf =', 'if (more && uniforms.stride == 7u) {\n            buf =']],
+  noLoadsNoStaging: [['if (more) {\n            k8 =', 'if (more && uniforms.stride == 7u) {\n            k8 ='], ['if (more) {\n            buf =', 'if (more && uniforms.stride == 7u) {\n            buf =']],
+  noMma: [[/acc(\d)_(\d) = subgroupMatrixMultiplyAccumulate\([^;]*;/g, '']],
+  noLoopBarrier: [[/(\n          \}\n)          workgroupBarrier\(\);\n        \}/, '$1        }']],
+  oneSlice: [[/let slices = uniforms\.kp \/ (\d+)u;/, 'let slices = select(uniforms.kp / $1u, 1u, uniforms.stride == 1u);']],
+} as const satisfies Record<string, readonly (readonly [string | RegExp, string])[]>;
+
+class AblatedMatMulProgram extends TensorCoreMatMulProgram {
+  constructor(private readonly ablation: keyof typeof ABLATIONS, ...args: ConstructorParameters<typeof TensorCoreMatMulProgram>) {
+    super(...args);
+    this.shaderKey += `_ablate_${ablation}`;
+  }
+
+  override getUserCode(): string {
+    let code = super.getUserCode();
+    for (const [from, to] of ABLATIONS[this.ablation]) {
+      const next = code.replace(from, to);
+      if (next === code) throw new Error(`ablation ${this.ablation}: pattern ${String(from)} not found in the generated WGSL`);
+      code = next;
+    }
+    return code;
+  }
+}
+
+/** Times every ablation of the matmul on one shape (A packed once, outside the timing). */
+async function timeAblations(name: string, m: number, k: number, n: number): Promise<void> {
+  const backend = tf.backend() as unknown as WebGPUBackendLike;
+  const x = tf.randomNormal([m, k], 0, 1, 'float32', 1) as tf.Tensor2D;
+  const w = tf.randomNormal([k, n], 0, 0.05, 'float32', 2) as tf.Tensor2D;
+  const aShape = packedA(m, k);
+  const bShape = packedB(k, n);
+  const a16 = tf.engine().makeTensorFromTensorInfo(backend.runWebGPUProgram(new PackF16Program(aShape), [x], 'int32', packF16Uniforms(aShape)));
+  const b16 = packedWeight(w);
+  const layout = { ...tensorCoreMatMulLayout(m, n, k), convertA: false };
+  const uniforms = [m, n, k, aShape.rowsPad, bShape.colsPad, aShape.colsPad, 0, 0, 0, 0, 0, 1].map((v) => ({ type: 'uint32' as const, data: [v] }));
+  const row: Record<string, unknown> = { kind: 'matmul-ablation', name, m, k, n, layout: `sg${layout.subgroups.rows}x${layout.subgroups.cols}_t${layout.tiles.rows}x${layout.tiles.cols}` };
+  for (const ablation of Object.keys(ABLATIONS) as (keyof typeof ABLATIONS)[]) {
+    const run = () => tf.engine().makeTensorFromTensorInfo(backend.runWebGPUProgram(
+      new AblatedMatMulProgram(ablation, m, n, aShape, bShape, false, 'none', layout, 'packed'), [a16, b16], 'float32', uniforms));
+    const ms = await timeIt(run, m * n * k > 1e10 ? 20 : 50);
+    row[ablation] = { ms: +ms.toFixed(3), tflops: +((2 * m * n * k) / ms / 1e9).toFixed(1) };
+  }
+  console.log(JSON.stringify(row));
+  tf.dispose([x, w, a16]);
 }
 
 async function main(): Promise<void> {
   await selectBackend('webgpu');
   console.log(JSON.stringify({ tensorCores: tensorCoresAvailable() }));
   console.log(JSON.stringify({ maxWorkgroupStorageBytes: webgpuCapabilities().maxWorkgroupStorageBytes }));
+  if (process.argv.includes('--matmul-ablate')) {
+    // On a device without subgroup matrices (lavapipe) the ablations still compile and run, emulated: a check of the
+    // rewrites, not a timing.
+    const emulated = !tensorCoresAvailable();
+    if (emulated) emulateSubgroupMatrices(emulateSubgroupMatrixBuiltins);
+    for (const [name, m, k, n] of emulated ? [['small', 100, 64, 128]] as const : [['L fc1 518', 1370, 1024, 4096], ['L fc2 518', 1370, 4096, 1024], ['S fc1 2K', 11972, 384, 1536], ['square 4096', 4096, 4096, 4096]] as const) {
+      await timeAblations(name, m, k, n);
+    }
+    releaseBackend();
+    return;
+  }
   const only = ['--attention-only', '--matmul-only', '--mamba-only'].find((flag) => process.argv.includes(flag));
   const matmuls: [string, number, number, number][] = only && only !== '--matmul-only' ? [] : [
     ['S fc1 518', 1370, 384, 1536], ['S fc2 518', 1370, 1536, 384], ['S qkv 2K', 11972, 384, 1152], ['S fc1 2K', 11972, 384, 1536],
@@ -143,7 +213,7 @@ async function main(): Promise<void> {
     const conv = backend.runWebGPUProgram(new MambaConvProgram(dims), [zxbcdt, weights.convWeight, weights.convBias, weights.dtBias], 'float32');
     const convTensor = tf.engine().makeTensorFromTensorInfo(conv);
     let reference: Float32Array | undefined;
-    const variants: [number, number, boolean][] = [[4, 8, true], [1, 8, true], [8, 8, true], [4, 2, true], [4, 1, true], [8, 1, true], [4, 8, false]];
+    const variants: [number, number, boolean][] = [[4, 1, true], [1, 1, true], [2, 1, true], [8, 1, true], [4, 8, true], [4, 1, false]];
     for (const [unroll, rows, subgroupReduce] of variants) {
       const subgroupSize = subgroupReduce ? webgpuCapabilities().subgroupSize : 0;
       if (unroll > scanLanes(subgroupSize).lanes) continue;

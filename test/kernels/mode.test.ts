@@ -10,12 +10,14 @@ import { hoistDirectives, retypeBindings } from '../../src/backend/webgpu.js';
 import { tensorCoreAttentionLayout, tensorCoreAttentionPays, tensorCoreAttentionSupports } from '../../src/kernels/tc-attention.js';
 import { packedPlanes, tcAttentionWorkgroupBytes, tcRowsPerWorkgroup } from '../../src/kernels/tc-attention_webgpu.js';
 import { packedA, packedB } from '../../src/kernels/tc-matmul.js';
-import { MambaScanProgram, scanLanes, scanRowsPerGroup } from '../../src/kernels/mamba-scan_webgpu.js';
-import { DEFAULT_TC_MATMUL_LAYOUT, SMALL_TC_MATMUL_LAYOUT, tensorCoreMatMulLayout } from '../../src/kernels/tc-matmul_webgpu.js';
+import { mixedMlp, mixedMlpSupports } from '../../src/kernels/mixed-matmul.js';
+import { emulateSubgroupMatrices } from '../helpers/subgroup-matrix-emulation.js';
+import { MambaScanProgram, scanLanes } from '../../src/kernels/mamba-scan_webgpu.js';
+import { DEFAULT_TC_MATMUL_LAYOUT, SMALL_TC_MATMUL_LAYOUT, TensorCoreMatMulProgram, tensorCoreMatMulLayout } from '../../src/kernels/tc-matmul_webgpu.js';
 import { applyPrecision, precisionMode, setPrecision, useTensorCores } from '../../src/kernels/index.js';
 import { addScaled, gelu, linear } from '../../src/models/ops.js';
 import { useTestBackend } from '../helpers/backend.js';
-import { ConfigError } from '../../src/errors.js';
+import { ConfigError, ShapeError } from '../../src/errors.js';
 
 describe('kernel mode and precision', () => {
   before(useTestBackend);
@@ -82,18 +84,49 @@ describe('kernel mode and precision', () => {
     expect(packedB(52, 20)).to.deep.equal({ rows: 52, cols: 20, rowsPad: 64, colsPad: 64 });
   });
 
-  it('Mamba scan: lane groups of the fixed subgroup size (4–32) or 32 with workgroup sums, 8 rows where they divide the head, tuning checked', () => {
+  it('MLP on tensor cores: hidden widths it chains in f16, one-line shape errors, packed output only for whole slices', () => {
+    // fc1's output becomes fc2's packed operand without column padding: hidden a multiple of 32, at least 64.
+    expect([mixedMlpSupports(384, 1536, 384), mixedMlpSupports(1024, 4096, 1024), mixedMlpSupports(52, 64, 20)]).to.deep.equal([true, true, true]);
+    expect([mixedMlpSupports(384, 1540, 384), mixedMlpSupports(384, 32, 384), mixedMlpSupports(382, 1536, 384)]).to.deep.equal([false, false, false]);
+    const a = tf.zeros([10, 384]) as tf.Tensor2D;
+    const fc1 = { weight: tf.zeros([384, 1536]) as tf.Tensor2D };
+    const fc2 = { weight: tf.zeros([1500, 384]) as tf.Tensor2D };
+    expect(() => mixedMlp(a, { fc1, fc2 })).to.throw(ShapeError, /^mixedMlp: expected .* got a \[10, 384\], fc1 \[384, 1536\], fc2 \[1500, 384\]$/);
+    tf.dispose([a, fc1.weight, fc2.weight]);
+    const shape = packedA(77, 52);
+    const layout = { subgroups: { rows: 2, cols: 2 }, tiles: { rows: 2, cols: 2 } };
+    expect(() => new TensorCoreMatMulProgram(77, 20, shape, packedB(52, 20), false, 'gelu', layout, 'packed', 'packedF16'))
+      .to.throw('TensorCoreMatMulProgram: a packed f16 output needs N a multiple of 32, got 20');
+    // Packed output: [A's padded rows, N/2] int32 half pairs; f32 output: [M, N].
+    expect(new TensorCoreMatMulProgram(77, 64, shape, packedB(52, 64), false, 'gelu', layout, 'packed', 'packedF16').outputShape).to.deep.equal([80, 32]);
+    expect(new TensorCoreMatMulProgram(77, 64, shape, packedB(52, 64), false, 'gelu', layout, 'packed').outputShape).to.deep.equal([77, 64]);
+  });
+
+  it('subgroup-matrix emulation reads tiles of packed halves with offsets and strides in their elements', () => {
+    const code = ['enable chromium_experimental_subgroup_matrix;', 'var<workgroup> tile : array<vec4<u32>, 64>;', 'var<workgroup> out : array<f32, 256>;',
+      'fn f() { let m = subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>, col_major>(&tile, 3u, 9u); subgroupMatrixStore<row_major>(&out, 0u, m2, 16u); }'].join('\n');
+    const out = emulateSubgroupMatrices(code);
+    expect(out).to.include('smLoad_right_tile(3u, true, 9u)');
+    expect(out).to.include('smStore_out(0u, m2, false, 16u)');
+    // vec4<u32> elements hold 8 halves: offset and stride scale by 8, reads unpack the half.
+    expect(out).to.match(/fn smLoad_right_tile\(offset : u32, colMajor : bool, elementStride : u32\) -> SMright \{ let off = offset \* 8u; let stride = elementStride \* 8u;/);
+    expect(out).to.include('emuHalf8(tile[');
+    expect(() => emulateSubgroupMatrices('enable chromium_experimental_subgroup_matrix;\nfn f() { let m = subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>, row_major>(&nowhere, 0u, 16u); }'))
+      .to.throw('emulateSubgroupMatrices: no declaration of nowhere');
+  });
+
+  it('Mamba scan: lane groups of the fixed subgroup size (4–32) or 32 with workgroup sums, one row per workgroup unless tuned, tuning checked', () => {
     expect(scanLanes(32)).to.deep.equal({ lanes: 32, subgroupReduce: true });
     expect(scanLanes(8)).to.deep.equal({ lanes: 8, subgroupReduce: true });
     for (const size of [0, 2, 12, 64]) expect(scanLanes(size), `subgroup size ${size}`).to.deep.equal({ lanes: 32, subgroupReduce: false });
-    expect([64, 32, 12, 6, 3].map(scanRowsPerGroup)).to.deep.equal([8, 8, 4, 2, 1]);
     const dims = { batch: 1, length: 9, heads: 8, headdim: 64, dState: 256, dConv: 4, hasState: false };
     const program = new MambaScanProgram(dims, 32);
-    expect(program.workgroupSize).to.deep.equal([256, 1, 1]);
-    expect(program.dispatch).to.deep.equal([8, 1, 8]);
+    expect(program.workgroupSize).to.deep.equal([32, 1, 1]);
+    expect(program.dispatch).to.deep.equal([8, 1, 64]);
+    expect(new MambaScanProgram(dims, 32, { rows: 8 }).workgroupSize).to.deep.equal([256, 1, 1]);
     expect(new MambaScanProgram(dims, 8, { unroll: 8, rows: 2 }).dispatch).to.deep.equal([8, 1, 32]);
-    expect(() => new MambaScanProgram(dims, 8, { unroll: 16 })).to.throw('MambaScanProgram: 16 tokens per step and 8 rows per workgroup do not fit 8 lanes per row and heads of 64 (expected 1 ≤ tokens ≤ lanes, rows dividing the head)');
-    expect(() => new MambaScanProgram(dims, 32, { rows: 3 })).to.throw(/3 rows per workgroup .* rows dividing the head/);
+    expect(() => new MambaScanProgram(dims, 8, { unroll: 16 })).to.throw('MambaScanProgram: tokens per step 16 and state rows per workgroup 1 do not fit 8 lanes per row and heads of 64 (expected 1 ≤ tokens ≤ lanes, rows dividing the head)');
+    expect(() => new MambaScanProgram(dims, 32, { rows: 3 })).to.throw(/state rows per workgroup 3 .* rows dividing the head/);
   });
 
   it('packs f16 head planes with query rows padded to whole workgroups and keys to whole blocks', () => {
