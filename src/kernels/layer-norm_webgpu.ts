@@ -118,7 +118,8 @@ export class LayerNormPackF16Program implements WebGPUProgram {
       ${WORKGROUP_SUM_WGSL}
 
       fn main() {
-        let rowsPad = ${this.shape.rowsPad};
+        // The padded row count comes from the output shape: tfjs keys pipelines on shaderKey and ranks, not sizes.
+        let rowsPad = uniforms.outShape.x;
         let row = ${LINEAR_WORKGROUP};
         // Workgroups past the padded rows (y-folding) normalise a valid row again but write nothing; rows past the
         // valid ones are written as zeros. Barriers stay uniform.

@@ -13,7 +13,8 @@ import { packedA, packedB } from '../../src/kernels/tc-matmul.js';
 import { mixedMlp, mixedMlpSupports } from '../../src/kernels/mixed-matmul.js';
 import { emulateSubgroupMatrices } from '../helpers/subgroup-matrix-emulation.js';
 import { MambaScanProgram, scanLanes } from '../../src/kernels/mamba-scan_webgpu.js';
-import { DEFAULT_TC_MATMUL_LAYOUT, SMALL_TC_MATMUL_LAYOUT, TensorCoreMatMulProgram, tensorCoreMatMulLayout } from '../../src/kernels/tc-matmul_webgpu.js';
+import { DEFAULT_TC_MATMUL_LAYOUT, PackF16Program, SMALL_TC_MATMUL_LAYOUT, TensorCoreMatMulProgram, tensorCoreMatMulLayout } from '../../src/kernels/tc-matmul_webgpu.js';
+import { LayerNormPackF16Program, LayerNormProgram } from '../../src/kernels/layer-norm_webgpu.js';
 import { applyPrecision, precisionMode, setPrecision, useTensorCores } from '../../src/kernels/index.js';
 import { addScaled, gelu, linear } from '../../src/models/ops.js';
 import { useTestBackend } from '../helpers/backend.js';
@@ -100,6 +101,23 @@ describe('kernel mode and precision', () => {
     // Packed output: [A's padded rows, N/2] int32 half pairs; f32 output: [M, N].
     expect(new TensorCoreMatMulProgram(77, 64, shape, packedB(52, 64), false, 'gelu', layout, 'packed', 'packedF16').outputShape).to.deep.equal([80, 32]);
     expect(new TensorCoreMatMulProgram(77, 64, shape, packedB(52, 64), false, 'gelu', layout, 'packed').outputShape).to.deep.equal([77, 64]);
+  });
+
+  it('programs compile sizes that tfjs does not key on into uniforms: one shader key, one WGSL text, whatever the rows', () => {
+    // tfjs keys its pipeline cache on shaderKey plus the ranks (not the sizes) of the shapes, so a size baked into
+    // the WGSL but missing from shaderKey would make a later call with other sizes run the first call's shader.
+    const layout = { subgroups: { rows: 2, cols: 2 }, tiles: { rows: 2, cols: 2 } };
+    const pairs: [{ shaderKey: string; getUserCode(): string }, { shaderKey: string; getUserCode(): string }][] = [
+      [new LayerNormPackF16Program(packedA(77, 384)), new LayerNormPackF16Program(packedA(1370, 384))],
+      [new PackF16Program(packedA(77, 384)), new PackF16Program(packedA(1370, 384))],
+      [new TensorCoreMatMulProgram(77, 64, packedA(77, 384), packedB(384, 64), true, 'gelu', layout, 'packed', 'packedF16'),
+        new TensorCoreMatMulProgram(1370, 64, packedA(1370, 384), packedB(384, 64), true, 'gelu', layout, 'packed', 'packedF16')],
+      [new LayerNormProgram(77, 384), new LayerNormProgram(1370, 384)],
+    ];
+    for (const [small, large] of pairs) {
+      expect(large.shaderKey).to.equal(small.shaderKey);
+      expect(large.getUserCode(), small.shaderKey).to.equal(small.getUserCode());
+    }
   });
 
   it('subgroup-matrix emulation reads tiles of packed halves with offsets and strides in their elements', () => {
