@@ -10,7 +10,7 @@ export { fusedGelu, fusedScaleAdd, vec4Compatible } from './elementwise.js';
 export { fusedMambaScan, mambaScanSupports, type MambaScanAttrs, type MambaScanResult, type MambaScanWeights } from './mamba-scan.js';
 export { mixedMatMul, mixedMatMulSupports, mixedMlp, mixedMlpSupports, type MixedMatMulOptions, type MixedMlpOptions } from './mixed-matmul.js';
 export { tensorCoreAttentionLayout, tensorCoreAttentionPays, tensorCoreAttentionSupports } from './tc-attention.js';
-export { freeStalePackedWeights, tensorCoreConv3x3, tensorCoreConvSupports } from './tc-matmul.js';
+export { freeStalePackedWeights, tensorCoreConv3x3, tensorCoreConvSupports, type LayerNormParams } from './tc-matmul.js';
 export { REGISTERED_KERNELS } from './register.js';
 export {
   KERNEL_MODES, PRECISIONS, kernelMode, setKernelMode, precisionMode, setPrecision, applyPrecision, useFusedKernels, tensorCoresAvailable, useTensorCores,

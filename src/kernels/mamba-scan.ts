@@ -67,7 +67,7 @@ function mambaScanWebGPU(args: { inputs: tf.NamedTensorInfoMap; backend: unknown
 
 export const mambaScanConfig: tf.KernelConfig = { kernelName: MAMBA_SCAN, backendName: 'webgpu', kernelFunc: mambaScanWebGPU as tf.KernelFunc };
 
-/** Whether the kernel takes this head size and state size (any positive sizes: rows go 1–8 per workgroup). */
+/** Whether the kernel takes this head size and state size (any positive sizes). */
 export function mambaScanSupports(headdim: number, dState: number): boolean {
   return Number.isInteger(headdim) && Number.isInteger(dState) && headdim >= 1 && dState >= 1;
 }

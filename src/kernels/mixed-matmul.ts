@@ -5,7 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { ShapeError } from '../errors.js';
-import { tensorCoreMatMul, tensorCoreMlp, tensorCoreMlpSupports } from './tc-matmul.js';
+import { tensorCoreMatMul, tensorCoreMlp, tensorCoreMlpSupports, type LayerNormParams } from './tc-matmul.js';
 import type { MatMulEpilogue, TensorCoreMatMulLayout } from './tc-matmul_webgpu.js';
 
 export interface MixedMatMulOptions {
@@ -18,7 +18,7 @@ export interface MixedMatMulOptions {
   /** Workgroup layout (tuning; default `tensorCoreMatMulLayout(M, N)`). */
   layout?: TensorCoreMatMulLayout;
   /** LayerNorm of a's rows (weight, bias [K]) before the product, in the dispatch that packs a to f16. */
-  layerNorm?: { weight: tf.Tensor; bias: tf.Tensor; eps: number };
+  layerNorm?: LayerNormParams;
 }
 
 /** Whether the kernel takes these sizes: rows of A and B are packed from vec4s. */
@@ -44,15 +44,14 @@ export function mixedMatMul(a: tf.Tensor2D, b: tf.Tensor2D, options: MixedMatMul
   if (residual && options.activation) throw new ShapeError('mixedMatMul: an activation and a residual cannot be combined');
   const epilogue: MatMulEpilogue = residual ? 'scaleAdd' : options.activation ?? 'none';
   const extra = residual ? { residual: tf.reshape(residual.x, [m, n]), gamma: residual.gamma } : {};
-  const prologue = layerNorm ? { layerNorm: { gamma: layerNorm.weight, beta: layerNorm.bias, eps: layerNorm.eps } } : {};
-  return tensorCoreMatMul({ a, weight: b, transposeWeight: transposeB, ...(bias ? { bias } : {}), ...extra, ...prologue }, epilogue, options.layout);
+  return tensorCoreMatMul({ a, weight: b, transposeWeight: transposeB, bias, layerNorm, ...extra }, epilogue, options.layout);
 }
 
 export interface MixedMlpOptions {
   fc1: { weight: tf.Tensor2D; bias?: tf.Tensor };
   fc2: { weight: tf.Tensor2D; bias?: tf.Tensor };
   /** LayerNorm of a's rows (weight, bias [K]) before fc1, in the dispatch that packs a to f16. */
-  layerNorm?: { weight: tf.Tensor; bias: tf.Tensor; eps: number };
+  layerNorm?: LayerNormParams;
   /** `residual.x + residual.gamma·y` after fc2. */
   residual?: { x: tf.Tensor; gamma: tf.Tensor };
 }
@@ -77,9 +76,5 @@ export function mixedMlp(a: tf.Tensor2D, options: MixedMlpOptions): tf.Tensor2D 
     throw new ShapeError(`mixedMlp: expected a [M, K], fc1 [K, H] + [H], fc2 [H, N] + [N] with K and N multiples of 4 and H of 32 (at least 64), LayerNorm [K], residual [M, N] and gamma [N]; `
       + `got a [${a.shape.join(', ')}], fc1 [${fc1.weight.shape.join(', ')}], fc2 [${fc2.weight.shape.join(', ')}]`);
   }
-  return tensorCoreMlp({
-    a, fc1, fc2,
-    ...(layerNorm ? { layerNorm: { gamma: layerNorm.weight, beta: layerNorm.bias, eps: layerNorm.eps } } : {}),
-    ...(residual ? { residual: tf.reshape(residual.x, [m, n]), gamma: residual.gamma } : {}),
-  });
+  return tensorCoreMlp({ a, fc1, fc2, layerNorm, ...(residual ? { residual: tf.reshape(residual.x, [m, n]), gamma: residual.gamma } : {}) });
 }

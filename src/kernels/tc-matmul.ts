@@ -126,10 +126,17 @@ export function releasePackedWeights(): void {
   packed.clear();
 }
 
+/** A LayerNorm over the last axis: weight and bias [C], eps. */
+export interface LayerNormParams {
+  weight: tf.Tensor;
+  bias: tf.Tensor;
+  eps: number;
+}
+
 export interface TensorCoreMatMulInputs {
   a: tf.Tensor2D;
   /** LayerNorm of each row of `a` (over K) before the product, fused into A's packing. */
-  layerNorm?: { gamma: tf.Tensor; beta: tf.Tensor; eps: number };
+  layerNorm?: LayerNormParams;
   /** [K, N], or [N, K] with `transposeWeight`. */
   weight: tf.Tensor2D;
   transposeWeight?: boolean;
@@ -177,8 +184,8 @@ function runTensorCoreMatMul(a: tf.Tensor, weight: tf.Tensor2D, extra: Pick<Tens
     named['gamma'] = extra.gamma;
   }
   if (extra.layerNorm) {
-    named['lnGamma'] = extra.layerNorm.gamma;
-    named['lnBeta'] = extra.layerNorm.beta;
+    named['lnGamma'] = extra.layerNorm.weight;
+    named['lnBeta'] = extra.layerNorm.bias;
   }
   const attrs = {
     n: weight.shape[transposeWeight ? 0 : 1], epilogue, layout: layout ?? null, conv: conv ?? null, layerNormEps: extra.layerNorm?.eps ?? null,
@@ -191,7 +198,7 @@ export interface TensorCoreMlpInputs {
   /** [M, K]. */
   a: tf.Tensor2D;
   /** LayerNorm of a's rows before fc1 (fused into A's packing). */
-  layerNorm?: { gamma: tf.Tensor; beta: tf.Tensor; eps: number };
+  layerNorm?: LayerNormParams;
   /** [K, H] and [H], H a multiple of SLICE_K. */
   fc1: { weight: tf.Tensor2D; bias?: tf.Tensor };
   /** [H, N] and [N]. */
@@ -214,10 +221,8 @@ export function tensorCoreMlp(inputs: TensorCoreMlpInputs): tf.Tensor2D {
   const [m] = inputs.a.shape;
   const hidden = inputs.fc1.weight.shape[1];
   return tf.tidy(() => {
-    const packedHidden = runTensorCoreMatMul(inputs.a, inputs.fc1.weight, { ...(inputs.fc1.bias ? { bias: inputs.fc1.bias } : {}), ...(inputs.layerNorm ? { layerNorm: inputs.layerNorm } : {}) },
-      'gelu', undefined, undefined, { packOutput: true });
-    const residual = inputs.residual && inputs.gamma ? { residual: inputs.residual, gamma: inputs.gamma } : {};
-    return runTensorCoreMatMul(packedHidden, inputs.fc2.weight, { ...(inputs.fc2.bias ? { bias: inputs.fc2.bias } : {}), ...residual },
+    const packedHidden = runTensorCoreMatMul(inputs.a, inputs.fc1.weight, { bias: inputs.fc1.bias, layerNorm: inputs.layerNorm }, 'gelu', undefined, undefined, { packOutput: true });
+    return runTensorCoreMatMul(packedHidden, inputs.fc2.weight, { bias: inputs.fc2.bias, residual: inputs.residual, gamma: inputs.gamma },
       inputs.residual ? 'scaleAdd' : 'none', undefined, undefined, { packedA: { m, k: hidden } });
   });
 }

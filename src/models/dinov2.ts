@@ -171,7 +171,7 @@ export class DinoMlp extends FlashModule {
       throw new ShapeError(`${this.name}: expected ${this.dim} features on the last axis, received shape [${x.shape.join(', ')}]`);
     }
     const weights = { fc1: { weight: this.fc1.weight.read(), bias: this.fc1.bias?.read() }, fc2: { weight: this.fc2.weight.read(), bias: this.fc2.bias?.read() } };
-    return mlp(x, weights, { ...(norm ? { layerNorm: norm } : {}), ...(residual ? { residual } : {}) });
+    return mlp(x, weights, { layerNorm: norm, residual });
   }
 
   override call(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor {

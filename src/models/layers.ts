@@ -7,6 +7,7 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import { ShapeError } from '../errors.js';
 import { FlashModule, type FlashModuleArgs, type Initializer } from './module.js';
 import { conv2d, layerNorm, linear, type ConvEpilogue, type LinearFusion } from './ops.js';
+import type { LayerNormParams } from '../kernels/index.js';
 
 /** PyTorch's default Conv/Linear init, U(±1/√fan_in), so a freshly built module computes something non-trivial. */
 export function fanInUniform(fanIn: number): Initializer {
@@ -138,7 +139,7 @@ export class LayerNorm extends FlashModule {
   }
 
   /** This norm as a linear layer's prologue (`Linear.forward(x, { layerNorm })` computes linear(norm(x))). */
-  asPrologue(): NonNullable<LinearFusion['layerNorm']> {
+  asPrologue(): LayerNormParams {
     return { weight: this.weight.read(), bias: this.bias.read(), eps: this.eps };
   }
 

@@ -8,6 +8,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-layers';
 import {
   fusedGelu, fusedLayerNorm, fusedScaleAdd, mixedMatMul, mixedMatMulSupports, mixedMlp, mixedMlpSupports, tensorCoreConv3x3, tensorCoreConvSupports, useFusedKernels, useTensorCores, vec4Compatible,
+  type LayerNormParams,
 } from '../kernels/index.js';
 
 /**
@@ -17,7 +18,7 @@ import {
  */
 export interface LinearFusion {
   /** LayerNorm of x over its last axis (weight, bias [in]) before the product: `linear(layerNorm(x), …)`. */
-  layerNorm?: { weight: tf.Tensor; bias: tf.Tensor; eps: number };
+  layerNorm?: LayerNormParams;
   /** Exact GELU of the output. */
   activation?: 'gelu';
   /** `residual.x + residual.gamma·y`: a LayerScale residual (DINOv2's `x + ls(f(x))`). */
@@ -61,14 +62,14 @@ export function mlp(x: tf.Tensor, weights: MlpWeights, fusion: Pick<LinearFusion
   if (useTensorCores() && mixedMlpSupports(inDim, hidden, outDim)) {
     const x2 = tf.reshape(x, [-1, inDim]) as tf.Tensor2D;
     const y = mixedMlp(x2, {
-      fc1: { weight: weights.fc1.weight as tf.Tensor2D, ...(weights.fc1.bias ? { bias: weights.fc1.bias } : {}) },
-      fc2: { weight: weights.fc2.weight as tf.Tensor2D, ...(weights.fc2.bias ? { bias: weights.fc2.bias } : {}) },
+      fc1: { weight: weights.fc1.weight as tf.Tensor2D, bias: weights.fc1.bias },
+      fc2: { weight: weights.fc2.weight as tf.Tensor2D, bias: weights.fc2.bias },
       ...fusion,
     });
     return tf.reshape(y, [...x.shape.slice(0, -1), outDim]);
   }
-  const h = linear(x, weights.fc1.weight, weights.fc1.bias, { activation: 'gelu', ...(fusion.layerNorm ? { layerNorm: fusion.layerNorm } : {}) });
-  return linear(h, weights.fc2.weight, weights.fc2.bias, fusion.residual ? { residual: fusion.residual } : {});
+  const h = linear(x, weights.fc1.weight, weights.fc1.bias, { activation: 'gelu', layerNorm: fusion.layerNorm });
+  return linear(h, weights.fc2.weight, weights.fc2.bias, { residual: fusion.residual });
 }
 
 /** LayerNorm over the last axis with an explicit eps (DINOv2: 1e-6; Mamba blocks and fusion: 1e-5). */
