@@ -64,7 +64,7 @@ export function flashAttention(q: tf.Tensor3D, k: tf.Tensor3D, v: tf.Tensor3D, a
   // --precision mixed: the tensor-core program (f16 operands) where it pays and has a layout for this head size; the
   // layout chosen here goes with the call, so the kernel does not choose again.
   const tcLayout = useTensorCores() && tensorCoreAttentionPays(q.shape[1], k.shape[1], numHeads * q.shape[0])
-    ? tensorCoreAttentionLayout(headDim, q.shape[1], numHeads * q.shape[0]) : null;
+    ? tensorCoreAttentionLayout(headDim) : null;
   const [kernel, kernelAttrs] = tcLayout ? [TC_ATTENTION, { ...attrs, tcLayout }] : [FLASH_ATTENTION, { ...attrs }];
   return tf.engine().runKernel(kernel, { q, k, v }, kernelAttrs as unknown as tf.NamedAttrMap) as tf.Tensor3D;
 }

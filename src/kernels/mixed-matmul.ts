@@ -15,7 +15,7 @@ export interface MixedMatMulOptions {
   residual?: { x: tf.Tensor; gamma: tf.Tensor };
   /** b is stored as [N, K] (tf.matMul's transposeB): packed transposed once, like any weight. */
   transposeB?: boolean;
-  /** Workgroup layout (tuning; default `tensorCoreMatMulLayout(M, N)`). */
+  /** Workgroup layout (tuning; default `tensorCoreMatMulLayout`). */
   layout?: TensorCoreMatMulLayout;
   /** LayerNorm of a's rows (weight, bias [K]) before the product, in the dispatch that packs a to f16. */
   layerNorm?: LayerNormParams;

@@ -18,9 +18,9 @@ import {
 
 export const TC_ATTENTION = 'FlashDepthTensorCoreAttention';
 
-/** Head sizes the tensor-core program takes: whole 16-channel tiles, accumulators for at most 128 channels. */
+/** Head sizes the tensor-core program takes: whole 16-channel tiles, up to the 64 of DINOv2 (the sizes kernel-check covers). */
 export function tensorCoreAttentionSupports(headDim: number): boolean {
-  return headDim % 16 === 0 && headDim <= 128;
+  return headDim % 16 === 0 && headDim <= 64;
 }
 
 /**
@@ -33,26 +33,23 @@ export function tensorCoreAttentionPays(lq: number, lk: number, heads: number): 
   return heads >= 12 || lq * lk >= 2 ** 24;
 }
 
-/** The H100's multiprocessors: fewer 2-tile workgroups than this leave some idle either way. */
-const H100_MULTIPROCESSORS = 132;
-/** Workgroups of 2 tiles that fill the H100 (4 resident workgroups per multiprocessor) well enough. */
-const FULL_GRID = 512;
-
 /**
- * The layout for a problem (`planes` = batch × heads), or null where none fits the device's workgroup memory (the fp32
- * flash kernel runs instead). Always 4 subgroups: with 2 the staged program gave wrong results on the H100 (Dawn
- * 0.6.2, driver 580; not understood: the same layouts are right under emulation and with K/V read from storage).
- * 2 query tiles per subgroup and 32-key blocks, except for grids of 132–511 such workgroups, where 1 tile (twice the
- * workgroups) measured faster. H100, kernel-timing.ts, two leases (ms per call, 2 tiles vs 1): the 2K student
- * (11 972 tokens × 6 heads, 564 workgroups) 4.64–4.70 vs 4.72–5.72; the Full teacher (2 170 × 16, 272) 0.95 vs
- * 0.87–0.94; ViT-L at 518² (1 370 × 16, 176) 1.14 vs 0.95–0.97; ViT-S at 518² (1 370 × 6, 66) 0.19–0.29 vs 0.36–0.42.
+ * Layouts in order of preference, each used where the device's workgroup memory takes it. After the default (47 KiB,
+ * ./tc-attention_webgpu.ts), the two that ran fastest at ≤ 31 KiB, i.e. two workgroups per multiprocessor on the H100
+ * (the 2K student 2.58 / 2.62 ms per call, the Full teacher 0.63 / 0.52), which also fit software Vulkan's 32 KiB.
+ * Workgroups of 2 subgroups gave wrong results on the H100 (Dawn 0.6.2, driver 580; not understood: the same layouts
+ * are right under emulation and with K/V read from storage); 4 and 8 are right.
  */
-export function tensorCoreAttentionLayout(headDim: number, lq: number, planes: number, limitBytes = webgpuCapabilities().maxWorkgroupStorageBytes): TensorCoreAttentionLayout | null {
+const LAYOUTS_BY_PREFERENCE: readonly TensorCoreAttentionLayout[] = [
+  DEFAULT_TC_ATTENTION_LAYOUT,
+  { subgroups: 4, tiles: 1, blockK: 32, kvBuffers: 1, oSplit: 2 },
+  { subgroups: 4, tiles: 1, blockK: 16, kvBuffers: 2, oSplit: 2 },
+];
+
+/** The layout for head size `headDim`, or null where none fits the device's workgroup memory (the fp32 flash kernel runs instead). */
+export function tensorCoreAttentionLayout(headDim: number, limitBytes = webgpuCapabilities().maxWorkgroupStorageBytes): TensorCoreAttentionLayout | null {
   if (!tensorCoreAttentionSupports(headDim)) return null;
-  const grid = Math.ceil(lq / tcRowsPerWorkgroup(DEFAULT_TC_ATTENTION_LAYOUT)) * planes;
-  const preferred = grid >= FULL_GRID || grid < H100_MULTIPROCESSORS ? DEFAULT_TC_ATTENTION_LAYOUT : { ...DEFAULT_TC_ATTENTION_LAYOUT, tiles: 1 };
-  const candidates = [preferred, { ...preferred, tiles: 1 }, { ...preferred, tiles: 1, blockK: 16 }];
-  return candidates.find((layout) => tcAttentionWorkgroupBytes(layout, headDim) <= limitBytes) ?? null;
+  return LAYOUTS_BY_PREFERENCE.find((layout) => tcAttentionWorkgroupBytes(layout, headDim) <= limitBytes) ?? null;
 }
 
 function tensorCoreAttentionWebGPU(args: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf.NamedAttrMap }): tf.TensorInfo {
@@ -61,7 +58,7 @@ function tensorCoreAttentionWebGPU(args: { inputs: tf.NamedTensorInfoMap; backen
   const backend = args.backend as WebGPUBackendLike;
   const [batch, lq] = q.shape as [number, number, number];
   const lk = k.shape[1]!;
-  const layout = a.tcLayout ?? tensorCoreAttentionLayout(a.headDim, lq, batch * a.numHeads);
+  const layout = a.tcLayout ?? tensorCoreAttentionLayout(a.headDim);
   if (!layout) throw new ShapeError(`tensor-core attention: no layout for heads of ${a.headDim} fits ${webgpuCapabilities().maxWorkgroupStorageBytes} bytes of workgroup memory`);
   const planes = packedPlanes(batch, lq, lk, a.numHeads, a.headDim, tcRowsPerWorkgroup(layout), layout.blockK);
   const packed = backend.runWebGPUProgram(new PackHeadsF16Program(planes, a.headDim), [q, k, v], 'int32', [

@@ -14,9 +14,9 @@
  *
  * A workgroup of `subgroups` subgroups covers `subgroups · tiles · 16` query rows of one (batch, head); each subgroup
  * owns `tiles` tiles of 16 rows and keeps their Q matrices and f32 accumulators O in registers. Keys come in blocks of
- * BLOCK_K, double-buffered in workgroup memory: while a block is multiplied, each invocation already holds its share
- * of the next block's 16-byte units in registers, and writes them into the other buffer after its last use (three
- * barriers per block). Every Kᵀ and V matrix loaded from workgroup memory serves all of a subgroup's tiles. Per block
+ * BLOCK_K, double-buffered in workgroup memory (or, `kvBuffers: 1`, in one buffer at a fourth barrier): while a block
+ * is multiplied, each invocation already holds its share of the next block's 16-byte units in registers, and writes
+ * them into the other buffer after its last use (three barriers per block). Every Kᵀ and V matrix loaded from workgroup memory serves all of a subgroup's tiles. Per block
  * a subgroup computes its tiles' 16×BLOCK_K scores on tensor cores and stores them to its own scratch; invocation
  * (r8 = lane / 4, quad = lane % 4) takes rows r8 and r8 + 8 of each tile, columns quad + 4i (no bank conflicts with
  * 16-byte row padding), row maxima over the four invocations of a row by shuffles, and writes P = exp2(s − m) as f16,
@@ -48,9 +48,29 @@ export interface TensorCoreAttentionLayout {
   tiles: number;
   /** Keys per staged block (a multiple of 16). */
   blockK: number;
+  /**
+   * Buffers of staged K/V: 2 (default) lets the next block be stored while this one is multiplied (3 barriers per
+   * block); 1 halves their workgroup memory at one barrier more.
+   */
+  kvBuffers?: 1 | 2;
+  /**
+   * Column groups of the accumulators' round trips through the scratch (rescale, output): 2 halves the scratch an
+   * accumulator tile needs, at twice the barriers of those rare trips. Less workgroup memory, more resident
+   * workgroups: the H100's Vulkan driver gives a multiprocessor 64 KiB of it (1 KiB reserved per workgroup), so
+   * workgroups of ≤ 31 KiB run two at a time.
+   */
+  oSplit?: 1 | 2;
 }
 
-export const DEFAULT_TC_ATTENTION_LAYOUT: TensorCoreAttentionLayout = { subgroups: 4, tiles: 2, blockK: 32 };
+/**
+ * 8 subgroups of 1 query tile (128 rows per workgroup, as before), 32-key blocks, K/V double-buffered, accumulators
+ * through the scratch by column halves (47 KiB). Eight warps share each staged block where the previous 4 × 2 tiles
+ * had four — one 47 KiB workgroup per multiprocessor either way (`kernel-timing.js --occupancy`). H100, session 8:
+ * per call against 4 × 2 tiles (4 × 1 where that was chosen), the 2K student 3.55 → 2.57 ms, the Full teacher
+ * 0.66 → 0.57, ViT-L at 518² 0.60 → 0.50; whole models, same lease, alternated twice: L 26.0, 27.2 → 25.6, 25.6 ms
+ * per frame, Full 79.5, 79.6 → 76.9, 77.0.
+ */
+export const DEFAULT_TC_ATTENTION_LAYOUT: TensorCoreAttentionLayout = { subgroups: 8, tiles: 1, blockK: 32, kvBuffers: 2, oSplit: 2 };
 
 /** Halves of padding per staged K/V row and per P row (16 bytes: rows start in different banks). */
 const KV_PAD = 8;
@@ -59,12 +79,12 @@ const F32_PAD = 4;
 
 /** Floats of one subgroup's scratch: the scores of its tiles, or (reused) one 16-row accumulator tile. */
 function scratchFloats(layout: TensorCoreAttentionLayout, headDim: number): number {
-  return Math.max(layout.tiles * TC_ROWS * (layout.blockK + F32_PAD), TC_ROWS * (headDim + F32_PAD));
+  return Math.max(layout.tiles * TC_ROWS * (layout.blockK + F32_PAD), TC_ROWS * (headDim / (layout.oSplit ?? 1) + F32_PAD));
 }
 
 /** Workgroup memory a layout needs for head size `headDim`, in bytes. */
 export function tcAttentionWorkgroupBytes(layout: TensorCoreAttentionLayout, headDim: number): number {
-  const kv = 2 * 2 * layout.blockK * (headDim + KV_PAD) * 2; // two buffers of K and V
+  const kv = (layout.kvBuffers ?? 2) * 2 * layout.blockK * (headDim + KV_PAD) * 2; // K and V per buffer
   const scratch = layout.subgroups * scratchFloats(layout, headDim) * 4;
   const p = layout.subgroups * layout.tiles * TC_ROWS * (layout.blockK + KV_PAD) * 2;
   return kv + scratch + p + layout.subgroups * 4;
@@ -181,7 +201,7 @@ export class TensorCoreAttentionProgram implements WebGPUProgram {
     this.workgroupSize = [32 * layout.subgroups, 1, 1];
     this.outputShape = [batch, lq, numHeads * headDim];
     this.dispatch = [Math.ceil(lq / tcRowsPerWorkgroup(layout)), numHeads, batch];
-    this.shaderKey = `tcAttention_${headDim}_${layout.subgroups}_${layout.tiles}_${layout.blockK}`;
+    this.shaderKey = `tcAttention_${headDim}_${layout.subgroups}_${layout.tiles}_${layout.blockK}${layout.kvBuffers === 1 ? '_kv1' : ''}${layout.oSplit === 2 ? '_o2' : ''}`;
   }
 
   /** WGSL: staging of one key block — each invocation's 16-byte units into registers, and from them into a buffer. */
@@ -212,7 +232,11 @@ export class TensorCoreAttentionProgram implements WebGPUProgram {
   getUserCode(): string {
     const dh = this.headDim;
     const { subgroups, tiles, blockK } = this.layout;
+    const kvBuffers = this.layout.kvBuffers ?? 2;
+    const oSplit = this.layout.oSplit ?? 1;
     const dc = dh / 16;
+    // The accumulator column tiles of each round trip through the scratch (all of them, or one half at a time).
+    const G = [...Array(oSplit).keys()].map((g) => [...Array(dc / oSplit).keys()].map((c) => g * (dc / oSplit) + c));
     const kc = blockK / 16;
     const T = [...Array(tiles).keys()];
     const C = [...Array(dc).keys()];
@@ -259,20 +283,20 @@ export class TensorCoreAttentionProgram implements WebGPUProgram {
       softmax.push(`l${v} = l${v} * a${v} + ${cols.map((i) => `p${i}`).join(' + ')};`, '}');
     }
 
-    // A tile's accumulators into the subgroup's scratch (rows of OS floats), and back.
-    const saveO = (t: number) => C.map((c) => `subgroupMatrixStore<row_major>(&scratch, sBase + ${c * 16}u, o${t}_${c}, OS);`).join(' ');
-    const loadO = (t: number) => C.map((c) => `o${t}_${c} = subgroupMatrixLoad<subgroup_matrix_result<f32, 16, 16>, row_major>(&scratch, sBase + ${c * 16}u, OS);`).join(' ');
+    // Column group g of a tile's accumulators into the subgroup's scratch (rows of OS floats), and back.
+    const saveO = (t: number, g: number) => G[g]!.map((c, i) => `subgroupMatrixStore<row_major>(&scratch, sBase + ${i * 16}u, o${t}_${c}, OS);`).join(' ');
+    const loadO = (t: number, g: number) => G[g]!.map((c, i) => `o${t}_${c} = subgroupMatrixLoad<subgroup_matrix_result<f32, 16, 16>, row_major>(&scratch, sBase + ${i * 16}u, OS);`).join(' ');
 
     // The rare rescale (a row maximum rose by more than 8): the tile's accumulators through the scratch, each row
     // times exp2(m_old − m_new). Workgroup-uniform (every subgroup takes the same branch), so barriers are allowed.
     const rescale: string[] = [];
-    for (const t of T) {
-      rescale.push(`if (rescale${t}) { ${saveO(t)} }`,
+    for (const t of T) for (const g of G.keys()) {
+      rescale.push(`if (rescale${t}) { ${saveO(t, g)} }`,
         'workgroupBarrier();',
         `if (rescale${t}) {`);
-      for (const h of H) rescale.push(`for (var i = quad; i < DH; i += 4u) { let at = sBase + (r8 + ${8 * h}u) * OS + i; scratch[at] = scratch[at] * a${t}_${h}; }`);
+      for (const h of H) rescale.push(`for (var i = quad; i < OW; i += 4u) { let at = sBase + (r8 + ${8 * h}u) * OS + i; scratch[at] = scratch[at] * a${t}_${h}; }`);
       rescale.push('}', 'workgroupBarrier();',
-        `if (rescale${t}) { ${loadO(t)} }`,
+        `if (rescale${t}) { ${loadO(t, g)} }`,
         'workgroupBarrier();');
     }
 
@@ -290,11 +314,11 @@ export class TensorCoreAttentionProgram implements WebGPUProgram {
 
     // Output: each tile's accumulators through the scratch, divided by the row sums.
     const output: string[] = [];
-    for (const t of T) {
-      output.push(saveO(t), 'workgroupBarrier();');
+    for (const t of T) for (const g of G.keys()) {
+      output.push(saveO(t, g), 'workgroupBarrier();');
       for (const h of H) {
         output.push(`{`, `let row = tileRow0 + ${t * 16 + 8 * h}u + r8;`, `let inv = 1.0 / l${t}_${h};`,
-          `if (row < uniforms.lq) { for (var i = quad; i < DH; i += 4u) { result[(batch * uniforms.lq + row) * outStride + head * DH + i] = scratch[sBase + (r8 + ${8 * h}u) * OS + i] * inv; } }`,
+          `if (row < uniforms.lq) { for (var i = quad; i < OW; i += 4u) { result[(batch * uniforms.lq + row) * outStride + head * DH + ${g * (dh / oSplit)}u + i] = scratch[sBase + (r8 + ${8 * h}u) * OS + i] * inv; } }`,
           '}');
       }
       output.push('workgroupBarrier();');
@@ -311,7 +335,7 @@ export class TensorCoreAttentionProgram implements WebGPUProgram {
         for (var it = 0u; it < blocks; it++) {
           let k0 = it * BLOCK_K;
           let more = it + 1u < blocks;
-          kvAt = (it % 2u) * 2u * BLOCK_K * KS;
+          ${kvBuffers === 2 ? 'kvAt = (it % 2u) * 2u * BLOCK_K * KS;' : ''}
           if (more) {
             kUnit0 = (k0 + BLOCK_K) * ${dh / 8}u;
             ${staging.load}
@@ -328,8 +352,9 @@ export class TensorCoreAttentionProgram implements WebGPUProgram {
             ${rescale.join('\n            ')}
           }
           ${pv.join('\n          ')}
+          ${kvBuffers === 2 ? '' : 'workgroupBarrier();'}
           if (more) {
-            kvAt = ((it + 1u) % 2u) * 2u * BLOCK_K * KS;
+            ${kvBuffers === 2 ? 'kvAt = ((it + 1u) % 2u) * 2u * BLOCK_K * KS;' : ''}
             ${staging.store}
           }
           workgroupBarrier();
@@ -342,11 +367,12 @@ export class TensorCoreAttentionProgram implements WebGPUProgram {
       const BLOCK_K : u32 = ${blockK}u;
       const KS : u32 = ${dh + KV_PAD}u;
       const SS : u32 = ${blockK + F32_PAD}u;
-      const OS : u32 = ${dh + F32_PAD}u;
+      const OW : u32 = ${dh / oSplit}u;
+      const OS : u32 = ${dh / oSplit + F32_PAD}u;
       const PS : u32 = ${blockK + KV_PAD}u;
       const SCRATCH : u32 = ${scratchFloats(this.layout, dh)}u;
       const MASKED : f32 = -3.0e38;
-      var<workgroup> kvTile : array<vec4<u32>, ${(2 * 2 * blockK * (dh + KV_PAD)) / 8}>;
+      var<workgroup> kvTile : array<vec4<u32>, ${(kvBuffers * 2 * blockK * (dh + KV_PAD)) / 8}>;
       var<workgroup> scratch : array<f32, ${subgroups * scratchFloats(this.layout, dh)}>;
       var<workgroup> pTile : array<f16, ${subgroups * tiles * 16 * (blockK + KV_PAD)}>;
       var<workgroup> needRescale : array<u32, ${subgroups}>;

@@ -9,6 +9,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { MatMulEpilogue } from './tc-matmul_webgpu.js';
 import { LayerNormPackF16Program } from './layer-norm_webgpu.js';
 import type { WebGPUBackendLike } from './program.js';
+import { webgpuCapabilities } from '../backend/webgpu.js';
 import {
   SLICE_K, TensorCoreMatMulProgram, PackF16Program, packF16Uniforms, packedShape,
   tensorCoreMatMulLayout, type MatMulASource, type TensorCoreMatMulLayout, type PackedShape,
@@ -63,7 +64,7 @@ function tensorCoreMatMulWebGPU(args: { inputs: tf.NamedTensorInfoMap; backend: 
   const { n, epilogue } = attrs;
   const aShape = packedA(m, k);
   const bShape = packedB(k, n);
-  const layout = attrs.layout ?? tensorCoreMatMulLayout(m, n, k);
+  const layout = attrs.layout ?? tensorCoreMatMulLayout(m, n, k, webgpuCapabilities().maxWorkgroupStorageBytes);
   // With a LayerNorm prologue A is always packed, by the LayerNorm itself.
   const layerNormEps = attrs.layerNormEps ?? null;
   const aSource: MatMulASource = conv ? 'conv3x3' : layout.convertA && layerNormEps === null && !prepacked ? 'f32' : 'packed';

@@ -11,7 +11,8 @@
  *    16-byte units (packed operands: int32 vec4s of 8 halves) into one half of a double-buffered workgroup tile of
  *    vec4<u32>s — one store per unit; subgroup-matrix loads read the tile as f16 with offsets and strides in vec4s —
  *    the next slice's units are loaded into registers while this slice multiplies, one barrier per slice, and each
- *    subgroup multiplies its tiles with subgroup matrices loaded from workgroup memory.
+ *    subgroup multiplies its tiles with subgroup matrices loaded from workgroup memory. Slice depth (16/32/64) and
+ *    buffering (one buffer, two barriers per slice) are layout knobs (`TensorCoreMatMulLayout`).
  *
  * Why this shape (H100, scripts/tc-ceiling.mjs, test/kernels/kernel-timing.ts): subgroup-matrix multiplies reach
  * ~600 TFLOP/s with operands in registers; loading the operands straight from storage ran at 2–22 TFLOP/s on the
@@ -66,9 +67,26 @@ export interface TensorCoreMatMulLayout {
    * dispatch fewer per product (host time, which bounds the small models), more bytes and conversions on the GPU.
    */
   convertA?: boolean;
+  /**
+   * Depth of a staged slice (default SLICE_K): 64 halves the barriers per K and doubles the multiply-accumulates
+   * that cover each slice's global loads; the last slice is zero-filled where K is padded only to SLICE_K.
+   */
+  sliceK?: 16 | 32 | 64;
+  /**
+   * Workgroup tiles per operand: 2 (default) double-buffers them — the next slice is stored into the other buffer,
+   * one barrier per slice; 1 halves their workgroup memory (what lets a 64-deep 128×128 block fit Dawn's 48 KiB)
+   * at two barriers per slice.
+   */
+  buffers?: 1 | 2;
 }
 
-/** 8 subgroups of 32×64: a 128×128 block (the fastest or within 10% of it where the grid fills the H100). */
+/**
+ * 8 subgroups of 32×64: a 128×128 block (46 KiB of workgroup memory: one workgroup per multiprocessor on the H100,
+ * where Vulkan gives a multiprocessor 64 KiB of it — `kernel-timing.js --occupancy`). Session 8 tried 4 subgroups of
+ * 64×64 (42 KiB) and, single-buffered (23 KiB, two workgroups per multiprocessor), 4 × 64×64 and 4 × 32×32: faster in
+ * some isolated-kernel timings, but not in the models (whole-model A/B, same lease: the 4 × 64×64 block made L
+ * 25.6 → 33.4 ms and Full 77 → 90; the single-buffered ones were within noise of this layout).
+ */
 export const DEFAULT_TC_MATMUL_LAYOUT: TensorCoreMatMulLayout = { subgroups: { rows: 4, cols: 2 }, tiles: { rows: 2, cols: 4 } };
 /** 4 subgroups of 32×32: a 64×64 block, for grids that 128×128 blocks would leave short of work. */
 export const SMALL_TC_MATMUL_LAYOUT: TensorCoreMatMulLayout = { subgroups: { rows: 2, cols: 2 }, tiles: { rows: 2, cols: 2 } };
@@ -77,15 +95,38 @@ export const SMALL_TC_MATMUL_LAYOUT: TensorCoreMatMulLayout = { subgroups: { row
 export const CONVERT_A_BELOW = 2 ** 30;
 
 /**
- * 128×128 blocks where they make at least 256 workgroups (two per multiprocessor of the H100's 132), else 64×64:
- * measured, ViT-L fc2 at 518² (88 large blocks) 52 vs 47 TFLOP/s, ViT-S fc1 at 518² similar either way.
+ * 128×128 blocks where they make at least 256 workgroups (two waves on the H100's 132 multiprocessors), else 64×64:
+ * measured, ViT-L fc2 at 518² (88 large blocks) 52 vs 47 TFLOP/s, ViT-S fc1 at 518² similar either way. Where the
+ * device's workgroup memory (`limitBytes`) is short of the large block's 46 KiB (software Vulkan: 32 KiB), the large
+ * block single-buffered (27 KiB) — before, such a device failed to create the pipeline of any large product.
  */
-export function tensorCoreMatMulLayout(m: number, n: number, k: number): TensorCoreMatMulLayout {
-  const layout = Math.ceil(m / 128) * Math.ceil(n / 128) >= 256 ? DEFAULT_TC_MATMUL_LAYOUT : SMALL_TC_MATMUL_LAYOUT;
+export function tensorCoreMatMulLayout(m: number, n: number, k: number, limitBytes: number): TensorCoreMatMulLayout {
+  const large = tcMatMulWorkgroupBytes(DEFAULT_TC_MATMUL_LAYOUT) <= limitBytes ? DEFAULT_TC_MATMUL_LAYOUT : SINGLE_BUFFERED_TC_MATMUL_LAYOUT;
+  const layout = Math.ceil(m / 128) * Math.ceil(n / 128) >= 256 ? large : SMALL_TC_MATMUL_LAYOUT;
   return m * n * k < CONVERT_A_BELOW ? { ...layout, convertA: true } : layout;
 }
 
+/** The 128×128 block with one buffer per operand: 27 KiB of workgroup memory, two barriers per slice. */
+export const SINGLE_BUFFERED_TC_MATMUL_LAYOUT: TensorCoreMatMulLayout = { ...DEFAULT_TC_MATMUL_LAYOUT, buffers: 1 };
+
 const roundUp = (x: number, m: number): number => Math.ceil(x / m) * m;
+
+/** The shader-key part of the tuning knobs (empty at their defaults, so default keys stay as they were). */
+function layoutKeySuffix(layout: TensorCoreMatMulLayout): string {
+  const sliceK = layout.sliceK ?? SLICE_K;
+  const buffers = layout.buffers ?? 2;
+  return `${sliceK !== SLICE_K ? `_k${sliceK}` : ''}${buffers !== 2 ? `_b${buffers}` : ''}`;
+}
+
+/** Bytes of workgroup memory the tensor-core matmul takes with `layout` (A and B tiles, the f32 epilogue scratch). */
+export function tcMatMulWorkgroupBytes(layout: TensorCoreMatMulLayout): number {
+  const { subgroups: sg, tiles } = layout;
+  const bm = 16 * tiles.rows * sg.rows;
+  const bn = 16 * tiles.cols * sg.cols;
+  const bk = layout.sliceK ?? SLICE_K;
+  const buffers = layout.buffers ?? 2;
+  return buffers * (bm * (bk + 8) + bk * (bn + 8)) * 2 + sg.rows * sg.cols * 256 * 4;
+}
 
 /** Padded sizes of a packed operand: rows to whole tiles of `rowMultiple`, at least `minRows`; columns likewise. */
 export interface PackedShape {
@@ -186,7 +227,7 @@ export class TensorCoreMatMulProgram implements WebGPUProgram {
     const { subgroups: sg, tiles } = layout;
     this.workgroupSize = [32 * sg.rows * sg.cols, 1, 1];
     this.dispatch = [Math.ceil(b.colsPad / (16 * tiles.cols * sg.cols)), Math.ceil(a.rowsPad / (16 * tiles.rows * sg.rows)), 1];
-    this.shaderKey = `tcMatMul_${hasBias}_${epilogue}_${sg.rows}x${sg.cols}_${tiles.rows}x${tiles.cols}_${aSource}${this.packedOutput ? '_packedOut' : ''}`;
+    this.shaderKey = `tcMatMul_${hasBias}_${epilogue}_${sg.rows}x${sg.cols}_${tiles.rows}x${tiles.cols}_${aSource}${this.packedOutput ? '_packedOut' : ''}${layoutKeySuffix(layout)}`;
   }
 
   /** WGSL: the f32 scratch the accumulators leave through, and the epilogue that writes one 16×16 tile of C. */
@@ -261,7 +302,10 @@ export class TensorCoreMatMulProgram implements WebGPUProgram {
     const threads = 32 * sg.rows * sg.cols;
     const bm = 16 * tiles.rows * sg.rows;
     const bn = 16 * tiles.cols * sg.cols;
-    const bk = SLICE_K;
+    const bk = this.layout.sliceK ?? SLICE_K;
+    const buffers = this.layout.buffers ?? 2;
+    // A slice deeper than K's padding unit may reach past the packed operands' K: those units are zero.
+    const partialSlice = bk > SLICE_K;
     const as = bk + 8;
     const bs = bn + 8;
     const convertA = this.aSource !== 'packed';
@@ -282,7 +326,7 @@ export class TensorCoreMatMulProgram implements WebGPUProgram {
     for (let p = 0; p < aPer; p++) {
       units.push(`let ua${p} = t + ${p * threads}u;`);
       const perRow = bk / aWidth;
-      const at = `buf * ${(bm * as) / aWidth}u + (ua${p} / ${perRow}u) * ${as / aWidth}u + ua${p} % ${perRow}u`;
+      const at = `${buffers === 2 ? `buf * ${(bm * as) / aWidth}u + ` : ''}(ua${p} / ${perRow}u) * ${as / aWidth}u + ua${p} % ${perRow}u`;
       const halves = `vec2<u32>(pack2x16float(ra${p}.xy), pack2x16float(ra${p}.zw))`;
       if (this.aSource === 'conv3x3') {
         // Output pixel row → (image, y, x); the slice's tap (ky, kx) and channel; the input pixel (y·stride + ky − 1,
@@ -301,6 +345,9 @@ export class TensorCoreMatMulProgram implements WebGPUProgram {
       } else if (convertA) {
         loads.push(`if (ua${p} < ${aUnits}u) { let kc = k8 * 8u + (ua${p} % ${perRow}u) * 4u; ra${p} = select(vec4<f32>(0.0), A[min(row0 + ua${p} / ${perRow}u, uniforms.m - 1u) * k4 + min(kc / 4u, k4 - 1u)], kc < uniforms.k); }`);
         stores.push(`if (ua${p} < ${aUnits}u) { aTile[${at}] = ${halves}; }`);
+      } else if (partialSlice) {
+        loads.push(`if (ua${p} < ${aUnits}u) { let kc8 = k8 + ua${p} % ${perRow}u; ra${p} = select(vec4<i32>(0), A16[min(row0 + ua${p} / ${perRow}u, mp - 1u) * kp8 + min(kc8, kp8 - 1u)], kc8 < kp8); }`);
+        stores.push(`if (ua${p} < ${aUnits}u) { aTile[${at}] = bitcast<vec4<u32>>(ra${p}); }`);
       } else {
         loads.push(`if (ua${p} < ${aUnits}u) { ra${p} = A16[min(row0 + ua${p} / ${perRow}u, mp - 1u) * kp8 + k8 + ua${p} % ${perRow}u]; }`);
         stores.push(`if (ua${p} < ${aUnits}u) { aTile[${at}] = bitcast<vec4<u32>>(ra${p}); }`);
@@ -308,21 +355,23 @@ export class TensorCoreMatMulProgram implements WebGPUProgram {
     }
     for (let p = 0; p < bPer; p++) {
       units.push(`let ub${p} = t + ${p * threads}u;`);
-      loads.push(`if (ub${p} < ${bUnits}u) { rb${p} = B16[(k8 * 8u + ub${p} / ${bn / 8}u) * np8 + min(col8 + ub${p} % ${bn / 8}u, np8 - 1u)]; }`);
-      stores.push(`if (ub${p} < ${bUnits}u) { bTile[buf * ${(bk * bs) / 8}u + (ub${p} / ${bn / 8}u) * ${bs / 8}u + ub${p} % ${bn / 8}u] = bitcast<vec4<u32>>(rb${p}); }`);
+      loads.push(partialSlice
+        ? `if (ub${p} < ${bUnits}u) { let kr = k8 * 8u + ub${p} / ${bn / 8}u; rb${p} = select(vec4<i32>(0), B16[min(kr, uniforms.kp - 1u) * np8 + min(col8 + ub${p} % ${bn / 8}u, np8 - 1u)], kr < uniforms.kp); }`
+        : `if (ub${p} < ${bUnits}u) { rb${p} = B16[(k8 * 8u + ub${p} / ${bn / 8}u) * np8 + min(col8 + ub${p} % ${bn / 8}u, np8 - 1u)]; }`);
+      stores.push(`if (ub${p} < ${bUnits}u) { bTile[${buffers === 2 ? `buf * ${(bk * bs) / 8}u + ` : ''}(ub${p} / ${bn / 8}u) * ${bs / 8}u + ub${p} % ${bn / 8}u] = bitcast<vec4<u32>>(rb${p}); }`);
     }
     const regs = [...Array(aPer).keys()].map((p) => `var ra${p} = vec4<${convertA ? 'f32' : 'i32'}>();`).concat([...Array(bPer).keys()].map((p) => `var rb${p} = vec4<i32>();`));
     const mma: string[] = [];
     for (let kk = 0; kk < bk; kk += 16) {
-      for (let i = 0; i < tiles.rows; i++) mma.push(`let a${kk}_${i} = subgroupMatrixLoad<${left}, row_major>(&aTile, cur * ${(bm * as) / aWidth}u + (sgRow + ${i * 16}u) * ${as / aWidth}u + ${kk / aWidth}u, ${as / aWidth}u);`);
-      for (let j = 0; j < tiles.cols; j++) mma.push(`let b${kk}_${j} = subgroupMatrixLoad<${right}, row_major>(&bTile, cur * ${(bk * bs) / 8}u + ${(kk * bs) / 8}u + sgCol / 8u + ${j * 2}u, ${bs / 8}u);`);
+      for (let i = 0; i < tiles.rows; i++) mma.push(`let a${kk}_${i} = subgroupMatrixLoad<${left}, row_major>(&aTile, ${buffers === 2 ? `cur * ${(bm * as) / aWidth}u + ` : ''}(sgRow + ${i * 16}u) * ${as / aWidth}u + ${kk / aWidth}u, ${as / aWidth}u);`);
+      for (let j = 0; j < tiles.cols; j++) mma.push(`let b${kk}_${j} = subgroupMatrixLoad<${right}, row_major>(&bTile, ${buffers === 2 ? `cur * ${(bk * bs) / 8}u + ` : ''}${(kk * bs) / 8}u + sgCol / 8u + ${j * 2}u, ${bs / 8}u);`);
       for (let i = 0; i < tiles.rows; i++) for (let j = 0; j < tiles.cols; j++) mma.push(`acc${i}_${j} = subgroupMatrixMultiplyAccumulate(a${kk}_${i}, b${kk}_${j}, acc${i}_${j});`);
     }
     return `
       ${TENSOR_CORE_DIRECTIVES}
       ${this.epilogueCode()}
-      var<workgroup> aTile : array<${aElement}, ${(2 * bm * as) / aWidth}>;
-      var<workgroup> bTile : array<vec4<u32>, ${(2 * bk * bs) / 8}>;
+      var<workgroup> aTile : array<${aElement}, ${(buffers * bm * as) / aWidth}>;
+      var<workgroup> bTile : array<vec4<u32>, ${(buffers * bk * bs) / 8}>;
 
       fn main() {
         let mp = uniforms.mp;
@@ -338,16 +387,16 @@ export class TensorCoreMatMulProgram implements WebGPUProgram {
         let col8 = workgroupId.x * ${bn / 8}u;
         let rs = row0 + sgRow;
         let cs = col8 * 8u + sgCol;
-        let slices = uniforms.kp / ${bk}u;
+        let slices = ${partialSlice ? `(uniforms.kp + ${bk - 1}u) / ${bk}u` : `uniforms.kp / ${bk}u`};
         ${this.declareCode()}
         ${regs.join('\n        ')}
         ${units.join('\n        ')}
         var k8 = 0u;
-        var buf = 0u;
+        ${buffers === 2 ? 'var buf = 0u;' : ''}
         ${loads.join('\n        ')}
         ${stores.join('\n        ')}
         workgroupBarrier();
-        for (var s = 0u; s < slices; s++) {
+        ${buffers === 2 ? `for (var s = 0u; s < slices; s++) {
           let cur = s % 2u;
           let more = s + 1u < slices;
           if (more) {
@@ -360,7 +409,19 @@ export class TensorCoreMatMulProgram implements WebGPUProgram {
             ${stores.join('\n            ')}
           }
           workgroupBarrier();
-        }
+        }` : `for (var s = 0u; s < slices; s++) {
+          let more = s + 1u < slices;
+          if (more) {
+            k8 = (s + 1u) * ${bk / 8}u;
+            ${loads.join('\n            ')}
+          }
+          ${mma.join('\n          ')}
+          workgroupBarrier();
+          if (more) {
+            ${stores.join('\n            ')}
+          }
+          workgroupBarrier();
+        }`}
         ${this.storeCode()}
       }
     `;

@@ -10,7 +10,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { releaseBackend, selectBackend } from '../../src/backend/index.js';
 import { emulateSubgroupMatrices, webgpuBindGroupStats } from '../../src/backend/webgpu.js';
 import { emulateSubgroupMatrices as emulateSubgroupMatrixBuiltins } from '../helpers/subgroup-matrix-emulation.js';
-import { flashAttention, setKernelMode, setPrecision, tensorCoresAvailable, useFusedKernels, useTensorCores, type KernelMode, type Precision } from '../../src/kernels/index.js';
+import { flashAttention, mixedMatMul, setKernelMode, setPrecision, tensorCoresAvailable, useFusedKernels, useTensorCores, type KernelMode, type Precision } from '../../src/kernels/index.js';
 import { TC_ATTENTION } from '../../src/kernels/tc-attention.js';
 import { freeStalePackedWeights, packedB, packedWeight, releasePackedWeights } from '../../src/kernels/tc-matmul.js';
 import { scaledDotProductAttention, selfAttention } from '../../src/models/attention.js';
@@ -30,6 +30,7 @@ import { randomizeWeights } from '../../src/models/random-init.js';
 import { closeness, FIXTURES_DIR } from '../helpers/fixtures.js';
 import type { WebGPUBackendLike } from '../../src/kernels/program.js';
 import { PackHeadsF16Program, packedPlanes, type TensorCoreAttentionLayout } from '../../src/kernels/tc-attention_webgpu.js';
+import { SMALL_TC_MATMUL_LAYOUT, type TensorCoreMatMulLayout } from '../../src/kernels/tc-matmul_webgpu.js';
 
 export interface KernelCheckResult {
   name: string;
@@ -64,6 +65,12 @@ function tcOr(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, numHeads: number, headDi
   if (!useTensorCores()) return stock();
   const attrs = { numHeads, headDim, scale: 1 / Math.sqrt(headDim), qOffset: offsets[0], kOffset: offsets[1], vOffset: offsets[2], ...(tcLayout ? { tcLayout } : {}) };
   return tf.engine().runKernel(TC_ATTENTION, { q, k, v }, attrs as unknown as tf.NamedAttrMap) as tf.Tensor;
+}
+
+/** The tensor-core matmul in a forced layout where it can run, else the stock product. */
+function tcMatMulOr(x: tf.Tensor, w: tf.Tensor, b: tf.Tensor, layout: TensorCoreMatMulLayout): tf.Tensor {
+  if (!useTensorCores()) return tf.add(tf.matMul(x as tf.Tensor2D, w as tf.Tensor2D), b);
+  return mixedMatMul(x as tf.Tensor2D, w as tf.Tensor2D, { bias: b, layout });
 }
 
 let seed = 1;
@@ -249,6 +256,28 @@ const CASES: Case[] = [
     precision: 'mixed',
     inputs: () => [normal([77, 52]), normal([52, 64], 0.1), normal([64]), normal([64, 20], 0.1), normal([20])],
     run: ([x, w1, b1, w2, b2]) => mlp(x!, { fc1: { weight: w1!, bias: b1! }, fc2: { weight: w2!, bias: b2! } }),
+  },
+  {
+    // 8 subgroups (the H100's default count) with one K/V buffer, 16-key blocks and the accumulators' round trips in
+    // column halves: every staging knob off its default, in 29 KiB (software Vulkan allows 32); rising logits.
+    name: 'mixed attention, packed qkv, B=2 N=197 C=128 (2×64), 8 subgroups, 1 K/V buffer, O in halves',
+    precision: 'mixed',
+    inputs: () => [tf.mul(normal([2, 197, 3 * 128], 2), tf.reshape(tf.linspace(0.2, 1.5, 197), [1, 197, 1]))],
+    run: ([qkv]) => tcOr(qkv!, qkv!, qkv!, 2, 64, [0, 128, 256], () => selfAttention(qkv as tf.Tensor3D, 2),
+      { subgroups: 8, tiles: 1, blockK: 16, kvBuffers: 1, oSplit: 2 }),
+  },
+  {
+    // 64-deep slices, one buffer: K = 96 is padded to 96, so the second slice is half zeros past K.
+    name: 'mixed matMul, 64-deep slices, one buffer, [200, 96] · [96, 72] + bias',
+    precision: 'mixed',
+    inputs: () => [normal([200, 96]), normal([96, 72], 0.1), normal([72])],
+    run: ([x, w, b]) => tcMatMulOr(x!, w!, b!, { ...SMALL_TC_MATMUL_LAYOUT, sliceK: 64, buffers: 1 }),
+  },
+  {
+    name: 'mixed matMul, 16-deep slices, [130, 160] · [160, 200] + bias',
+    precision: 'mixed',
+    inputs: () => [normal([130, 160]), normal([160, 200], 0.1), normal([200])],
+    run: ([x, w, b]) => tcMatMulOr(x!, w!, b!, { ...SMALL_TC_MATMUL_LAYOUT, sliceK: 16 }),
   },
 ];
 

@@ -3,15 +3,18 @@
  * several workgroup layouts, and the fp32 flash-attention kernel in several block shapes against the tensor-core
  * attention in several layouts, and the Mamba2 frame step (FlashDepthMambaScan, its four dispatches; its scan program
  * alone by tokens per step and rows per workgroup) at the model's shapes; JSON lines.
- * Usage: node dist/test/kernels/kernel-timing.js [--attention-only | --matmul-only | --mamba-only | --matmul-ablate]
- * (`--matmul-ablate`: the tensor-core matmul with one stage left out at a time, to place its time.)
+ * Usage: node dist/test/kernels/kernel-timing.js [--attention-only | --matmul-only | --mamba-only | --matmul-ablate | --matmul-sweep | --occupancy]
+ * (`--matmul-ablate`: the tensor-core matmul with one stage left out at a time, to place its time; `--matmul-sweep`:
+ * its layouts and slice knobs on the model's shapes, GPU time from timestamp queries, output compared with the
+ * default layout's; `--occupancy`: GPU time against the number of workgroups, whose steps show how many workgroups
+ * of the matmul and attention share a multiprocessor.)
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { releaseBackend, selectBackend } from '../../src/backend/index.js';
 import { mixedMatMul, setPrecision, tensorCoresAvailable } from '../../src/kernels/index.js';
 import { linear } from '../../src/models/ops.js';
 import { flashAttention } from '../../src/kernels/flash-attention.js';
-import { PackF16Program, TensorCoreMatMulProgram, packF16Uniforms, tensorCoreMatMulLayout, type TensorCoreMatMulLayout } from '../../src/kernels/tc-matmul_webgpu.js';
+import { PackF16Program, TensorCoreMatMulProgram, packF16Uniforms, tcMatMulWorkgroupBytes, tensorCoreMatMulLayout, type PackedShape, type TensorCoreMatMulLayout } from '../../src/kernels/tc-matmul_webgpu.js';
 import { packedA, packedB, packedWeight } from '../../src/kernels/tc-matmul.js';
 import { TC_ATTENTION } from '../../src/kernels/tc-attention.js';
 import { tcAttentionWorkgroupBytes, type TensorCoreAttentionLayout } from '../../src/kernels/tc-attention_webgpu.js';
@@ -70,8 +73,23 @@ class AblatedMatMulProgram extends TensorCoreMatMulProgram {
   }
 }
 
-/** Times every ablation of the matmul on one shape (A packed once, outside the timing). */
-async function timeAblations(name: string, m: number, k: number, n: number): Promise<void> {
+const layoutName = (l: TensorCoreMatMulLayout): string =>
+  `sg${l.subgroups.rows}x${l.subgroups.cols}_t${l.tiles.rows}x${l.tiles.cols}_k${l.sliceK ?? 32}_b${l.buffers ?? 2}`;
+
+/** One packed product C = A·B (no bias) with `layout`, A and B packed once. */
+interface PackedProduct {
+  /** The product with `layout`. */
+  run: (layout: TensorCoreMatMulLayout) => tf.Tensor;
+  /** Any matmul program on the packed operands (the ablations). */
+  runProgram: (program: TensorCoreMatMulProgram) => tf.Tensor;
+  aShape: PackedShape;
+  bShape: PackedShape;
+  /** The stock fp32 product. */
+  reference: () => tf.Tensor;
+  dispose: () => void;
+}
+
+function packedProduct(m: number, k: number, n: number): PackedProduct {
   const backend = tf.backend() as unknown as WebGPUBackendLike;
   const x = tf.randomNormal([m, k], 0, 1, 'float32', 1) as tf.Tensor2D;
   const w = tf.randomNormal([k, n], 0, 0.05, 'float32', 2) as tf.Tensor2D;
@@ -79,17 +97,119 @@ async function timeAblations(name: string, m: number, k: number, n: number): Pro
   const bShape = packedB(k, n);
   const a16 = tf.engine().makeTensorFromTensorInfo(backend.runWebGPUProgram(new PackF16Program(aShape), [x], 'int32', packF16Uniforms(aShape)));
   const b16 = packedWeight(w);
-  const layout = { ...tensorCoreMatMulLayout(m, n, k), convertA: false };
   const uniforms = [m, n, k, aShape.rowsPad, bShape.colsPad, aShape.colsPad, 0, 0, 0, 0, 0, 1].map((v) => ({ type: 'uint32' as const, data: [v] }));
-  const row: Record<string, unknown> = { kind: 'matmul-ablation', name, m, k, n, layout: `sg${layout.subgroups.rows}x${layout.subgroups.cols}_t${layout.tiles.rows}x${layout.tiles.cols}` };
+  const runProgram = (program: TensorCoreMatMulProgram) => tf.engine().makeTensorFromTensorInfo(backend.runWebGPUProgram(program, [a16, b16], 'float32', uniforms));
+  return {
+    run: (layout) => runProgram(new TensorCoreMatMulProgram(m, n, aShape, bShape, false, 'none', layout, 'packed')),
+    runProgram,
+    aShape,
+    bShape,
+    reference: () => tf.matMul(x, w),
+    dispose: () => tf.dispose([x, w, a16]),
+  };
+}
+
+/** Times every ablation of the matmul on one shape (A packed once, outside the timing). */
+async function timeAblations(name: string, m: number, k: number, n: number): Promise<void> {
+  const product = packedProduct(m, k, n);
+  const layout = { ...tensorCoreMatMulLayout(m, n, k, webgpuCapabilities().maxWorkgroupStorageBytes), convertA: false };
+  const row: Record<string, unknown> = { kind: 'matmul-ablation', name, m, k, n, layout: layoutName(layout) };
   for (const ablation of Object.keys(ABLATIONS) as (keyof typeof ABLATIONS)[]) {
-    const run = () => tf.engine().makeTensorFromTensorInfo(backend.runWebGPUProgram(
-      new AblatedMatMulProgram(ablation, m, n, aShape, bShape, false, 'none', layout, 'packed'), [a16, b16], 'float32', uniforms));
+    const run = () => product.runProgram(new AblatedMatMulProgram(ablation, m, n, product.aShape, product.bShape, false, 'none', layout, 'packed'));
     const ms = await timeIt(run, m * n * k > 1e10 ? 20 : 50);
     row[ablation] = { ms: +ms.toFixed(3), tflops: +((2 * m * n * k) / ms / 1e9).toFixed(1) };
   }
   console.log(JSON.stringify(row));
-  tf.dispose([x, w, a16]);
+  product.dispose();
+}
+
+/** GPU milliseconds per call of `run` (timestamp queries; each dispatch timed alone), after one untimed call. */
+async function gpuMs(run: () => tf.Tensor, reps: number): Promise<number> {
+  const warm = run();
+  await warm.data();
+  warm.dispose();
+  const timing = await tf.time(() => {
+    for (let i = 0; i < reps; i++) run().dispose();
+  });
+  return (timing.kernelMs as number) / reps;
+}
+
+/** Candidate layouts of the sweep: block shape, subgroup tiles, slice depth, buffering (those that fit the device). */
+const SWEEP_LAYOUTS: TensorCoreMatMulLayout[] = [
+  { subgroups: { rows: 2, cols: 2 }, tiles: { rows: 4, cols: 4 } },
+  { subgroups: { rows: 4, cols: 2 }, tiles: { rows: 2, cols: 4 } },
+  { subgroups: { rows: 2, cols: 2 }, tiles: { rows: 2, cols: 2 } },
+  // ≤ 31 KiB of workgroup memory: two workgroups per multiprocessor (Vulkan's 64 KiB carveout, 1 KiB reserved each).
+  { subgroups: { rows: 2, cols: 2 }, tiles: { rows: 4, cols: 4 }, buffers: 1 },
+  { subgroups: { rows: 2, cols: 2 }, tiles: { rows: 4, cols: 4 }, sliceK: 16 },
+  { subgroups: { rows: 2, cols: 2 }, tiles: { rows: 2, cols: 2 }, buffers: 1 },
+  { subgroups: { rows: 2, cols: 2 }, tiles: { rows: 2, cols: 2 }, sliceK: 64, buffers: 1 },
+];
+
+async function matmulSweep(emulated: boolean): Promise<void> {
+  // Emulated (lavapipe): one small shape with a partial last slice, a check of the variants' WGSL, not a timing.
+  const shapes: [string, number, number, number][] = emulated ? [['small', 200, 96, 192]] : [
+    ['L qkv 518', 1370, 1024, 3072], ['L fc1 518', 1370, 1024, 4096], ['L fc2 518', 1370, 4096, 1024], ['L proj 518', 1370, 1024, 1024],
+    ['S qkv 2K', 11972, 384, 1152], ['S fc1 2K', 11972, 384, 1536], ['S fc2 2K', 11972, 1536, 384], ['square 4096', 4096, 4096, 4096],
+  ];
+  const limit = webgpuCapabilities().maxWorkgroupStorageBytes;
+  for (const [name, m, k, n] of shapes) {
+    const product = packedProduct(m, k, n);
+    const row: Record<string, unknown> = { kind: 'matmul-sweep', name, m, k, n, chosen: layoutName(tensorCoreMatMulLayout(m, n, k, webgpuCapabilities().maxWorkgroupStorageBytes)) };
+    // Against the stock fp32 product: every layout should be as close as the default one.
+    const expected = product.reference();
+    const reference = (await expected.data()) as Float32Array;
+    expected.dispose();
+    let peak = 0;
+    for (const v of reference) peak = Math.max(peak, Math.abs(v));
+    for (const layout of SWEEP_LAYOUTS) {
+      if (tcMatMulWorkgroupBytes(layout) > limit) continue;
+      const out = product.run(layout);
+      const values = (await out.data()) as Float32Array;
+      out.dispose();
+      let err = 0;
+      for (let i = 0; i < values.length; i++) err = Math.max(err, Math.abs(values[i]! - reference[i]!));
+      // Back-to-back dispatches (the GPU kept busy, as in a model's frame): timestamp-query timing leaves it idle
+      // between dispatches, and its clock drops (session 8 saw the same kernel at 0.10 and 0.36 ms that way).
+      const ms = await timeIt(() => product.run(layout), m * n * k > 1e10 ? 20 : 60);
+      row[layoutName(layout)] = { ms: +ms.toFixed(3), tflops: +((2 * m * n * k) / ms / 1e9).toFixed(1), relErr: +(err / peak).toExponential(1) };
+    }
+    console.log(JSON.stringify(row));
+    product.dispose();
+  }
+}
+
+/**
+ * GPU time against workgroup count (132·j, j = 1…6; K and the per-workgroup work fixed): where the time steps up,
+ * a new wave of workgroups started, so the step width is how many share the H100's 132 multiprocessors.
+ */
+async function occupancy(): Promise<void> {
+  for (const layout of [SWEEP_LAYOUTS[1]!, SWEEP_LAYOUTS[0]!, SWEEP_LAYOUTS[3]!, SWEEP_LAYOUTS[2]!, SWEEP_LAYOUTS[5]!]) {
+    const bm = 16 * layout.tiles.rows * layout.subgroups.rows;
+    const bn = 16 * layout.tiles.cols * layout.subgroups.cols;
+    const row: Record<string, unknown> = { kind: 'occupancy-matmul', layout: layoutName(layout), bytes: tcMatMulWorkgroupBytes(layout) };
+    for (const j of [1, 2, 3, 4, 6, 8]) {
+      const product = packedProduct(132 * bm, 4096, j * bn);
+      row[`wg${132 * j}`] = +(await gpuMs(() => product.run(layout), 5)).toFixed(3);
+      product.dispose();
+    }
+    console.log(JSON.stringify(row));
+  }
+  // Attention: 128 query rows per workgroup (4 subgroups × 2 tiles), 22 row blocks × heads = 132·j workgroups, keys
+  // fixed at the 2K student's 11 972.
+  const lk = 11972;
+  const row: Record<string, unknown> = { kind: 'occupancy-attention', lk };
+  for (const j of [1, 2, 3, 4, 6]) {
+    const heads = 6 * j;
+    const c = heads * 64;
+    const q = tf.randomNormal([1, 22 * 128, c], 0, 1, 'float32', 4) as tf.Tensor3D;
+    const kv = tf.randomNormal([1, lk, c], 0, 1, 'float32', 5) as tf.Tensor3D;
+    const tcLayout = { subgroups: 4, tiles: 2, blockK: 32 };
+    const attrs = { numHeads: heads, headDim: 64, scale: 0.125, qOffset: 0, kOffset: 0, vOffset: 0, tcLayout } as unknown as tf.NamedAttrMap;
+    row[`wg${132 * j}`] = +(await gpuMs(() => tf.engine().runKernel(TC_ATTENTION, { q, k: kv, v: kv }, attrs) as tf.Tensor, 3)).toFixed(3);
+    tf.dispose([q, kv]);
+  }
+  console.log(JSON.stringify(row));
 }
 
 async function main(): Promise<void> {
@@ -104,6 +224,14 @@ async function main(): Promise<void> {
     for (const [name, m, k, n] of emulated ? [['small', 100, 64, 128]] as const : [['L fc1 518', 1370, 1024, 4096], ['L fc2 518', 1370, 4096, 1024], ['S fc1 2K', 11972, 384, 1536], ['square 4096', 4096, 4096, 4096]] as const) {
       await timeAblations(name, m, k, n);
     }
+    releaseBackend();
+    return;
+  }
+  if (process.argv.includes('--matmul-sweep') || process.argv.includes('--occupancy')) {
+    const emulated = !tensorCoresAvailable();
+    if (emulated) emulateSubgroupMatrices(emulateSubgroupMatrixBuiltins);
+    if (process.argv.includes('--occupancy') && !emulated) await occupancy();
+    if (process.argv.includes('--matmul-sweep')) await matmulSweep(emulated);
     releaseBackend();
     return;
   }
@@ -159,12 +287,15 @@ async function main(): Promise<void> {
     ref.dispose();
     const variants: [string, () => tf.Tensor][] = [['fp32', () => flashAttention(qkv, qkv, qkv, base)]];
     if (tensorCoresAvailable()) {
-      const layouts: TensorCoreAttentionLayout[] = [[4, 2, 32], [4, 1, 32], [4, 1, 16], [4, 2, 16]]
-        .map(([subgroups, tiles, blockK]) => ({ subgroups: subgroups!, tiles: tiles!, blockK: blockK! }));
+      // [subgroups, tiles, blockK, K/V buffers, O column groups]: the last ones at ≤ 31 KiB (two workgroups per
+      // multiprocessor) or with 8 subgroups (8 warps in one).
+      const layouts: TensorCoreAttentionLayout[] = ([[4, 2, 32, 2, 1], [4, 1, 32, 2, 1], [4, 1, 16, 2, 1], [4, 2, 16, 2, 1], [4, 1, 32, 1, 2], [4, 1, 32, 2, 2],
+        [8, 1, 32, 2, 2], [4, 2, 16, 2, 2], [4, 1, 16, 2, 2], [8, 1, 16, 2, 2], [8, 2, 16, 2, 2]] as const)
+        .map(([subgroups, tiles, blockK, kvBuffers, oSplit]) => ({ subgroups, tiles, blockK, kvBuffers, oSplit }));
       for (const tcLayout of layouts) {
         if (tcAttentionWorkgroupBytes(tcLayout, 64) > webgpuCapabilities().maxWorkgroupStorageBytes) continue;
         const attrs = { ...base, tcLayout } as unknown as tf.NamedAttrMap;
-        variants.push([`tc_sg${tcLayout.subgroups}_t${tcLayout.tiles}_k${tcLayout.blockK}`, () => tf.engine().runKernel(TC_ATTENTION, { q: qkv, k: qkv, v: qkv }, attrs) as tf.Tensor]);
+        variants.push([`tc_sg${tcLayout.subgroups}_t${tcLayout.tiles}_k${tcLayout.blockK}_kv${tcLayout.kvBuffers ?? 2}_o${tcLayout.oSplit ?? 1}_${tcAttentionWorkgroupBytes(tcLayout, 64)}B`, () => tf.engine().runKernel(TC_ATTENTION, { q: qkv, k: qkv, v: qkv }, attrs) as tf.Tensor]);
       }
     }
     for (const [key, run] of variants) {

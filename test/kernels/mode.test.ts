@@ -8,12 +8,12 @@ import { expect } from 'chai';
 import * as tf from '@tensorflow/tfjs-core';
 import { hoistDirectives, retypeBindings } from '../../src/backend/webgpu.js';
 import { tensorCoreAttentionLayout, tensorCoreAttentionPays, tensorCoreAttentionSupports } from '../../src/kernels/tc-attention.js';
-import { packedPlanes, tcAttentionWorkgroupBytes, tcRowsPerWorkgroup } from '../../src/kernels/tc-attention_webgpu.js';
+import { DEFAULT_TC_ATTENTION_LAYOUT, packedPlanes, tcAttentionWorkgroupBytes, tcRowsPerWorkgroup } from '../../src/kernels/tc-attention_webgpu.js';
 import { packedA, packedB } from '../../src/kernels/tc-matmul.js';
 import { mixedMlp, mixedMlpSupports } from '../../src/kernels/mixed-matmul.js';
 import { emulateSubgroupMatrices } from '../helpers/subgroup-matrix-emulation.js';
 import { MambaScanProgram, scanLanes } from '../../src/kernels/mamba-scan_webgpu.js';
-import { DEFAULT_TC_MATMUL_LAYOUT, PackF16Program, SMALL_TC_MATMUL_LAYOUT, TensorCoreMatMulProgram, tensorCoreMatMulLayout } from '../../src/kernels/tc-matmul_webgpu.js';
+import { DEFAULT_TC_MATMUL_LAYOUT, PackF16Program, SMALL_TC_MATMUL_LAYOUT, TensorCoreMatMulProgram, tcMatMulWorkgroupBytes, tensorCoreMatMulLayout } from '../../src/kernels/tc-matmul_webgpu.js';
 import { LayerNormPackF16Program, LayerNormProgram } from '../../src/kernels/layer-norm_webgpu.js';
 import { applyPrecision, precisionMode, setPrecision, useTensorCores } from '../../src/kernels/index.js';
 import { addScaled, gelu, linear } from '../../src/models/ops.js';
@@ -45,40 +45,45 @@ describe('kernel mode and precision', () => {
     expect(retypeBindings(header)).to.equal(header);
   });
 
-  it('tensor-core attention: 4 subgroups, 2 query tiles where the grid is large or tiny, 1 in between, within workgroup memory', () => {
+  it('tensor-core attention: 8 subgroups of 1 tile where 48 KiB of workgroup memory allow, ≤ 31 KiB layouts otherwise', () => {
     expect(tensorCoreAttentionSupports(64)).to.equal(true);
     expect(tensorCoreAttentionSupports(40)).to.equal(false); // not whole 16-channel tiles
-    expect(tensorCoreAttentionLayout(40, 1370, 6, 49152)).to.equal(null);
+    expect(tensorCoreAttentionLayout(40, 49152)).to.equal(null);
     expect(tensorCoreAttentionPays(1370, 1370, 16)).to.equal(true); // ViT-L at 518²
     expect(tensorCoreAttentionPays(2170, 2170, 16)).to.equal(true); // the Full teacher
     expect(tensorCoreAttentionPays(11972, 11972, 6)).to.equal(true); // the 2K student
     expect(tensorCoreAttentionPays(1370, 1370, 6)).to.equal(false); // ViT-S at 518²: the model streams faster without
-    // The 2K student: 94 workgroups of 128 rows × 6 heads = 564; ViT-S at 518²: 11 × 6 = 66.
-    expect(tensorCoreAttentionLayout(64, 11972, 6, 49152)).to.deep.equal({ subgroups: 4, tiles: 2, blockK: 32 });
-    expect(tensorCoreAttentionLayout(64, 1370, 6, 49152)).to.deep.equal({ subgroups: 4, tiles: 2, blockK: 32 });
-    // ViT-L at 518² (11 × 16 = 176) and the Full teacher (17 × 16 = 272): 1 tile, twice the workgroups.
-    expect(tensorCoreAttentionLayout(64, 1370, 16, 49152)).to.deep.equal({ subgroups: 4, tiles: 1, blockK: 32 });
-    expect(tensorCoreAttentionLayout(64, 2170, 16, 49152)).to.deep.equal({ subgroups: 4, tiles: 1, blockK: 32 });
-    // Two buffers of K and V (32 keys, rows padded to 72 halves), per-subgroup scratch of max(2 tiles of scores, one
-    // accumulator tile), P as f16 and the rescale flags.
+    expect(tensorCoreAttentionLayout(64, 49152)).to.deep.equal({ subgroups: 8, tiles: 1, blockK: 32, kvBuffers: 2, oSplit: 2 });
+    // Two buffers of K and V (32 keys, rows padded to 72 halves), per-subgroup scratch of max(1 tile of scores, half an
+    // accumulator tile: 16 rows of 32 + 4 floats), P as f16 and the rescale flags: 128 query rows per workgroup.
+    expect(tcAttentionWorkgroupBytes(DEFAULT_TC_ATTENTION_LAYOUT, 64)).to.equal(2 * 2 * 32 * 72 * 2 + 8 * 16 * 36 * 4 + 8 * 16 * 40 * 2 + 8 * 4);
+    expect(tcRowsPerWorkgroup(DEFAULT_TC_ATTENTION_LAYOUT)).to.equal(128);
+    // The whole accumulator tile at once (16 rows of 64 + 4 floats) needs more scratch than 2 tiles of scores.
     expect(tcAttentionWorkgroupBytes({ subgroups: 4, tiles: 2, blockK: 32 }, 64)).to.equal(4 * 32 * 72 * 2 + 4 * 1152 * 4 + 4 * 2 * 16 * 40 * 2 + 16);
-    expect(tcRowsPerWorkgroup({ subgroups: 4, tiles: 2, blockK: 32 })).to.equal(128);
-    // Less workgroup memory: 1 tile, then 16-key blocks; heads of 128 fit no layout in 48 KiB (the fp32 kernel runs).
-    expect(tensorCoreAttentionLayout(64, 11972, 6, 42000)).to.deep.equal({ subgroups: 4, tiles: 1, blockK: 32 });
-    const small = tensorCoreAttentionLayout(64, 11972, 6, 30000);
-    expect(small).to.deep.equal({ subgroups: 4, tiles: 1, blockK: 16 });
-    expect(tcAttentionWorkgroupBytes(small!, 64)).to.be.at.most(30000);
-    expect(tensorCoreAttentionLayout(64, 11972, 6, 16384)).to.equal(null);
-    expect(tensorCoreAttentionLayout(128, 11972, 6, 49152)).to.equal(null);
+    // Less workgroup memory (software Vulkan's 32 KiB): one K/V buffer, then 16-key blocks; below 21 KiB none fits
+    // (the fp32 kernel runs).
+    expect(tensorCoreAttentionLayout(64, 32768)).to.deep.equal({ subgroups: 4, tiles: 1, blockK: 32, kvBuffers: 1, oSplit: 2 });
+    expect(tcAttentionWorkgroupBytes(tensorCoreAttentionLayout(64, 32768)!, 64)).to.equal(32 * 72 * 2 * 2 + 4 * 16 * 36 * 4 + 4 * 16 * 40 * 2 + 16);
+    const small = tensorCoreAttentionLayout(64, 22000);
+    expect(small).to.deep.equal({ subgroups: 4, tiles: 1, blockK: 16, kvBuffers: 2, oSplit: 2 });
+    expect(tcAttentionWorkgroupBytes(small!, 64)).to.be.at.most(22000);
+    expect(tensorCoreAttentionLayout(64, 16384)).to.equal(null);
+    expect(tensorCoreAttentionSupports(128)).to.equal(false); // only the head sizes the kernel checks cover (16–64)
+    expect(tensorCoreAttentionLayout(128, 49152)).to.equal(null);
   });
 
-  it('tensor-core matmul: 128×128 blocks where they fill the GPU, A converted in the kernel for small products, operands padded', () => {
+  it('tensor-core matmul: 128×128 blocks where they fill the GPU, single-buffered where workgroup memory is short, A converted in the kernel for small products, operands padded', () => {
     // ViT-L fc1 at 518²: 11 × 32 large blocks, packed A; fc2: only 11 × 8, so 64×64 blocks.
-    expect(tensorCoreMatMulLayout(1370, 4096, 1024)).to.deep.equal(DEFAULT_TC_MATMUL_LAYOUT);
-    expect(tensorCoreMatMulLayout(1370, 1024, 4096)).to.deep.equal(SMALL_TC_MATMUL_LAYOUT);
+    expect(tensorCoreMatMulLayout(1370, 4096, 1024, 49152)).to.deep.equal(DEFAULT_TC_MATMUL_LAYOUT);
+    expect(tensorCoreMatMulLayout(1370, 1024, 4096, 49152)).to.deep.equal(SMALL_TC_MATMUL_LAYOUT);
     // ViT-S fc1 at 518² (8·10⁸ multiply-adds): small blocks, A read as f32 (no pack dispatch); the 2K student's qkv: large.
-    expect(tensorCoreMatMulLayout(1370, 1536, 384)).to.deep.equal({ ...SMALL_TC_MATMUL_LAYOUT, convertA: true });
-    expect(tensorCoreMatMulLayout(11972, 1152, 384)).to.deep.equal(DEFAULT_TC_MATMUL_LAYOUT);
+    expect(tensorCoreMatMulLayout(1370, 1536, 384, 49152)).to.deep.equal({ ...SMALL_TC_MATMUL_LAYOUT, convertA: true });
+    expect(tensorCoreMatMulLayout(11972, 1152, 384, 49152)).to.deep.equal(DEFAULT_TC_MATMUL_LAYOUT);
+    // Software Vulkan's 32 KiB: the large block single-buffered (46 KiB → 27 KiB).
+    expect(tensorCoreMatMulLayout(11972, 1152, 384, 32768)).to.deep.equal({ ...DEFAULT_TC_MATMUL_LAYOUT, buffers: 1 });
+    expect(tcMatMulWorkgroupBytes(DEFAULT_TC_MATMUL_LAYOUT)).to.equal(2 * (128 * 40 + 32 * 136) * 2 + 8 * 256 * 4);
+    expect(tcMatMulWorkgroupBytes({ ...DEFAULT_TC_MATMUL_LAYOUT, buffers: 1 })).to.equal((128 * 40 + 32 * 136) * 2 + 8 * 256 * 4);
+    expect(tcMatMulWorkgroupBytes({ ...SMALL_TC_MATMUL_LAYOUT, buffers: 1, sliceK: 64 })).to.equal((64 * 72 + 64 * 72) * 2 + 4 * 256 * 4);
     // Rows to whole 16-row tiles (at least 64), K to whole 32-deep slices, columns to 16 (at least 64).
     expect(packedA(1370, 588)).to.deep.equal({ rows: 1370, cols: 588, rowsPad: 1376, colsPad: 608 });
     expect(packedB(588, 1024)).to.deep.equal({ rows: 588, cols: 1024, rowsPad: 608, colsPad: 1024 });
