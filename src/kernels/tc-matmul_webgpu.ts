@@ -68,8 +68,9 @@ export interface TensorCoreMatMulLayout {
    */
   convertA?: boolean;
   /**
-   * Depth of a staged slice (default SLICE_K): 64 halves the barriers per K and doubles the multiply-accumulates
-   * that cover each slice's global loads; the last slice is zero-filled where K is padded only to SLICE_K.
+   * Depth of a staged slice (default SLICE_K = 32): 64 halves the barriers per K and doubles the multiply-accumulates
+   * that cover each slice's global loads (the last slice is zero-filled where K is padded only to SLICE_K); 16 halves
+   * the tiles' workgroup memory instead.
    */
   sliceK?: 16 | 32 | 64;
   /**
