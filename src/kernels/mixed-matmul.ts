@@ -8,11 +8,14 @@ import { ShapeError } from '../errors.js';
 import { tensorCoreMatMul, tensorCoreMlp, tensorCoreMlpSupports, type LayerNormParams } from './tc-matmul.js';
 import type { MatMulEpilogue, TensorCoreMatMulLayout } from './tc-matmul_webgpu.js';
 
+/** A LayerScale residual `x + gamma·y` after a product: x [M, N] (any shape of M·N elements), gamma [N]. */
+type Residual = { x: tf.Tensor; gamma: tf.Tensor };
+
 export interface MixedMatMulOptions {
   bias?: tf.Tensor;
   /** Applied after the bias: exact GELU or ReLU, or `residual + gamma·y` (DINOv2's LayerScale residual). */
   activation?: 'gelu' | 'relu';
-  residual?: { x: tf.Tensor; gamma: tf.Tensor };
+  residual?: Residual;
   /** b is stored as [N, K] (tf.matMul's transposeB): packed transposed once, like any weight. */
   transposeB?: boolean;
   /** Workgroup layout (tuning; default `tensorCoreMatMulLayout`). */
@@ -26,6 +29,17 @@ export function mixedMatMulSupports(inFeatures: number, outFeatures: number): bo
   return inFeatures % 4 === 0 && outFeatures % 4 === 0;
 }
 
+/** Whether a LayerNorm before ([K]) and a residual after ([M, N], gamma [N]) fit a product [M, K] → [M, N]. */
+function fusionFits(m: number, k: number, n: number, layerNorm: LayerNormParams | undefined, residual: Residual | undefined): boolean {
+  return (layerNorm === undefined || (layerNorm.weight.size === k && layerNorm.bias.size === k))
+    && (residual === undefined || (residual.gamma.size === n && residual.x.size === m * n));
+}
+
+/** The kernel's residual inputs: x as [M, N], gamma. */
+function residualInputs(residual: Residual | undefined, m: number, n: number): { residual?: tf.Tensor; gamma?: tf.Tensor } {
+  return residual ? { residual: tf.reshape(residual.x, [m, n]), gamma: residual.gamma } : {};
+}
+
 /**
  * a [M, K] (optionally layer-normalised first) · b [K, N] (or bᵀ with b [N, K], `transposeB`) (+ bias [N]) then the
  * optional epilogue → [M, N], with f16 operands and f32 accumulation.
@@ -34,17 +48,14 @@ export function mixedMatMul(a: tf.Tensor2D, b: tf.Tensor2D, options: MixedMatMul
   const [m, k] = a.shape;
   const { bias, residual, transposeB = false, layerNorm } = options;
   const [bk, n] = transposeB ? [b.shape[1], b.shape[0]] : b.shape;
-  if (bk !== k || !mixedMatMulSupports(k, n) || (bias !== undefined && bias.size !== n)
-    || (residual !== undefined && (residual.gamma.size !== n || residual.x.size !== m * n))
-    || (layerNorm !== undefined && (layerNorm.weight.size !== k || layerNorm.bias.size !== k))) {
+  if (bk !== k || !mixedMatMulSupports(k, n) || (bias !== undefined && bias.size !== n) || !fusionFits(m, k, n, layerNorm, residual)) {
     throw new ShapeError(`mixedMatMul: expected a [M, K], b [K, N] (${transposeB ? '[N, K] transposed' : 'as stored'}) with K and N multiples of 4, bias/gamma [N] and residual [M, N]; got a [${a.shape.join(', ')}], b [${b.shape.join(', ')}]`
       + `${bias ? `, bias [${bias.shape.join(', ')}]` : ''}${residual ? `, gamma [${residual.gamma.shape.join(', ')}], residual [${residual.x.shape.join(', ')}]` : ''}`
       + `${layerNorm ? `, LayerNorm weight [${layerNorm.weight.shape.join(', ')}] and bias [${layerNorm.bias.shape.join(', ')}] ([K])` : ''}`);
   }
   if (residual && options.activation) throw new ShapeError('mixedMatMul: an activation and a residual cannot be combined');
   const epilogue: MatMulEpilogue = residual ? 'scaleAdd' : options.activation ?? 'none';
-  const extra = residual ? { residual: tf.reshape(residual.x, [m, n]), gamma: residual.gamma } : {};
-  return tensorCoreMatMul({ a, weight: b, transposeWeight: transposeB, bias, layerNorm, ...extra }, epilogue, options.layout);
+  return tensorCoreMatMul({ a, weight: b, transposeWeight: transposeB, bias, layerNorm, ...residualInputs(residual, m, n) }, epilogue, options.layout);
 }
 
 export interface MixedMlpOptions {
@@ -53,7 +64,7 @@ export interface MixedMlpOptions {
   /** LayerNorm of a's rows (weight, bias [K]) before fc1, in the dispatch that packs a to f16. */
   layerNorm?: LayerNormParams;
   /** `residual.x + residual.gamma·y` after fc2. */
-  residual?: { x: tf.Tensor; gamma: tf.Tensor };
+  residual?: Residual;
 }
 
 /** Whether mixedMlp takes these widths (K, hidden, N multiples of 4; hidden also of the 32-deep slice, at least 64). */
@@ -71,10 +82,9 @@ export function mixedMlp(a: tf.Tensor2D, options: MixedMlpOptions): tf.Tensor2D 
   const [k1, hidden] = fc1.weight.shape;
   const [k2, n] = fc2.weight.shape;
   if (k1 !== k || k2 !== hidden || !mixedMlpSupports(k, hidden, n) || (fc1.bias !== undefined && fc1.bias.size !== hidden) || (fc2.bias !== undefined && fc2.bias.size !== n)
-    || (layerNorm !== undefined && (layerNorm.weight.size !== k || layerNorm.bias.size !== k))
-    || (residual !== undefined && (residual.gamma.size !== n || residual.x.size !== m * n))) {
+    || !fusionFits(m, k, n, layerNorm, residual)) {
     throw new ShapeError(`mixedMlp: expected a [M, K], fc1 [K, H] + [H], fc2 [H, N] + [N] with K and N multiples of 4 and H of 32 (at least 64), LayerNorm [K], residual [M, N] and gamma [N]; `
       + `got a [${a.shape.join(', ')}], fc1 [${fc1.weight.shape.join(', ')}], fc2 [${fc2.weight.shape.join(', ')}]`);
   }
-  return tensorCoreMlp({ a, fc1, fc2, layerNorm, ...(residual ? { residual: tf.reshape(residual.x, [m, n]), gamma: residual.gamma } : {}) });
+  return tensorCoreMlp({ a, fc1, fc2, layerNorm, ...residualInputs(residual, m, n) });
 }
