@@ -23,5 +23,6 @@ export { iterateSequences } from './dataloaders/sequences.js';
 export { CombinedLoader } from './dataloaders/loader.js';
 export { checkDatasets } from './dataloaders/check.js';
 export { FlashDepthProcessor } from './infer/processor.js';
+export { StreamingPredictor, REPLAY_WARMUP_FRAMES, type ReplayStats, type StreamingPredictorOptions } from './infer/streaming.js';
 export { runInference, InterruptedError } from './infer/run.js';
 export { runBenchmark } from './infer/bench.js';

@@ -7,6 +7,11 @@ import { ConfigError, FlashDepthError } from '../errors.js';
 import { levelFromFlags, log } from '../log.js';
 import { LATER_COMMANDS, notImplementedYet } from './later.js';
 
+const REPLAY_OPTION = {
+  type: 'boolean',
+  default: true,
+  describe: 'webgpu: replay a recorded frame after each sequence\'s first three (the same GPU work, without tfjs\' per-op host cost; --no-replay: every frame through tfjs)',
+} as const;
 const PRECISION_OPTION = {
   type: 'string',
   choices: ['fp32', 'mixed'],
@@ -78,6 +83,7 @@ function buildParser(argv: string[]): Argv<GlobalFlags> {
           .option('set', { type: 'string', array: true, describe: 'Config overrides key.sub=value' })
           .option('profile', { type: 'boolean', default: false, describe: 'Also time each kernel of one frame (timestamp queries on webgpu)' })
           .option('precision', PRECISION_OPTION)
+          .option('replay', REPLAY_OPTION)
           .example('$0 bench --config s --frames 20 --backend webgpu', 'FlashDepth-S at 518×518, ms/frame = wall / frames')
           .example('$0 bench --config s --frames 20 --backend webgpu --sync frame', 'the same with every depth read back: per-frame latency')
           .example('$0 bench --config full --backend webgpu --precision mixed', 'Full at 2K on tensor cores')
@@ -116,6 +122,7 @@ function buildParser(argv: string[]): Argv<GlobalFlags> {
           .option('checkpoint', { type: 'string', alias: 'load', describe: 'Weights .pth/.safetensors (default: config load, else newest iter_*.pth in the config folder, else checkpoints/<variant>.pth)' })
           .option('random-weights', { type: 'boolean', default: false, describe: 'Random weights instead of a checkpoint: timing and smoke runs only (the depth is meaningless)' })
           .option('precision', PRECISION_OPTION)
+          .option('replay', REPLAY_OPTION)
           .option('backend', { type: 'string', choices: BACKENDS, default: 'auto', describe: 'Compute backend' })
           .option('max-frames', { type: 'number', describe: 'Stop each sequence after this many frames (default: all)' })
           .option('target-fps', { type: 'number', describe: 'Frame rate to process: files are resampled, live streams drop frames to keep up (default: every frame)' })
@@ -133,7 +140,7 @@ function buildParser(argv: string[]): Argv<GlobalFlags> {
       async (args) => {
         const { runInfer } = await import('./infer-command.js');
         await runInfer({
-          inputs: args.inputs, config: args.config, checkpoint: args.checkpoint, randomWeights: args['random-weights'], backend: args.backend, precision: args.precision, maxFrames: args['max-frames'],
+          inputs: args.inputs, config: args.config, checkpoint: args.checkpoint, randomWeights: args['random-weights'], backend: args.backend, precision: args.precision, replay: args.replay, maxFrames: args['max-frames'],
           targetFps: args['target-fps'], longSide: args['long-side'], out: args.out, npy: args.npy, png16: args.png16,
           colorPng: args['color-png'], depthMp4: args['depth-mp4'], sideBySide: args['side-by-side'], colormap: args.colormap, normalize: args.normalize,
         });

@@ -22,6 +22,7 @@ export interface BenchCommandOptions {
   set?: string[];
   profile?: boolean;
   precision?: string;
+  replay?: boolean;
   sync?: string;
   train?: boolean;
   clipFrames?: number;
@@ -35,7 +36,7 @@ function parseResolution(text: string): { width: number; height: number } {
 
 /** Flags that only one of the two benchmarks reads: naming one with the other is an error, not a silent no-op. */
 function checkModeFlags(o: BenchCommandOptions): void {
-  const inferOnly: Array<[string, unknown]> = [['--sync', o.sync], ['--profile', o.profile || undefined], ['--precision', o.precision], ['--checkpoint', o.checkpoint]];
+  const inferOnly: Array<[string, unknown]> = [['--sync', o.sync], ['--profile', o.profile || undefined], ['--precision', o.precision], ['--checkpoint', o.checkpoint], ['--no-replay', o.replay === false || undefined]];
   if (o.train) {
     const used = inferOnly.find(([, v]) => v !== undefined);
     if (used) throw new ConfigError(`${used[0]}: applies to the inference benchmark, not to --train`);
@@ -81,6 +82,7 @@ export async function runBench(options: BenchCommandOptions): Promise<void> {
         backend: options.backend as BackendName,
         checkpoint: options.checkpoint,
         profile: options.profile,
+        replay: options.replay,
         precision: options.precision as Precision | undefined,
         onFrame: (i, ms) => {
           if (sync === 'frame' && (i + 1) % 25 === 0) log.info(`  frame ${i + 1}/${frames}: ${ms.toFixed(1)} ms`);

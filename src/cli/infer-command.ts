@@ -11,6 +11,7 @@ export interface InferCommandOptions {
   randomWeights: boolean;
   backend: string;
   precision?: string;
+  replay?: boolean;
   maxFrames?: number;
   targetFps?: number;
   longSide: number;
@@ -43,6 +44,7 @@ export async function runInfer(options: InferCommandOptions): Promise<void> {
       randomWeights: options.randomWeights,
       backend: options.backend as BackendName,
       ...(options.precision !== undefined ? { precision: options.precision as Precision } : {}),
+      ...(options.replay !== undefined ? { replay: options.replay } : {}),
       ...(options.maxFrames !== undefined ? { maxFrames: options.maxFrames } : {}),
       ...(options.targetFps !== undefined ? { targetFps: options.targetFps } : {}),
       longSide: options.longSide,

@@ -20,6 +20,9 @@ import { log } from '../log.js';
 import { configDirFor, createFlashDepth, loadFlashDepthWeights } from '../models/create.js';
 import { randomizeWeights } from '../models/random-init.js';
 import { VARIANTS } from '../models/variants.js';
+import { StreamingPredictor, type ReplayStats } from './streaming.js';
+import type { DispatchTime } from '../backend/webgpu-replay.js';
+import type { FlashDepth } from '../models/flashdepth.js';
 import type { TrainBenchResult } from '../train/bench-train.js';
 
 export const BENCH_SYNC_MODES = ['end', 'frame'] as const;
@@ -45,6 +48,8 @@ export interface BenchOptions {
   precision?: Precision;
   /** Also time every kernel of one frame (GPU timestamp queries on webgpu) and report the most expensive. */
   profile?: boolean;
+  /** Replay a recorded frame on webgpu (src/infer/streaming.ts; default true): what `infer` does. */
+  replay?: boolean;
   /**
    * Called after each timed frame (progress): `ms` is the frame's latency under `frame`, its host enqueue time (upload
    * and dispatch, not the device's work) under `end`.
@@ -93,10 +98,22 @@ export interface BenchResult {
   /** GPU bytes in use after the run (webgpu), or null. */
   gpuBytesInUse: number | null;
   hostRssBytes: number;
+  /**
+   * How the frames ran: through tfjs, recorded, or replayed (src/infer/streaming.ts); `unavailable` says why replay
+   * was off (null when it ran).
+   */
+  replay: ReplayStats;
   /** With `profile`: per-kernel totals over one frame, most expensive first. */
   kernels?: KernelProfile[];
-  /** With `profile`: wall time of the profiled frame and the sum of its kernel times. */
+  /**
+   * With `profile`: the profiled frame's time (replay: GPU time from its first dispatch's start to its last one's
+   * end; tf.profile: wall time) and the sum of its kernel times.
+   */
   profiledFrameMs?: number;
+  /** With `profile`: where the kernel times come from (see profileKernels). */
+  profileSource?: 'replay' | 'tf.profile';
+  /** With `profile` from a replay: every dispatch of the frame in order (JSON only). */
+  dispatchTimes?: DispatchTime[];
   kernelTotalMs?: number;
 }
 
@@ -180,16 +197,21 @@ export async function runBenchmark(options: BenchOptions): Promise<BenchResult> 
   checkModelSize('--resolution', width, height);
 
   const model = createFlashDepth(config, { maxScoreElements: options.maxScoreElements });
+  let predictor: StreamingPredictor | null = null;
   try {
     if (options.checkpoint) loadFlashDepthWeights(model, options.checkpoint);
     else randomizeWeights(model);
     // Three distinct frames on the host, reused round-robin: each frame's upload is timed, its generation is not.
     const inputs = await hostFrames(3, height, width);
-    /** Uploads frame `i` and enqueues the model on it; the caller owns the depth. */
-    const enqueue = (i: number): tf.Tensor => {
+    predictor = new StreamingPredictor(model, {
+      replay: options.replay ?? true,
+      onReplayUnavailable: (reason) => { if (options.replay !== false) log.warn(`bench: ${reason}; every frame runs through tfjs`); },
+    });
+    /** Uploads frame `i` and enqueues it (through `predict`: the streaming predictor, or the model itself); the caller owns the depth. */
+    const enqueue = (i: number, predict: (x: tf.Tensor) => tf.Tensor = (x) => predictor!.predict(x)): tf.Tensor => {
       const x = tf.tensor3d(inputs[i % inputs.length]!, [height, width, 3]);
       try {
-        return model.predict(x);
+        return predict(x);
       } finally {
         x.dispose();
       }
@@ -207,22 +229,14 @@ export async function runBenchmark(options: BenchOptions): Promise<BenchResult> 
       await readBack(enqueue(i), `benchmark frame ${i}`);
       return performance.now() - t0;
     };
+    const firstFrameMs = await latency(0);
+    // The memory profile runs a tfjs frame (model.predict: the tensors to observe), before the warm-up frames through
+    // the predictor, which then record and replay.
+    const direct = (x: tf.Tensor) => model.predict(x);
+    const profile = await tf.profile(async () => readBack(enqueue(0, direct), 'benchmark memory profile'));
     // Warm-up frames are read back one by one: the timed window starts with an empty queue (the reference
     // synchronises after its 5th frame).
-    const firstFrameMs = await latency(0);
     for (let i = 1; i < warmup; i++) await latency(i);
-    const profile = await tf.profile(async () => readBack(enqueue(0), 'benchmark memory profile'));
-    let kernelReport: Pick<BenchResult, 'kernels' | 'profiledFrameMs' | 'kernelTotalMs'> = {};
-    if (options.profile) {
-      let wall = 0;
-      const timed = await tf.profile(async () => {
-        const t0 = performance.now();
-        await readBack(enqueue(1), 'benchmark kernel profile');
-        wall = performance.now() - t0;
-      });
-      const kernels = aggregateKernels(timed.kernels);
-      kernelReport = { kernels, profiledFrameMs: wall, kernelTotalMs: kernels.reduce((a, k) => a + k.ms, 0) };
-    }
 
     const times: number[] = [];
     const windowStart = performance.now();
@@ -248,6 +262,7 @@ export async function runBenchmark(options: BenchOptions): Promise<BenchResult> 
     }
     const timedMs = performance.now() - windowStart;
     const msPerFrame = sync === 'frame' ? timeStats(times) : uniformStats(timedMs / frames);
+    const kernelReport = options.profile ? await profileKernels(predictor, model, () => tf.tensor3d(inputs[1 % inputs.length]!, [height, width, 3])) : {};
     const mem = tf.memory() as tf.MemoryInfo & { numBytesInGPU?: number };
     return {
       mode: 'infer',
@@ -270,18 +285,53 @@ export async function runBenchmark(options: BenchOptions): Promise<BenchResult> 
       peakTensorBytes: profile.peakBytes,
       gpuBytesInUse: mem.numBytesInGPU ?? null,
       hostRssBytes: process.memoryUsage().rss,
+      replay: predictor.stats,
       ...kernelReport,
     };
   } finally {
+    predictor?.dispose();
     model.dispose();
   }
+}
+
+/**
+ * `--profile`: with a recorded frame, the GPU time of each dispatch over 5 back-to-back replays (timestamp queries,
+ * the GPU kept busy and its clock up); otherwise tf.profile's kernel times of one tfjs frame (the GPU idles between
+ * kernels there, and its clock drops, so the times read high).
+ */
+async function profileKernels(predictor: StreamingPredictor, model: FlashDepth, makeFrame: () => tf.Tensor): Promise<Pick<BenchResult, 'kernels' | 'profiledFrameMs' | 'kernelTotalMs' | 'profileSource' | 'dispatchTimes'>> {
+  const x = makeFrame();
+  let timing: Awaited<ReturnType<StreamingPredictor['timeDispatches']>>;
+  try {
+    timing = await predictor.timeDispatches(x);
+  } finally {
+    x.dispose();
+  }
+  if (timing) {
+    const kernels = aggregateKernels(timing.dispatches.map((d) => ({ name: d.program, kernelTimeMs: d.ms })));
+    return { kernels, profiledFrameMs: timing.frameMs, kernelTotalMs: kernels.reduce((a, k) => a + k.ms, 0), profileSource: 'replay', dispatchTimes: timing.dispatches };
+  }
+  let wall = 0;
+  const timed = await tf.profile(async () => {
+    const t0 = performance.now();
+    const frame = makeFrame();
+    const depth = model.predict(frame);
+    frame.dispose();
+    await depth.data();
+    depth.dispose();
+    wall = performance.now() - t0;
+  });
+  const kernels = aggregateKernels(timed.kernels);
+  return { kernels, profiledFrameMs: wall, kernelTotalMs: kernels.reduce((a, k) => a + k.ms, 0), profileSource: 'tf.profile' };
 }
 
 /** The `--profile` table of one result. */
 export function formatKernelTable(r: BenchResult, top = 15): string {
   if (!r.kernels) return '';
   const lines = [`kernels of one ${r.variant} frame (${r.width}×${r.height}): ${r.kernels.reduce((a, k) => a + k.calls, 0)} calls, ` +
-    `${r.kernelTotalMs!.toFixed(1)} ms of kernels in ${r.profiledFrameMs!.toFixed(1)} ms wall (profiling adds overhead)`];
+    (r.profileSource === 'replay'
+      ? `${r.kernelTotalMs!.toFixed(1)} ms of kernels in ${r.profiledFrameMs!.toFixed(1)} ms of GPU time (median of 5 replayed frames, one timestamped pass per dispatch)`
+      : `${r.kernelTotalMs!.toFixed(1)} ms of kernels in ${r.profiledFrameMs!.toFixed(1)} ms wall (tf.profile: one tfjs frame; the GPU idles between kernels, so they read slow)`)];
   for (const k of r.kernels.slice(0, top)) lines.push(`  ${k.name.padEnd(28)} ${String(k.calls).padStart(5)} calls  ${k.ms.toFixed(2).padStart(9)} ms`);
   return lines.join('\n');
 }
@@ -290,6 +340,11 @@ function table(header: string[], rows: string[][]): string {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)));
   const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ');
   return [line(header), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)].map((l) => l.trimEnd()).join('\n');
+}
+
+/** "N dispatches" when frames were replayed, else "off". */
+function replayLabel(r: ReplayStats): string {
+  return r.replayedFrames > 0 ? `${r.dispatchesPerFrame} dispatches` : 'off';
 }
 
 const mib = (bytes: number) => (bytes / 2 ** 20).toFixed(0);
@@ -302,10 +357,10 @@ export function formatBenchTable(results: ReadonlyArray<BenchResult | TrainBench
   const tables: string[] = [];
   if (infer.length > 0) {
     tables.push(table(
-      ['config', 'size', 'backend', 'precision', 'device', 'sync', 'ms/frame', 'FPS', 'first frame ms', 'peak tensors MiB'],
+      ['config', 'size', 'backend', 'precision', 'device', 'sync', 'replay', 'ms/frame', 'FPS', 'first frame ms', 'peak tensors MiB'],
       infer.map((r) => [
         configLabel(r), `${r.width}×${r.height}`, r.backend.name, r.precision, r.backend.device,
-        r.sync === 'end' ? 'end (wall/frames)' : 'frame (median)',
+        r.sync === 'end' ? 'end (wall/frames)' : 'frame (median)', replayLabel(r.replay),
         (r.sync === 'end' ? r.msPerFrame.mean : r.msPerFrame.median).toFixed(1), r.fps.toFixed(2), r.firstFrameMs.toFixed(0), mib(r.peakTensorBytes),
       ]),
     ));

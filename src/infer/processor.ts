@@ -25,6 +25,7 @@ import { DEFAULT_LONG_SIDE_CAP, modelInputSize, PreprocessCache, preprocessFrame
 import { resolveCheckpoint, type ResolvedCheckpoint } from './checkpoints.js';
 import { randomizeWeights } from '../models/random-init.js';
 import { openSources, type Frame, type FrameSource, type SourceOptions } from './sources.js';
+import { StreamingPredictor, type ReplayStats } from './streaming.js';
 
 export interface ProcessorOptions {
   /** A variant (`s`, `l`, `full`) or a config folder / .yaml file (default `full`: FlashDepth with its teacher). */
@@ -50,6 +51,11 @@ export interface ProcessorOptions {
   longSideCap?: number | null;
   /** Largest attention score block materialised at once (elements). */
   maxScoreElements?: number;
+  /**
+   * Replay a recorded frame for the frames after a sequence's first three, on webgpu (src/infer/streaming.ts): the
+   * same depths without tfjs' per-op host cost. Default true.
+   */
+  replay?: boolean;
   /** Called for things worth a log line (a frame resized mid-stream). */
   onWarning?: (message: string) => void;
 }
@@ -96,13 +102,17 @@ export class FlashDepthProcessor {
   private disposed = false;
   /** Resize matrices and normalisation constants of the current sequence's frame size (uploaded once, not per frame). */
   private readonly preprocessCache = new PreprocessCache();
+  private readonly predictor: StreamingPredictor;
 
   private constructor(
     readonly model: FlashDepth,
     readonly config: FlashDepthConfig,
     readonly info: ProcessorInfo,
     private readonly onWarning: ((message: string) => void) | undefined,
-  ) {}
+    replay: boolean,
+  ) {
+    this.predictor = new StreamingPredictor(model, { replay, onReplayUnavailable: (reason) => onWarning?.(`${reason}; every frame runs through tfjs`) });
+  }
 
   /** Selects the backend, builds the model from the config and loads the checkpoint (strict: every key). */
   static async create(options: ProcessorOptions = {}): Promise<FlashDepthProcessor> {
@@ -126,7 +136,7 @@ export class FlashDepthProcessor {
     }
     const longSideCap = options.longSideCap === undefined ? DEFAULT_LONG_SIDE_CAP : options.longSideCap;
     const info: ProcessorInfo = { variant: configName(config), configDir: config.config_dir ?? configDir, checkpoint: checkpoint?.path ?? 'random weights', backend, precision, longSideCap };
-    return new FlashDepthProcessor(model, config, info, options.onWarning);
+    return new FlashDepthProcessor(model, config, info, options.onWarning, options.replay ?? true);
   }
 
   /** The model input (and depth) size for frames of `size`: long-side cap, then each side up to a multiple of 14. */
@@ -157,7 +167,7 @@ export class FlashDepthProcessor {
     } finally {
       if (input !== frame) input.dispose();
     }
-    const depth = this.model.predict(x);
+    const depth = this.predictor.predict(x);
     x.dispose();
     try {
       const [, height, width] = depth.shape as [number, number, number];
@@ -188,9 +198,14 @@ export class FlashDepthProcessor {
   /** Starts a new sequence: zero Mamba state, and the next frame's size becomes the sequence's size. */
   reset(): void {
     this.checkAlive();
-    this.model.resetState();
+    this.predictor.reset();
     this.sequenceSize = undefined;
     this.preprocessCache.dispose(); // the next sequence may have another size
+  }
+
+  /** How the frames so far ran: through tfjs, recorded, or replayed. */
+  get replayStats(): ReplayStats {
+    return this.predictor.stats;
   }
 
   /** Frees the weights and the state. The backend stays selected (releaseBackend() ends it). */
@@ -198,6 +213,7 @@ export class FlashDepthProcessor {
     if (this.disposed) return;
     this.disposed = true;
     this.preprocessCache.dispose();
+    this.predictor.dispose();
     this.model.dispose();
   }
 

@@ -33,6 +33,8 @@ export interface InferOptions extends OutputChoices {
   backend?: BackendName;
   /** 'mixed': tensor-core linear layers, convolutions and attention where the device has them (see FlashDepthProcessor). */
   precision?: Precision;
+  /** Replay a recorded frame after each sequence's first three, on webgpu (default true; see FlashDepthProcessor). */
+  replay?: boolean;
   maxFrames?: number;
   targetFps?: number;
   /** Long-side cap (default 2044). */
@@ -99,6 +101,7 @@ export async function runInference(options: InferOptions): Promise<RunSummary[]>
     ...(options.randomWeights ? { randomWeights: true } : {}),
     backend: options.backend ?? 'auto',
     ...(options.precision !== undefined ? { precision: options.precision } : {}),
+    replay: options.replay ?? true,
     longSideCap: options.longSide ?? 2044,
     onWarning: warn,
   });

@@ -37,6 +37,8 @@ describe('bench: inference (tiny config, wasm)', function () {
     // Every enqueue happens inside the timed window, which also holds the final readback.
     expect(r.enqueueMsPerFrame!.mean * 5).to.be.at.most(r.timedMs);
     expect(r.firstFrameMs).to.be.above(0);
+    // wasm: every frame through tfjs (the first, the memory profile's, the warm-up's none, the 5 timed).
+    expect(r.replay).to.deep.equal({ tfjsFrames: 6, recordedFrames: 0, replayedFrames: 0, dispatchesPerFrame: 0, unavailable: 'replay needs the webgpu backend (this is wasm)' });
     expect(r.parameters).to.be.above(0);
     expect(r.peakTensorBytes).to.be.above(0);
     expect(counts, 'numTensors after each timed frame').to.have.length(5);
@@ -73,6 +75,8 @@ describe('bench: inference (tiny config, wasm)', function () {
   it('flags of the other benchmark are errors, not silently ignored', async () => {
     const withTrain = await runCliProcess(['bench', '--train', '--sync', 'frame']);
     expect([withTrain.code, withTrain.stderr.trim()]).to.deep.equal([2, 'error: --sync: applies to the inference benchmark, not to --train']);
+    const noReplay = await runCliProcess(['bench', '--train', '--no-replay']);
+    expect([noReplay.code, noReplay.stderr.trim()]).to.deep.equal([2, 'error: --no-replay: applies to the inference benchmark, not to --train']);
     const withoutTrain = await runCliProcess(['bench', '--clip-frames', '3']);
     expect([withoutTrain.code, withoutTrain.stderr.trim()]).to.deep.equal([2, 'error: --clip-frames: applies to the training benchmark; add --train']);
   });

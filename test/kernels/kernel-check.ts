@@ -3,8 +3,9 @@
  * model call site (kernel mode 'fused') and the same call with tfjs' stock ops (kernel mode 'stock') on seeded
  * random inputs, and prints one JSON line per case: {name, maxAbsError, maxAbsRef, leaked, fused}.
  * `fused` says whether the custom kernel really ran (a tfjs profile lists its kernel name).
- * Usage: node dist/test/kernels/kernel-check.js [--mixed-model] [--emulate-subgroup-matrices]
- * (--emulate-subgroup-matrices: only the tensor-core cases, emulated in plain WGSL on a device without subgroup matrices)
+ * Usage: node dist/test/kernels/kernel-check.js [--mixed-model] [--emulate-subgroup-matrices | --replay]
+ * (--emulate-subgroup-matrices: only the tensor-core cases, emulated in plain WGSL on a device without subgroup matrices;
+ * --replay: only recorded-frame replay against tfjs, S and Full)
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { releaseBackend, selectBackend } from '../../src/backend/index.js';
@@ -27,6 +28,8 @@ import { FULL_REDUCED_TEACHER_OVERRIDES } from '../../src/models/variants.js';
 import { Mamba2, type Mamba2Options, type ScanForm } from '../../src/models/mamba2.js';
 import { setScanReduction, type ScanReduction } from '../../src/kernels/mamba-scan.js';
 import { randomizeWeights } from '../../src/models/random-init.js';
+import { pinnedBufferCount } from '../../src/backend/webgpu-replay.js';
+import { StreamingPredictor, type ReplayStats } from '../../src/infer/streaming.js';
 import { closeness, FIXTURES_DIR } from '../helpers/fixtures.js';
 import type { WebGPUBackendLike } from '../../src/kernels/program.js';
 import { PackHeadsF16Program, packedPlanes, type TensorCoreAttentionLayout } from '../../src/kernels/tc-attention_webgpu.js';
@@ -580,6 +583,83 @@ async function parityCases(): Promise<ParityResult[]> {
   return results;
 }
 
+export interface ReplayCheckResult {
+  name: string;
+  frames: number;
+  /** The predictor's counts after the first sequence (5 frames of one size). */
+  stats: ReplayStats;
+  /** max over frames of max|replayed − tfjs| and of max|tfjs| (the same model, reset, run frame by frame). */
+  maxAbsDiff: number;
+  maxAbsRef: number;
+  /** After a reset and a second sequence of another size: recordings made in all, frames replayed in all. */
+  recordedAfterResize: number;
+  replayedAfterResize: number;
+  /** The second sequence against tfjs, as maxAbsDiff. */
+  maxAbsDiffAfterResize: number;
+  /** Tensors and pinned buffers left once the predictor is disposed and the model reset. */
+  leakedTensors: number;
+  pinnedAfterDispose: number;
+}
+
+/** Streams `frames` through `predict` from a zero state; returns each depth. */
+async function streamDepths(predict: (x: tf.Tensor) => tf.Tensor, frames: readonly tf.Tensor[]): Promise<Float32Array[]> {
+  const out: Float32Array[] = [];
+  for (const x of frames) {
+    const depth = predict(x);
+    out.push((await depth.data()) as Float32Array);
+    depth.dispose();
+  }
+  return out;
+}
+
+function maxAbsDiff(a: readonly Float32Array[], b: readonly Float32Array[]): number {
+  return Math.max(...a.map((x, i) => x.reduce((m, v, j) => Math.max(m, Math.abs(v - b[i]![j]!)), 0)));
+}
+
+/**
+ * Recorded-frame replay (src/infer/streaming.ts) against the same model run frame by frame through tfjs, with our
+ * kernels: 5 frames (2 warm-up, 1 recorded, 2 replayed), then a reset and 4 frames of another size (recorded again).
+ */
+async function replayCheck(variant: 's' | 'full'): Promise<ReplayCheckResult> {
+  const model = variant === 's' ? createFlashDepth('s') : createFlashDepth('full', { overrides: FULL_REDUCED_TEACHER_OVERRIDES });
+  randomizeWeights(model, 11);
+  setKernelMode('fused');
+  const clip = (count: number, h: number, w: number, seed: number) =>
+    Array.from({ length: count }, (_, i) => tf.randomNormal([h, w, 3], 0, 1, 'float32', seed + i) as tf.Tensor3D);
+  const first = clip(5, 70, 112, 300);
+  const second = clip(4, 84, 112, 400);
+  const direct = (x: tf.Tensor) => model.predict(x);
+  model.resetState();
+  const tfjsFirst = await streamDepths(direct, first);
+  model.resetState();
+  const tfjsSecond = await streamDepths(direct, second);
+  model.resetState();
+  const tensorsBefore = tf.memory().numTensors;
+  const predictor = new StreamingPredictor(model);
+  const replayedFirst = await streamDepths((x) => predictor.predict(x), first);
+  const stats = predictor.stats;
+  predictor.reset();
+  const replayedSecond = await streamDepths((x) => predictor.predict(x), second);
+  const after = predictor.stats;
+  predictor.dispose();
+  model.resetState();
+  const result: ReplayCheckResult = {
+    name: `frame replay FlashDepth-${variant === 's' ? 'S' : 'Full (reduced teacher)'} (random weights)`,
+    frames: first.length,
+    stats,
+    maxAbsDiff: maxAbsDiff(replayedFirst, tfjsFirst),
+    maxAbsRef: Math.max(...tfjsFirst.map((d) => d.reduce((m, v) => Math.max(m, Math.abs(v)), 0))),
+    recordedAfterResize: after.recordedFrames,
+    replayedAfterResize: after.replayedFrames,
+    maxAbsDiffAfterResize: maxAbsDiff(replayedSecond, tfjsSecond),
+    leakedTensors: tf.memory().numTensors - tensorsBefore,
+    pinnedAfterDispose: pinnedBufferCount(),
+  };
+  tf.dispose([...first, ...second]);
+  model.dispose();
+  return result;
+}
+
 export interface MixedModelResult {
   name: string;
   /** max over frames of max|mixed − fp32| / max|fp32| of the depth (head output before ReLU). */
@@ -609,6 +689,11 @@ async function mixedModelCase(variant: 's' | 'l'): Promise<MixedModelResult | nu
 
 async function main(): Promise<void> {
   await selectBackend('webgpu');
+  if (process.argv.includes('--replay')) {
+    for (const v of ['s', 'full'] as const) process.stdout.write(JSON.stringify(await replayCheck(v)) + '\n');
+    releaseBackend();
+    return;
+  }
   if (process.argv.includes('--emulate-subgroup-matrices')) {
     // Only the tensor-core cases, with subgroup matrices emulated in plain WGSL where the device has none (lavapipe).
     if (!tensorCoresAvailable()) emulateSubgroupMatrices(emulateSubgroupMatrixBuiltins);

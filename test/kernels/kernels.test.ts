@@ -12,7 +12,7 @@ import { ConfigError } from '../../src/errors.js';
 import { kernelMode, setKernelMode, useFusedKernels, REGISTERED_KERNELS, type KernelMode } from '../../src/kernels/index.js';
 import { useTestBackend } from '../helpers/backend.js';
 import { REPO_ROOT } from '../helpers/fixtures.js';
-import type { BindGroupCacheResult, KernelCheckResult, KernelCheckSkip, PackCheckResult, ParityResult, UploadCheckResult, WeightPackResult } from './kernel-check.js';
+import type { BindGroupCacheResult, KernelCheckResult, KernelCheckSkip, PackCheckResult, ParityResult, ReplayCheckResult, UploadCheckResult, WeightPackResult } from './kernel-check.js';
 
 const LAVAPIPE = process.env['FLASHDEPTH_LAVAPIPE'] ?? join(REPO_ROOT, '.cache', 'lavapipe');
 const ICD = join(LAVAPIPE, 'usr', 'share', 'vulkan', 'icd.d', 'lvp_icd.json');
@@ -26,14 +26,16 @@ const MIXED_RELATIVE_BOUND = 5e-3;
 /** The models issue's parity bound against the PyTorch fixtures. */
 const PARITY_BOUND = 1e-4;
 
-function runKernelCheck(args: string[] = [], timeoutMs = 150_000): Promise<Array<KernelCheckResult | KernelCheckSkip | ParityResult | PackCheckResult | UploadCheckResult | BindGroupCacheResult | WeightPackResult>> {
+type CheckLine = KernelCheckResult | KernelCheckSkip | ParityResult | PackCheckResult | UploadCheckResult | BindGroupCacheResult | WeightPackResult | ReplayCheckResult;
+
+function runKernelCheck(args: string[] = [], timeoutMs = 150_000): Promise<CheckLine[]> {
   const lib = join(LAVAPIPE, 'usr', 'lib', 'x86_64-linux-gnu');
   const env: NodeJS.ProcessEnv = { ...process.env, VK_ICD_FILENAMES: ICD, LD_LIBRARY_PATH: [lib, process.env['LD_LIBRARY_PATH']].filter(Boolean).join(':'), XDG_RUNTIME_DIR: '/tmp', NO_COLOR: '1' };
   delete env['FLASHDEPTH_KERNELS'];
   return new Promise((resolve, reject) => {
     execFile(process.execPath, [CHECK, ...args], { cwd: REPO_ROOT, env, timeout: timeoutMs, maxBuffer: 1 << 20 }, (err, stdout, stderr) => {
       if (err) reject(new Error(`kernel-check failed: ${err.message}\n${stderr}`));
-      else resolve(stdout.trim().split('\n').map((line) => JSON.parse(line) as KernelCheckResult | KernelCheckSkip | ParityResult | PackCheckResult | UploadCheckResult | BindGroupCacheResult | WeightPackResult));
+      else resolve(stdout.trim().split('\n').map((line) => JSON.parse(line) as CheckLine));
     });
   });
 }
@@ -171,6 +173,47 @@ describe('kernels: tensor-core programs with subgroup matrices emulated in plain
       expect(c.maxAbsRef, c.name).to.be.greaterThan(0);
       expect(c.maxAbsError, c.name).to.be.at.most(MIXED_RELATIVE_BOUND * c.maxAbsRef);
       expect(c.leaked, c.name).to.equal(0);
+    }
+  });
+});
+
+describe('kernels: recorded-frame replay vs tfjs, on lavapipe', function () {
+  // src/infer/streaming.ts: after 2 warm-up frames a frame is recorded and the later ones replay its GPU commands
+  // without tfjs. Each depth must be the one the same model gives frame by frame through tfjs; a replay that skipped
+  // the Mamba state copy, or reused a uniform buffer, is off by O(1) from the first replayed frame.
+  this.timeout(300_000);
+  let replays: ReplayCheckResult[] = [];
+
+  before(async function () {
+    if (!existsSync(ICD)) {
+      if (process.env['CI'] === 'true') throw new Error(`missing ${ICD} (CI=true: run .ci/fetch-lavapipe.sh first)`);
+      this.skip();
+    }
+    replays = (await runKernelCheck(['--replay'], 280_000)) as ReplayCheckResult[];
+  });
+
+  it(`FlashDepth-S and Full: 2 tfjs frames, 1 recorded, the rest replayed, depths within ${PARITY_BOUND}·max|ref| of tfjs`, () => {
+    expect(replays.map((r) => r.name)).to.deep.equal(['frame replay FlashDepth-S (random weights)', 'frame replay FlashDepth-Full (reduced teacher) (random weights)']);
+    for (const r of replays) {
+      expect(r.stats, r.name).to.include({ tfjsFrames: 2, recordedFrames: 1, replayedFrames: r.frames - 3, unavailable: null });
+      expect(r.stats.dispatchesPerFrame, r.name).to.be.greaterThan(100);
+      expect(r.maxAbsRef, r.name).to.be.greaterThan(0);
+      expect(r.maxAbsDiff, r.name).to.be.at.most(PARITY_BOUND * r.maxAbsRef);
+    }
+  });
+
+  it('a reset and another frame size record again (and replay), with the same depths as tfjs', () => {
+    for (const r of replays) {
+      expect(r.recordedAfterResize, r.name).to.equal(2);
+      expect(r.replayedAfterResize, r.name).to.equal(r.frames - 3 + 1);
+      expect(r.maxAbsDiffAfterResize, r.name).to.be.at.most(PARITY_BOUND * r.maxAbsRef);
+    }
+  });
+
+  it('leaves no tensor and no pinned buffer once the predictor is disposed', () => {
+    for (const r of replays) {
+      expect(r.leakedTensors, r.name).to.equal(0);
+      expect(r.pinnedAfterDispose, r.name).to.equal(0);
     }
   });
 });
