@@ -10,7 +10,7 @@ import { LATER_COMMANDS, notImplementedYet } from './later.js';
 const REPLAY_OPTION = {
   type: 'boolean',
   default: true,
-  describe: 'webgpu: replay a recorded frame after each sequence\'s first three (the same GPU work, without tfjs\' per-op host cost; --no-replay: every frame through tfjs)',
+  describe: 'webgpu: from each sequence\'s 4th frame on, replay the 3rd one\'s recorded GPU commands (the same GPU work, without tfjs\' per-op host cost; --no-replay: every frame through tfjs)',
 } as const;
 const PRECISION_OPTION = {
   type: 'string',

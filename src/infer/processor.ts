@@ -52,7 +52,7 @@ export interface ProcessorOptions {
   /** Largest attention score block materialised at once (elements). */
   maxScoreElements?: number;
   /**
-   * Replay a recorded frame for the frames after a sequence's first three, on webgpu (src/infer/streaming.ts): the
+   * On webgpu, replay a sequence's 3rd frame, recorded, for its later frames (src/infer/streaming.ts): the
    * same depths without tfjs' per-op host cost. Default true.
    */
   replay?: boolean;

@@ -33,7 +33,7 @@ export interface InferOptions extends OutputChoices {
   backend?: BackendName;
   /** 'mixed': tensor-core linear layers, convolutions and attention where the device has them (see FlashDepthProcessor). */
   precision?: Precision;
-  /** Replay a recorded frame after each sequence's first three, on webgpu (default true; see FlashDepthProcessor). */
+  /** On webgpu, replay each sequence's 3rd frame, recorded, for its later frames (default true; see FlashDepthProcessor). */
   replay?: boolean;
   maxFrames?: number;
   targetFps?: number;
