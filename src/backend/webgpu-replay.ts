@@ -161,7 +161,7 @@ type RecordedCommand =
   | { kind: 'dispatch'; pipeline: GPUComputePipeline; bindGroup: GPUBindGroup; x: number; y: number; z: number; program: string; outputShape: number[] }
   | { kind: 'copy'; src: GPUBuffer; srcOffset: number; dst: GPUBuffer; dstOffset: number; size: number };
 
-/** Replaces methods of `target` until the returned function is called. */
+/** Replaces members of `target`; running the functions pushed onto `undo` puts the previous ones back. */
 function patch<T extends object>(target: T, replacements: Partial<T>, undo: Array<() => void>): void {
   for (const key of Object.keys(replacements) as Array<keyof T>) {
     const own = Object.prototype.hasOwnProperty.call(target, key);
@@ -230,10 +230,6 @@ function gpuBuffer(b: BackendInternals, t: tf.TensorInfo, what: string): GPUBuff
   return resource;
 }
 
-function sameShape(a: readonly number[], b: readonly number[]): boolean {
-  return a.length === b.length && a.every((d, i) => d === b[i]);
-}
-
 /** GPU time of one recorded dispatch (`RecordedFrame.timeDispatches`). */
 export interface DispatchTime {
   /** The tfjs program class that issued it (ours are named in src/kernels). */
@@ -275,6 +271,8 @@ export class RecordedFrame {
     private readonly inputs: ReadonlyArray<{ buffer: GPUBuffer; shape: number[]; dtype: tf.DataType }>,
     private readonly carriedBefore: readonly GPUBuffer[],
     private readonly carriedAfter: readonly tf.Tensor[],
+    /** The carried tensors' buffers, fixed while `matches` holds (a live tensor keeps its buffer). */
+    private readonly carriedAfterBuffers: readonly GPUBuffer[],
     private readonly outputs: readonly OutputSlot[],
     private readonly outputTensors: readonly tf.Tensor[],
   ) {}
@@ -370,7 +368,7 @@ export class RecordedFrame {
     }
 
     const after = spec.carried();
-    const reason = after.length !== before.length || after.some((t, i) => !sameShape(t.shape, before[i]!.shape) || t.dtype !== before[i]!.dtype)
+    const reason = after.length !== before.length || after.some((t, i) => !tf.util.arraysEqual(t.shape, before[i]!.shape) || t.dtype !== before[i]!.dtype)
       ? 'the carried tensors after the frame do not match those before it'
       : outputs.some((t) => t.dtype !== 'float32' && t.dtype !== 'int32') ? 'outputs must be float32 or int32'
       : [...after, ...outputs].some((t) => !(b.tensorMap.get(t.dataId)?.resource instanceof GPUBuffer)) ? 'an output is not in a GPU buffer'
@@ -384,18 +382,16 @@ export class RecordedFrame {
     const pinned = [...new Set([...used, ...inputs.map((i) => i.buffer), ...carriedBefore, ...carriedAfter, ...slots.map((s) => s.buffer)])];
     pins.pin(pinned);
     pins.unpin(hostWritten); // their first pin, taken when they were written (the bound ones are in `pinned`)
-    const frame = new RecordedFrame(b, commands, pinned, inputs, carriedBefore, after.slice(), slots, outputs);
-    return { frame, outputs: frame.copyOutputs() };
+    const frame = new RecordedFrame(b, commands, pinned, inputs, carriedBefore, after.slice(), carriedAfter, slots, outputs);
+    const encoder = b.device.createCommandEncoder();
+    const copies = frame.copyOutputs(encoder);
+    b.queue.submit([encoder.finish()]);
+    return { frame, outputs: copies };
   }
 
   /** Dispatches one replay encodes. */
   get dispatches(): number {
     return this.commands.filter((c) => c.kind === 'dispatch').length;
-  }
-
-  /** Buffers this recording keeps out of tfjs' pool. */
-  get pinnedBuffers(): number {
-    return this.pinned.length;
   }
 
   /**
@@ -405,7 +401,7 @@ export class RecordedFrame {
   matches(inputs: readonly tf.Tensor[], carried: readonly tf.Tensor[]): boolean {
     return !this.disposed
       && carried.length === this.carriedAfter.length && carried.every((t, i) => t === this.carriedAfter[i] && !t.isDisposed)
-      && inputs.length === this.inputs.length && inputs.every((t, i) => t.dtype === this.inputs[i]!.dtype && sameShape(t.shape, this.inputs[i]!.shape));
+      && inputs.length === this.inputs.length && inputs.every((t, i) => t.dtype === this.inputs[i]!.dtype && tf.util.arraysEqual(t.shape, this.inputs[i]!.shape));
   }
 
   /**
@@ -428,8 +424,9 @@ export class RecordedFrame {
       }
     }
     pass?.end();
+    const outputs = this.copyOutputs(encoder);
     this.backend.queue.submit([encoder.finish()]);
-    return this.copyOutputs();
+    return outputs;
   }
 
   /**
@@ -505,27 +502,23 @@ export class RecordedFrame {
         encoder.copyBufferToBuffer(gpuBuffer(b, t, `input ${i}`), 0, slot.buffer, 0, bytes);
       }
     });
-    this.carriedAfter.forEach((t, i) => {
-      const from = gpuBuffer(b, t, `carried tensor ${i}`);
+    this.carriedAfterBuffers.forEach((from, i) => {
       const to = this.carriedBefore[i]!;
-      if (from !== to) encoder.copyBufferToBuffer(from, 0, to, 0, t.size * 4);
+      if (from !== to) encoder.copyBufferToBuffer(from, 0, to, 0, this.carriedAfter[i]!.size * 4);
     });
     return encoder;
   }
 
-  /** Fresh tensors holding copies of the output buffers (submitted at once). */
-  private copyOutputs(): tf.Tensor[] {
+  /** Fresh tensors holding copies of the output buffers, the copies encoded into `encoder` (the caller submits it). */
+  private copyOutputs(encoder: GPUCommandEncoder): tf.Tensor[] {
     const b = this.backend;
-    const encoder = b.device.createCommandEncoder();
-    const out = this.outputs.map((slot) => {
+    return this.outputs.map((slot) => {
       const buffer = b.bufferManager.acquireBuffer(slot.bytes, GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST);
       encoder.copyBufferToBuffer(slot.buffer, 0, buffer, 0, slot.bytes);
       const info = b.makeTensorInfo(slot.shape, slot.dtype);
       b.tensorMap.get(info.dataId)!.resource = buffer;
       return tf.engine().makeTensorFromTensorInfo(info);
     });
-    b.queue.submit([encoder.finish()]);
-    return out;
   }
 
   /** Unpins the buffers (they return to tfjs' pool) and frees the recorded outputs. The carried tensors stay the model's. */

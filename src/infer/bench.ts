@@ -205,7 +205,7 @@ export async function runBenchmark(options: BenchOptions): Promise<BenchResult> 
     const inputs = await hostFrames(3, height, width);
     predictor = new StreamingPredictor(model, {
       replay: options.replay ?? true,
-      onReplayUnavailable: (reason) => { if (options.replay !== false) log.warn(`bench: ${reason}; every frame runs through tfjs`); },
+      onReplayUnavailable: (reason) => log.warn(`bench: ${reason}; every frame runs through tfjs`),
     });
     /** Uploads frame `i` and enqueues it (through `predict`: the streaming predictor, or the model itself); the caller owns the depth. */
     const enqueue = (i: number, predict: (x: tf.Tensor) => tf.Tensor = (x) => predictor!.predict(x)): tf.Tensor => {
