@@ -7,7 +7,7 @@ import { ShapeError } from '../errors.js';
 import { FlashAttentionProgram, type FlashBlocks } from './flash-attention_webgpu.js';
 import { useTensorCores } from './mode.js';
 import type { WebGPUBackendLike } from './program.js';
-import { TC_ATTENTION, tensorCoreAttentionLayout, tensorCoreAttentionPays } from './tc-attention.js';
+import { TC_ATTENTION, tensorCoreAttentionLayout } from './tc-attention.js';
 
 export const FLASH_ATTENTION = 'FlashDepthFlashAttention';
 
@@ -61,10 +61,9 @@ export function flashAttention(q: tf.Tensor3D, k: tf.Tensor3D, v: tf.Tensor3D, a
     throw new ShapeError(`flashAttention: ${numHeads} heads of ${headDim} channels (a multiple of 4, at most 128) at offsets `
       + `${qOffset}/${kOffset}/${vOffset} do not fit q [${q.shape.join(', ')}], k [${k.shape.join(', ')}], v [${v.shape.join(', ')}]`);
   }
-  // --precision mixed: the tensor-core program (f16 operands) where it pays and has a layout for this head size; the
-  // layout chosen here goes with the call, so the kernel does not choose again.
-  const tcLayout = useTensorCores() && tensorCoreAttentionPays(q.shape[1], k.shape[1], numHeads * q.shape[0])
-    ? tensorCoreAttentionLayout(headDim) : null;
+  // --precision mixed: the tensor-core program (f16 operands) where it has a layout for this head size; the layout
+  // chosen here (for this grid) goes with the call, so the kernel does not choose again.
+  const tcLayout = useTensorCores() ? tensorCoreAttentionLayout(headDim, undefined, { rows: q.shape[1], planes: numHeads * q.shape[0] }) : null;
   const [kernel, kernelAttrs] = tcLayout ? [TC_ATTENTION, { ...attrs, tcLayout }] : [FLASH_ATTENTION, { ...attrs }];
   return tf.engine().runKernel(kernel, { q, k, v }, kernelAttrs as unknown as tf.NamedAttrMap) as tf.Tensor3D;
 }

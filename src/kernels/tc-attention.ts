@@ -3,8 +3,11 @@
  * `--precision mixed` — the pack and attention programs of ./tc-attention_webgpu.ts behind one kernel, with the same
  * inputs and attributes as `FlashDepthFlashAttention` plus an optional `tcLayout` (the routing passes the one it chose;
  * tuning passes others; without it the kernel chooses). Forward only;
- * `flashAttention` routes here when `useTensorCores()` holds, `tensorCoreAttentionPays` and `tensorCoreAttentionLayout`
- * finds a layout (head size whole 16-channel tiles, workgroup memory enough).
+ * `flashAttention` routes here when `useTensorCores()` holds and `tensorCoreAttentionLayout` finds a layout (head size
+ * whole 16-channel tiles, workgroup memory enough) — for every problem size since session 9: sessions 5–8 kept ViT-S at
+ * 518² on the fp32 flash kernel because the pack dispatch cost the then host-bound model more than it saved; with
+ * recorded-frame replay (src/infer/streaming.ts) S streams at 5.2–5.3 instead of 9.1 ms (H100, lease 9C), and at
+ * 11.9 against 11.8 without replay.
  */
 import type * as tf from '@tensorflow/tfjs-core';
 import { webgpuCapabilities } from '../backend/webgpu.js';
@@ -24,16 +27,6 @@ export function tensorCoreAttentionSupports(headDim: number): boolean {
 }
 
 /**
- * Whether to use the tensor-core program at all: for problems of ≥ 12 heads or ≥ 2²⁴ scores per head. Below that
- * (ViT-S at 518², 1 370 tokens × 6 heads) the kernel alone is faster (0.19–0.29 vs 0.63–0.69 ms per call), but the
- * model is not: FlashDepth-S, host-bound, streamed at 14.5–15.3 ms per frame with it against 12.2–12.4 ms with the
- * fp32 flash kernel (H100, one lease) — its pack dispatch doubles the attention's dispatches.
- */
-export function tensorCoreAttentionPays(lq: number, lk: number, heads: number): boolean {
-  return heads >= 12 || lq * lk >= 2 ** 24;
-}
-
-/**
  * Layouts in order of preference, each used where the device's workgroup memory takes it. After the default (47 KiB,
  * ./tc-attention_webgpu.ts), the two that ran fastest at ≤ 31 KiB, i.e. two workgroups per multiprocessor on the H100
  * (the 2K student 2.58 / 2.62 ms per call, the Full teacher 0.63 / 0.52), which also fit software Vulkan's 32 KiB.
@@ -46,10 +39,22 @@ const LAYOUTS_BY_PREFERENCE: readonly TensorCoreAttentionLayout[] = [
   { subgroups: 4, tiles: 1, blockK: 16, kvBuffers: 2, oSplit: 2 },
 ];
 
-/** The layout for head size `headDim`, or null where none fits the device's workgroup memory (the fp32 flash kernel runs instead). */
-export function tensorCoreAttentionLayout(headDim: number, limitBytes = webgpuCapabilities().maxWorkgroupStorageBytes): TensorCoreAttentionLayout | null {
+/** Below this many workgroups of the preferred layout, one with fewer query rows per workgroup is taken (as the matmul's rule). */
+const SMALL_GRID_WORKGROUPS = 256;
+
+/**
+ * The layout for head size `headDim`, or null where none fits the device's workgroup memory (the fp32 flash kernel runs
+ * instead): the first of LAYOUTS_BY_PREFERENCE that fits, unless `grid` (query rows, and batch × heads planes) gives it
+ * under 256 workgroups; then the first fitting one with fewer rows per workgroup (64: twice the workgroups, two per H100
+ * multiprocessor). H100, lease 9C, alternated twice: FlashDepth-S 5.9 / 5.3 → 5.2 / 5.2 ms (66 → 132 workgroups per
+ * call), L 24.1 / 24.9 → 24.0 / 24.0 (176 → 352); {8, 1, 16, kv1, o2} (128 rows, 29 KiB) instead gave L 24.4 / 24.3.
+ */
+export function tensorCoreAttentionLayout(headDim: number, limitBytes = webgpuCapabilities().maxWorkgroupStorageBytes, grid?: { rows: number; planes: number }): TensorCoreAttentionLayout | null {
   if (!tensorCoreAttentionSupports(headDim)) return null;
-  return LAYOUTS_BY_PREFERENCE.find((layout) => tcAttentionWorkgroupBytes(layout, headDim) <= limitBytes) ?? null;
+  const fitting = LAYOUTS_BY_PREFERENCE.filter((layout) => tcAttentionWorkgroupBytes(layout, headDim) <= limitBytes);
+  const preferred = fitting[0];
+  if (!preferred || !grid || Math.ceil(grid.rows / tcRowsPerWorkgroup(preferred)) * grid.planes >= SMALL_GRID_WORKGROUPS) return preferred ?? null;
+  return fitting.find((layout) => tcRowsPerWorkgroup(layout) < tcRowsPerWorkgroup(preferred)) ?? preferred;
 }
 
 function tensorCoreAttentionWebGPU(args: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf.NamedAttrMap }): tf.TensorInfo {
@@ -58,7 +63,7 @@ function tensorCoreAttentionWebGPU(args: { inputs: tf.NamedTensorInfoMap; backen
   const backend = args.backend as WebGPUBackendLike;
   const [batch, lq] = q.shape as [number, number, number];
   const lk = k.shape[1]!;
-  const layout = a.tcLayout ?? tensorCoreAttentionLayout(a.headDim);
+  const layout = a.tcLayout ?? tensorCoreAttentionLayout(a.headDim, undefined, { rows: lq, planes: batch * a.numHeads });
   if (!layout) throw new ShapeError(`tensor-core attention: no layout for heads of ${a.headDim} fits ${webgpuCapabilities().maxWorkgroupStorageBytes} bytes of workgroup memory`);
   const planes = packedPlanes(batch, lq, lk, a.numHeads, a.headDim, tcRowsPerWorkgroup(layout), layout.blockK);
   const packed = backend.runWebGPUProgram(new PackHeadsF16Program(planes, a.headDim), [q, k, v], 'int32', [

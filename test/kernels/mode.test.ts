@@ -7,7 +7,7 @@
 import { expect } from 'chai';
 import * as tf from '@tensorflow/tfjs-core';
 import { hoistDirectives, retypeBindings } from '../../src/backend/webgpu.js';
-import { tensorCoreAttentionLayout, tensorCoreAttentionPays, tensorCoreAttentionSupports } from '../../src/kernels/tc-attention.js';
+import { tensorCoreAttentionLayout, tensorCoreAttentionSupports } from '../../src/kernels/tc-attention.js';
 import { DEFAULT_TC_ATTENTION_LAYOUT, packedPlanes, tcAttentionWorkgroupBytes, tcRowsPerWorkgroup } from '../../src/kernels/tc-attention_webgpu.js';
 import { packedA, packedB } from '../../src/kernels/tc-matmul.js';
 import { mixedMlp, mixedMlpSupports } from '../../src/kernels/mixed-matmul.js';
@@ -49,10 +49,6 @@ describe('kernel mode and precision', () => {
     expect(tensorCoreAttentionSupports(64)).to.equal(true);
     expect(tensorCoreAttentionSupports(40)).to.equal(false); // not whole 16-channel tiles
     expect(tensorCoreAttentionLayout(40, 49152)).to.equal(null);
-    expect(tensorCoreAttentionPays(1370, 1370, 16)).to.equal(true); // ViT-L at 518²
-    expect(tensorCoreAttentionPays(2170, 2170, 16)).to.equal(true); // the Full teacher
-    expect(tensorCoreAttentionPays(11972, 11972, 6)).to.equal(true); // the 2K student
-    expect(tensorCoreAttentionPays(1370, 1370, 6)).to.equal(false); // ViT-S at 518²: the model streams faster without
     expect(tensorCoreAttentionLayout(64, 49152)).to.deep.equal({ subgroups: 8, tiles: 1, blockK: 32, kvBuffers: 2, oSplit: 2 });
     // Two buffers of K and V (32 keys, rows padded to 72 halves), per-subgroup scratch of max(1 tile of scores, half an
     // accumulator tile: 16 rows of 32 + 4 floats), P as f16 and the rescale flags: 128 query rows per workgroup.
@@ -70,6 +66,17 @@ describe('kernel mode and precision', () => {
     expect(tensorCoreAttentionLayout(64, 16384)).to.equal(null);
     expect(tensorCoreAttentionSupports(128)).to.equal(false); // only the head sizes the kernel checks cover (16–64)
     expect(tensorCoreAttentionLayout(128, 49152)).to.equal(null);
+  });
+
+  it('tensor-core attention: grids of under 256 workgroups of 128 query rows take the 64-row layout (every problem goes to the tensor cores)', () => {
+    const rows64 = { subgroups: 4, tiles: 1, blockK: 32, kvBuffers: 1, oSplit: 2 };
+    expect(tensorCoreAttentionLayout(64, 49152, { rows: 1370, planes: 6 })).to.deep.equal(rows64); // ViT-S at 518²: 11 × 6
+    expect(tensorCoreAttentionLayout(64, 49152, { rows: 1370, planes: 16 })).to.deep.equal(rows64); // ViT-L at 518²: 11 × 16
+    expect(tensorCoreAttentionLayout(64, 49152, { rows: 2171, planes: 16 })).to.deep.equal(DEFAULT_TC_ATTENTION_LAYOUT); // Full teacher: 17 × 16
+    expect(tensorCoreAttentionLayout(64, 49152, { rows: 11973, planes: 6 })).to.deep.equal(DEFAULT_TC_ATTENTION_LAYOUT); // 2K student: 94 × 6
+    // Where the 64-row layout is already the first that fits (32 KiB), a small grid keeps it.
+    expect(tensorCoreAttentionLayout(64, 32768, { rows: 1370, planes: 6 })).to.deep.equal(rows64);
+    expect(tensorCoreAttentionLayout(40, 49152, { rows: 1370, planes: 6 })).to.equal(null);
   });
 
   it('tensor-core matmul: 128×128 blocks where they fill the GPU, single-buffered where workgroup memory is short, A converted in the kernel for small products, operands padded', () => {
