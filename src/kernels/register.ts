@@ -9,9 +9,10 @@ import { layerNormConfig } from './layer-norm.js';
 import { mambaScanConfig } from './mamba-scan.js';
 import { tensorCoreAttentionConfig } from './tc-attention.js';
 import { packF16Config, tensorCoreMatMulConfig } from './tc-matmul.js';
+import { resizeAlignCornersConfig } from './resize.js';
 
 const KERNEL_CONFIGS: readonly tf.KernelConfig[] = [flashAttentionConfig, layerNormConfig, geluConfig, scaleAddConfig, mambaScanConfig, tensorCoreAttentionConfig,
-  packF16Config, tensorCoreMatMulConfig];
+  packF16Config, tensorCoreMatMulConfig, resizeAlignCornersConfig];
 
 for (const config of KERNEL_CONFIGS) {
   if (!tf.getKernel(config.kernelName, config.backendName)) tf.registerKernel(config);

@@ -1,6 +1,7 @@
 /**
  * `FlashDepthTensorCoreMatMul` (A f32 — packed to f16 per call (optionally layer-normalised on the way), converted
- * while staging, or read as 3×3 image neighbourhoods — times B pre-packed f16 → C f32 on subgroup matrices,
+ * while staging, or an image packed to f16 and read as 3×3 neighbourhoods — times B pre-packed f16 → C f32 on
+ * subgroup matrices, with K split over several workgroups and a reduction dispatch where the layout says so,
  * ./tc-matmul_webgpu.ts) and
  * `FlashDepthPackF16`, which packs a weight once; `packedWeight` caches the packed copy per weight's data. Forward
  * only; `mixedMatMul` and `conv2d` (src/models/ops.ts) route here under `--precision mixed`.
@@ -11,7 +12,7 @@ import { LayerNormPackF16Program } from './layer-norm_webgpu.js';
 import type { WebGPUBackendLike } from './program.js';
 import { webgpuCapabilities } from '../backend/webgpu.js';
 import {
-  SLICE_K, TensorCoreMatMulProgram, PackF16Program, packF16Uniforms, packedShape,
+  SLICE_K, SplitKReduceProgram, TensorCoreMatMulProgram, PackF16Program, packF16Uniforms, packedShape, tcMatMulUniforms,
   tensorCoreMatMulLayout, type MatMulASource, type TensorCoreMatMulLayout, type PackedShape,
 } from './tc-matmul_webgpu.js';
 
@@ -67,18 +68,35 @@ function tensorCoreMatMulWebGPU(args: { inputs: tf.NamedTensorInfoMap; backend: 
   const layout = attrs.layout ?? tensorCoreMatMulLayout(m, n, k, webgpuCapabilities().maxWorkgroupStorageBytes);
   // With a LayerNorm prologue A is always packed, by the LayerNorm itself.
   const layerNormEps = attrs.layerNormEps ?? null;
+  // A conv's image is packed to f16 as a [pixels, Cin] matrix (no column padding: Cin is a multiple of the slice).
   const aSource: MatMulASource = conv ? 'conv3x3' : layout.convertA && layerNormEps === null && !prepacked ? 'f32' : 'packed';
-  const a16 = aSource !== 'packed' || prepacked ? undefined
+  const imageShape = conv ? packedShape(a!.shape[0]! * conv.h * conv.w, conv.cin, 16, SLICE_K) : undefined;
+  const a16 = imageShape ? backend.runWebGPUProgram(new PackF16Program(imageShape), [a!], 'int32', packF16Uniforms(imageShape))
+    : aSource !== 'packed' || prepacked ? undefined
     : layerNormEps !== null
       ? backend.runWebGPUProgram(new LayerNormPackF16Program(aShape), [a!, lnGamma!, lnBeta!], 'int32',
         [{ type: 'float32', data: [layerNormEps] }, { type: 'int32', data: [m] }])
       : backend.runWebGPUProgram(new PackF16Program(aShape), [a!], 'int32', packF16Uniforms(aShape));
   try {
     const packOutput = attrs.packOutput === true;
-    const program = new TensorCoreMatMulProgram(m, n, aShape, bShape, bias !== undefined, epilogue, layout, aSource, packOutput ? 'packedF16' : 'f32');
-    const inputs = [a16 ?? a!, b16!, ...(bias ? [bias] : []), ...(epilogue === 'scaleAdd' ? [residual!, gamma!] : [])];
-    return backend.runWebGPUProgram(program, inputs, packOutput ? 'int32' : 'float32', [m, n, k, aShape.rowsPad, bShape.colsPad, aShape.colsPad, conv?.h ?? 0, conv?.w ?? 0, conv?.cin ?? 0, conv?.oh ?? 0, conv?.ow ?? 0, conv?.stride ?? 1]
-      .map((v) => ({ type: 'uint32' as const, data: [v] })));
+    const output = packOutput ? 'packedF16' : 'f32';
+    const operands = [a16 ?? a!, b16!];
+    const extras = [...(bias ? [bias] : []), ...(epilogue === 'scaleAdd' ? [residual!, gamma!] : [])];
+    const uniforms = tcMatMulUniforms(m, n, k, aShape, bShape, layout, conv);
+    if ((layout.splitK ?? 1) <= 1) {
+      const program = new TensorCoreMatMulProgram(m, n, aShape, bias !== undefined, epilogue, layout, aSource, output);
+      return backend.runWebGPUProgram(program, [...operands, ...extras], packOutput ? 'int32' : 'float32', uniforms);
+    }
+    // Split K: the splits' partial sums, then their sum with the epilogue.
+    const partialProgram = new TensorCoreMatMulProgram(m, n, aShape, false, 'none', layout, aSource, 'partials');
+    const partials = backend.runWebGPUProgram(partialProgram, operands, 'float32', uniforms);
+    try {
+      const [splits, partialRows, partialCols] = partialProgram.outputShape as [number, number, number];
+      return backend.runWebGPUProgram(new SplitKReduceProgram(m, n, aShape.rowsPad, bias !== undefined, epilogue, output), [partials, ...extras],
+        packOutput ? 'int32' : 'float32', [m, n, splits, partialRows, partialCols].map((v) => ({ type: 'uint32' as const, data: [v] })));
+    } finally {
+      backend.disposeData(partials.dataId);
+    }
   } finally {
     if (a16) backend.disposeData(a16.dataId);
   }
@@ -149,15 +167,16 @@ export interface TensorCoreMatMulInputs {
 /**
  * 3×3 convolution, stride 1 or 2, zero padding 1, of NHWC `x` with `filter` [3, 3, Cin, Cout] (+ bias, optional
  * ReLU) as an implicit GEMM on tensor cores; Cin a multiple of SLICE_K and Cout of 4 (`tensorCoreConvSupports`).
+ * `layout`: tuning (default `tensorCoreMatMulLayout`).
  */
-export function tensorCoreConv3x3(x: tf.Tensor4D, filter: tf.Tensor4D, bias: tf.Tensor | undefined, relu: boolean, stride = 1): tf.Tensor4D {
+export function tensorCoreConv3x3(x: tf.Tensor4D, filter: tf.Tensor4D, bias: tf.Tensor | undefined, relu: boolean, stride = 1, layout?: TensorCoreMatMulLayout): tf.Tensor4D {
   const [b, h, w, cin] = x.shape;
   const cout = filter.shape[3];
   // PyTorch's output size for kernel 3, padding 1.
   const oh = Math.floor((h - 1) / stride) + 1;
   const ow = Math.floor((w - 1) / stride) + 1;
   const weight = tf.reshape(filter, [9 * cin, cout]) as tf.Tensor2D;
-  const y = runTensorCoreMatMul(x, weight, bias ? { bias } : {}, relu ? 'relu' : 'none', undefined, { h, w, cin, stride, oh, ow });
+  const y = runTensorCoreMatMul(x, weight, bias ? { bias } : {}, relu ? 'relu' : 'none', layout, { h, w, cin, stride, oh, ow });
   return tf.reshape(y, [b, oh, ow, cout]) as tf.Tensor4D;
 }
 

@@ -4,7 +4,7 @@
  * 1. PackF16Program copies an f32 matrix [rows, cols] into zero-padded f16 [rowsPad, colsPad] (an int32 tensor of
  *    half pairs). Weights are packed once and cached (./tc-matmul.ts); the activations of large products once per
  *    call, while small products read them as f32 and convert while staging (a dispatch fewer: host time), and 3×3
- *    convolutions read them as image neighbourhoods (implicit GEMM, `MatMulASource`). Two producers write the packed
+ *    convolutions read the 3×3 neighbourhoods of an f16 copy of their image (implicit GEMM, `MatMulASource`). Two producers write the packed
  *    A themselves instead: the LayerNorm before a linear layer (LayerNormPackF16Program, ./layer-norm_webgpu.ts) and
  *    a product whose output feeds the next one (`output` 'packedF16': the MLP's fc1 for fc2).
  * 2. TensorCoreMatMulProgram: per 32-deep slice all invocations copy the block's A [BM × 32] and B [32 × BN] as
@@ -13,6 +13,10 @@
  *    the next slice's units are loaded into registers while this slice multiplies, one barrier per slice, and each
  *    subgroup multiplies its tiles with subgroup matrices loaded from workgroup memory. Slice depth (16/32/64) and
  *    buffering (one buffer, two barriers per slice) are layout knobs (`TensorCoreMatMulLayout`).
+ * 3. Split K (`splitK`, for products with too few blocks to fill the GPU): workgroup z of a block covers its share of
+ *    the slices and stores its raw accumulators straight into plane z of a partials tensor; SplitKReduceProgram sums
+ *    the planes and runs bias and epilogue. ViT-L at 518² (proj and fc2: 88 blocks of 128×128 → 264 workgroups):
+ *    those 48 products 5.8 → 3.5 ms per frame with the reduction (replayed profiles, H100 lease 9B → H200 lease 10B).
  *
  * Why this shape (H100, scripts/tc-ceiling.mjs, test/kernels/kernel-timing.ts): subgroup-matrix multiplies reach
  * ~600 TFLOP/s with operands in registers; loading the operands straight from storage ran at 2–22 TFLOP/s on the
@@ -44,7 +48,8 @@ export type MatMulEpilogue = 'none' | 'gelu' | 'relu' | 'scaleAdd';
  * Where A's rows come from: the packed f16 copy, the f32 matrix itself (converted while staging), or the 3×3
  * neighbourhoods of an NHWC image with zero padding 1 and stride 1 or 2 (implicit GEMM: row = output pixel, column = (ky, kx, c),
  * the order of a [3, 3, Cin, Cout] filter reshaped to [9·Cin, Cout]; Cin a multiple of the slice depth, so that a
- * slice never straddles two taps).
+ * slice never straddles two taps) read from an f16 copy of the image (packed as a [pixels, Cin] matrix: 8 channels per
+ * 16-byte load, where reading the f32 image gave 4 — H100 lease 10C, ViT-L at 518²: 20.4 → 18.8 ms per frame).
  */
 export type MatMulASource = 'packed' | 'f32' | 'conv3x3';
 
@@ -79,6 +84,12 @@ export interface TensorCoreMatMulLayout {
    * at two barriers per slice.
    */
   buffers?: 1 | 2;
+  /**
+   * Split K over this many workgroups per block (≥ 2; default 1): each writes its partial sums of C to a buffer of
+   * its own ([splits, rows, columns] f32) and SplitKReduceProgram adds them and runs the epilogue. For products whose
+   * blocks alone would leave most multiprocessors idle (ViT-L's 1370×1024 products at 518²: 88 blocks of 128×128).
+   */
+  splitK?: number;
 }
 
 /**
@@ -95,16 +106,55 @@ export const SMALL_TC_MATMUL_LAYOUT: TensorCoreMatMulLayout = { subgroups: { row
 /** Products smaller than this (multiply-adds) convert A while staging: below it the host's time per dispatch dominates. */
 export const CONVERT_A_BELOW = 2 ** 30;
 
+/** Workgroups a dispatch should have at least: two waves on the H100's 132 multiprocessors at one workgroup each. */
+const TARGET_WORKGROUPS = 256;
+/** Fewest 32-deep slices a split-K workgroup gets: below it the prologue and the partials' round trip dominate. */
+const MIN_SLICES_PER_SPLIT = 8;
+
+/** Rows × columns of a layout's block. */
+export function tcMatMulBlock(layout: TensorCoreMatMulLayout): Grid2 {
+  return { rows: 16 * layout.tiles.rows * layout.subgroups.rows, cols: 16 * layout.tiles.cols * layout.subgroups.cols };
+}
+
+/** Workgroups one split of a product takes with `layout`: blocks of C. */
+export function tcMatMulBlocks(m: number, n: number, layout: TensorCoreMatMulLayout): number {
+  const block = tcMatMulBlock(layout);
+  return Math.ceil(m / block.rows) * Math.ceil(n / block.cols);
+}
+
 /**
- * 128×128 blocks where they make at least 256 workgroups (two waves on the H100's 132 multiprocessors), else 64×64:
- * measured, ViT-L fc2 at 518² (88 large blocks) 52 vs 47 TFLOP/s, ViT-S fc1 at 518² similar either way. Where the
- * device's workgroup memory (`limitBytes`) is short of the large block's 46 KiB (software Vulkan: 32 KiB), the large
- * block single-buffered (27 KiB) — before, such a device failed to create the pipeline of any large product.
+ * The layout of an m×k·k×n product:
+ * - 128×128 blocks where they make at least TARGET_WORKGROUPS workgroups;
+ * - else the same blocks with K split so that they do (each split at least MIN_SLICES_PER_SPLIT slices deep; N a
+ *   multiple of 4 for the reduction's vec4s);
+ * - else 64×64 blocks.
+ * Where the device's workgroup memory (`limitBytes`) is short of the large block's 46 KiB (software Vulkan: 32 KiB),
+ * the large block single-buffered (27 KiB) — before, such a device failed to create the pipeline of any large product.
+ * Blocks as narrow as N for the DPT head's 32- and 64-channel convolutions (4 subgroups in one column) were slower on
+ * the H100 than 128×128 blocks that mostly multiply padding (lease 10A: Full's 2K head conv to 32 channels 2.36 →
+ * 5.77 ms): those products are bound by loading A (3×3 neighbourhoods of an f32 image), which 4 subgroups do at half
+ * the rate of 8.
  */
 export function tensorCoreMatMulLayout(m: number, n: number, k: number, limitBytes: number): TensorCoreMatMulLayout {
   const large = tcMatMulWorkgroupBytes(DEFAULT_TC_MATMUL_LAYOUT) <= limitBytes ? DEFAULT_TC_MATMUL_LAYOUT : SINGLE_BUFFERED_TC_MATMUL_LAYOUT;
-  const layout = Math.ceil(m / 128) * Math.ceil(n / 128) >= 256 ? large : SMALL_TC_MATMUL_LAYOUT;
+  const blocks = tcMatMulBlocks(m, n, large);
+  const splits = Math.min(Math.ceil(TARGET_WORKGROUPS / blocks), Math.floor(Math.ceil(k / SLICE_K) / MIN_SLICES_PER_SPLIT));
+  const layout = blocks >= TARGET_WORKGROUPS ? large
+    : splits >= 2 && n % 4 === 0 ? { ...large, splitK: splits }
+    : SMALL_TC_MATMUL_LAYOUT;
   return m * n * k < CONVERT_A_BELOW ? { ...layout, convertA: true } : layout;
+}
+
+/** Slices of K one workgroup covers: all of them, or a split's share (the last split may get fewer). */
+export function tcMatMulSlicesPerSplit(kPadded: number, layout: TensorCoreMatMulLayout): number {
+  const slices = Math.ceil(kPadded / (layout.sliceK ?? SLICE_K));
+  return Math.ceil(slices / Math.max(1, layout.splitK ?? 1));
+}
+
+/** Splits of K that actually get slices (fewer than asked where K is too shallow for them all). */
+export function tcMatMulSplits(kPadded: number, layout: TensorCoreMatMulLayout): number {
+  const slices = Math.ceil(kPadded / (layout.sliceK ?? SLICE_K));
+  return Math.ceil(slices / tcMatMulSlicesPerSplit(kPadded, layout));
 }
 
 /** The 128×128 block with one buffer per operand: 27 KiB of workgroup memory, two barriers per slice. */
@@ -116,7 +166,7 @@ const roundUp = (x: number, m: number): number => Math.ceil(x / m) * m;
 function layoutKeySuffix(layout: TensorCoreMatMulLayout): string {
   const sliceK = layout.sliceK ?? SLICE_K;
   const buffers = layout.buffers ?? 2;
-  return `${sliceK !== SLICE_K ? `_k${sliceK}` : ''}${buffers !== 2 ? `_b${buffers}` : ''}`;
+  return `${sliceK !== SLICE_K ? `_k${sliceK}` : ''}${buffers !== 2 ? `_b${buffers}` : ''}${(layout.splitK ?? 1) > 1 ? '_split' : ''}`;
 }
 
 /** Bytes of workgroup memory the tensor-core matmul takes with `layout` (A and B tiles, the f32 epilogue scratch). */
@@ -192,55 +242,84 @@ export function packF16Uniforms(shape: PackedShape): { type: 'int32'; data: numb
   ];
 }
 
+/**
+ * WGSL statements: bias and epilogue on four columns `v` of C (row `row`, first column `c`, flat index `o`), stored to
+ * `result` as f32 or as packed halves. Shared by the product's own epilogue and by the split-K reduction.
+ */
+function vec4EpilogueCode(hasBias: boolean, epilogue: MatMulEpilogue, packedOutput: boolean): string {
+  const bias = hasBias ? 'v = v + vec4<f32>(Bias[c], Bias[c + 1u], Bias[c + 2u], Bias[c + 3u]);' : '';
+  const apply = epilogue === 'gelu'
+    ? `v = 0.5 * v * (1.0 + erfVec4(v * ${Math.SQRT1_2.toFixed(9)}));`
+    : epilogue === 'relu' ? 'v = max(v, vec4<f32>(0.0));'
+    : epilogue === 'scaleAdd'
+      ? 'v = vec4<f32>(Residual[o], Residual[o + 1u], Residual[o + 2u], Residual[o + 3u]) + vec4<f32>(Gamma[c], Gamma[c + 1u], Gamma[c + 2u], Gamma[c + 3u]) * v;'
+      : '';
+  const store = packedOutput
+    ? 'let h = row * (uniforms.n / 2u) + c / 2u; result[h] = bitcast<i32>(pack2x16float(v.xy)); result[h + 1u] = bitcast<i32>(pack2x16float(v.zw));'
+    : 'result[o] = v.x; result[o + 1u] = v.y; result[o + 2u] = v.z; result[o + 3u] = v.w;';
+  return `${bias}
+              ${apply}
+              ${store}`;
+}
+
+/** The epilogue's extra inputs, in binding order after the operands. */
+function epilogueInputs(hasBias: boolean, epilogue: MatMulEpilogue): string[] {
+  return [...(hasBias ? ['Bias'] : []), ...(epilogue === 'scaleAdd' ? ['Residual', 'Gamma'] : [])];
+}
+
 export class TensorCoreMatMulProgram implements WebGPUProgram {
   variableNames: string[];
   variableComponents: number[];
   outputShape: number[];
   shaderKey: string;
-  dispatchLayout = { x: [1], y: [0] };
+  dispatchLayout: { x: number[]; y: number[]; z?: number[] } = { x: [1], y: [0] };
   dispatch: [number, number, number];
   workgroupSize: [number, number, number];
   /** h, w, cin: the input image of a conv3x3 source; oh, ow: its output; stride (unused otherwise). */
-  uniforms = 'm : u32, n : u32, k : u32, mp : u32, np : u32, kp : u32, h : u32, w : u32, cin : u32, oh : u32, ow : u32, stride : u32,';
+  uniforms = 'm : u32, n : u32, k : u32, mp : u32, np : u32, kp : u32, h : u32, w : u32, cin : u32, oh : u32, ow : u32, stride : u32, slicesPer : u32,';
   private readonly aSource: MatMulASource;
   private readonly hasBias: boolean;
   private readonly epilogue: MatMulEpilogue;
   private readonly layout: TensorCoreMatMulLayout;
   private readonly packedOutput: boolean;
+  private readonly partials: boolean;
 
   /**
    * `output` 'packedF16': C leaves as the packed f16 A operand of a following product ([A's padded rows, N] as int32
    * half pairs; N a multiple of SLICE_K, so no column padding; padded rows are left unwritten — they only reach rows
-   * of that product's C that its epilogue never writes).
+   * of that product's C that its epilogue never writes). 'partials' (with `layout.splitK`): each split's raw sums,
+   * [splits, whole blocks of rows, whole blocks of columns] f32, stored straight from the accumulators; no bias or
+   * epilogue (SplitKReduceProgram runs them).
    */
-  constructor(m: number, n: number, a: PackedShape, b: PackedShape, hasBias: boolean, epilogue: MatMulEpilogue, layout: TensorCoreMatMulLayout, aSource: MatMulASource,
-    output: 'f32' | 'packedF16' = 'f32') {
+  constructor(m: number, n: number, a: PackedShape, hasBias: boolean, epilogue: MatMulEpilogue, layout: TensorCoreMatMulLayout, aSource: MatMulASource,
+    output: 'f32' | 'packedF16' | 'partials' = 'f32') {
     if (output === 'packedF16' && n % SLICE_K !== 0) throw new Error(`TensorCoreMatMulProgram: a packed f16 output needs N a multiple of ${SLICE_K}, got ${n}`);
+    if (output === 'partials' && (hasBias || epilogue !== 'none')) throw new Error('TensorCoreMatMulProgram: split-K partials take no bias or epilogue (the reduction runs them)');
     this.packedOutput = output === 'packedF16';
+    this.partials = output === 'partials';
     this.aSource = aSource;
     this.hasBias = hasBias;
     this.epilogue = epilogue;
     this.layout = layout;
     // The packed operands come as int32 vec4s (8 halves each), reinterpreted with bitcast.
-    this.variableComponents = [4, 4, ...(hasBias ? [1] : []), ...(epilogue === 'scaleAdd' ? [1, 1] : [])];
-    this.variableNames = [aSource === 'packed' ? 'A16' : 'A', 'B16', ...(hasBias ? ['Bias'] : []), ...(epilogue === 'scaleAdd' ? ['Residual', 'Gamma'] : [])];
-    this.outputShape = this.packedOutput ? [a.rowsPad, n / 2] : [m, n];
-    const { subgroups: sg, tiles } = layout;
+    this.variableComponents = [4, 4, ...epilogueInputs(hasBias, epilogue).map(() => 1)];
+    this.variableNames = [aSource === 'f32' ? 'A' : 'A16', 'B16', ...epilogueInputs(hasBias, epilogue)];
+    const { subgroups: sg } = layout;
+    const block = tcMatMulBlock(layout);
+    const rowBlocks = Math.ceil(a.rowsPad / block.rows);
+    const colBlocks = Math.ceil(n / block.cols);
+    const splits = this.partials ? tcMatMulSplits(a.colsPad, layout) : 1;
+    this.outputShape = this.partials ? [splits, rowBlocks * block.rows, colBlocks * block.cols] : this.packedOutput ? [a.rowsPad, n / 2] : [m, n];
+    if (this.partials) this.dispatchLayout = { x: [2], y: [1], z: [0] };
     this.workgroupSize = [32 * sg.rows * sg.cols, 1, 1];
-    this.dispatch = [Math.ceil(b.colsPad / (16 * tiles.cols * sg.cols)), Math.ceil(a.rowsPad / (16 * tiles.rows * sg.rows)), 1];
-    this.shaderKey = `tcMatMul_${hasBias}_${epilogue}_${sg.rows}x${sg.cols}_${tiles.rows}x${tiles.cols}_${aSource}${this.packedOutput ? '_packedOut' : ''}${layoutKeySuffix(layout)}`;
+    this.dispatch = [colBlocks, rowBlocks, splits];
+    const outputKey = this.packedOutput ? '_packedOut' : this.partials ? '_partials' : '';
+    this.shaderKey = `tcMatMul_${hasBias}_${epilogue}_${sg.rows}x${sg.cols}_${layout.tiles.rows}x${layout.tiles.cols}_${aSource}${outputKey}${layoutKeySuffix(layout)}`;
   }
 
   /** WGSL: the f32 scratch the accumulators leave through, and the epilogue that writes one 16×16 tile of C. */
   private epilogueCode(): string {
     const { subgroups: sg } = this.layout;
-    const bias = this.hasBias ? 'v = v + vec4<f32>(Bias[c], Bias[c + 1u], Bias[c + 2u], Bias[c + 3u]);' : '';
-    const epilogue = this.epilogue === 'gelu'
-      ? `v = 0.5 * v * (1.0 + erfVec4(v * ${Math.SQRT1_2.toFixed(9)}));`
-      : this.epilogue === 'relu' ? 'v = max(v, vec4<f32>(0.0));'
-      : this.epilogue === 'scaleAdd'
-        ? 'v = vec4<f32>(Residual[o], Residual[o + 1u], Residual[o + 2u], Residual[o + 3u]) + vec4<f32>(Gamma[c], Gamma[c + 1u], Gamma[c + 2u], Gamma[c + 3u]) * v;'
-        : '';
     const tail = this.packedOutput ? '' : `for (var i = 0u; i < uniforms.n - c; i++) {
                 let col = c + i;
                 var x = cTile[s + i];
@@ -248,9 +327,6 @@ export class TensorCoreMatMulProgram implements WebGPUProgram {
                 ${this.epilogue === 'gelu' ? `x = 0.5 * x * (1.0 + erfVec4(vec4<f32>(x * ${Math.SQRT1_2.toFixed(9)})).x);` : this.epilogue === 'relu' ? 'x = max(x, 0.0);' : this.epilogue === 'scaleAdd' ? 'x = Residual[o + i] + Gamma[col] * x;' : ''}
                 result[o + i] = x;
               }`;
-    const store = this.packedOutput
-      ? 'let h = row * (uniforms.n / 2u) + c / 2u; result[h] = bitcast<i32>(pack2x16float(v.xy)); result[h + 1u] = bitcast<i32>(pack2x16float(v.zw));'
-      : 'result[o] = v.x; result[o + 1u] = v.y; result[o + 2u] = v.z; result[o + 3u] = v.w;';
     // Four consecutive columns per invocation and step, so that GELU's erf runs on whole vec4s; columns past n
     // (when n is not a multiple of 4; never with a packed output) go through the scalar path.
     return `
@@ -267,9 +343,7 @@ export class TensorCoreMatMulProgram implements WebGPUProgram {
             var v = vec4<f32>(cTile[s], cTile[s + 1u], cTile[s + 2u], cTile[s + 3u]);
             let o = row * uniforms.n + c;
             if (c + 4u <= uniforms.n) {
-              ${bias}
-              ${epilogue}
-              ${store}
+              ${vec4EpilogueCode(this.hasBias, this.epilogue, this.packedOutput)}
             } else {
               ${tail}
             }
@@ -278,17 +352,23 @@ export class TensorCoreMatMulProgram implements WebGPUProgram {
       }`;
   }
 
-  /** WGSL statements: every accumulator through the scratch to C (rows from rs, columns from cs). */
+  /**
+   * WGSL statements: every accumulator through the scratch to C (rows from rs, columns from cs), or, for split-K
+   * partials, straight into this split's plane of the output (whole blocks, so no bounds to check).
+   */
   private storeCode(): string {
     const { tiles } = this.layout;
     const store: string[] = [];
     for (let i = 0; i < tiles.rows; i++) for (let j = 0; j < tiles.cols; j++) {
-      store.push(`subgroupMatrixStore<row_major>(&cTile, sg * 256u, acc${i}_${j}, 16u);
+      store.push(this.partials
+        ? `subgroupMatrixStore<row_major>(&result, (plane + rs + ${i * 16}u) * partialCols + cs + ${j * 16}u, acc${i}_${j}, partialCols);`
+        : `subgroupMatrixStore<row_major>(&cTile, sg * 256u, acc${i}_${j}, 16u);
         workgroupBarrier();
         writeTile(sg, lane, rs + ${i * 16}u, cs + ${j * 16}u);
         workgroupBarrier();`);
     }
-    return store.join('\n        ');
+    const plane = this.partials ? ['let partialCols = u32(uniforms.outShape.z);', 'let plane = workgroupId.z * u32(uniforms.outShape.y);'] : [];
+    return [...plane, ...store].join('\n        ');
   }
 
   private declareCode(): string {
@@ -309,7 +389,7 @@ export class TensorCoreMatMulProgram implements WebGPUProgram {
     const partialSlice = bk > SLICE_K;
     const as = bk + 8;
     const bs = bn + 8;
-    const convertA = this.aSource !== 'packed';
+    const convertA = this.aSource === 'f32';
     // A units: 8 halves of the packed copy, or 4 floats of A itself. Each unit is one store into the workgroup tile,
     // whose elements are the units' f16 bits (vec4<u32>: 8 halves, vec2<u32>: 4); subgroup-matrix loads count offsets
     // and strides in those elements (row strides and tile origins are multiples of 8 halves).
@@ -330,19 +410,19 @@ export class TensorCoreMatMulProgram implements WebGPUProgram {
       const at = `${buffers === 2 ? `buf * ${(bm * as) / aWidth}u + ` : ''}(ua${p} / ${perRow}u) * ${as / aWidth}u + ua${p} % ${perRow}u`;
       const halves = `vec2<u32>(pack2x16float(ra${p}.xy), pack2x16float(ra${p}.zw))`;
       if (this.aSource === 'conv3x3') {
-        // Output pixel row → (image, y, x); the slice's tap (ky, kx) and channel; the input pixel (y·stride + ky − 1,
+        // Output pixel row → (image, y, x); the slice's tap (ky, kx) and 8 channels; the input pixel (y·stride + ky − 1,
         // x·stride + kx − 1); outside the image the value is zero.
         loads.push(`if (ua${p} < ${aUnits}u) {
-          let kc = k8 * 8u + (ua${p} % ${perRow}u) * 4u;
+          let kc = k8 * 8u + (ua${p} % ${perRow}u) * ${aWidth}u;
           let px = min(row0 + ua${p} / ${perRow}u, uniforms.m - 1u);
           let tap = kc / uniforms.cin;
           let yy = i32(((px / uniforms.ow) % uniforms.oh) * uniforms.stride) + i32(tap / 3u) - 1;
           let xx = i32((px % uniforms.ow) * uniforms.stride) + i32(tap % 3u) - 1;
           let inside = yy >= 0 && yy < i32(uniforms.h) && xx >= 0 && xx < i32(uniforms.w) && tap < 9u;
           let src = ((px / (uniforms.ow * uniforms.oh)) * uniforms.h + u32(clamp(yy, 0, i32(uniforms.h) - 1))) * uniforms.w + u32(clamp(xx, 0, i32(uniforms.w) - 1));
-          ra${p} = select(vec4<f32>(0.0), A[src * (uniforms.cin / 4u) + (kc % uniforms.cin) / 4u], inside);
+          ra${p} = select(vec4<i32>(0), A16[src * (uniforms.cin / 8u) + (kc % uniforms.cin) / 8u], inside);
         }`);
-        stores.push(`if (ua${p} < ${aUnits}u) { aTile[${at}] = ${halves}; }`);
+        stores.push(`if (ua${p} < ${aUnits}u) { aTile[${at}] = bitcast<vec4<u32>>(ra${p}); }`);
       } else if (convertA) {
         loads.push(`if (ua${p} < ${aUnits}u) { let kc = k8 * 8u + (ua${p} % ${perRow}u) * 4u; ra${p} = select(vec4<f32>(0.0), A[min(row0 + ua${p} / ${perRow}u, uniforms.m - 1u) * k4 + min(kc / 4u, k4 - 1u)], kc < uniforms.k); }`);
         stores.push(`if (ua${p} < ${aUnits}u) { aTile[${at}] = ${halves}; }`);
@@ -370,9 +450,10 @@ export class TensorCoreMatMulProgram implements WebGPUProgram {
     }
     return `
       ${TENSOR_CORE_DIRECTIVES}
-      ${this.epilogueCode()}
+      ${this.partials ? '' : this.epilogueCode()}
       var<workgroup> aTile : array<${aElement}, ${(buffers * bm * as) / aWidth}>;
       var<workgroup> bTile : array<vec4<u32>, ${(buffers * bk * bs) / 8}>;
+      ${this.partials ? 'var<workgroup> splitFirst : u32;' : ''}
 
       fn main() {
         let mp = uniforms.mp;
@@ -388,20 +469,26 @@ export class TensorCoreMatMulProgram implements WebGPUProgram {
         let col8 = workgroupId.x * ${bn / 8}u;
         let rs = row0 + sgRow;
         let cs = col8 * 8u + sgCol;
+        // This workgroup's slices: all of them, or its split's share (split z starts at z · slicesPer).
         let slices = ${partialSlice ? `(uniforms.kp + ${bk - 1}u) / ${bk}u` : `uniforms.kp / ${bk}u`};
+        ${this.partials ? `// workgroupId is a private copy of the builtin, non-uniform to WGSL's analysis, and the loop holds barriers.
+        if (t == 0u) { splitFirst = workgroupId.z * uniforms.slicesPer; }
+        let first = workgroupUniformLoad(&splitFirst);
+        let count = min(slices, first + uniforms.slicesPer) - first;` : `let first = 0u;
+        let count = slices;`}
         ${this.declareCode()}
         ${regs.join('\n        ')}
         ${units.join('\n        ')}
-        var k8 = 0u;
+        var k8 = first * ${bk / 8}u;
         ${buffers === 2 ? 'var buf = 0u;' : ''}
         ${loads.join('\n        ')}
         ${stores.join('\n        ')}
         workgroupBarrier();
-        ${buffers === 2 ? `for (var s = 0u; s < slices; s++) {
+        ${buffers === 2 ? `for (var s = 0u; s < count; s++) {
           let cur = s % 2u;
-          let more = s + 1u < slices;
+          let more = s + 1u < count;
           if (more) {
-            k8 = (s + 1u) * ${bk / 8}u;
+            k8 = (first + s + 1u) * ${bk / 8}u;
             ${loads.join('\n            ')}
           }
           ${mma.join('\n          ')}
@@ -410,10 +497,10 @@ export class TensorCoreMatMulProgram implements WebGPUProgram {
             ${stores.join('\n            ')}
           }
           workgroupBarrier();
-        }` : `for (var s = 0u; s < slices; s++) {
-          let more = s + 1u < slices;
+        }` : `for (var s = 0u; s < count; s++) {
+          let more = s + 1u < count;
           if (more) {
-            k8 = (s + 1u) * ${bk / 8}u;
+            k8 = (first + s + 1u) * ${bk / 8}u;
             ${loads.join('\n            ')}
           }
           ${mma.join('\n          ')}
@@ -424,6 +511,64 @@ export class TensorCoreMatMulProgram implements WebGPUProgram {
           workgroupBarrier();
         }`}
         ${this.storeCode()}
+      }
+    `;
+  }
+}
+
+/** Uniform values of TensorCoreMatMulProgram, in its `uniforms` order. */
+export function tcMatMulUniforms(m: number, n: number, k: number, a: PackedShape, b: PackedShape, layout: TensorCoreMatMulLayout,
+  conv?: { h: number; w: number; cin: number; oh: number; ow: number; stride: number }): { type: 'uint32'; data: number[] }[] {
+  return [m, n, k, a.rowsPad, b.colsPad, a.colsPad, conv?.h ?? 0, conv?.w ?? 0, conv?.cin ?? 0, conv?.oh ?? 0, conv?.ow ?? 0, conv?.stride ?? 1, tcMatMulSlicesPerSplit(a.colsPad, layout)]
+    .map((v) => ({ type: 'uint32' as const, data: [v] }));
+}
+
+/**
+ * The sum of split-K partials ([splits, rows, columns] f32 from TensorCoreMatMulProgram's 'partials' output) for the
+ * m×n of C, then bias and epilogue, written as f32 [m, n] or as packed f16 halves; four columns per invocation (N a
+ * multiple of 4).
+ */
+export class SplitKReduceProgram implements WebGPUProgram {
+  variableNames: string[];
+  variableComponents: number[];
+  outputShape: number[];
+  shaderKey: string;
+  dispatchLayout = { x: [0] };
+  dispatch: [number, number, number];
+  workgroupSize: [number, number, number] = [256, 1, 1];
+  uniforms = 'm : u32, n : u32, splits : u32, partialRows : u32, partialCols : u32,';
+  private readonly hasBias: boolean;
+  private readonly epilogue: MatMulEpilogue;
+  private readonly packedOutput: boolean;
+
+  /** `rowsPad`: the packed output's rows (A's padded rows, as TensorCoreMatMulProgram's 'packedF16'). */
+  constructor(m: number, n: number, rowsPad: number, hasBias: boolean, epilogue: MatMulEpilogue, output: 'f32' | 'packedF16') {
+    if (n % 4 !== 0) throw new Error(`SplitKReduceProgram: N must be a multiple of 4, got ${n}`);
+    this.hasBias = hasBias;
+    this.epilogue = epilogue;
+    this.packedOutput = output === 'packedF16';
+    this.variableNames = ['Partials', ...epilogueInputs(hasBias, epilogue)];
+    this.variableComponents = [4, ...epilogueInputs(hasBias, epilogue).map(() => 1)];
+    this.outputShape = this.packedOutput ? [rowsPad, n / 2] : [m, n];
+    this.dispatch = foldedDispatch(Math.ceil((m * n) / 4 / 256));
+    this.shaderKey = `splitKReduce_${hasBias}_${epilogue}${this.packedOutput ? '_packedOut' : ''}`;
+  }
+
+  getUserCode(): string {
+    return `
+      ${this.epilogue === 'gelu' ? ERF_VEC4_WGSL : ''}
+      fn main(index : i32) {
+        let u = u32(index);
+        let n4 = uniforms.n / 4u;
+        if (u >= uniforms.m * n4) { return; }
+        let row = u / n4;
+        let c = (u % n4) * 4u;
+        var v = vec4<f32>(0.0);
+        for (var z = 0u; z < uniforms.splits; z++) {
+          v = v + Partials[((z * uniforms.partialRows + row) * uniforms.partialCols + c) / 4u];
+        }
+        let o = row * uniforms.n + c;
+        ${vec4EpilogueCode(this.hasBias, this.epilogue, this.packedOutput)}
       }
     `;
   }

@@ -7,7 +7,7 @@ import * as tf from '@tensorflow/tfjs-core';
 // tfjs-core's register_all_gradients, which cannot be imported on its own under Node ESM).
 import '@tensorflow/tfjs-layers';
 import {
-  fusedGelu, fusedLayerNorm, fusedScaleAdd, mixedMatMul, mixedMatMulSupports, mixedMlp, mixedMlpSupports, tensorCoreConv3x3, tensorCoreConvSupports, useFusedKernels, useTensorCores, vec4Compatible,
+  fusedGelu, fusedLayerNorm, fusedResizeAlignCorners, fusedScaleAdd, mixedMatMul, mixedMatMulSupports, mixedMlp, mixedMlpSupports, tensorCoreConv3x3, tensorCoreConvSupports, useFusedKernels, useTensorCores, vec4Compatible,
   type LayerNormParams,
 } from '../kernels/index.js';
 
@@ -237,5 +237,6 @@ export function conv2dIm2col(padded: tf.Tensor4D, filter: tf.Tensor4D, bias: tf.
 /** Bilinear resize of an NHWC map with align_corners=True (every FlashDepth up/down-sampling except the pos-embed). */
 export function resizeAlignCorners(x: tf.Tensor4D, height: number, width: number): tf.Tensor4D {
   if (x.shape[1] === height && x.shape[2] === width) return x;
+  if (useFusedKernels() && vec4Compatible(x.shape[3])) return fusedResizeAlignCorners(x, height, width); // vec4 loads, not tfjs' scalar ones
   return tf.image.resizeBilinear(x, [height, width], true, false);
 }

@@ -3,7 +3,7 @@
  * model call site (kernel mode 'fused') and the same call with tfjs' stock ops (kernel mode 'stock') on seeded
  * random inputs, and prints one JSON line per case: {name, maxAbsError, maxAbsRef, leaked, fused}.
  * `fused` says whether the custom kernel really ran (a tfjs profile lists its kernel name).
- * Usage: node dist/test/kernels/kernel-check.js [--mixed-model] [--emulate-subgroup-matrices | --replay]
+ * Usage: node dist/test/kernels/kernel-check.js [--mixed-model] [--emulate-subgroup-matrices [--only <name part>] | --replay]
  * (--emulate-subgroup-matrices: only the tensor-core cases, emulated in plain WGSL on a device without subgroup matrices;
  * --replay: only recorded-frame replay against tfjs, S and Full)
  */
@@ -13,9 +13,9 @@ import { emulateSubgroupMatrices, webgpuBindGroupStats } from '../../src/backend
 import { emulateSubgroupMatrices as emulateSubgroupMatrixBuiltins } from '../helpers/subgroup-matrix-emulation.js';
 import { flashAttention, mixedMatMul, setKernelMode, setPrecision, tensorCoresAvailable, useFusedKernels, useTensorCores, type KernelMode, type Precision } from '../../src/kernels/index.js';
 import { TC_ATTENTION } from '../../src/kernels/tc-attention.js';
-import { freeStalePackedWeights, packedB, packedWeight, releasePackedWeights } from '../../src/kernels/tc-matmul.js';
+import { freeStalePackedWeights, packedB, packedWeight, releasePackedWeights, tensorCoreConv3x3 } from '../../src/kernels/tc-matmul.js';
 import { scaledDotProductAttention, selfAttention } from '../../src/models/attention.js';
-import { addScaled, conv2d, convTransposeNoOverlap, gelu, layerNorm, linear, mlp } from '../../src/models/ops.js';
+import { addScaled, conv2d, convTransposeNoOverlap, gelu, layerNorm, linear, mlp, resizeAlignCorners } from '../../src/models/ops.js';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { float16ToFloat32 } from '../../src/io/half.js';
@@ -33,7 +33,7 @@ import { StreamingPredictor, type ReplayStats } from '../../src/infer/streaming.
 import { closeness, FIXTURES_DIR } from '../helpers/fixtures.js';
 import type { WebGPUBackendLike } from '../../src/kernels/program.js';
 import { PackHeadsF16Program, packedPlanes, type TensorCoreAttentionLayout } from '../../src/kernels/tc-attention_webgpu.js';
-import { SMALL_TC_MATMUL_LAYOUT, type TensorCoreMatMulLayout } from '../../src/kernels/tc-matmul_webgpu.js';
+import { SINGLE_BUFFERED_TC_MATMUL_LAYOUT, SMALL_TC_MATMUL_LAYOUT, type TensorCoreMatMulLayout } from '../../src/kernels/tc-matmul_webgpu.js';
 
 export interface KernelCheckResult {
   name: string;
@@ -146,6 +146,24 @@ const CASES: Case[] = [
     name: 'addScaled (LayerScale + residual), [2, 300, 384]',
     inputs: () => [normal([2, 300, 384]), normal([2, 300, 384]), normal([384])],
     run: ([x, y, g]) => addScaled(x!, y!, g!),
+  },
+  {
+    // Up-sampling by a non-integer factor, two images.
+    name: 'resize align-corners, [2, 13, 17, 8] → 30×41',
+    inputs: () => [normal([2, 13, 17, 8])],
+    run: ([x]) => resizeAlignCorners(x as tf.Tensor4D, 30, 41),
+  },
+  {
+    // Down-sampling, and a one-pixel-high output (no align-corners adjustment on that side).
+    name: 'resize align-corners, [1, 37, 37, 12] → 19×19 and → 1×5',
+    inputs: () => [normal([1, 37, 37, 12])],
+    run: ([x]) => tf.concat([tf.reshape(resizeAlignCorners(x as tf.Tensor4D, 19, 19), [-1]), tf.reshape(resizeAlignCorners(x as tf.Tensor4D, 1, 5), [-1])]),
+  },
+  {
+    // The DPT's ×4 path size at 518² (87 616 workgroups: the dispatch folds into y).
+    name: 'resize align-corners, [1, 74, 74, 256] → 296×296 (dispatch folds into y)',
+    inputs: () => [normal([1, 74, 74, 256])],
+    run: ([x]) => resizeAlignCorners(x as tf.Tensor4D, 296, 296),
   },
   {
     // ViT-S MLP fc1 at 518²: 1370 tokens (not a multiple of the 128-row tile), bias and GELU in the epilogue.
@@ -281,6 +299,40 @@ const CASES: Case[] = [
     precision: 'mixed',
     inputs: () => [normal([130, 160]), normal([160, 200], 0.1), normal([200])],
     run: ([x, w, b]) => tcMatMulOr(x!, w!, b!, { ...SMALL_TC_MATMUL_LAYOUT, sliceK: 16 }),
+  },
+  {
+    // Split K: 12 slices over 3 workgroups per block, partials summed by the reduction with bias and LayerScale
+    // residual; 150 rows (160 padded, one 128-row block short).
+    name: 'mixed matMul, K split in 3, [150, 384] · [384, 128] + bias + LayerScale residual',
+    precision: 'mixed',
+    inputs: () => [normal([150, 384]), normal([384, 128], 0.05), normal([128]), normal([150, 128]), normal([128])],
+    run: ([x, w, b, r, g]) => useTensorCores()
+      ? mixedMatMul(x as tf.Tensor2D, w as tf.Tensor2D, { bias: b!, residual: { x: r!, gamma: g! }, layout: { ...SINGLE_BUFFERED_TC_MATMUL_LAYOUT, splitK: 3 } })
+      : linear(x!, w!, b!, { residual: { x: r!, gamma: g! } }),
+  },
+  {
+    // fc1 (100 rows, 2 blocks of 128 columns, K = 512) takes split K by itself: its reduction runs GELU and writes
+    // fc2's packed f16 operand.
+    name: 'mixed MLP, fc1 split by the default layout, [100, 512] → 256 → 64',
+    precision: 'mixed',
+    inputs: () => [normal([100, 512]), normal([512, 256], 0.05), normal([256]), normal([256, 64], 0.05), normal([64])],
+    run: ([x, w1, b1, w2, b2]) => mlp(x!, { fc1: { weight: w1!, bias: b1! }, fc2: { weight: w2!, bias: b2! } }),
+  },
+  {
+    // Cout = 32 (the DPT head's output_conv2): one column of 128-wide blocks, three quarters padding.
+    name: 'mixed conv 3×3 + bias + relu, [1, 37, 45, 64] → 32',
+    precision: 'mixed',
+    inputs: () => [normal([1, 37, 45, 64]), normal([3, 3, 64, 32], 0.05), normal([32])],
+    run: ([x, w, b]) => conv2d(x as tf.Tensor4D, w as tf.Tensor4D, b!, 1, 1, { activation: 'relu' }),
+  },
+  {
+    // Implicit GEMM with K split in 5 (36 slices: 8 each, the last 4), two images.
+    name: 'mixed conv 3×3 + bias, K split in 5, [2, 9, 11, 128] → 64',
+    precision: 'mixed',
+    inputs: () => [normal([2, 9, 11, 128]), normal([3, 3, 128, 64], 0.05), normal([64])],
+    run: ([x, w, b]) => useTensorCores()
+      ? tensorCoreConv3x3(x as tf.Tensor4D, w as tf.Tensor4D, b!, false, 1, { ...SINGLE_BUFFERED_TC_MATMUL_LAYOUT, splitK: 5 })
+      : conv2d(x as tf.Tensor4D, w as tf.Tensor4D, b!, 1, 1),
   },
 ];
 
@@ -700,7 +752,9 @@ async function main(): Promise<void> {
   if (process.argv.includes('--emulate-subgroup-matrices')) {
     // Only the tensor-core cases, with subgroup matrices emulated in plain WGSL where the device has none (lavapipe).
     if (!tensorCoresAvailable()) emulateSubgroupMatrices(emulateSubgroupMatrixBuiltins);
-    for (const c of CASES.filter((k) => k.precision === 'mixed')) process.stdout.write(JSON.stringify({ ...(await runCase(c)), emulated: true }) + '\n');
+    // --only <text>: just the cases whose name contains it (a quicker check of one kernel family).
+    const only = process.argv.includes('--only') ? process.argv[process.argv.indexOf('--only') + 1] ?? '' : '';
+    for (const c of CASES.filter((k) => k.precision === 'mixed' && k.name.includes(only))) process.stdout.write(JSON.stringify({ ...(await runCase(c)), emulated: true }) + '\n');
     releaseBackend();
     return;
   }

@@ -14,8 +14,11 @@ import { releaseBackend, selectBackend } from '../../src/backend/index.js';
 import { mixedMatMul, setPrecision, tensorCoresAvailable } from '../../src/kernels/index.js';
 import { linear } from '../../src/models/ops.js';
 import { flashAttention } from '../../src/kernels/flash-attention.js';
-import { PackF16Program, TensorCoreMatMulProgram, packF16Uniforms, tcMatMulWorkgroupBytes, tensorCoreMatMulLayout, type PackedShape, type TensorCoreMatMulLayout } from '../../src/kernels/tc-matmul_webgpu.js';
-import { packedA, packedB, packedWeight } from '../../src/kernels/tc-matmul.js';
+import {
+  DEFAULT_TC_MATMUL_LAYOUT, PackF16Program, TensorCoreMatMulProgram, packF16Uniforms, tcMatMulUniforms,
+  tcMatMulWorkgroupBytes, tensorCoreMatMulLayout, type PackedShape, type TensorCoreMatMulLayout,
+} from '../../src/kernels/tc-matmul_webgpu.js';
+import { TC_MATMUL, packedA, packedB, packedWeight } from '../../src/kernels/tc-matmul.js';
 import { TC_ATTENTION } from '../../src/kernels/tc-attention.js';
 import { tcAttentionWorkgroupBytes, type TensorCoreAttentionLayout } from '../../src/kernels/tc-attention_webgpu.js';
 import { emulateSubgroupMatrices, webgpuCapabilities } from '../../src/backend/webgpu.js';
@@ -74,14 +77,14 @@ class AblatedMatMulProgram extends TensorCoreMatMulProgram {
 }
 
 const layoutName = (l: TensorCoreMatMulLayout): string =>
-  `sg${l.subgroups.rows}x${l.subgroups.cols}_t${l.tiles.rows}x${l.tiles.cols}_k${l.sliceK ?? 32}_b${l.buffers ?? 2}`;
+  `sg${l.subgroups.rows}x${l.subgroups.cols}_t${l.tiles.rows}x${l.tiles.cols}_k${l.sliceK ?? 32}_b${l.buffers ?? 2}${(l.splitK ?? 1) > 1 ? `_split${l.splitK}` : ''}`;
 
 /** One packed product C = A·B (no bias) with `layout`, A and B packed once. */
 interface PackedProduct {
   /** The product with `layout`. */
   run: (layout: TensorCoreMatMulLayout) => tf.Tensor;
   /** Any matmul program on the packed operands (the ablations). */
-  runProgram: (program: TensorCoreMatMulProgram) => tf.Tensor;
+  runProgram: (program: TensorCoreMatMulProgram, layout: TensorCoreMatMulLayout) => tf.Tensor;
   aShape: PackedShape;
   bShape: PackedShape;
   /** The stock fp32 product. */
@@ -97,10 +100,11 @@ function packedProduct(m: number, k: number, n: number): PackedProduct {
   const bShape = packedB(k, n);
   const a16 = tf.engine().makeTensorFromTensorInfo(backend.runWebGPUProgram(new PackF16Program(aShape), [x], 'int32', packF16Uniforms(aShape)));
   const b16 = packedWeight(w);
-  const uniforms = [m, n, k, aShape.rowsPad, bShape.colsPad, aShape.colsPad, 0, 0, 0, 0, 0, 1].map((v) => ({ type: 'uint32' as const, data: [v] }));
-  const runProgram = (program: TensorCoreMatMulProgram) => tf.engine().makeTensorFromTensorInfo(backend.runWebGPUProgram(program, [a16, b16], 'float32', uniforms));
+  const runProgram = (program: TensorCoreMatMulProgram, layout: TensorCoreMatMulLayout) =>
+    tf.engine().makeTensorFromTensorInfo(backend.runWebGPUProgram(program, [a16, b16], 'float32', tcMatMulUniforms(m, n, k, aShape, bShape, layout)));
   return {
-    run: (layout) => runProgram(new TensorCoreMatMulProgram(m, n, aShape, bShape, false, 'none', layout, 'packed')),
+    // Through the kernel (A already packed): split-K layouts take their reduction dispatch too.
+    run: (layout) => tf.engine().runKernel(TC_MATMUL, { a: a16, b16 }, { n, epilogue: 'none', layout, packedA: { m, k } } as unknown as tf.NamedAttrMap) as tf.Tensor,
     runProgram,
     aShape,
     bShape,
@@ -112,10 +116,10 @@ function packedProduct(m: number, k: number, n: number): PackedProduct {
 /** Times every ablation of the matmul on one shape (A packed once, outside the timing). */
 async function timeAblations(name: string, m: number, k: number, n: number): Promise<void> {
   const product = packedProduct(m, k, n);
-  const layout = { ...tensorCoreMatMulLayout(m, n, k, webgpuCapabilities().maxWorkgroupStorageBytes), convertA: false };
+  const layout = { ...tensorCoreMatMulLayout(m, n, k, webgpuCapabilities().maxWorkgroupStorageBytes), convertA: false, splitK: 1 };
   const row: Record<string, unknown> = { kind: 'matmul-ablation', name, m, k, n, layout: layoutName(layout) };
   for (const ablation of Object.keys(ABLATIONS) as (keyof typeof ABLATIONS)[]) {
-    const run = () => product.runProgram(new AblatedMatMulProgram(ablation, m, n, product.aShape, product.bShape, false, 'none', layout, 'packed'));
+    const run = () => product.runProgram(new AblatedMatMulProgram(ablation, m, n, product.aShape, false, 'none', layout, 'packed'), layout);
     const ms = await timeIt(run, m * n * k > 1e10 ? 20 : 50);
     row[ablation] = { ms: +ms.toFixed(3), tflops: +((2 * m * n * k) / ms / 1e9).toFixed(1) };
   }
@@ -144,13 +148,17 @@ const SWEEP_LAYOUTS: TensorCoreMatMulLayout[] = [
   { subgroups: { rows: 2, cols: 2 }, tiles: { rows: 4, cols: 4 }, sliceK: 16 },
   { subgroups: { rows: 2, cols: 2 }, tiles: { rows: 2, cols: 2 }, buffers: 1 },
   { subgroups: { rows: 2, cols: 2 }, tiles: { rows: 2, cols: 2 }, sliceK: 64, buffers: 1 },
+  // K split over 2–6 workgroups per 128×128 block (partials, then a reduction dispatch).
+  ...[2, 3, 4, 6].map((splitK) => ({ ...DEFAULT_TC_MATMUL_LAYOUT, splitK })),
 ];
 
 async function matmulSweep(emulated: boolean): Promise<void> {
   // Emulated (lavapipe): one small shape with a partial last slice, a check of the variants' WGSL, not a timing.
   const shapes: [string, number, number, number][] = emulated ? [['small', 200, 96, 192]] : [
     ['L qkv 518', 1370, 1024, 3072], ['L fc1 518', 1370, 1024, 4096], ['L fc2 518', 1370, 4096, 1024], ['L proj 518', 1370, 1024, 1024],
-    ['S qkv 2K', 11972, 384, 1152], ['S fc1 2K', 11972, 384, 1536], ['S fc2 2K', 11972, 1536, 384], ['square 4096', 4096, 4096, 4096],
+    ['T fc2 868×490', 2171, 4096, 1024], ['T proj 868×490', 2171, 1024, 1024], ['S fc2 518', 1370, 1536, 384],
+    ['DPT-L 3×3 at 74²', 5476, 2304, 256], ['DPT-L 3×3 at 37² from 1024', 1369, 9216, 256], ['DPT-L 3×3 at 19²', 361, 2304, 256],
+    ['S fc1 2K', 11972, 384, 1536],
   ];
   const limit = webgpuCapabilities().maxWorkgroupStorageBytes;
   for (const [name, m, k, n] of shapes) {
@@ -290,7 +298,10 @@ async function main(): Promise<void> {
       // [subgroups, tiles, blockK, K/V buffers, O column groups]: the last ones at ≤ 31 KiB (two workgroups per
       // multiprocessor) or with 8 subgroups (8 warps in one).
       const layouts: TensorCoreAttentionLayout[] = ([[4, 2, 32, 2, 1], [4, 1, 32, 2, 1], [4, 1, 16, 2, 1], [4, 2, 16, 2, 1], [4, 1, 32, 1, 2], [4, 1, 32, 2, 2],
-        [8, 1, 32, 2, 2], [4, 2, 16, 2, 2], [4, 1, 16, 2, 2], [8, 1, 16, 2, 2], [8, 2, 16, 2, 2]] as const)
+        [8, 1, 32, 2, 2], [4, 2, 16, 2, 2], [4, 1, 16, 2, 2], [8, 1, 16, 2, 2], [8, 2, 16, 2, 2],
+        // 5 and 6 subgroups: 80 and 96 rows per workgroup, still two per multiprocessor at ≤ 31 KiB (grids that fit
+        // the 264 resident workgroups better than 64 or 128 rows do).
+        [6, 1, 32, 1, 2], [5, 1, 32, 1, 2], [6, 1, 16, 2, 2], [6, 1, 32, 2, 2]] as const)
         .map(([subgroups, tiles, blockK, kvBuffers, oSplit]) => ({ subgroups, tiles, blockK, kvBuffers, oSplit }));
       for (const tcLayout of layouts) {
         if (tcAttentionWorkgroupBytes(tcLayout, 64) > webgpuCapabilities().maxWorkgroupStorageBytes) continue;

@@ -13,7 +13,10 @@ import { packedA, packedB } from '../../src/kernels/tc-matmul.js';
 import { mixedMlp, mixedMlpSupports } from '../../src/kernels/mixed-matmul.js';
 import { emulateSubgroupMatrices } from '../helpers/subgroup-matrix-emulation.js';
 import { MambaScanProgram, scanLanes } from '../../src/kernels/mamba-scan_webgpu.js';
-import { DEFAULT_TC_MATMUL_LAYOUT, PackF16Program, SMALL_TC_MATMUL_LAYOUT, TensorCoreMatMulProgram, tcMatMulWorkgroupBytes, tensorCoreMatMulLayout } from '../../src/kernels/tc-matmul_webgpu.js';
+import {
+  DEFAULT_TC_MATMUL_LAYOUT, PackF16Program, SMALL_TC_MATMUL_LAYOUT, SplitKReduceProgram, TensorCoreMatMulProgram,
+  tcMatMulSlicesPerSplit, tcMatMulSplits, tcMatMulWorkgroupBytes, tensorCoreMatMulLayout,
+} from '../../src/kernels/tc-matmul_webgpu.js';
 import { LayerNormPackF16Program, LayerNormProgram } from '../../src/kernels/layer-norm_webgpu.js';
 import { applyPrecision, precisionMode, setPrecision, useTensorCores } from '../../src/kernels/index.js';
 import { addScaled, gelu, linear } from '../../src/models/ops.js';
@@ -79,12 +82,23 @@ describe('kernel mode and precision', () => {
     expect(tensorCoreAttentionLayout(40, 49152, { rows: 1370, planes: 6 })).to.equal(null);
   });
 
-  it('tensor-core matmul: 128×128 blocks where they fill the GPU, single-buffered where workgroup memory is short, A converted in the kernel for small products, operands padded', () => {
-    // ViT-L fc1 at 518²: 11 × 32 large blocks, packed A; fc2: only 11 × 8, so 64×64 blocks.
+  it('tensor-core matmul: 128×128 blocks where they fill the GPU, else K split, else 64×64; single-buffered where workgroup memory is short, A converted in the kernel for small products, operands padded', () => {
+    // ViT-L fc1 at 518²: 11 × 32 large blocks, packed A; fc2 and proj: only 11 × 8, so K split in 3 (264 workgroups).
     expect(tensorCoreMatMulLayout(1370, 4096, 1024, 49152)).to.deep.equal(DEFAULT_TC_MATMUL_LAYOUT);
-    expect(tensorCoreMatMulLayout(1370, 1024, 4096, 49152)).to.deep.equal(SMALL_TC_MATMUL_LAYOUT);
-    // ViT-S fc1 at 518² (8·10⁸ multiply-adds): small blocks, A read as f32 (no pack dispatch); the 2K student's qkv: large.
+    expect(tensorCoreMatMulLayout(1370, 1024, 4096, 49152)).to.deep.equal({ ...DEFAULT_TC_MATMUL_LAYOUT, splitK: 3 });
+    expect(tensorCoreMatMulLayout(1370, 1024, 1024, 49152)).to.deep.equal({ ...DEFAULT_TC_MATMUL_LAYOUT, splitK: 3 });
+    // The Full teacher's proj at 868×490 (17 × 8 blocks): 2 splits; a 3×3 conv at 19² (3 × 2 blocks, K = 2304): 9, at
+    // least 8 slices each.
+    expect(tensorCoreMatMulLayout(2171, 1024, 1024, 49152)).to.deep.equal({ ...DEFAULT_TC_MATMUL_LAYOUT, splitK: 2 });
+    expect(tensorCoreMatMulLayout(361, 256, 2304, 49152)).to.deep.equal({ ...DEFAULT_TC_MATMUL_LAYOUT, splitK: 9, convertA: true });
+    // ViT-S fc1 at 518² (8·10⁸ multiply-adds): 132 blocks but K = 384 too shallow to split: small blocks, A read as
+    // f32 (no pack dispatch); the 2K student's qkv: large.
     expect(tensorCoreMatMulLayout(1370, 1536, 384, 49152)).to.deep.equal({ ...SMALL_TC_MATMUL_LAYOUT, convertA: true });
+    // The DPT head's convolution to 32 channels at 518²: 128×128 blocks (loading A bounds it; narrower blocks were slower).
+    expect(tensorCoreMatMulLayout(268324, 32, 576, 49152)).to.deep.equal(DEFAULT_TC_MATMUL_LAYOUT);
+    // Splits that would get no slices are dropped: 12 slices asked in 5 splits → 3 each, 4 splits.
+    expect([tcMatMulSlicesPerSplit(384, { ...DEFAULT_TC_MATMUL_LAYOUT, splitK: 5 }), tcMatMulSplits(384, { ...DEFAULT_TC_MATMUL_LAYOUT, splitK: 5 })]).to.deep.equal([3, 4]);
+    expect([tcMatMulSlicesPerSplit(384, DEFAULT_TC_MATMUL_LAYOUT), tcMatMulSplits(384, DEFAULT_TC_MATMUL_LAYOUT)]).to.deep.equal([12, 1]);
     expect(tensorCoreMatMulLayout(11972, 1152, 384, 49152)).to.deep.equal(DEFAULT_TC_MATMUL_LAYOUT);
     // Software Vulkan's 32 KiB: the large block single-buffered (46 KiB → 27 KiB).
     expect(tensorCoreMatMulLayout(11972, 1152, 384, 32768)).to.deep.equal({ ...DEFAULT_TC_MATMUL_LAYOUT, buffers: 1 });
@@ -108,11 +122,19 @@ describe('kernel mode and precision', () => {
     tf.dispose([a, fc1.weight, fc2.weight]);
     const shape = packedA(77, 52);
     const layout = { subgroups: { rows: 2, cols: 2 }, tiles: { rows: 2, cols: 2 } };
-    expect(() => new TensorCoreMatMulProgram(77, 20, shape, packedB(52, 20), false, 'gelu', layout, 'packed', 'packedF16'))
+    expect(() => new TensorCoreMatMulProgram(77, 20, shape, false, 'gelu', layout, 'packed', 'packedF16'))
       .to.throw('TensorCoreMatMulProgram: a packed f16 output needs N a multiple of 32, got 20');
     // Packed output: [A's padded rows, N/2] int32 half pairs; f32 output: [M, N].
-    expect(new TensorCoreMatMulProgram(77, 64, shape, packedB(52, 64), false, 'gelu', layout, 'packed', 'packedF16').outputShape).to.deep.equal([80, 32]);
-    expect(new TensorCoreMatMulProgram(77, 64, shape, packedB(52, 64), false, 'gelu', layout, 'packed').outputShape).to.deep.equal([77, 64]);
+    expect(new TensorCoreMatMulProgram(77, 64, shape, false, 'gelu', layout, 'packed', 'packedF16').outputShape).to.deep.equal([80, 32]);
+    expect(new TensorCoreMatMulProgram(77, 64, shape, false, 'gelu', layout, 'packed').outputShape).to.deep.equal([77, 64]);
+    // Split-K partials: [splits, whole blocks of rows, whole blocks of columns], one dispatch layer per split; the
+    // epilogue belongs to the reduction.
+    const split = { ...layout, splitK: 3 };
+    const partials = new TensorCoreMatMulProgram(77, 100, packedA(77, 384), false, 'none', split, 'packed', 'partials');
+    expect([partials.outputShape, partials.dispatch]).to.deep.equal([[3, 128, 128], [2, 2, 3]]);
+    expect(() => new TensorCoreMatMulProgram(77, 100, packedA(77, 384), true, 'none', split, 'packed', 'partials'))
+      .to.throw('TensorCoreMatMulProgram: split-K partials take no bias or epilogue (the reduction runs them)');
+    expect(() => new SplitKReduceProgram(77, 102, 80, true, 'none', 'f32')).to.throw('SplitKReduceProgram: N must be a multiple of 4, got 102');
   });
 
   it('programs compile sizes that tfjs does not key on into uniforms: one shader key, one WGSL text, whatever the rows', () => {
@@ -122,8 +144,8 @@ describe('kernel mode and precision', () => {
     const pairs: [{ shaderKey: string; getUserCode(): string }, { shaderKey: string; getUserCode(): string }][] = [
       [new LayerNormPackF16Program(packedA(77, 384)), new LayerNormPackF16Program(packedA(1370, 384))],
       [new PackF16Program(packedA(77, 384)), new PackF16Program(packedA(1370, 384))],
-      [new TensorCoreMatMulProgram(77, 64, packedA(77, 384), packedB(384, 64), true, 'gelu', layout, 'packed', 'packedF16'),
-        new TensorCoreMatMulProgram(1370, 64, packedA(1370, 384), packedB(384, 64), true, 'gelu', layout, 'packed', 'packedF16')],
+      [new TensorCoreMatMulProgram(77, 64, packedA(77, 384), true, 'gelu', layout, 'packed', 'packedF16'),
+        new TensorCoreMatMulProgram(1370, 64, packedA(1370, 384), true, 'gelu', layout, 'packed', 'packedF16')],
       [new LayerNormProgram(77, 384), new LayerNormProgram(1370, 384)],
     ];
     for (const [small, large] of pairs) {
