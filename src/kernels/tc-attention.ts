@@ -11,7 +11,7 @@
  */
 import type * as tf from '@tensorflow/tfjs-core';
 import { webgpuCapabilities } from '../backend/webgpu.js';
-import { ShapeError } from '../errors.js';
+import { ConfigError, ShapeError } from '../errors.js';
 import type { FlashAttentionAttrs } from './flash-attention.js';
 import type { WebGPUBackendLike } from './program.js';
 import {
@@ -57,12 +57,24 @@ export function tensorCoreAttentionLayout(headDim: number, limitBytes = webgpuCa
   return fitting.find((layout) => tcRowsPerWorkgroup(layout) < tcRowsPerWorkgroup(preferred)) ?? preferred;
 }
 
+/**
+ * Throws a one-line ConfigError where an explicitly chosen layout (tuning: the kernel's `tcLayout`) needs more
+ * workgroup memory than `limitBytes`, instead of leaving it to a Dawn validation error at pipeline creation.
+ */
+export function checkTcAttentionLayout(layout: TensorCoreAttentionLayout, headDim: number, limitBytes: number): void {
+  const bytes = tcAttentionWorkgroupBytes(layout, headDim);
+  if (bytes > limitBytes) {
+    throw new ConfigError(`tensor-core attention layout (${layout.subgroups} subgroups of ${layout.tiles} tiles, ${layout.blockK}-key blocks): needs ${bytes} bytes of workgroup memory for heads of ${headDim}, the device allows ${limitBytes}`);
+  }
+}
+
 function tensorCoreAttentionWebGPU(args: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf.NamedAttrMap }): tf.TensorInfo {
   const { q, k, v } = args.inputs as { q: tf.TensorInfo; k: tf.TensorInfo; v: tf.TensorInfo };
   const a = args.attrs as unknown as FlashAttentionAttrs & { tcLayout?: TensorCoreAttentionLayout };
   const backend = args.backend as WebGPUBackendLike;
   const [batch, lq] = q.shape as [number, number, number];
   const lk = k.shape[1]!;
+  if (a.tcLayout) checkTcAttentionLayout(a.tcLayout, a.headDim, webgpuCapabilities().maxWorkgroupStorageBytes);
   const layout = a.tcLayout ?? tensorCoreAttentionLayout(a.headDim, undefined, { rows: lq, planes: batch * a.numHeads });
   if (!layout) throw new ShapeError(`tensor-core attention: no layout for heads of ${a.headDim} fits ${webgpuCapabilities().maxWorkgroupStorageBytes} bytes of workgroup memory`);
   const planes = packedPlanes(batch, lq, lk, a.numHeads, a.headDim, tcRowsPerWorkgroup(layout), layout.blockK);

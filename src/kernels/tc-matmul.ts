@@ -12,7 +12,7 @@ import { LayerNormPackF16Program } from './layer-norm_webgpu.js';
 import type { WebGPUBackendLike } from './program.js';
 import { webgpuCapabilities } from '../backend/webgpu.js';
 import {
-  SLICE_K, SplitKReduceProgram, TensorCoreMatMulProgram, PackF16Program, packF16Uniforms, packedShape, tcMatMulUniforms,
+  SLICE_K, SplitKReduceProgram, TensorCoreMatMulProgram, PackF16Program, checkTcMatMulLayout, packF16Uniforms, packedShape, tcMatMulUniforms,
   tensorCoreMatMulLayout, type MatMulASource, type TensorCoreMatMulLayout, type PackedShape,
 } from './tc-matmul_webgpu.js';
 
@@ -65,7 +65,9 @@ function tensorCoreMatMulWebGPU(args: { inputs: tf.NamedTensorInfoMap; backend: 
   const { n, epilogue } = attrs;
   const aShape = packedA(m, k);
   const bShape = packedB(k, n);
-  const layout = attrs.layout ?? tensorCoreMatMulLayout(m, n, k, webgpuCapabilities().maxWorkgroupStorageBytes);
+  const limitBytes = webgpuCapabilities().maxWorkgroupStorageBytes;
+  if (attrs.layout) checkTcMatMulLayout(attrs.layout, limitBytes);
+  const layout = attrs.layout ?? tensorCoreMatMulLayout(m, n, k, limitBytes);
   // With a LayerNorm prologue A is always packed, by the LayerNorm itself.
   const layerNormEps = attrs.layerNormEps ?? null;
   // A conv's image is packed to f16 as a [pixels, Cin] matrix (no column padding: Cin is a multiple of the slice).

@@ -4,9 +4,10 @@
  * 1. PackF16Program copies an f32 matrix [rows, cols] into zero-padded f16 [rowsPad, colsPad] (an int32 tensor of
  *    half pairs). Weights are packed once and cached (./tc-matmul.ts); the activations of large products once per
  *    call, while small products read them as f32 and convert while staging (a dispatch fewer: host time), and 3×3
- *    convolutions read the 3×3 neighbourhoods of an f16 copy of their image (implicit GEMM, `MatMulASource`). Two producers write the packed
- *    A themselves instead: the LayerNorm before a linear layer (LayerNormPackF16Program, ./layer-norm_webgpu.ts) and
- *    a product whose output feeds the next one (`output` 'packedF16': the MLP's fc1 for fc2).
+ *    convolutions read the 3×3 neighbourhoods of an f16 copy of their image (implicit GEMM, `MatMulASource`). Two
+ *    producers write the packed A themselves instead: the LayerNorm before a linear layer (LayerNormPackF16Program,
+ *    ./layer-norm_webgpu.ts) and a product whose output feeds the next one (`output` 'packedF16': the MLP's fc1 for
+ *    fc2).
  * 2. TensorCoreMatMulProgram: per 32-deep slice all invocations copy the block's A [BM × 32] and B [32 × BN] as
  *    16-byte units (packed operands: int32 vec4s of 8 halves) into one half of a double-buffered workgroup tile of
  *    vec4<u32>s — one store per unit; subgroup-matrix loads read the tile as f16 with offsets and strides in vec4s —
@@ -30,6 +31,7 @@
  * through a per-subgroup 16×16 f32 scratch in workgroup memory so that bias, GELU, ReLU and LayerScale + residual run
  * on plain values, four columns per invocation.
  */
+import { ConfigError } from '../errors.js';
 import { ERF_VEC4_WGSL } from './elementwise_webgpu.js';
 import { foldedDispatch, type WebGPUProgram } from './program.js';
 
@@ -132,8 +134,8 @@ export function tcMatMulBlocks(m: number, n: number, layout: TensorCoreMatMulLay
  * the large block single-buffered (27 KiB) — before, such a device failed to create the pipeline of any large product.
  * Blocks as narrow as N for the DPT head's 32- and 64-channel convolutions (4 subgroups in one column) were slower on
  * the H100 than 128×128 blocks that mostly multiply padding (lease 10A: Full's 2K head conv to 32 channels 2.36 →
- * 5.77 ms): those products are bound by loading A (3×3 neighbourhoods of an f32 image), which 4 subgroups do at half
- * the rate of 8.
+ * 5.77 ms): those products are bound by loading A (3×3 neighbourhoods, then of the f32 image), which 4 subgroups do
+ * at half the rate of 8.
  */
 export function tensorCoreMatMulLayout(m: number, n: number, k: number, limitBytes: number): TensorCoreMatMulLayout {
   const large = tcMatMulWorkgroupBytes(DEFAULT_TC_MATMUL_LAYOUT) <= limitBytes ? DEFAULT_TC_MATMUL_LAYOUT : SINGLE_BUFFERED_TC_MATMUL_LAYOUT;
@@ -143,6 +145,19 @@ export function tensorCoreMatMulLayout(m: number, n: number, k: number, limitByt
     : splits >= 2 && n % 4 === 0 ? { ...large, splitK: splits }
     : SMALL_TC_MATMUL_LAYOUT;
   return m * n * k < CONVERT_A_BELOW ? { ...layout, convertA: true } : layout;
+}
+
+/**
+ * Throws a one-line ConfigError where an explicitly chosen layout (tuning: `mixedMatMul`'s `layout`) cannot run on
+ * this device — more workgroup memory than `limitBytes`, or a split count that is not a whole number ≥ 1 — instead of
+ * leaving it to a Dawn validation error at pipeline creation.
+ */
+export function checkTcMatMulLayout(layout: TensorCoreMatMulLayout, limitBytes: number): void {
+  const bytes = tcMatMulWorkgroupBytes(layout);
+  const name = `${layout.subgroups.rows}×${layout.subgroups.cols} subgroups of ${layout.tiles.rows}×${layout.tiles.cols} tiles`;
+  if (bytes > limitBytes) throw new ConfigError(`tensor-core matmul layout (${name}): needs ${bytes} bytes of workgroup memory, the device allows ${limitBytes}`);
+  const splits = layout.splitK ?? 1;
+  if (!Number.isInteger(splits) || splits < 1) throw new ConfigError(`tensor-core matmul layout (${name}): splitK must be a whole number ≥ 1, got ${splits}`);
 }
 
 /** Slices of K one workgroup covers: all of them, or a split's share (the last split may get fewer). */

@@ -7,7 +7,7 @@
 import { expect } from 'chai';
 import * as tf from '@tensorflow/tfjs-core';
 import { hoistDirectives, retypeBindings } from '../../src/backend/webgpu.js';
-import { tensorCoreAttentionLayout, tensorCoreAttentionSupports } from '../../src/kernels/tc-attention.js';
+import { checkTcAttentionLayout, tensorCoreAttentionLayout, tensorCoreAttentionSupports } from '../../src/kernels/tc-attention.js';
 import { DEFAULT_TC_ATTENTION_LAYOUT, packedPlanes, tcAttentionWorkgroupBytes, tcRowsPerWorkgroup } from '../../src/kernels/tc-attention_webgpu.js';
 import { packedA, packedB } from '../../src/kernels/tc-matmul.js';
 import { mixedMlp, mixedMlpSupports } from '../../src/kernels/mixed-matmul.js';
@@ -15,7 +15,7 @@ import { emulateSubgroupMatrices } from '../helpers/subgroup-matrix-emulation.js
 import { MambaScanProgram, scanLanes } from '../../src/kernels/mamba-scan_webgpu.js';
 import {
   DEFAULT_TC_MATMUL_LAYOUT, PackF16Program, SMALL_TC_MATMUL_LAYOUT, SplitKReduceProgram, TensorCoreMatMulProgram,
-  tcMatMulSlicesPerSplit, tcMatMulSplits, tcMatMulWorkgroupBytes, tensorCoreMatMulLayout,
+  checkTcMatMulLayout, tcMatMulSlicesPerSplit, tcMatMulSplits, tcMatMulWorkgroupBytes, tensorCoreMatMulLayout,
 } from '../../src/kernels/tc-matmul_webgpu.js';
 import { LayerNormPackF16Program, LayerNormProgram } from '../../src/kernels/layer-norm_webgpu.js';
 import { applyPrecision, precisionMode, setPrecision, useTensorCores } from '../../src/kernels/index.js';
@@ -99,6 +99,13 @@ describe('kernel mode and precision', () => {
     // Splits that would get no slices are dropped: 12 slices asked in 5 splits → 3 each, 4 splits.
     expect([tcMatMulSlicesPerSplit(384, { ...DEFAULT_TC_MATMUL_LAYOUT, splitK: 5 }), tcMatMulSplits(384, { ...DEFAULT_TC_MATMUL_LAYOUT, splitK: 5 })]).to.deep.equal([3, 4]);
     expect([tcMatMulSlicesPerSplit(384, DEFAULT_TC_MATMUL_LAYOUT), tcMatMulSplits(384, DEFAULT_TC_MATMUL_LAYOUT)]).to.deep.equal([12, 1]);
+    // An explicit layout that cannot run here is a one-line error, not a Dawn validation failure.
+    expect(() => checkTcMatMulLayout(DEFAULT_TC_MATMUL_LAYOUT, 32768))
+      .to.throw(ConfigError, /^tensor-core matmul layout \(4×2 subgroups of 2×4 tiles\): needs 46080 bytes of workgroup memory, the device allows 32768$/);
+    expect(() => checkTcMatMulLayout({ ...DEFAULT_TC_MATMUL_LAYOUT, splitK: 2.5 }, 49152)).to.throw(ConfigError, /splitK must be a whole number ≥ 1, got 2\.5$/);
+    expect(() => checkTcMatMulLayout({ ...DEFAULT_TC_MATMUL_LAYOUT, splitK: 3 }, 49152)).to.not.throw();
+    expect(() => checkTcAttentionLayout(DEFAULT_TC_ATTENTION_LAYOUT, 64, 32768))
+      .to.throw(ConfigError, /^tensor-core attention layout \(8 subgroups of 1 tiles, 32-key blocks\): needs \d+ bytes of workgroup memory for heads of 64, the device allows 32768$/);
     expect(tensorCoreMatMulLayout(11972, 1152, 384, 49152)).to.deep.equal(DEFAULT_TC_MATMUL_LAYOUT);
     // Software Vulkan's 32 KiB: the large block single-buffered (46 KiB → 27 KiB).
     expect(tensorCoreMatMulLayout(11972, 1152, 384, 32768)).to.deep.equal({ ...DEFAULT_TC_MATMUL_LAYOUT, buffers: 1 });
