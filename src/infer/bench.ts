@@ -22,7 +22,6 @@ import { randomizeWeights } from '../models/random-init.js';
 import { VARIANTS } from '../models/variants.js';
 import { StreamingPredictor, type ReplayStats } from './streaming.js';
 import type { DispatchTime } from '../backend/webgpu-replay.js';
-import type { FlashDepth } from '../models/flashdepth.js';
 import type { TrainBenchResult } from '../train/bench-train.js';
 
 export const BENCH_SYNC_MODES = ['end', 'frame'] as const;
@@ -207,9 +206,11 @@ export async function runBenchmark(options: BenchOptions): Promise<BenchResult> 
       replay: options.replay ?? true,
       onReplayUnavailable: (reason) => log.warn(`bench: ${reason}; every frame runs through tfjs`),
     });
+    /** Frame `i` uploaded (the caller owns it). */
+    const frameTensor = (i: number): tf.Tensor => tf.tensor3d(inputs[i % inputs.length]!, [height, width, 3]);
     /** Uploads frame `i` and enqueues it (through `predict`: the streaming predictor, or the model itself); the caller owns the depth. */
     const enqueue = (i: number, predict: (x: tf.Tensor) => tf.Tensor = (x) => predictor!.predict(x)): tf.Tensor => {
-      const x = tf.tensor3d(inputs[i % inputs.length]!, [height, width, 3]);
+      const x = frameTensor(i);
       try {
         return predict(x);
       } finally {
@@ -262,7 +263,9 @@ export async function runBenchmark(options: BenchOptions): Promise<BenchResult> 
     }
     const timedMs = performance.now() - windowStart;
     const msPerFrame = sync === 'frame' ? timeStats(times) : uniformStats(timedMs / frames);
-    const kernelReport = options.profile ? await profileKernels(predictor, model, () => tf.tensor3d(inputs[1 % inputs.length]!, [height, width, 3])) : {};
+    const kernelReport = options.profile
+      ? await profileKernels(predictor, () => frameTensor(1), () => readBack(enqueue(1, direct), 'benchmark kernel profile'))
+      : {};
     const mem = tf.memory() as tf.MemoryInfo & { numBytesInGPU?: number };
     return {
       mode: 'infer',
@@ -299,7 +302,8 @@ export async function runBenchmark(options: BenchOptions): Promise<BenchResult> 
  * the GPU kept busy and its clock up); otherwise tf.profile's kernel times of one tfjs frame (the GPU idles between
  * kernels there, and its clock drops, so the times read high).
  */
-async function profileKernels(predictor: StreamingPredictor, model: FlashDepth, makeFrame: () => tf.Tensor): Promise<Pick<BenchResult, 'kernels' | 'profiledFrameMs' | 'kernelTotalMs' | 'profileSource' | 'dispatchTimes'>> {
+async function profileKernels(predictor: StreamingPredictor, makeFrame: () => tf.Tensor, runTfjsFrame: () => Promise<void>):
+  Promise<Pick<BenchResult, 'kernels' | 'profiledFrameMs' | 'kernelTotalMs' | 'profileSource' | 'dispatchTimes'>> {
   const x = makeFrame();
   let timing: Awaited<ReturnType<StreamingPredictor['timeDispatches']>>;
   try {
@@ -314,11 +318,7 @@ async function profileKernels(predictor: StreamingPredictor, model: FlashDepth, 
   let wall = 0;
   const timed = await tf.profile(async () => {
     const t0 = performance.now();
-    const frame = makeFrame();
-    const depth = model.predict(frame);
-    frame.dispose();
-    await depth.data();
-    depth.dispose();
+    await runTfjsFrame();
     wall = performance.now() - t0;
   });
   const kernels = aggregateKernels(timed.kernels);

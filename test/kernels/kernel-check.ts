@@ -70,10 +70,10 @@ function tcOr(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, numHeads: number, headDi
   return tf.engine().runKernel(TC_ATTENTION, { q, k, v }, attrs as unknown as tf.NamedAttrMap) as tf.Tensor;
 }
 
-/** The tensor-core matmul in a forced layout where it can run, else the stock product. */
-function tcMatMulOr(x: tf.Tensor, w: tf.Tensor, b: tf.Tensor, layout: TensorCoreMatMulLayout): tf.Tensor {
-  if (!useTensorCores()) return tf.add(tf.matMul(x as tf.Tensor2D, w as tf.Tensor2D), b);
-  return mixedMatMul(x as tf.Tensor2D, w as tf.Tensor2D, { bias: b, layout });
+/** The tensor-core matmul (+ bias, optional LayerScale residual) in a forced layout where it can run, else the stock ops. */
+function tcMatMulOr(x: tf.Tensor, w: tf.Tensor, b: tf.Tensor, layout: TensorCoreMatMulLayout, residual?: { x: tf.Tensor; gamma: tf.Tensor }): tf.Tensor {
+  if (!useTensorCores()) return linear(x, w, b, residual ? { residual } : {});
+  return mixedMatMul(x as tf.Tensor2D, w as tf.Tensor2D, { bias: b, layout, ...(residual ? { residual } : {}) });
 }
 
 let seed = 1;
@@ -306,9 +306,7 @@ const CASES: Case[] = [
     name: 'mixed matMul, K split in 3, [150, 384] · [384, 128] + bias + LayerScale residual',
     precision: 'mixed',
     inputs: () => [normal([150, 384]), normal([384, 128], 0.05), normal([128]), normal([150, 128]), normal([128])],
-    run: ([x, w, b, r, g]) => useTensorCores()
-      ? mixedMatMul(x as tf.Tensor2D, w as tf.Tensor2D, { bias: b!, residual: { x: r!, gamma: g! }, layout: { ...SINGLE_BUFFERED_TC_MATMUL_LAYOUT, splitK: 3 } })
-      : linear(x!, w!, b!, { residual: { x: r!, gamma: g! } }),
+    run: ([x, w, b, r, g]) => tcMatMulOr(x!, w!, b!, { ...SINGLE_BUFFERED_TC_MATMUL_LAYOUT, splitK: 3 }, { x: r!, gamma: g! }),
   },
   {
     // fc1 (100 rows, 2 blocks of 128 columns, K = 512) takes split K by itself: its reduction runs GELU and writes
