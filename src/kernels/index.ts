@@ -7,6 +7,7 @@ import './register.js';
 export { flashAttention, flashAttentionSupports, type FlashAttentionAttrs } from './flash-attention.js';
 export { fusedLayerNorm } from './layer-norm.js';
 export { fusedResizeAlignCorners } from './resize.js';
+export { fusedPointwiseConv, pointwiseConvSupports } from './pointwise-conv.js';
 export { fusedGelu, fusedScaleAdd, vec4Compatible } from './elementwise.js';
 export { fusedMambaScan, mambaScanSupports, type MambaScanAttrs, type MambaScanResult, type MambaScanWeights } from './mamba-scan.js';
 export { mixedMatMul, mixedMatMulSupports, mixedMlp, mixedMlpSupports, type MixedMatMulOptions, type MixedMlpOptions } from './mixed-matmul.js';

@@ -5,6 +5,12 @@
  * - precision: 'fp32' (default) or 'mixed': linear layers, 3×3 and 1×1 convolutions and (where it pays) attention on
  *   tensor cores with f16 operands and f32 accumulation, where the webgpu device offers f16 subgroup matrices;
  *   FLASHDEPTH_PRECISION or `--precision`.
+ * - attention scratch sync: how the tensor-core attention orders each subgroup's own workgroup-memory round trips,
+ *   'subgroup' (default: by the subgroup's program order) or 'workgroup' (barriers; the fallback if a driver gives
+ *   wrong mixed-precision attention); FLASHDEPTH_ATTENTION_SYNC.
+ * - tensor-core matmul block: the 128×128 block's staging where it fills the GPU, 'double' (default: two 32-deep
+ *   buffers per operand, 46 KiB), 'single' (one, 27 KiB) or 'double16' (two 16-deep ones, 29 KiB) — the last two fit
+ *   two workgroups on an H100 multiprocessor; FLASHDEPTH_TC_MATMUL_BLOCK, for measurements.
  *
  * Custom kernels are forward-only, so none is used under a gradient tape (training keeps the stock ops and their
  * gradients). Every call site keeps its plain-tfjs-ops path, which wasm and cpu always take.
@@ -17,6 +23,12 @@ export const KERNEL_MODES = ['fused', 'stock'] as const;
 export type KernelMode = (typeof KERNEL_MODES)[number];
 export const PRECISIONS = ['fp32', 'mixed'] as const;
 export type Precision = (typeof PRECISIONS)[number];
+
+export const ATTENTION_SYNCS = ['subgroup', 'workgroup'] as const;
+export type AttentionSync = (typeof ATTENTION_SYNCS)[number];
+
+export const MATMUL_BLOCKS = ['double', 'single', 'double16'] as const;
+export type MatMulBlock = (typeof MATMUL_BLOCKS)[number];
 
 let mode: KernelMode | undefined;
 let precision: Precision | undefined;
@@ -50,6 +62,16 @@ export function precisionMode(): Precision {
 
 export function setPrecision(next: Precision): void {
   precision = oneOf('--precision', PRECISIONS, next);
+}
+
+/** FLASHDEPTH_ATTENTION_SYNC (default 'subgroup'): `scratchSync` of the tensor-core attention layouts the kernels choose. */
+export function attentionScratchSync(): AttentionSync {
+  return fromEnv('FLASHDEPTH_ATTENTION_SYNC', ATTENTION_SYNCS, 'subgroup');
+}
+
+/** FLASHDEPTH_TC_MATMUL_BLOCK (default 'double'): the staging of the tensor-core matmul's 128×128 block. */
+export function matMulBlock(): MatMulBlock {
+  return fromEnv('FLASHDEPTH_TC_MATMUL_BLOCK', MATMUL_BLOCKS, 'double');
 }
 
 /** The one place that picks custom kernels over the plain-ops fallback. */

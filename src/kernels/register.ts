@@ -9,10 +9,11 @@ import { layerNormConfig } from './layer-norm.js';
 import { mambaScanConfig } from './mamba-scan.js';
 import { tensorCoreAttentionConfig } from './tc-attention.js';
 import { packF16Config, tensorCoreMatMulConfig } from './tc-matmul.js';
+import { pointwiseConvConfig } from './pointwise-conv.js';
 import { resizeAlignCornersConfig } from './resize.js';
 
 const KERNEL_CONFIGS: readonly tf.KernelConfig[] = [flashAttentionConfig, layerNormConfig, geluConfig, scaleAddConfig, mambaScanConfig, tensorCoreAttentionConfig,
-  packF16Config, tensorCoreMatMulConfig, resizeAlignCornersConfig];
+  packF16Config, tensorCoreMatMulConfig, resizeAlignCornersConfig, pointwiseConvConfig];
 
 for (const config of KERNEL_CONFIGS) {
   if (!tf.getKernel(config.kernelName, config.backendName)) tf.registerKernel(config);

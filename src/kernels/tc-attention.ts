@@ -13,6 +13,7 @@ import type * as tf from '@tensorflow/tfjs-core';
 import { webgpuCapabilities } from '../backend/webgpu.js';
 import { ConfigError, ShapeError } from '../errors.js';
 import type { FlashAttentionAttrs } from './flash-attention.js';
+import { attentionScratchSync } from './mode.js';
 import type { WebGPUBackendLike } from './program.js';
 import {
   DEFAULT_TC_ATTENTION_LAYOUT, PackHeadsF16Program, packedPlanes, tcAttentionWorkgroupBytes, tcRowsPerWorkgroup, TensorCoreAttentionProgram,
@@ -27,11 +28,10 @@ export function tensorCoreAttentionSupports(headDim: number): boolean {
 }
 
 /**
- * Layouts in order of preference, each used where the device's workgroup memory takes it. After the default (47 KiB,
- * ./tc-attention_webgpu.ts), the two that ran fastest at ≤ 31 KiB, i.e. two workgroups per multiprocessor on the H100
- * (the 2K student 2.58 / 2.62 ms per call, the Full teacher 0.63 / 0.52), which also fit software Vulkan's 32 KiB.
- * Workgroups of 2 subgroups gave wrong results on the H100 (Dawn 0.6.2, driver 580; not understood: the same layouts
- * are right under emulation and with K/V read from storage); 4 and 8 are right.
+ * Layouts in order of preference, each used where the device's workgroup memory takes it: the default (192 rows, 45
+ * KiB, ./tc-attention_webgpu.ts), then the two that ran fastest at ≤ 31 KiB, i.e. two workgroups per multiprocessor
+ * on the H100 (64 rows: the 2K student 2.58 / 2.62 ms per call, the Full teacher 0.63 / 0.52, session 8), which also
+ * fit software Vulkan's 32 KiB.
  */
 const LAYOUTS_BY_PREFERENCE: readonly TensorCoreAttentionLayout[] = [
   DEFAULT_TC_ATTENTION_LAYOUT,
@@ -39,19 +39,23 @@ const LAYOUTS_BY_PREFERENCE: readonly TensorCoreAttentionLayout[] = [
   { subgroups: 4, tiles: 1, blockK: 16, kvBuffers: 2, oSplit: 2 },
 ];
 
-/** Below this many workgroups of the preferred layout, one with fewer query rows per workgroup is taken (as the matmul's rule). */
-const SMALL_GRID_WORKGROUPS = 256;
+/**
+ * Below this many workgroups of the preferred layout, the first fitting one with fewer query rows per workgroup is
+ * taken: 96 of 132 H100 multiprocessors busy in the one wave (ViT-L at 518²: 8 × 16 = 128 workgroups of 192 rows;
+ * ViT-S: 8 × 6 = 48, so 64-row workgroups, 132).
+ */
+const SMALL_GRID_WORKGROUPS = 96;
 
 /**
  * The layout for head size `headDim`, or null where none fits the device's workgroup memory (the fp32 flash kernel runs
  * instead): the first of LAYOUTS_BY_PREFERENCE that fits, unless `grid` (query rows, and batch × heads planes) gives it
- * under 256 workgroups; then the first fitting one with fewer rows per workgroup (64: twice the workgroups, two per H100
- * multiprocessor). H100, lease 9C, alternated twice: FlashDepth-S 5.9 / 5.3 → 5.2 / 5.2 ms (66 → 132 workgroups per
- * call), L 24.1 / 24.9 → 24.0 / 24.0 (176 → 352); {8, 1, 16, kv1, o2} (128 rows, 29 KiB) instead gave L 24.4 / 24.3.
+ * under SMALL_GRID_WORKGROUPS workgroups; then the first fitting one with fewer rows per workgroup. Every chosen layout
+ * takes `scratchSync` from FLASHDEPTH_ATTENTION_SYNC (./mode.ts).
  */
 export function tensorCoreAttentionLayout(headDim: number, limitBytes = webgpuCapabilities().maxWorkgroupStorageBytes, grid?: { rows: number; planes: number }): TensorCoreAttentionLayout | null {
   if (!tensorCoreAttentionSupports(headDim)) return null;
-  const fitting = LAYOUTS_BY_PREFERENCE.filter((layout) => tcAttentionWorkgroupBytes(layout, headDim) <= limitBytes);
+  const scratchSync = attentionScratchSync();
+  const fitting = LAYOUTS_BY_PREFERENCE.map((layout) => ({ ...layout, scratchSync })).filter((layout) => tcAttentionWorkgroupBytes(layout, headDim) <= limitBytes);
   const preferred = fitting[0];
   if (!preferred || !grid || Math.ceil(grid.rows / tcRowsPerWorkgroup(preferred)) * grid.planes >= SMALL_GRID_WORKGROUPS) return preferred ?? null;
   return fitting.find((layout) => tcRowsPerWorkgroup(layout) < tcRowsPerWorkgroup(preferred)) ?? preferred;

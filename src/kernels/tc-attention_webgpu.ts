@@ -16,7 +16,8 @@
  * owns `tiles` tiles of 16 rows and keeps their Q matrices and f32 accumulators O in registers. Keys come in blocks of
  * BLOCK_K, double-buffered in workgroup memory (or, `kvBuffers: 1`, in one buffer at a fourth barrier): while a block
  * is multiplied, each invocation already holds its share of the next block's 16-byte units in registers, and writes
- * them into the other buffer after its last use (three barriers per block). Every Kᵀ and V matrix loaded from workgroup memory serves all of a subgroup's tiles. Per block
+ * them into the other buffer after its last use (one barrier per block). Every Kᵀ and V matrix loaded from workgroup
+ * memory serves all of a subgroup's tiles. Per block
  * a subgroup computes its tiles' 16×BLOCK_K scores on tensor cores and stores them to its own scratch; invocation
  * (r8 = lane / 4, quad = lane % 4) takes rows r8 and r8 + 8 of each tile, columns quad + 4i (no bank conflicts with
  * 16-byte row padding), row maxima over the four invocations of a row by shuffles, and writes P = exp2(s − m) as f16,
@@ -25,9 +26,13 @@
  * Online softmax with a lazy rescale (FlashAttention-4's trick): m is only raised when a block's row maximum exceeds it
  * by more than 8 (log2 units), so P ≤ 2⁸ stays well inside f16 and the normalisation by l (accumulated with the same
  * m) is still exact. Only then do the accumulators make a round trip through workgroup memory to be scaled by
- * exp2(m_old − m_new) — subgroup matrices cannot be scaled per row in registers. After the first block this is rare:
- * the subgroups publish whether they need it through `workgroupUniformLoad` (which is also the barrier before P·V),
- * and only then does the workgroup take the branch with the round trip's barriers.
+ * exp2(m_old − m_new) — subgroup matrices cannot be scaled per row in registers. After the first block this is rare,
+ * and each subgroup decides it for itself (subgroupAny).
+ *
+ * Those round trips (scores → softmax → P → P·V, the rescale, the output) go through workgroup memory only the
+ * subgroup itself touches, so by default (`scratchSync: 'subgroup'`, session 11) nothing but the subgroup's program
+ * order orders them: the key block's hand-over is the only barrier. Sessions 5–10 put a workgroup barrier at each
+ * (three per block, eight subgroups waiting for the slowest at every one), as `scratchSync: 'workgroup'` still does.
  *
  * Subgroup-matrix calls need subgroup-uniform operands: the subgroup index is localIndex / 32, uniform where subgroups
  * are 32 consecutive invocations (`webgpuCapabilities().subgroupMatrix` is only set there); `rescale` comes from
@@ -36,6 +41,7 @@
  */
 import { TENSOR_CORE_DIRECTIVES } from './tc-matmul_webgpu.js';
 import { foldedDispatch, type WebGPUProgram } from './program.js';
+import type { AttentionSync } from './mode.js';
 
 /** Query rows per subgroup-matrix tile, and the unit in which query rows are padded. */
 export const TC_ROWS = 16;
@@ -60,17 +66,39 @@ export interface TensorCoreAttentionLayout {
    * workgroups of ≤ 31 KiB run two at a time.
    */
   oSplit?: 1 | 2;
+  /**
+   * How a subgroup orders its own round trips through workgroup memory (scores → softmax → P, the accumulators'
+   * rescale and output), which no other subgroup touches. 'subgroup' (default): by program order alone — a subgroup's
+   * invocations run its straight-line code together (its subgroup-matrix calls require that), so its stores are seen
+   * by its later loads; the only barrier per key block is the one that hands the next staged K/V block over, and each
+   * subgroup decides its rare rescale alone (subgroupAny). 'workgroup': a workgroupBarrier at each of those points and
+   * the rescale decided for the whole workgroup (three barriers per block; sessions 5–10): the fallback for a driver
+   * where the first gives wrong results.
+   */
+  scratchSync?: AttentionSync;
 }
 
 /**
- * 8 subgroups of 1 query tile (128 rows per workgroup, as before), 32-key blocks, K/V double-buffered, accumulators
- * through the scratch by column halves (47 KiB). Eight warps share each staged block where the previous 4 × 2 tiles
- * had four — one 47 KiB workgroup per multiprocessor either way (`kernel-timing.js --occupancy`). H100, session 8:
- * per call against 4 × 2 tiles (4 × 1 where that was chosen), the 2K student 3.55 → 2.57 ms, the Full teacher
- * 0.66 → 0.57, ViT-L at 518² 0.60 → 0.50; whole models, same lease, alternated twice: L 26.0, 27.2 → 25.6, 25.6 ms
- * per frame, Full 79.5, 79.6 → 76.9, 77.0.
+ * The call a program emits where a subgroup's own workgroup-memory round trip needs ordering under `scratchSync:
+ * 'subgroup'`: a function that does nothing on a device with subgroup matrices; the plain-WGSL emulation (whose
+ * "subgroup" of 32 invocations spans several of lavapipe's) turns each call into a workgroupBarrier.
  */
-export const DEFAULT_TC_ATTENTION_LAYOUT: TensorCoreAttentionLayout = { subgroups: 8, tiles: 1, blockK: 32, kvBuffers: 2, oSplit: 2 };
+export const SUBGROUP_SCRATCH_SYNC = 'subgroupScratchSync';
+
+/**
+ * 12 subgroups of 1 query tile (192 rows per workgroup), 16-key blocks, K/V double-buffered, accumulators through the
+ * scratch by column halves (45 KiB; one workgroup per H100 multiprocessor, 12 warps). Possible once each subgroup
+ * orders its own scratch (`scratchSync: 'subgroup'`): with a barrier at every round trip, 12 warps waited on each
+ * other three times per block. H100, lease 11A, per call (`kernel-timing.js --attention-only`) against session 10's
+ * 8 subgroups of 32-key blocks (47 KiB), both with subgroup-ordered scratch: the 2K student 2.44 → 2.00 ms (90 → 110
+ * TFLOP/s), the Full teacher 0.73 → 0.48; ViT-L at 518² (8 × 16 workgroups: one wave) 0.64 → 0.40 against the 8-subgroup
+ * layout, 0.71 against the 64-row one it had. Also in that lease: 6 subgroups (192 invocations), wrong on the card
+ * with the barrier-ordered scratch (session 10), right with this one.
+ */
+export const DEFAULT_TC_ATTENTION_LAYOUT: TensorCoreAttentionLayout = { subgroups: 12, tiles: 1, blockK: 16, kvBuffers: 2, oSplit: 2 };
+
+/** Session 10's default: 8 subgroups of 1 tile (128 rows), 32-key blocks (47 KiB). */
+export const EIGHT_SUBGROUP_TC_ATTENTION_LAYOUT: TensorCoreAttentionLayout = { subgroups: 8, tiles: 1, blockK: 32, kvBuffers: 2, oSplit: 2 };
 
 /** Halves of padding per staged K/V row and per P row (16 bytes: rows start in different banks). */
 const KV_PAD = 8;
@@ -87,7 +115,7 @@ export function tcAttentionWorkgroupBytes(layout: TensorCoreAttentionLayout, hea
   const kv = (layout.kvBuffers ?? 2) * 2 * layout.blockK * (headDim + KV_PAD) * 2; // K and V per buffer
   const scratch = layout.subgroups * scratchFloats(layout, headDim) * 4;
   const p = layout.subgroups * layout.tiles * TC_ROWS * (layout.blockK + KV_PAD) * 2;
-  return kv + scratch + p + layout.subgroups * 4;
+  return kv + scratch + p + (layout.scratchSync === 'workgroup' ? layout.subgroups * 4 : 0);
 }
 
 /** Query rows one workgroup covers. */
@@ -201,7 +229,7 @@ export class TensorCoreAttentionProgram implements WebGPUProgram {
     this.workgroupSize = [32 * layout.subgroups, 1, 1];
     this.outputShape = [batch, lq, numHeads * headDim];
     this.dispatch = [Math.ceil(lq / tcRowsPerWorkgroup(layout)), numHeads, batch];
-    this.shaderKey = `tcAttention_${headDim}_${layout.subgroups}_${layout.tiles}_${layout.blockK}${layout.kvBuffers === 1 ? '_kv1' : ''}${layout.oSplit === 2 ? '_o2' : ''}`;
+    this.shaderKey = `tcAttention_${headDim}_${layout.subgroups}_${layout.tiles}_${layout.blockK}${layout.kvBuffers === 1 ? '_kv1' : ''}${layout.oSplit === 2 ? '_o2' : ''}${layout.scratchSync === 'workgroup' ? '_wgsync' : ''}`;
   }
 
   /** WGSL: staging of one key block — each invocation's 16-byte units into registers, and from them into a buffer. */
@@ -234,6 +262,9 @@ export class TensorCoreAttentionProgram implements WebGPUProgram {
     const { subgroups, tiles, blockK } = this.layout;
     const kvBuffers = this.layout.kvBuffers ?? 2;
     const oSplit = this.layout.oSplit ?? 1;
+    const subgroupSync = (this.layout.scratchSync ?? 'subgroup') === 'subgroup';
+    // Where a subgroup's stores to its own scratch (or P tile) must be seen by its next loads.
+    const sync = subgroupSync ? `${SUBGROUP_SCRATCH_SYNC}();` : 'workgroupBarrier();';
     const dc = dh / 16;
     // The accumulator column tiles of each round trip through the scratch (all of them, or one half at a time).
     const G = [...Array(oSplit).keys()].map((g) => [...Array(dc / oSplit).keys()].map((c) => g * (dc / oSplit) + c));
@@ -288,16 +319,17 @@ export class TensorCoreAttentionProgram implements WebGPUProgram {
     const loadO = (t: number, g: number) => G[g]!.map((c, i) => `o${t}_${c} = subgroupMatrixLoad<subgroup_matrix_result<f32, 16, 16>, row_major>(&scratch, sBase + ${i * 16}u, OS);`).join(' ');
 
     // The rare rescale (a row maximum rose by more than 8): the tile's accumulators through the scratch, each row
-    // times exp2(m_old − m_new). Workgroup-uniform (every subgroup takes the same branch), so barriers are allowed.
+    // times exp2(m_old − m_new). Entered by the whole subgroup ('subgroup' sync) or the whole workgroup, so the syncs
+    // between its steps are in uniform control flow either way.
     const rescale: string[] = [];
     for (const t of T) for (const g of G.keys()) {
       rescale.push(`if (rescale${t}) { ${saveO(t, g)} }`,
-        'workgroupBarrier();',
+        sync,
         `if (rescale${t}) {`);
       for (const h of H) rescale.push(`for (var i = quad; i < OW; i += 4u) { let at = sBase + (r8 + ${8 * h}u) * OS + i; scratch[at] = scratch[at] * a${t}_${h}; }`);
-      rescale.push('}', 'workgroupBarrier();',
+      rescale.push('}', sync,
         `if (rescale${t}) { ${loadO(t, g)} }`,
-        'workgroupBarrier();');
+        sync);
     }
 
     // O_t += P_t · V_j for every 16-key chunk j (each V matrix serves all tiles).
@@ -315,17 +347,30 @@ export class TensorCoreAttentionProgram implements WebGPUProgram {
     // Output: each tile's accumulators through the scratch, divided by the row sums.
     const output: string[] = [];
     for (const t of T) for (const g of G.keys()) {
-      output.push(saveO(t, g), 'workgroupBarrier();');
+      output.push(saveO(t, g), sync);
       for (const h of H) {
         output.push(`{`, `let row = tileRow0 + ${t * 16 + 8 * h}u + r8;`, `let inv = 1.0 / l${t}_${h};`,
           `if (row < uniforms.lq) { for (var i = quad; i < OW; i += 4u) { result[(batch * uniforms.lq + row) * outStride + head * DH + ${g * (dh / oSplit)}u + i] = scratch[sBase + (r8 + ${8 * h}u) * OS + i] * inv; } }`,
           '}');
       }
-      output.push('workgroupBarrier();');
+      output.push(sync);
     }
 
+    // 'subgroup': one sync orders the softmax's reads of the scores before the rescale's stores over them and its P
+    // stores before P·V's loads; each subgroup takes its own rescale branch.
+    // 'workgroup': the subgroups publish whether they need it through workgroupUniformLoad, which is also the barrier
+    // before P·V, and the whole workgroup takes the branch when any does.
+    const anyRescale = T.map((t) => `rescale${t}`).join(' || ');
+    const rescaleBranch = subgroupSync
+      ? `${sync}\n          if (${anyRescale}) {\n            ${rescale.join('\n            ')}\n          }`
+      : `if (lane == 0u) { needRescale[sg] = select(0u, 1u, ${anyRescale}); }
+          let flags = workgroupUniformLoad(&needRescale);
+          if (${[...Array(subgroups).keys()].map((i) => `flags[${i}]`).join(' + ')} > 0u) {
+            ${rescale.join('\n            ')}
+          }`;
+
     // Block 0 into buffer 0; then each iteration loads the next block into registers while this one multiplies, and
-    // stores it into the other buffer once every subgroup is past its last use (three barriers per block).
+    // stores it into the other buffer once every subgroup is past its last use (the loop's closing barrier).
     const loop = `
         var kUnit0 = 0u;
         var kvAt = 0u;
@@ -341,16 +386,12 @@ export class TensorCoreAttentionProgram implements WebGPUProgram {
             ${staging.load}
           }
           ${scores.join('\n          ')}
-          workgroupBarrier();
+          ${sync}
           let keysLeft = lk - k0;
           ${T.map((t) => `var raised${t} = false;`).join(' ')}
           ${softmax.join('\n          ')}
           ${T.map((t) => `let rescale${t} = subgroupAny(raised${t}) && it > 0u;`).join('\n          ')}
-          if (lane == 0u) { needRescale[sg] = select(0u, 1u, ${T.map((t) => `rescale${t}`).join(' || ')}); }
-          let flags = workgroupUniformLoad(&needRescale);
-          if (${[...Array(subgroups).keys()].map((i) => `flags[${i}]`).join(' + ')} > 0u) {
-            ${rescale.join('\n            ')}
-          }
+          ${rescaleBranch}
           ${pv.join('\n          ')}
           ${kvBuffers === 2 ? '' : 'workgroupBarrier();'}
           if (more) {
@@ -375,7 +416,7 @@ export class TensorCoreAttentionProgram implements WebGPUProgram {
       var<workgroup> kvTile : array<vec4<u32>, ${(kvBuffers * 2 * blockK * (dh + KV_PAD)) / 8}>;
       var<workgroup> scratch : array<f32, ${subgroups * scratchFloats(this.layout, dh)}>;
       var<workgroup> pTile : array<f16, ${subgroups * tiles * 16 * (blockK + KV_PAD)}>;
-      var<workgroup> needRescale : array<u32, ${subgroups}>;
+      ${subgroupSync ? `fn ${SUBGROUP_SCRATCH_SYNC}() {}` : `var<workgroup> needRescale : array<u32, ${subgroups}>;`}
 
       fn main() {
         let sg = localIndex / 32u;

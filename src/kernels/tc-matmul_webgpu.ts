@@ -34,6 +34,7 @@
 import { ConfigError } from '../errors.js';
 import { ERF_VEC4_WGSL } from './elementwise_webgpu.js';
 import { foldedDispatch, type WebGPUProgram } from './program.js';
+import { matMulBlock, type MatMulBlock } from './mode.js';
 
 /** WGSL header shared by the tensor-core programs (hoisted above tfjs' header by src/backend/webgpu.ts). */
 export const TENSOR_CORE_DIRECTIVES = `
@@ -49,9 +50,10 @@ export type MatMulEpilogue = 'none' | 'gelu' | 'relu' | 'scaleAdd';
 /**
  * Where A's rows come from: the packed f16 copy, the f32 matrix itself (converted while staging), or the 3×3
  * neighbourhoods of an NHWC image with zero padding 1 and stride 1 or 2 (implicit GEMM: row = output pixel, column = (ky, kx, c),
- * the order of a [3, 3, Cin, Cout] filter reshaped to [9·Cin, Cout]; Cin a multiple of the slice depth, so that a
- * slice never straddles two taps) read from an f16 copy of the image (packed as a [pixels, Cin] matrix: 8 channels per
- * 16-byte load, where reading the f32 image gave 4 — H100 lease 10C, ViT-L at 518²: 20.4 → 18.8 ms per frame).
+ * the order of a [3, 3, Cin, Cout] filter reshaped to [9·Cin, Cout]; Cin a multiple of 8, so that each 16-byte unit
+ * lies in one tap — its tap is found per unit, so a slice may straddle two, and units past the 9 taps of the padded K
+ * are zero) read from an f16 copy of the image (packed as a [pixels, Cin] matrix: 8 channels per 16-byte load, where
+ * reading the f32 image gave 4 — H100 lease 10C, ViT-L at 518²: 20.4 → 18.8 ms per frame).
  */
 export type MatMulASource = 'packed' | 'f32' | 'conv3x3';
 
@@ -137,8 +139,9 @@ export function tcMatMulBlocks(m: number, n: number, layout: TensorCoreMatMulLay
  * 5.77 ms): those products are bound by loading A (3×3 neighbourhoods, then of the f32 image), which 4 subgroups do
  * at half the rate of 8.
  */
-export function tensorCoreMatMulLayout(m: number, n: number, k: number, limitBytes: number): TensorCoreMatMulLayout {
-  const large = tcMatMulWorkgroupBytes(DEFAULT_TC_MATMUL_LAYOUT) <= limitBytes ? DEFAULT_TC_MATMUL_LAYOUT : SINGLE_BUFFERED_TC_MATMUL_LAYOUT;
+export function tensorCoreMatMulLayout(m: number, n: number, k: number, limitBytes: number, block: MatMulBlock = matMulBlock()): TensorCoreMatMulLayout {
+  const chosen = LARGE_BLOCKS[block];
+  const large = tcMatMulWorkgroupBytes(chosen) <= limitBytes ? chosen : SINGLE_BUFFERED_TC_MATMUL_LAYOUT;
   const blocks = tcMatMulBlocks(m, n, large);
   const splits = Math.min(Math.ceil(TARGET_WORKGROUPS / blocks), Math.floor(Math.ceil(k / SLICE_K) / MIN_SLICES_PER_SPLIT));
   const layout = blocks >= TARGET_WORKGROUPS ? large
@@ -174,6 +177,13 @@ export function tcMatMulSplits(kPadded: number, layout: TensorCoreMatMulLayout):
 
 /** The 128×128 block with one buffer per operand: 27 KiB of workgroup memory, two barriers per slice. */
 export const SINGLE_BUFFERED_TC_MATMUL_LAYOUT: TensorCoreMatMulLayout = { ...DEFAULT_TC_MATMUL_LAYOUT, buffers: 1 };
+
+/** The 128×128 block by FLASHDEPTH_TC_MATMUL_BLOCK (./mode.ts): 46, 27 and 29 KiB of workgroup memory. */
+const LARGE_BLOCKS: Record<MatMulBlock, TensorCoreMatMulLayout> = {
+  double: DEFAULT_TC_MATMUL_LAYOUT,
+  single: SINGLE_BUFFERED_TC_MATMUL_LAYOUT,
+  double16: { ...DEFAULT_TC_MATMUL_LAYOUT, sliceK: 16 },
+};
 
 const roundUp = (x: number, m: number): number => Math.ceil(x / m) * m;
 
@@ -425,17 +435,24 @@ export class TensorCoreMatMulProgram implements WebGPUProgram {
       const at = `${buffers === 2 ? `buf * ${(bm * as) / aWidth}u + ` : ''}(ua${p} / ${perRow}u) * ${as / aWidth}u + ua${p} % ${perRow}u`;
       const halves = `vec2<u32>(pack2x16float(ra${p}.xy), pack2x16float(ra${p}.zw))`;
       if (this.aSource === 'conv3x3') {
-        // Output pixel row → (image, y, x); the slice's tap (ky, kx) and 8 channels; the input pixel (y·stride + ky − 1,
-        // x·stride + kx − 1); outside the image the value is zero.
+        // A unit's output pixel (its row of the block) and 8-channel column stay the same from slice to slice, so the
+        // pixel's (image, y·stride − 1, x·stride − 1) are found once, before the loop — four integer divisions by
+        // run-time sizes per unit and slice fewer; per slice only the tap (ky, kx) and channel of kc remain. Outside
+        // the image the value is zero.
+        units.push(`let cpx${p} = min(row0 + ua${p} / ${perRow}u, uniforms.m - 1u);`,
+          `let cx${p} = i32((cpx${p} % uniforms.ow) * uniforms.stride) - 1;`,
+          `let cy${p} = i32(((cpx${p} / uniforms.ow) % uniforms.oh) * uniforms.stride) - 1;`,
+          `let cimg${p} = (cpx${p} / (uniforms.ow * uniforms.oh)) * uniforms.h;`,
+          `let cc${p} = (ua${p} % ${perRow}u) * ${aWidth}u;`);
         loads.push(`if (ua${p} < ${aUnits}u) {
-          let kc = k8 * 8u + (ua${p} % ${perRow}u) * ${aWidth}u;
-          let px = min(row0 + ua${p} / ${perRow}u, uniforms.m - 1u);
+          let kc = k8 * 8u + cc${p};
           let tap = kc / uniforms.cin;
-          let yy = i32(((px / uniforms.ow) % uniforms.oh) * uniforms.stride) + i32(tap / 3u) - 1;
-          let xx = i32((px % uniforms.ow) * uniforms.stride) + i32(tap % 3u) - 1;
+          let ky = tap / 3u;
+          let yy = cy${p} + i32(ky);
+          let xx = cx${p} + i32(tap - 3u * ky);
           let inside = yy >= 0 && yy < i32(uniforms.h) && xx >= 0 && xx < i32(uniforms.w) && tap < 9u;
-          let src = ((px / (uniforms.ow * uniforms.oh)) * uniforms.h + u32(clamp(yy, 0, i32(uniforms.h) - 1))) * uniforms.w + u32(clamp(xx, 0, i32(uniforms.w) - 1));
-          ra${p} = select(vec4<i32>(0), A16[src * (uniforms.cin / 8u) + (kc % uniforms.cin) / 8u], inside);
+          let src = (cimg${p} + u32(clamp(yy, 0, i32(uniforms.h) - 1))) * uniforms.w + u32(clamp(xx, 0, i32(uniforms.w) - 1));
+          ra${p} = select(vec4<i32>(0), A16[src * (uniforms.cin / 8u) + (kc - tap * uniforms.cin) / 8u], inside);
         }`);
         stores.push(`if (ua${p} < ${aUnits}u) { aTile[${at}] = bitcast<vec4<u32>>(ra${p}); }`);
       } else if (convertA) {

@@ -7,7 +7,7 @@ import * as tf from '@tensorflow/tfjs-core';
 // tfjs-core's register_all_gradients, which cannot be imported on its own under Node ESM).
 import '@tensorflow/tfjs-layers';
 import {
-  fusedGelu, fusedLayerNorm, fusedResizeAlignCorners, fusedScaleAdd, mixedMatMul, mixedMatMulSupports, mixedMlp, mixedMlpSupports, tensorCoreConv3x3, tensorCoreConvSupports, useFusedKernels, useTensorCores, vec4Compatible,
+  fusedGelu, fusedLayerNorm, fusedPointwiseConv, fusedResizeAlignCorners, fusedScaleAdd, mixedMatMul, mixedMatMulSupports, mixedMlp, mixedMlpSupports, pointwiseConvSupports, tensorCoreConv3x3, tensorCoreConvSupports, useFusedKernels, useTensorCores, vec4Compatible,
   type LayerNormParams,
 } from '../kernels/index.js';
 
@@ -134,6 +134,11 @@ export function conv2d(
       const y = mixedMatMul(tf.reshape(x, [b * h * w, cin]) as tf.Tensor2D, tf.reshape(filter, [cin, cout]) as tf.Tensor2D, { bias, ...(activation === 'relu' ? { activation: 'relu' as const } : {}) });
       return tf.reshape(y, [b, h, w, cout]) as tf.Tensor4D;
     }
+  }
+  if (useFusedKernels()) {
+    // A 1×1 conv to ≤ 4 channels (the depth head's last): one dispatch, where tfjs' matMul needs bands at 2K.
+    const [kh, kw, cin, cout] = filter.shape;
+    if (kh === 1 && kw === 1 && stride === 1 && padding === 0 && pointwiseConvSupports(cin, cout)) return fusedPointwiseConv(x, filter, bias, activation === 'relu');
   }
   if (useIm2colConv()) {
     const padded = padding > 0 ? tf.pad(x, [[0, 0], [padding, padding], [padding, padding], [0, 0]]) : x;

@@ -10,10 +10,14 @@
  * What it cannot model:
  * - `subgroupAny` over 32 invocations (lavapipe's subgroups have 8): it is replaced by `true`, so the attention's lazy
  *   rescale runs on every block after the first (exact: rows whose maximum did not rise are scaled by 1).
- * - Timing, and the memory-ordering behaviour of real subgroup-matrix instructions.
+ * - Timing, and the memory-ordering behaviour of real subgroup-matrix instructions. Where a program relies on a real
+ *   subgroup's program order (`subgroupScratchSync()` calls, tc-attention_webgpu.ts), the emulated subgroup gets a
+ *   workgroupBarrier instead — so only the card checks that reliance (kernel-check.js).
  * Loop bounds are read at run time (`emu16()`), which keeps the shader compiler from unrolling the loops at every call
  * site (seconds instead of minutes of compilation on lavapipe).
  */
+
+import { SUBGROUP_SCRATCH_SYNC } from '../../src/kernels/tc-attention_webgpu.js';
 
 export function emulateSubgroupMatrices(code: string): string {
   if (!code.includes('chromium_experimental_subgroup_matrix')) return code;
@@ -48,7 +52,9 @@ export function emulateSubgroupMatrices(code: string): string {
     .replace(/subgroupMatrixMultiply<f32>\(/g, 'smMul(')
     .replace(/subgroupMatrixMultiplyAccumulate\(/g, 'smMma(')
     .replace(/subgroup_matrix_result<f32, 16, 16>/g, 'SMresult')
-    .replace(/subgroupAny\(/g, 'emulatedAny(');
+    .replace(/subgroupAny\(/g, 'emulatedAny(')
+    // A subgroup's own memory round trips: program order on a real subgroup, a barrier across the emulated one.
+    .replace(new RegExp(`\\b${SUBGROUP_SCRATCH_SYNC}\\(\\);`, 'g'), 'workgroupBarrier();');
   if (/subgroup_matrix_|subgroupMatrix/.test(out)) throw new Error('emulateSubgroupMatrices: a subgroup-matrix form it does not know is left in the shader');
   // Row and column of a lane's r-th result element; a left matrix's r-th row is the same row.
   const row = '(localIndex % 32u) / 16u + 2u * r';

@@ -279,8 +279,9 @@ const CASES: Case[] = [
     run: ([x, w1, b1, w2, b2]) => mlp(x!, { fc1: { weight: w1!, bias: b1! }, fc2: { weight: w2!, bias: b2! } }),
   },
   {
-    // 8 subgroups (the H100's default count) with one K/V buffer, 16-key blocks and the accumulators' round trips in
-    // column halves: every staging knob off its default, in 29 KiB (software Vulkan allows 32); rising logits.
+    // 8 subgroups (session 10's default count on the H100) with one K/V buffer, 16-key blocks and the accumulators'
+    // round trips in column halves: every staging knob off its default, in 29 KiB (software Vulkan allows 32); rising
+    // logits.
     name: 'mixed attention, packed qkv, B=2 N=197 C=128 (2×64), 8 subgroups, 1 K/V buffer, O in halves',
     precision: 'mixed',
     inputs: () => [tf.mul(normal([2, 197, 3 * 128], 2), tf.reshape(tf.linspace(0.2, 1.5, 197), [1, 197, 1]))],
@@ -331,6 +332,34 @@ const CASES: Case[] = [
     run: ([x, w, b]) => useTensorCores()
       ? tensorCoreConv3x3(x as tf.Tensor4D, w as tf.Tensor4D, b!, false, 1, { ...SINGLE_BUFFERED_TC_MATMUL_LAYOUT, splitK: 5 })
       : conv2d(x as tf.Tensor4D, w as tf.Tensor4D, b!, 1, 1),
+  },
+  {
+    // The fallback that orders each subgroup's scratch round trips with workgroup barriers and decides the rescale
+    // for the whole workgroup (the default relies on the subgroup's program order); rising logits.
+    name: 'mixed attention, packed qkv, B=2 N=197 C=128 (2×64), scratch ordered by workgroup barriers',
+    precision: 'mixed',
+    inputs: () => [tf.mul(normal([2, 197, 3 * 128], 2), tf.reshape(tf.linspace(0.2, 1.5, 197), [1, 197, 1]))],
+    run: ([qkv]) => tcOr(qkv!, qkv!, qkv!, 2, 64, [0, 128, 256], () => selfAttention(qkv as tf.Tensor3D, 2),
+      { subgroups: 4, tiles: 1, blockK: 32, kvBuffers: 1, oSplit: 2, scratchSync: 'workgroup' }),
+  },
+  {
+    // Cin = 48 (ViT-S's DPT at its finest level): 16-byte units of 8 channels, taps straddling the 32-deep slices, K =
+    // 432 padded to 448 (the last units past the 9 taps).
+    name: 'mixed conv 3×3 + bias, Cin 48, [1, 21, 26, 48] → 64',
+    precision: 'mixed',
+    inputs: () => [normal([1, 21, 26, 48]), normal([3, 3, 48, 64], 0.05), normal([64])],
+    run: ([x, w, b]) => conv2d(x as tf.Tensor4D, w as tf.Tensor4D, b!, 1, 1),
+  },
+  {
+    // The depth head's output_conv2[2]: 32 channels → 1, bias (its ReLU is applied after headPreRelu).
+    name: 'pointwise conv 1×1 + bias, [2, 19, 23, 32] → 1',
+    inputs: () => [normal([2, 19, 23, 32]), normal([1, 1, 32, 1], 0.2), normal([1])],
+    run: ([x, w, b]) => conv2d(x as tf.Tensor4D, w as tf.Tensor4D, b!),
+  },
+  {
+    name: 'pointwise conv 1×1 + bias + relu, [1, 7, 9, 12] → 3',
+    inputs: () => [normal([1, 7, 9, 12]), normal([1, 1, 12, 3], 0.3), normal([3])],
+    run: ([x, w, b]) => conv2d(x as tf.Tensor4D, w as tf.Tensor4D, b!, 1, 0, { activation: 'relu' }),
   },
 ];
 

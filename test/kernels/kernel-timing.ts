@@ -295,18 +295,18 @@ async function main(): Promise<void> {
     ref.dispose();
     const variants: [string, () => tf.Tensor][] = [['fp32', () => flashAttention(qkv, qkv, qkv, base)]];
     if (tensorCoresAvailable()) {
-      // [subgroups, tiles, blockK, K/V buffers, O column groups]: the last ones at ≤ 31 KiB (two workgroups per
-      // multiprocessor) or with 8 subgroups (8 warps in one).
-      const layouts: TensorCoreAttentionLayout[] = ([[4, 2, 32, 2, 1], [4, 1, 32, 2, 1], [4, 1, 16, 2, 1], [4, 2, 16, 2, 1], [4, 1, 32, 1, 2], [4, 1, 32, 2, 2],
-        [8, 1, 32, 2, 2], [4, 2, 16, 2, 2], [4, 1, 16, 2, 2], [8, 1, 16, 2, 2], [8, 2, 16, 2, 2],
-        // 5 and 6 subgroups: 80 and 96 rows per workgroup, still two per multiprocessor at ≤ 31 KiB (grids that fit
-        // the 264 resident workgroups better than 64 or 128 rows do).
-        [6, 1, 32, 1, 2], [5, 1, 32, 1, 2], [6, 1, 16, 2, 2], [6, 1, 32, 2, 2]] as const)
-        .map(([subgroups, tiles, blockK, kvBuffers, oSplit]) => ({ subgroups, tiles, blockK, kvBuffers, oSplit }));
+      // [subgroups, tiles, blockK, K/V buffers, O column groups, scratch sync]: the defaults with each sync (the
+      // barrier-ordered 'workgroup' was the only one before session 11), then layouts that fewer barriers may favour:
+      // more tiles per subgroup, 12 subgroups (192 rows: ViT-L at 518² in one wave of 128 workgroups), and 6 (wrong
+      // on the card with barriers: relative error 1.3–1.8, session 10).
+      const layouts: TensorCoreAttentionLayout[] = ([[8, 1, 32, 2, 2, 'workgroup'], [8, 1, 32, 2, 2, 'subgroup'], [4, 1, 32, 1, 2, 'workgroup'], [4, 1, 32, 1, 2, 'subgroup'],
+        [4, 1, 16, 2, 2, 'subgroup'], [4, 2, 32, 2, 1, 'subgroup'], [4, 2, 16, 2, 2, 'subgroup'], [8, 1, 16, 2, 2, 'subgroup'], [8, 2, 16, 2, 2, 'subgroup'],
+        [8, 1, 16, 1, 2, 'subgroup'], [8, 1, 32, 1, 2, 'subgroup'], [12, 1, 16, 1, 2, 'subgroup'], [12, 1, 16, 2, 2, 'subgroup'], [6, 1, 32, 2, 2, 'subgroup']] as const)
+        .map(([subgroups, tiles, blockK, kvBuffers, oSplit, scratchSync]) => ({ subgroups, tiles, blockK, kvBuffers, oSplit, scratchSync }));
       for (const tcLayout of layouts) {
         if (tcAttentionWorkgroupBytes(tcLayout, 64) > webgpuCapabilities().maxWorkgroupStorageBytes) continue;
         const attrs = { ...base, tcLayout } as unknown as tf.NamedAttrMap;
-        variants.push([`tc_sg${tcLayout.subgroups}_t${tcLayout.tiles}_k${tcLayout.blockK}_kv${tcLayout.kvBuffers ?? 2}_o${tcLayout.oSplit ?? 1}_${tcAttentionWorkgroupBytes(tcLayout, 64)}B`, () => tf.engine().runKernel(TC_ATTENTION, { q: qkv, k: qkv, v: qkv }, attrs) as tf.Tensor]);
+        variants.push([`tc_sg${tcLayout.subgroups}_t${tcLayout.tiles}_k${tcLayout.blockK}_kv${tcLayout.kvBuffers ?? 2}_o${tcLayout.oSplit ?? 1}_${tcLayout.scratchSync === 'workgroup' ? 'wg' : 'sg'}_${tcAttentionWorkgroupBytes(tcLayout, 64)}B`, () => tf.engine().runKernel(TC_ATTENTION, { q: qkv, k: qkv, v: qkv }, attrs) as tf.Tensor]);
       }
     }
     for (const [key, run] of variants) {

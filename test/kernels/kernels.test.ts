@@ -85,9 +85,10 @@ describe('kernels: custom WebGPU kernels vs stock tfjs ops on lavapipe', functio
   family('addScaled', 'FlashDepthScaleAdd');
   family('resize', 'FlashDepthResizeAlignCorners');
   family('mamba', 'FlashDepthMambaScan');
+  family('pointwise conv', 'FlashDepthPointwiseConv');
 
-  it(`mixed precision: each of the 18 tensor-core matmul/conv and 5 attention cases matches the fp32 stock ops within ${MIXED_RELATIVE_BOUND}·max|ref|, or is skipped because the device has no subgroup matrices`, () => {
-    expect(mixed.length + mixedSkipped.length).to.equal(23);
+  it(`mixed precision: each of the 19 tensor-core matmul/conv and 6 attention cases matches the fp32 stock ops within ${MIXED_RELATIVE_BOUND}·max|ref|, or is skipped because the device has no subgroup matrices`, () => {
+    expect(mixed.length + mixedSkipped.length).to.equal(25);
     for (const s of mixedSkipped) expect(s.skipped, s.name).to.match(/no f16 subgroup matrices/);
     for (const r of mixed) {
       // A linear or conv packs its weight (first use) then multiplies.
@@ -131,8 +132,8 @@ describe('kernels: custom WebGPU kernels vs stock tfjs ops on lavapipe', functio
     expect(reused).to.be.greaterThan(parity.length > 0 ? 500 : 0);
   });
 
-  it('checks all 23 cases', () => {
-    expect(results.map((r) => r.name)).to.have.length(23);
+  it('checks all 25 cases', () => {
+    expect(results.map((r) => r.name)).to.have.length(25);
   });
 
   it(`FlashDepth-S and Full (reduced) fixtures on webgpu: head_prerelu within ${PARITY_BOUND}·max|ref| of PyTorch with the kernels, as without`, function () {
@@ -142,7 +143,7 @@ describe('kernels: custom WebGPU kernels vs stock tfjs ops on lavapipe', functio
     }
     expect(parity).to.have.length(2);
     for (const p of parity) {
-      expect(p.kernels, p.name).to.deep.equal(['FlashDepthFlashAttention', 'FlashDepthGelu', 'FlashDepthLayerNorm', 'FlashDepthMambaScan', 'FlashDepthResizeAlignCorners', 'FlashDepthScaleAdd']);
+      expect(p.kernels, p.name).to.deep.equal(['FlashDepthFlashAttention', 'FlashDepthGelu', 'FlashDepthLayerNorm', 'FlashDepthMambaScan', 'FlashDepthPointwiseConv', 'FlashDepthResizeAlignCorners', 'FlashDepthScaleAdd']);
       expect(p.relError.fused, `${p.name} (fused)`).to.be.at.most(PARITY_BOUND);
       expect(p.relError.stock, `${p.name} (stock)`).to.be.at.most(PARITY_BOUND);
       console.log(`      ${p.name}: rel error fused ${p.relError.fused.toExponential(2)}, stock ${p.relError.stock.toExponential(2)}`);
@@ -165,8 +166,8 @@ describe('kernels: tensor-core programs with subgroup matrices emulated in plain
     emulated = (await runKernelCheck(['--emulate-subgroup-matrices'], 600_000)) as Array<KernelCheckResult | KernelCheckSkip>;
   });
 
-  it(`runs each of the 18 matmul/conv and 5 attention cases and matches the fp32 stock ops within ${MIXED_RELATIVE_BOUND}·max|ref|, leaking nothing`, () => {
-    expect(emulated.map((r) => r.name)).to.have.length(23);
+  it(`runs each of the 19 matmul/conv and 6 attention cases and matches the fp32 stock ops within ${MIXED_RELATIVE_BOUND}·max|ref|, leaking nothing`, () => {
+    expect(emulated.map((r) => r.name)).to.have.length(25);
     for (const r of emulated) {
       expect('maxAbsError' in r, `${r.name} ran`).to.equal(true);
       const c = r as KernelCheckResult;
@@ -228,7 +229,7 @@ describe('kernels: the switch', () => {
   after(() => setKernelMode(saved));
 
   it('registers the custom kernels and never uses them off webgpu', () => {
-    expect(REGISTERED_KERNELS).to.deep.equal(['FlashDepthFlashAttention', 'FlashDepthLayerNorm', 'FlashDepthGelu', 'FlashDepthScaleAdd', 'FlashDepthMambaScan', 'FlashDepthTensorCoreAttention', 'FlashDepthPackF16', 'FlashDepthTensorCoreMatMul', 'FlashDepthResizeAlignCorners']);
+    expect(REGISTERED_KERNELS).to.deep.equal(['FlashDepthFlashAttention', 'FlashDepthLayerNorm', 'FlashDepthGelu', 'FlashDepthScaleAdd', 'FlashDepthMambaScan', 'FlashDepthTensorCoreAttention', 'FlashDepthPackF16', 'FlashDepthTensorCoreMatMul', 'FlashDepthResizeAlignCorners', 'FlashDepthPointwiseConv']);
     setKernelMode('fused');
     expect(useFusedKernels()).to.equal(false); // the test backend is wasm (or cpu)
   });

@@ -8,13 +8,13 @@ import { expect } from 'chai';
 import * as tf from '@tensorflow/tfjs-core';
 import { hoistDirectives, retypeBindings } from '../../src/backend/webgpu.js';
 import { checkTcAttentionLayout, tensorCoreAttentionLayout, tensorCoreAttentionSupports } from '../../src/kernels/tc-attention.js';
-import { DEFAULT_TC_ATTENTION_LAYOUT, packedPlanes, tcAttentionWorkgroupBytes, tcRowsPerWorkgroup } from '../../src/kernels/tc-attention_webgpu.js';
+import { DEFAULT_TC_ATTENTION_LAYOUT, EIGHT_SUBGROUP_TC_ATTENTION_LAYOUT, packedPlanes, tcAttentionWorkgroupBytes, tcRowsPerWorkgroup } from '../../src/kernels/tc-attention_webgpu.js';
 import { packedA, packedB } from '../../src/kernels/tc-matmul.js';
 import { mixedMlp, mixedMlpSupports } from '../../src/kernels/mixed-matmul.js';
 import { emulateSubgroupMatrices } from '../helpers/subgroup-matrix-emulation.js';
 import { MambaScanProgram, scanLanes } from '../../src/kernels/mamba-scan_webgpu.js';
 import {
-  DEFAULT_TC_MATMUL_LAYOUT, PackF16Program, SMALL_TC_MATMUL_LAYOUT, SplitKReduceProgram, TensorCoreMatMulProgram,
+  DEFAULT_TC_MATMUL_LAYOUT, PackF16Program, SINGLE_BUFFERED_TC_MATMUL_LAYOUT, SMALL_TC_MATMUL_LAYOUT, SplitKReduceProgram, TensorCoreMatMulProgram,
   checkTcMatMulLayout, tcMatMulSlicesPerSplit, tcMatMulSplits, tcMatMulWorkgroupBytes, tensorCoreMatMulLayout,
 } from '../../src/kernels/tc-matmul_webgpu.js';
 import { LayerNormPackF16Program, LayerNormProgram } from '../../src/kernels/layer-norm_webgpu.js';
@@ -48,38 +48,57 @@ describe('kernel mode and precision', () => {
     expect(retypeBindings(header)).to.equal(header);
   });
 
-  it('tensor-core attention: 8 subgroups of 1 tile where 48 KiB of workgroup memory allow, ≤ 31 KiB layouts otherwise', () => {
+  it('tensor-core attention: 12 subgroups of 1 tile where 48 KiB of workgroup memory allow, ≤ 31 KiB layouts otherwise', () => {
     expect(tensorCoreAttentionSupports(64)).to.equal(true);
     expect(tensorCoreAttentionSupports(40)).to.equal(false); // not whole 16-channel tiles
     expect(tensorCoreAttentionLayout(40, 49152)).to.equal(null);
-    expect(tensorCoreAttentionLayout(64, 49152)).to.deep.equal({ subgroups: 8, tiles: 1, blockK: 32, kvBuffers: 2, oSplit: 2 });
-    // Two buffers of K and V (32 keys, rows padded to 72 halves), per-subgroup scratch of max(1 tile of scores, half an
-    // accumulator tile: 16 rows of 32 + 4 floats), P as f16 and the rescale flags: 128 query rows per workgroup.
-    expect(tcAttentionWorkgroupBytes(DEFAULT_TC_ATTENTION_LAYOUT, 64)).to.equal(2 * 2 * 32 * 72 * 2 + 8 * 16 * 36 * 4 + 8 * 16 * 40 * 2 + 8 * 4);
-    expect(tcRowsPerWorkgroup(DEFAULT_TC_ATTENTION_LAYOUT)).to.equal(128);
+    expect(tensorCoreAttentionLayout(64, 49152)).to.deep.equal({ subgroups: 12, tiles: 1, blockK: 16, kvBuffers: 2, oSplit: 2, scratchSync: 'subgroup' });
+    // Two buffers of K and V (16 keys, rows padded to 72 halves), per-subgroup scratch of max(1 tile of scores, half an
+    // accumulator tile: 16 rows of 32 + 4 floats) and P as f16: 192 query rows per workgroup; the rescale flags too
+    // where barriers order the scratch.
+    expect(tcAttentionWorkgroupBytes(DEFAULT_TC_ATTENTION_LAYOUT, 64)).to.equal(2 * 2 * 16 * 72 * 2 + 12 * 16 * 36 * 4 + 12 * 16 * 24 * 2);
+    expect(tcAttentionWorkgroupBytes({ ...DEFAULT_TC_ATTENTION_LAYOUT, scratchSync: 'workgroup' }, 64)).to.equal(2 * 2 * 16 * 72 * 2 + 12 * 16 * 36 * 4 + 12 * 16 * 24 * 2 + 12 * 4);
+    expect(tcRowsPerWorkgroup(DEFAULT_TC_ATTENTION_LAYOUT)).to.equal(192);
+    // Session 10's 8 subgroups of 32-key blocks: 128 rows in 47 KiB.
+    expect(tcAttentionWorkgroupBytes(EIGHT_SUBGROUP_TC_ATTENTION_LAYOUT, 64)).to.equal(2 * 2 * 32 * 72 * 2 + 8 * 16 * 36 * 4 + 8 * 16 * 40 * 2);
     // The whole accumulator tile at once (16 rows of 64 + 4 floats) needs more scratch than 2 tiles of scores.
-    expect(tcAttentionWorkgroupBytes({ subgroups: 4, tiles: 2, blockK: 32 }, 64)).to.equal(4 * 32 * 72 * 2 + 4 * 1152 * 4 + 4 * 2 * 16 * 40 * 2 + 16);
+    expect(tcAttentionWorkgroupBytes({ subgroups: 4, tiles: 2, blockK: 32 }, 64)).to.equal(4 * 32 * 72 * 2 + 4 * 1152 * 4 + 4 * 2 * 16 * 40 * 2);
     // Less workgroup memory (software Vulkan's 32 KiB): one K/V buffer, then 16-key blocks; below 21 KiB none fits
     // (the fp32 kernel runs).
-    expect(tensorCoreAttentionLayout(64, 32768)).to.deep.equal({ subgroups: 4, tiles: 1, blockK: 32, kvBuffers: 1, oSplit: 2 });
-    expect(tcAttentionWorkgroupBytes(tensorCoreAttentionLayout(64, 32768)!, 64)).to.equal(32 * 72 * 2 * 2 + 4 * 16 * 36 * 4 + 4 * 16 * 40 * 2 + 16);
+    expect(tensorCoreAttentionLayout(64, 32768)).to.deep.equal({ subgroups: 4, tiles: 1, blockK: 32, kvBuffers: 1, oSplit: 2, scratchSync: 'subgroup' });
+    expect(tcAttentionWorkgroupBytes(tensorCoreAttentionLayout(64, 32768)!, 64)).to.equal(32 * 72 * 2 * 2 + 4 * 16 * 36 * 4 + 4 * 16 * 40 * 2);
     const small = tensorCoreAttentionLayout(64, 22000);
-    expect(small).to.deep.equal({ subgroups: 4, tiles: 1, blockK: 16, kvBuffers: 2, oSplit: 2 });
+    expect(small).to.deep.equal({ subgroups: 4, tiles: 1, blockK: 16, kvBuffers: 2, oSplit: 2, scratchSync: 'subgroup' });
     expect(tcAttentionWorkgroupBytes(small!, 64)).to.be.at.most(22000);
     expect(tensorCoreAttentionLayout(64, 16384)).to.equal(null);
     expect(tensorCoreAttentionSupports(128)).to.equal(false); // only the head sizes the kernel checks cover (16–64)
     expect(tensorCoreAttentionLayout(128, 49152)).to.equal(null);
   });
 
-  it('tensor-core attention: grids of under 256 workgroups of 128 query rows take the 64-row layout (every problem goes to the tensor cores)', () => {
-    const rows64 = { subgroups: 4, tiles: 1, blockK: 32, kvBuffers: 1, oSplit: 2 };
-    expect(tensorCoreAttentionLayout(64, 49152, { rows: 1370, planes: 6 })).to.deep.equal(rows64); // ViT-S at 518²: 11 × 6
-    expect(tensorCoreAttentionLayout(64, 49152, { rows: 1370, planes: 16 })).to.deep.equal(rows64); // ViT-L at 518²: 11 × 16
-    expect(tensorCoreAttentionLayout(64, 49152, { rows: 2171, planes: 16 })).to.deep.equal(DEFAULT_TC_ATTENTION_LAYOUT); // Full teacher: 17 × 16
-    expect(tensorCoreAttentionLayout(64, 49152, { rows: 11973, planes: 6 })).to.deep.equal(DEFAULT_TC_ATTENTION_LAYOUT); // 2K student: 94 × 6
+  it('tensor-core attention: grids of under 96 workgroups of 192 query rows take the 64-row layout (every problem goes to the tensor cores)', () => {
+    const rows64 = { subgroups: 4, tiles: 1, blockK: 32, kvBuffers: 1, oSplit: 2, scratchSync: 'subgroup' };
+    const rows192 = { ...DEFAULT_TC_ATTENTION_LAYOUT, scratchSync: 'subgroup' };
+    expect(tensorCoreAttentionLayout(64, 49152, { rows: 1370, planes: 6 })).to.deep.equal(rows64); // ViT-S at 518²: 8 × 6
+    expect(tensorCoreAttentionLayout(64, 49152, { rows: 1370, planes: 16 })).to.deep.equal(rows192); // ViT-L at 518²: 8 × 16
+    expect(tensorCoreAttentionLayout(64, 49152, { rows: 2171, planes: 16 })).to.deep.equal(rows192); // Full teacher: 12 × 16
+    expect(tensorCoreAttentionLayout(64, 49152, { rows: 11973, planes: 6 })).to.deep.equal(rows192); // 2K student: 63 × 6
     // Where the 64-row layout is already the first that fits (32 KiB), a small grid keeps it.
     expect(tensorCoreAttentionLayout(64, 32768, { rows: 1370, planes: 6 })).to.deep.equal(rows64);
     expect(tensorCoreAttentionLayout(40, 49152, { rows: 1370, planes: 6 })).to.equal(null);
+  });
+
+  it('tensor-core attention: FLASHDEPTH_ATTENTION_SYNC=workgroup gives every chosen layout barrier-ordered scratch; another value is a one-line error', () => {
+    const saved = process.env['FLASHDEPTH_ATTENTION_SYNC'];
+    try {
+      process.env['FLASHDEPTH_ATTENTION_SYNC'] = 'workgroup';
+      expect(tensorCoreAttentionLayout(64, 49152)).to.deep.equal({ ...DEFAULT_TC_ATTENTION_LAYOUT, scratchSync: 'workgroup' });
+      expect(tensorCoreAttentionLayout(64, 49152, { rows: 1370, planes: 16 })?.scratchSync).to.equal('workgroup');
+      process.env['FLASHDEPTH_ATTENTION_SYNC'] = 'warp';
+      expect(() => tensorCoreAttentionLayout(64, 49152)).to.throw('Expected one of subgroup, workgroup for FLASHDEPTH_ATTENTION_SYNC but received "warp"');
+    } finally {
+      if (saved === undefined) delete process.env['FLASHDEPTH_ATTENTION_SYNC'];
+      else process.env['FLASHDEPTH_ATTENTION_SYNC'] = saved;
+    }
   });
 
   it('tensor-core matmul: 128×128 blocks where they fill the GPU, else K split, else 64×64; single-buffered where workgroup memory is short, A converted in the kernel for small products, operands padded', () => {
@@ -105,7 +124,7 @@ describe('kernel mode and precision', () => {
     expect(() => checkTcMatMulLayout({ ...DEFAULT_TC_MATMUL_LAYOUT, splitK: 2.5 }, 49152)).to.throw(ConfigError, /splitK must be a whole number ≥ 1, got 2\.5$/);
     expect(() => checkTcMatMulLayout({ ...DEFAULT_TC_MATMUL_LAYOUT, splitK: 3 }, 49152)).to.not.throw();
     expect(() => checkTcAttentionLayout(DEFAULT_TC_ATTENTION_LAYOUT, 64, 32768))
-      .to.throw(ConfigError, /^tensor-core attention layout \(8 subgroups of 1 tiles, 32-key blocks\): needs \d+ bytes of workgroup memory for heads of 64, the device allows 32768$/);
+      .to.throw(ConfigError, /^tensor-core attention layout \(12 subgroups of 1 tiles, 16-key blocks\): needs \d+ bytes of workgroup memory for heads of 64, the device allows 32768$/);
     expect(tensorCoreMatMulLayout(11972, 1152, 384, 49152)).to.deep.equal(DEFAULT_TC_MATMUL_LAYOUT);
     // Software Vulkan's 32 KiB: the large block single-buffered (46 KiB → 27 KiB).
     expect(tensorCoreMatMulLayout(11972, 1152, 384, 32768)).to.deep.equal({ ...DEFAULT_TC_MATMUL_LAYOUT, buffers: 1 });
@@ -116,6 +135,25 @@ describe('kernel mode and precision', () => {
     expect(packedA(1370, 588)).to.deep.equal({ rows: 1370, cols: 588, rowsPad: 1376, colsPad: 608 });
     expect(packedB(588, 1024)).to.deep.equal({ rows: 588, cols: 1024, rowsPad: 608, colsPad: 1024 });
     expect(packedB(52, 20)).to.deep.equal({ rows: 52, cols: 20, rowsPad: 64, colsPad: 64 });
+  });
+
+  it('tensor-core matmul: FLASHDEPTH_TC_MATMUL_BLOCK stages the 128×128 block in one buffer or two 16-deep ones; another value is a one-line error', () => {
+    const saved = process.env['FLASHDEPTH_TC_MATMUL_BLOCK'];
+    try {
+      process.env['FLASHDEPTH_TC_MATMUL_BLOCK'] = 'double16';
+      expect(tensorCoreMatMulLayout(1370, 4096, 1024, 49152)).to.deep.equal({ ...DEFAULT_TC_MATMUL_LAYOUT, sliceK: 16 });
+      expect(tensorCoreMatMulLayout(1370, 1024, 4096, 49152)).to.deep.equal({ ...DEFAULT_TC_MATMUL_LAYOUT, sliceK: 16, splitK: 3 });
+      // 29 KiB: two per H100 multiprocessor, and within software Vulkan's 32 KiB.
+      expect(tcMatMulWorkgroupBytes({ ...DEFAULT_TC_MATMUL_LAYOUT, sliceK: 16 })).to.equal(2 * (128 * 24 + 16 * 136) * 2 + 8 * 256 * 4);
+      expect(tensorCoreMatMulLayout(1370, 4096, 1024, 32768)).to.deep.equal({ ...DEFAULT_TC_MATMUL_LAYOUT, sliceK: 16 });
+      process.env['FLASHDEPTH_TC_MATMUL_BLOCK'] = 'single';
+      expect(tensorCoreMatMulLayout(1370, 4096, 1024, 49152)).to.deep.equal(SINGLE_BUFFERED_TC_MATMUL_LAYOUT);
+      process.env['FLASHDEPTH_TC_MATMUL_BLOCK'] = 'triple';
+      expect(() => tensorCoreMatMulLayout(1370, 4096, 1024, 49152)).to.throw('Expected one of double, single, double16 for FLASHDEPTH_TC_MATMUL_BLOCK but received "triple"');
+    } finally {
+      if (saved === undefined) delete process.env['FLASHDEPTH_TC_MATMUL_BLOCK'];
+      else process.env['FLASHDEPTH_TC_MATMUL_BLOCK'] = saved;
+    }
   });
 
   it('MLP on tensor cores: hidden widths it chains in f16, one-line shape errors, packed output only for whole slices', () => {
