@@ -4,6 +4,8 @@
  * attention in several layouts, and the Mamba2 frame step (FlashDepthMambaScan, its four dispatches; its scan program
  * alone by tokens per step and rows per workgroup) at the model's shapes; JSON lines.
  * Usage: node dist/test/kernels/kernel-timing.js [--attention-only | --matmul-only | --mamba-only | --matmul-ablate | --matmul-sweep | --occupancy]
+ * (attention rows: wall time per call `ms`, and `gpuMs`, GPU time per call from replayed back-to-back calls — the one
+ * to trust below ~1 ms per call.)
  * (`--matmul-ablate`: the tensor-core matmul with one stage left out at a time, to place its time; `--matmul-sweep`:
  * its layouts and slice knobs on the model's shapes, GPU time from timestamp queries, output compared with the
  * default layout's; `--occupancy`: GPU time against the number of workgroups, whose steps show how many workgroups
@@ -26,6 +28,7 @@ import { emulateSubgroupMatrices as emulateSubgroupMatrixBuiltins } from '../hel
 import { fusedMambaScan } from '../../src/kernels/mamba-scan.js';
 import { MambaConvProgram, MambaScanProgram, scanLanes } from '../../src/kernels/mamba-scan_webgpu.js';
 import type { WebGPUBackendLike } from '../../src/kernels/program.js';
+import { RecordedFrame, ReplayUnsupported } from '../../src/backend/webgpu-replay.js';
 
 async function timeIt(run: () => tf.Tensor, reps: number): Promise<number> {
   const warm = run();
@@ -125,6 +128,35 @@ async function timeAblations(name: string, m: number, k: number, n: number): Pro
   }
   console.log(JSON.stringify(row));
   product.dispose();
+}
+
+/**
+ * GPU milliseconds per call of `run` with the GPU kept busy: `calls` calls recorded as one frame (src/backend/
+ * webgpu-replay.ts) and replayed `frames` times back to back, each dispatch between timestamp queries (the median
+ * per dispatch over the replays); the sum of a call's dispatches (e.g. the attention's pack and product). Unlike the
+ * wall time per call (`timeIt`), which at ViT-L's sizes measures the host and a GPU clocked down between dispatches
+ * (session 11: L's attention 0.4–1.1 ms per call there, 0.13 ms in the model's replayed profile). Null where the
+ * calls cannot be recorded or the device has no timestamp queries.
+ */
+async function replayedGpuMs(run: () => tf.Tensor, calls = 8, frames = 5): Promise<number | null> {
+  let recorded: ReturnType<typeof RecordedFrame.record>;
+  try {
+    recorded = RecordedFrame.record({ inputs: [], carried: () => [], run: () => Array.from({ length: calls }, run) });
+  } catch (e) {
+    if (e instanceof ReplayUnsupported) return null;
+    throw e;
+  }
+  tf.dispose(recorded.outputs);
+  if (!recorded.frame) return null;
+  try {
+    const { dispatches } = await recorded.frame.timeDispatches([], frames);
+    return dispatches.reduce((sum, d) => sum + d.ms, 0) / calls;
+  } catch (e) {
+    if (e instanceof ReplayUnsupported) return null;
+    throw e;
+  } finally {
+    recorded.frame.dispose();
+  }
 }
 
 /** GPU milliseconds per call of `run` (timestamp queries; each dispatch timed alone), after one untimed call. */
@@ -322,7 +354,12 @@ async function main(): Promise<void> {
         peak = Math.max(peak, Math.abs(refValues[i]!));
       }
       const ms = await timeIt(run, n > 5000 ? 10 : 30);
-      row[key] = { ms: +ms.toFixed(3), tflops: +((4 * n * n * c) / ms / 1e9).toFixed(2), relErr: +(err / peak).toExponential(1), ...(nan ? { nonFinite: nan } : {}) };
+      const gpuMs = await replayedGpuMs(run, n > 5000 ? 4 : 8);
+      row[key] = {
+        ms: +ms.toFixed(3), tflops: +((4 * n * n * c) / ms / 1e9).toFixed(2), relErr: +(err / peak).toExponential(1), ...(nan ? { nonFinite: nan } : {}),
+        // GPU time with the GPU kept busy (replayed), and the TFLOP/s it gives.
+        ...(gpuMs !== null ? { gpuMs: +gpuMs.toFixed(4), gpuTflops: +((4 * n * n * c) / gpuMs / 1e9).toFixed(1) } : {}),
+      };
     }
     console.log(JSON.stringify(row));
     qkv.dispose();
