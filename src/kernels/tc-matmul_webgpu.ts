@@ -196,9 +196,8 @@ function layoutKeySuffix(layout: TensorCoreMatMulLayout): string {
 
 /** Bytes of workgroup memory the tensor-core matmul takes with `layout` (A and B tiles, the f32 epilogue scratch). */
 export function tcMatMulWorkgroupBytes(layout: TensorCoreMatMulLayout): number {
-  const { subgroups: sg, tiles } = layout;
-  const bm = 16 * tiles.rows * sg.rows;
-  const bn = 16 * tiles.cols * sg.cols;
+  const sg = layout.subgroups;
+  const { rows: bm, cols: bn } = tcMatMulBlock(layout);
   const bk = layout.sliceK ?? SLICE_K;
   const buffers = layout.buffers ?? 2;
   return buffers * (bm * (bk + 8) + bk * (bn + 8)) * 2 + sg.rows * sg.cols * 256 * 4;
@@ -406,8 +405,7 @@ export class TensorCoreMatMulProgram implements WebGPUProgram {
   getUserCode(): string {
     const { subgroups: sg, tiles } = this.layout;
     const threads = 32 * sg.rows * sg.cols;
-    const bm = 16 * tiles.rows * sg.rows;
-    const bn = 16 * tiles.cols * sg.cols;
+    const { rows: bm, cols: bn } = tcMatMulBlock(this.layout);
     const bk = this.layout.sliceK ?? SLICE_K;
     const buffers = this.layout.buffers ?? 2;
     // A slice deeper than K's padding unit may reach past the packed operands' K: those units are zero.

@@ -70,6 +70,19 @@ function tcOr(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, numHeads: number, headDi
   return tf.engine().runKernel(TC_ATTENTION, { q, k, v }, attrs as unknown as tf.NamedAttrMap) as tf.Tensor;
 }
 
+/**
+ * A packed qkv of 2 heads of 64, [2, 197, 384], std `std` scaled 0.2 → 1.5 along the tokens: the logits' row maxima
+ * rise block after block.
+ */
+function risingQkv(std: number): tf.Tensor {
+  return tf.mul(normal([2, 197, 3 * 128], std), tf.reshape(tf.linspace(0.2, 1.5, 197), [1, 197, 1]));
+}
+
+/** Self-attention of such a qkv: the tensor-core kernel (with `tcLayout` if given) in mixed cases, else the stock ops. */
+function twoHeadAttention(qkv: tf.Tensor, tcLayout?: TensorCoreAttentionLayout): tf.Tensor {
+  return tcOr(qkv, qkv, qkv, 2, 64, [0, 128, 256], () => selfAttention(qkv as tf.Tensor3D, 2), tcLayout);
+}
+
 /** The tensor-core matmul (+ bias, optional LayerScale residual) in a forced layout where it can run, else the stock ops. */
 function tcMatMulOr(x: tf.Tensor, w: tf.Tensor, b: tf.Tensor, layout: TensorCoreMatMulLayout, residual?: { x: tf.Tensor; gamma: tf.Tensor }): tf.Tensor {
   if (!useTensorCores()) return linear(x, w, b, residual ? { residual } : {});
@@ -232,15 +245,15 @@ const CASES: Case[] = [
     // units) must trigger. (With std-4 inputs, logits of std ≈ 100, f16 rounding of q and k alone costs 5.5e-3.)
     name: 'mixed attention, packed qkv, B=2 N=197 C=128 (2×64), logits ×4, rising',
     precision: 'mixed',
-    inputs: () => [tf.mul(normal([2, 197, 3 * 128], 2), tf.reshape(tf.linspace(0.2, 1.5, 197), [1, 197, 1]))],
-    run: ([qkv]) => tcOr(qkv!, qkv!, qkv!, 2, 64, [0, 128, 256], () => selfAttention(qkv as tf.Tensor3D, 2)),
+    inputs: () => [risingQkv(2)],
+    run: ([qkv]) => twoHeadAttention(qkv!),
   },
   {
     // The other layout: 1 tile per subgroup, 16-key blocks (13 blocks, the last one 5 keys wide), rising logits.
     name: 'mixed attention, packed qkv, B=2 N=197 C=128 (2×64), 1 tile per subgroup, 16-key blocks',
     precision: 'mixed',
-    inputs: () => [tf.mul(normal([2, 197, 3 * 128], 3), tf.reshape(tf.linspace(0.2, 1.5, 197), [1, 197, 1]))],
-    run: ([qkv]) => tcOr(qkv!, qkv!, qkv!, 2, 64, [0, 128, 256], () => selfAttention(qkv as tf.Tensor3D, 2), { subgroups: 4, tiles: 1, blockK: 16 }),
+    inputs: () => [risingQkv(3)],
+    run: ([qkv]) => twoHeadAttention(qkv!, { subgroups: 4, tiles: 1, blockK: 16 }),
   },
   {
     name: 'mixed attention, cross, B=2 Lq=77 Lk=45 C=64 (2×32)',
@@ -284,9 +297,8 @@ const CASES: Case[] = [
     // logits.
     name: 'mixed attention, packed qkv, B=2 N=197 C=128 (2×64), 8 subgroups, 1 K/V buffer, O in halves',
     precision: 'mixed',
-    inputs: () => [tf.mul(normal([2, 197, 3 * 128], 2), tf.reshape(tf.linspace(0.2, 1.5, 197), [1, 197, 1]))],
-    run: ([qkv]) => tcOr(qkv!, qkv!, qkv!, 2, 64, [0, 128, 256], () => selfAttention(qkv as tf.Tensor3D, 2),
-      { subgroups: 8, tiles: 1, blockK: 16, kvBuffers: 1, oSplit: 2 }),
+    inputs: () => [risingQkv(2)],
+    run: ([qkv]) => twoHeadAttention(qkv!, { subgroups: 8, tiles: 1, blockK: 16, kvBuffers: 1, oSplit: 2 }),
   },
   {
     // 64-deep slices, one buffer: K = 96 is padded to 96, so the second slice is half zeros past K.
@@ -338,9 +350,8 @@ const CASES: Case[] = [
     // for the whole workgroup (the default relies on the subgroup's program order); rising logits.
     name: 'mixed attention, packed qkv, B=2 N=197 C=128 (2×64), scratch ordered by workgroup barriers',
     precision: 'mixed',
-    inputs: () => [tf.mul(normal([2, 197, 3 * 128], 2), tf.reshape(tf.linspace(0.2, 1.5, 197), [1, 197, 1]))],
-    run: ([qkv]) => tcOr(qkv!, qkv!, qkv!, 2, 64, [0, 128, 256], () => selfAttention(qkv as tf.Tensor3D, 2),
-      { subgroups: 4, tiles: 1, blockK: 32, kvBuffers: 1, oSplit: 2, scratchSync: 'workgroup' }),
+    inputs: () => [risingQkv(2)],
+    run: ([qkv]) => twoHeadAttention(qkv!, { subgroups: 4, tiles: 1, blockK: 32, kvBuffers: 1, oSplit: 2, scratchSync: 'workgroup' }),
   },
   {
     // Cin = 48 (ViT-S's DPT at its finest level): 16-byte units of 8 channels, taps straddling the 32-deep slices, K =
