@@ -22,6 +22,12 @@ const DAWN_FEATURES = ['allow_unsafe_apis', 'vulkan_enable_f16_on_nvidia'];
  * they sit in every workgroup-memory access of the tensor-core kernels. ONNX Runtime's WebGPU provider drops them too.
  */
 const ROBUSTNESS_OFF = 'disable_robustness';
+/**
+ * Disabled: Dawn rounds every timestamp query down to a multiple of 2^16 ns (65.5 µs) so that web pages cannot time
+ * cache side channels. That made `bench --profile` useless per dispatch (sessions 8–11: most of a frame's ~450
+ * dispatches read 0 or 65.5 µs; only sums over many were meaningful). This process runs only our own shaders.
+ */
+const DISABLED_DAWN_FEATURES = ['timestamp_quantization'];
 
 /** Requested when the adapter offers them. */
 export const WANTED_FEATURES = ['shader-f16', 'subgroups', 'chromium-experimental-subgroup-matrix', 'timestamp-query'] as const;
@@ -136,7 +142,8 @@ export function emulateSubgroupMatrices(transform: (code: string) => string): vo
 /**
  * The `enable-dawn-features=` toggle list for `create`: ours, without `disable_robustness` when
  * FLASHDEPTH_WEBGPU_ROBUSTNESS=on (Dawn's bounds clamps back: the first thing to try when a GPU result looks wrong or
- * the device is lost), plus FLASHDEPTH_DAWN_FEATURES (comma-separated extra Dawn toggles, for measurements).
+ * the device is lost), plus FLASHDEPTH_DAWN_FEATURES (comma-separated extra Dawn toggles, for measurements); and the
+ * `disable-dawn-features=` list (timestamp quantization).
  */
 export function dawnToggles(env: NodeJS.ProcessEnv = process.env): string[] {
   const robustness = (env['FLASHDEPTH_WEBGPU_ROBUSTNESS'] ?? 'off').trim().toLowerCase();
@@ -145,7 +152,7 @@ export function dawnToggles(env: NodeJS.ProcessEnv = process.env): string[] {
   }
   const extra = (env['FLASHDEPTH_DAWN_FEATURES'] ?? '').split(',').map((s) => s.trim()).filter(Boolean);
   const features = [...DAWN_FEATURES, ...(robustness === 'off' ? [ROBUSTNESS_OFF] : []), ...extra];
-  return [`enable-dawn-features=${[...new Set(features)].join(',')}`];
+  return [`enable-dawn-features=${[...new Set(features)].join(',')}`, `disable-dawn-features=${DISABLED_DAWN_FEATURES.join(',')}`];
 }
 
 interface NavigatorWithGpu {

@@ -10,7 +10,10 @@ export { fusedResizeAlignCorners } from './resize.js';
 export { fusedPointwiseConv, pointwiseConvSupports } from './pointwise-conv.js';
 export { fusedGelu, fusedScaleAdd, vec4Compatible } from './elementwise.js';
 export { fusedMambaScan, mambaScanSupports, type MambaScanAttrs, type MambaScanResult, type MambaScanWeights } from './mamba-scan.js';
-export { mixedMatMul, mixedMatMulSupports, mixedMlp, mixedMlpSupports, type MixedMatMulOptions, type MixedMlpOptions } from './mixed-matmul.js';
+export {
+  mixedMatMul, mixedMatMulSupports, mixedMlp, mixedMlpSupports, mixedSelfAttention, mixedSelfAttentionSupports, type MixedMatMulOptions, type MixedMlpOptions,
+  type MixedSelfAttentionOptions,
+} from './mixed-matmul.js';
 export { tensorCoreAttentionLayout, tensorCoreAttentionSupports } from './tc-attention.js';
 export { freeStalePackedWeights, tensorCoreConv3x3, tensorCoreConvSupports, type LayerNormParams } from './tc-matmul.js';
 export { REGISTERED_KERNELS } from './register.js';

@@ -34,8 +34,20 @@ const NORM_WORKGROUP = 64;
 const COPY_WORKGROUP = 256;
 /** Lanes per state row when the row sums go through workgroup memory. */
 const WORKGROUP_REDUCTION_LANES = 32;
-/** Tokens per step of the scan loop. */
-const SCAN_UNROLL = 4;
+/**
+ * Tokens per step of the scan loop (at most the lanes of a row). 8 since session 12, with each step's loads issued one
+ * step ahead (SCAN_PREFETCH): H100 lease 12A, per layer (`kernel-timing.js --mamba-only`), L's 841 tokens 0.31–0.32
+ * → 0.26 ms, Full's 464 0.18 → 0.15, S's 49 0.095 → 0.107; 8 without the prefetch 0.39 (L), 16 with it 0.35.
+ */
+const SCAN_UNROLL = 8;
+/**
+ * At most this many B (and C) values per lane in a step (tokens per step × state columns per lane): 8 × 8 on a
+ * 32-lane row of N = 256. Rows of fewer lanes hold more columns each, so they take fewer tokens per step (lavapipe's
+ * 8-lane subgroups: 2), which keeps the unrolled step — and its compile time — as it was with 4 tokens per step there.
+ */
+const SCAN_STEP_VALUES = 64;
+/** Fewest lanes of a fixed-size subgroup the scan sums a row over with subgroupAdd. */
+const MIN_SUBGROUP_LANES = 4;
 /** Above this the Triton softplus returns its argument. */
 const SOFTPLUS_THRESHOLD = 20;
 
@@ -45,6 +57,8 @@ export interface ScanTuning {
   unroll: number;
   /** State rows per workgroup (a divisor of the head size). */
   rows: number;
+  /** Issue each step's loads one step ahead (default SCAN_PREFETCH). */
+  prefetch: boolean;
 }
 
 /**
@@ -55,11 +69,18 @@ export interface ScanTuning {
 export const SCAN_ROWS = 1;
 
 /**
+ * Loads one step ahead by default (session 12): the scan of one row is a single warp walking the tokens, and without
+ * it every step waited for its own loads (L2 latency) before its first update. With 4 tokens per step it made no
+ * difference (lease 12A: L 0.31 vs 0.32 ms); with 8 it is what makes 8 pay (see SCAN_UNROLL).
+ */
+export const SCAN_PREFETCH = true;
+
+/**
  * How the scan sums each state row: `subgroupSize` lanes per row with subgroupAdd where the device has fixed-size
  * subgroups of 4–32 invocations (0: none, or not fixed), else 32 lanes per row summed in workgroup memory.
  */
 export function scanLanes(subgroupSize: number): { lanes: number; subgroupReduce: boolean } {
-  const usable = subgroupSize >= SCAN_UNROLL && subgroupSize <= 32 && (subgroupSize & (subgroupSize - 1)) === 0;
+  const usable = subgroupSize >= MIN_SUBGROUP_LANES && subgroupSize <= 32 && (subgroupSize & (subgroupSize - 1)) === 0;
   return usable ? { lanes: subgroupSize, subgroupReduce: true } : { lanes: WORKGROUP_REDUCTION_LANES, subgroupReduce: false };
 }
 
@@ -150,6 +171,7 @@ export class MambaScanProgram implements WebGPUProgram {
   private readonly subgroupReduce: boolean;
   private readonly unroll: number;
   private readonly rows: number;
+  private readonly prefetch: boolean;
 
   /** `subgroupSize`: the device's fixed subgroup size, 0 if none (see scanLanes); `tuning`: for measurements. */
   constructor(dims: MambaScanDims, subgroupSize: number, tuning: Partial<ScanTuning> = {}) {
@@ -158,8 +180,10 @@ export class MambaScanProgram implements WebGPUProgram {
     ({ lanes: this.lanes, subgroupReduce: this.subgroupReduce } = scanLanes(subgroupSize));
     this.variableNames = ['Conv', 'ALog', 'DSkip', ...(hasState ? ['State'] : [])];
     this.outputShape = [batch * length * heads * headdim + batch * heads * headdim * dState];
-    this.unroll = tuning.unroll ?? SCAN_UNROLL;
+    const columnsPerLane = Math.ceil(dState / this.lanes);
+    this.unroll = tuning.unroll ?? Math.max(1, Math.min(SCAN_UNROLL, this.lanes, Math.floor(SCAN_STEP_VALUES / columnsPerLane)));
     this.rows = tuning.rows ?? SCAN_ROWS;
+    this.prefetch = tuning.prefetch ?? SCAN_PREFETCH;
     // Lane u of each row writes token u of a step: a step cannot have more tokens than a row has lanes.
     if (!(this.unroll >= 1 && this.unroll <= this.lanes && headdim % this.rows === 0)) {
       throw new ShapeError(`MambaScanProgram: tokens per step ${this.unroll} and state rows per workgroup ${this.rows} do not fit `
@@ -167,7 +191,7 @@ export class MambaScanProgram implements WebGPUProgram {
     }
     this.workgroupSize = [this.rows * this.lanes, 1, 1];
     this.dispatch = [heads, batch, headdim / this.rows];
-    this.shaderKey = `mambaScan_${heads}_${headdim}_${dState}_${hasState}_${this.lanes}_${this.subgroupReduce}_${this.unroll}_${this.rows}`;
+    this.shaderKey = `mambaScan_${heads}_${headdim}_${dState}_${hasState}_${this.lanes}_${this.subgroupReduce}_${this.unroll}_${this.rows}${this.prefetch ? '_prefetch' : ''}`;
   }
 
   getUserCode(): string {
@@ -182,19 +206,26 @@ export class MambaScanProgram implements WebGPUProgram {
     const J = [...Array(Math.ceil(dState / G)).keys()];
     const exact = dState % G === 0;
     const column = (j: number) => `g + ${j * G}`;
-    const readB = (u: number, j: number, part: 'DINNER' | 'DINNER + N') => (exact || (j + 1) * G <= dState
-      ? `Conv[at${u} + ${part} + ${column(j)}]`
-      : `select(0.0, Conv[at${u} + ${part} + min(${column(j)}, N - 1)], ${column(j)} < N)`);
-    // A step: first every load of its U tokens (none depends on the state, so they are all in flight together; a
-    // token past L is read clamped and gets Δ = 0, which leaves the state as it is), then the U updates in order.
-    const loads = tokens.map((u) => [
-      `let t${u} = t0 + ${u};`,
-      `let at${u} = (rowBase + min(t${u}, L - 1)) * W;`,
-      `let dt${u} = select(0.0, Conv[at${u} + CONVDIM + head], t${u} < L);`,
-      `let x${u} = Conv[at${u} + head * P + p];`,
-      ...J.map((j) => `let b${u}_${j} = ${readB(u, j, 'DINNER')};`),
-      ...J.map((j) => `let c${u}_${j} = ${readB(u, j, 'DINNER + N')};`),
+    const readB = (at: string, j: number, part: 'DINNER' | 'DINNER + N') => (exact || (j + 1) * G <= dState
+      ? `Conv[${at} + ${part} + ${column(j)}]`
+      : `select(0.0, Conv[${at} + ${part} + min(${column(j)}, N - 1)], ${column(j)} < N)`);
+    // A step's loads: every value of its U tokens (none depends on the state; a token past L is read clamped and gets
+    // Δ = 0, which leaves the state as it is). With `prefetch` they are issued one step ahead, into the variables the
+    // next step reads, so that their latency overlaps this step's updates, row sums and stores; without it, at the top
+    // of their own step (all U in flight together).
+    const loadStep = (base: string, n = '') => tokens.map((u) => [
+      `${n}t${u} = ${base} + ${u};`,
+      `${n}at${u} = (rowBase + min(${n}t${u}, L - 1)) * W;`,
+      `${n}dt${u} = select(0.0, Conv[${n}at${u} + CONVDIM + head], ${n}t${u} < L);`,
+      `${n}x${u} = Conv[${n}at${u} + head * P + p];`,
+      ...J.map((j) => `${n}b${u}_${j} = ${readB(`${n}at${u}`, j, 'DINNER')};`),
+      ...J.map((j) => `${n}c${u}_${j} = ${readB(`${n}at${u}`, j, 'DINNER + N')};`),
     ].join(' ')).join('\n            ');
+    const stepNames = tokens.flatMap((u) => [`t${u}`, `at${u}`, `dt${u}`, `x${u}`, ...J.flatMap((j) => [`b${u}_${j}`, `c${u}_${j}`])]);
+    const isInt = (v: string) => /^a?t\d/.test(v);
+    const declareStep = (n: string) => stepNames.map((v) => `var ${n}${v} = ${isInt(v) ? '0' : '0.0'};`).join(' ');
+    // The prefetched values of the next step, moved into the current step's variables at its start.
+    const takeNext = stepNames.map((v) => `${v} = n${v};`).join(' ');
     const updates = tokens.map((u) => [
       `let decay${u} = exp(dt${u} * A);`,
       `let dx${u} = dt${u} * x${u};`,
@@ -220,6 +251,7 @@ export class MambaScanProgram implements WebGPUProgram {
       const CONVDIM : i32 = ${heads * headdim + 2 * dState};
       const W : i32 = ${heads * headdim + 2 * dState + heads};
       const G : i32 = ${G};
+      const U : i32 = ${U};
       ${this.subgroupReduce ? '' : `var<workgroup> partial : array<f32, ${U * wg}>;`}
 
       fn main() {
@@ -236,9 +268,13 @@ export class MambaScanProgram implements WebGPUProgram {
         let dSkip = DSkip[head];
         let stateRow = ((batch * H + head) * P + p) * N;
         ${J.map(stateIn).join('\n        ')}
+        ${declareStep('')}
+        ${this.prefetch ? `${declareStep('n')}
+        ${loadStep('0', 'n')}` : ''}
 
-        for (var t0 = 0; t0 < L; t0 += ${U}) {
-            ${loads}
+        for (var first = 0; first < L; first += U) {
+            ${this.prefetch ? `${takeNext}
+            ${loadStep('first + U', 'n')}` : loadStep('first')}
             ${updates}
             ${reduce}
         }

@@ -5,8 +5,9 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { ShapeError } from '../errors.js';
-import { tensorCoreMatMul, tensorCoreMlp, tensorCoreMlpSupports, type LayerNormParams } from './tc-matmul.js';
+import { tensorCoreMatMul, tensorCoreMlp, tensorCoreMlpSupports, tensorCoreSelfAttention, tensorCoreSelfAttentionSupports, type LayerNormParams } from './tc-matmul.js';
 import type { MatMulEpilogue, TensorCoreMatMulLayout } from './tc-matmul_webgpu.js';
+import { attentionBranch } from './mode.js';
 
 /** A LayerScale residual `x + gamma·y` after a product: x [M, N] (any shape of M·N elements), gamma [N]. */
 type Residual = { x: tf.Tensor; gamma: tf.Tensor };
@@ -87,4 +88,49 @@ export function mixedMlp(a: tf.Tensor2D, options: MixedMlpOptions): tf.Tensor2D 
       + `got a [${a.shape.join(', ')}], fc1 [${fc1.weight.shape.join(', ')}], fc2 [${fc2.weight.shape.join(', ')}]`);
   }
   return tensorCoreMlp({ a, fc1, fc2, layerNorm, ...residualInputs(residual, m, n) });
+}
+
+export interface MixedSelfAttentionOptions {
+  /** [D, 3D] (columns [q | k | v], each head-major) + [3D]. */
+  qkv: { weight: tf.Tensor2D; bias?: tf.Tensor };
+  /** [D, D] + [D]. */
+  proj: { weight: tf.Tensor2D; bias?: tf.Tensor };
+  numHeads: number;
+  /** Score scale; default 1/√(D / numHeads). */
+  scale?: number;
+  /** LayerNorm of x's rows (weight, bias [D]) before the qkv product, in the dispatch that packs x to f16. */
+  layerNorm?: LayerNormParams;
+  /** `residual.x + residual.gamma·y` after the projection. */
+  residual?: Residual;
+}
+
+/**
+ * Whether mixedSelfAttention takes B sequences of N tokens of width D in `numHeads` heads (see
+ * tensorCoreSelfAttentionSupports); never with FLASHDEPTH_ATTENTION_BRANCH=separate.
+ */
+export function mixedSelfAttentionSupports(batch: number, tokens: number, dim: number, numHeads: number): boolean {
+  return attentionBranch() === 'chained' && tensorCoreSelfAttentionSupports(batch, tokens, dim, numHeads);
+}
+
+/**
+ * A ViT attention branch on tensor cores: proj(softmax(q·kᵀ·scale)·v) with q, k, v from qkv(x) (optionally
+ * layer-normalised first; + LayerScale residual), x [B, N, D] → [B, N, D]; qkv's output and the attention's stay f16
+ * between the three dispatches.
+ */
+export function mixedSelfAttention(x: tf.Tensor3D, options: MixedSelfAttentionOptions): tf.Tensor3D {
+  const [b, n, d] = x.shape;
+  const { qkv, proj, numHeads, layerNorm, residual } = options;
+  if (qkv.weight.shape[0] !== d || qkv.weight.shape[1] !== 3 * d || proj.weight.shape[0] !== d || proj.weight.shape[1] !== d
+    || (qkv.bias !== undefined && qkv.bias.size !== 3 * d) || (proj.bias !== undefined && proj.bias.size !== d)
+    || !mixedSelfAttentionSupports(b, n, d, numHeads) || !fusionFits(b * n, d, d, layerNorm, residual)) {
+    throw new ShapeError(`mixedSelfAttention: expected x [B, N, D] with D a multiple of 32 in ${numHeads} heads of a multiple of 16 (at most 64), qkv [D, 3D] + [3D], proj [D, D] + [D], LayerNorm [D], residual [B, N, D] and gamma [D]; `
+      + `got x [${x.shape.join(', ')}], qkv [${qkv.weight.shape.join(', ')}], proj [${proj.weight.shape.join(', ')}]`);
+  }
+  return tf.tidy(() => {
+    const y = tensorCoreSelfAttention({
+      x: tf.reshape(x, [b * n, d]) as tf.Tensor2D, batch: b, layerNorm, qkv, proj, numHeads, scale: options.scale ?? 1 / Math.sqrt(d / numHeads),
+      ...residualInputs(residual, b * n, d),
+    });
+    return tf.reshape(y, [b, n, d]) as tf.Tensor3D;
+  });
 }

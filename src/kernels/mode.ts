@@ -11,6 +11,11 @@
  * - tensor-core matmul block: the 128×128 block's staging where it fills the GPU, 'double' (default: two 32-deep
  *   buffers per operand, 46 KiB), 'single' (one, 27 KiB) or 'double16' (two 16-deep ones, 29 KiB) — the last two fit
  *   two workgroups on an H100 multiprocessor; FLASHDEPTH_TC_MATMUL_BLOCK, for measurements.
+ * - tensor-core attention layout: FLASHDEPTH_ATTENTION_LAYOUT="subgroups,tiles,blockK,kvBuffers,oSplit[,stageK]"
+ *   replaces the preferred layout (where it fits and the grid is large enough), for measurements.
+ * - attention branch: 'chained' (default: qkv product, attention and projection pass f16 token rows to each other,
+ *   three dispatches) or 'separate' (session 11: qkv in f32, packed into head planes, attention out in f32, packed
+ *   again for the projection: five); FLASHDEPTH_ATTENTION_BRANCH, for measurements.
  *
  * Custom kernels are forward-only, so none is used under a gradient tape (training keeps the stock ops and their
  * gradients). Every call site keeps its plain-tfjs-ops path, which wasm and cpu always take.
@@ -26,6 +31,9 @@ export type Precision = (typeof PRECISIONS)[number];
 
 export const ATTENTION_SYNCS = ['subgroup', 'workgroup'] as const;
 export type AttentionSync = (typeof ATTENTION_SYNCS)[number];
+
+export const ATTENTION_BRANCHES = ['chained', 'separate'] as const;
+export type AttentionBranch = (typeof ATTENTION_BRANCHES)[number];
 
 export const MATMUL_BLOCKS = ['double', 'single', 'double16'] as const;
 export type MatMulBlock = (typeof MATMUL_BLOCKS)[number];
@@ -67,6 +75,37 @@ export function setPrecision(next: Precision): void {
 /** FLASHDEPTH_ATTENTION_SYNC (default 'subgroup'): `scratchSync` of the tensor-core attention layouts the kernels choose. */
 export function attentionScratchSync(): AttentionSync {
   return fromEnv('FLASHDEPTH_ATTENTION_SYNC', ATTENTION_SYNCS, 'subgroup');
+}
+
+/** The fields FLASHDEPTH_ATTENTION_LAYOUT sets, in order (the scratch sync comes from FLASHDEPTH_ATTENTION_SYNC). */
+export interface AttentionLayoutOverride {
+  subgroups: number;
+  tiles: number;
+  blockK: number;
+  kvBuffers: 1 | 2;
+  oSplit: 1 | 2 | 4;
+  stageK?: number;
+}
+
+/**
+ * FLASHDEPTH_ATTENTION_LAYOUT ("12,1,16,2,2" or with a sixth field, stageK), or null when unset; anything else is a
+ * one-line error naming the variable and the form expected.
+ */
+export function attentionLayoutOverride(): AttentionLayoutOverride | null {
+  const raw = process.env['FLASHDEPTH_ATTENTION_LAYOUT'];
+  if (raw === undefined || raw.trim() === '') return null;
+  const fields = raw.split(',').map((f) => Number(f.trim()));
+  const [subgroups, tiles, blockK, kvBuffers, oSplit, stageK] = fields as [number, number, number, number, number, number | undefined];
+  if (fields.length < 5 || fields.length > 6 || !fields.every((f) => Number.isInteger(f) && f > 0) || (kvBuffers !== 1 && kvBuffers !== 2) || ![1, 2, 4].includes(oSplit)
+    || blockK % 16 !== 0 || (stageK ?? blockK) % blockK !== 0) {
+    throw invalidParameterError('FLASHDEPTH_ATTENTION_LAYOUT', '"subgroups,tiles,blockK,kvBuffers,oSplit[,stageK]" (whole numbers; blockK a multiple of 16, kvBuffers 1 or 2, oSplit 1, 2 or 4, stageK a multiple of blockK)', raw);
+  }
+  return { subgroups, tiles, blockK, kvBuffers, oSplit: oSplit as 1 | 2 | 4, ...(stageK !== undefined ? { stageK } : {}) };
+}
+
+/** FLASHDEPTH_ATTENTION_BRANCH (default 'chained'): how a ViT attention branch's three steps hand over on tensor cores. */
+export function attentionBranch(): AttentionBranch {
+  return fromEnv('FLASHDEPTH_ATTENTION_BRANCH', ATTENTION_BRANCHES, 'chained');
 }
 
 /** FLASHDEPTH_TC_MATMUL_BLOCK (default 'double'): the staging of the tensor-core matmul's 128×128 block. */

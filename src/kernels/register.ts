@@ -7,13 +7,13 @@ import { geluConfig, scaleAddConfig } from './elementwise.js';
 import { flashAttentionConfig } from './flash-attention.js';
 import { layerNormConfig } from './layer-norm.js';
 import { mambaScanConfig } from './mamba-scan.js';
-import { tensorCoreAttentionConfig } from './tc-attention.js';
+import { tensorCoreAttentionConfig, tensorCoreSelfAttentionConfig } from './tc-attention.js';
 import { packF16Config, tensorCoreMatMulConfig } from './tc-matmul.js';
 import { pointwiseConvConfig } from './pointwise-conv.js';
 import { resizeAlignCornersConfig } from './resize.js';
 
 const KERNEL_CONFIGS: readonly tf.KernelConfig[] = [flashAttentionConfig, layerNormConfig, geluConfig, scaleAddConfig, mambaScanConfig, tensorCoreAttentionConfig,
-  packF16Config, tensorCoreMatMulConfig, resizeAlignCornersConfig, pointwiseConvConfig];
+  packF16Config, tensorCoreMatMulConfig, resizeAlignCornersConfig, pointwiseConvConfig, tensorCoreSelfAttentionConfig];
 
 for (const config of KERNEL_CONFIGS) {
   if (!tf.getKernel(config.kernelName, config.backendName)) tf.registerKernel(config);

@@ -13,14 +13,15 @@ import type * as tf from '@tensorflow/tfjs-core';
 import { webgpuCapabilities } from '../backend/webgpu.js';
 import { ConfigError, ShapeError } from '../errors.js';
 import type { FlashAttentionAttrs } from './flash-attention.js';
-import { attentionScratchSync } from './mode.js';
+import { attentionLayoutOverride, attentionScratchSync } from './mode.js';
 import type { WebGPUBackendLike } from './program.js';
 import {
-  DEFAULT_TC_ATTENTION_LAYOUT, PackHeadsF16Program, packedPlanes, tcAttentionWorkgroupBytes, tcRowsPerWorkgroup, TensorCoreAttentionProgram,
-  type TensorCoreAttentionLayout,
+  DEFAULT_TC_ATTENTION_LAYOUT, PackHeadsF16Program, packedPlanes, stageKeys, tcAttentionWorkgroupBytes, tcRowsPerWorkgroup, TensorCoreAttentionProgram,
+  type PackedPlanes, type TensorCoreAttentionLayout,
 } from './tc-attention_webgpu.js';
 
 export const TC_ATTENTION = 'FlashDepthTensorCoreAttention';
+export const TC_SELF_ATTENTION = 'FlashDepthTensorCoreSelfAttention';
 
 /** Head sizes the tensor-core program takes: whole 16-channel tiles, up to the 64 of DINOv2 (the sizes kernel-check covers). */
 export function tensorCoreAttentionSupports(headDim: number): boolean {
@@ -28,8 +29,8 @@ export function tensorCoreAttentionSupports(headDim: number): boolean {
 }
 
 /**
- * Layouts in order of preference, each used where the device's workgroup memory takes it: the default (192 rows, 45
- * KiB, ./tc-attention_webgpu.ts), then the two that ran fastest at ≤ 31 KiB, i.e. two workgroups per multiprocessor
+ * Layouts in order of preference, each used where the device's workgroup memory takes it: the default (192 rows, 42
+ * KiB, ./tc-attention_webgpu.ts; FLASHDEPTH_ATTENTION_LAYOUT replaces it), then the two that ran fastest at ≤ 31 KiB, i.e. two workgroups per multiprocessor
  * on the H100 (64 rows: the 2K student 2.58 / 2.62 ms per call, the Full teacher 0.63 / 0.52, session 8), which also
  * fit software Vulkan's 32 KiB.
  */
@@ -50,22 +51,29 @@ const SMALL_GRID_WORKGROUPS = 96;
  * The layout for head size `headDim`, or null where none fits the device's workgroup memory (the fp32 flash kernel runs
  * instead): the first of LAYOUTS_BY_PREFERENCE that fits, unless `grid` (query rows, and batch × heads planes) gives it
  * under SMALL_GRID_WORKGROUPS workgroups; then the first fitting one with fewer rows per workgroup. Every chosen layout
- * takes `scratchSync` from FLASHDEPTH_ATTENTION_SYNC (./mode.ts).
+ * takes `scratchSync` from FLASHDEPTH_ATTENTION_SYNC, and FLASHDEPTH_ATTENTION_LAYOUT replaces the default (./mode.ts).
  */
 export function tensorCoreAttentionLayout(headDim: number, limitBytes = webgpuCapabilities().maxWorkgroupStorageBytes, grid?: { rows: number; planes: number }): TensorCoreAttentionLayout | null {
   if (!tensorCoreAttentionSupports(headDim)) return null;
   const scratchSync = attentionScratchSync();
-  const fitting = LAYOUTS_BY_PREFERENCE.map((layout) => ({ ...layout, scratchSync })).filter((layout) => tcAttentionWorkgroupBytes(layout, headDim) <= limitBytes);
+  const override = attentionLayoutOverride();
+  const preference = override ? [override, ...LAYOUTS_BY_PREFERENCE.slice(1)] : LAYOUTS_BY_PREFERENCE;
+  const fitting = preference.map((layout) => ({ ...layout, scratchSync })).filter((layout) => tcAttentionWorkgroupBytes(layout, headDim) <= limitBytes);
   const preferred = fitting[0];
   if (!preferred || !grid || Math.ceil(grid.rows / tcRowsPerWorkgroup(preferred)) * grid.planes >= SMALL_GRID_WORKGROUPS) return preferred ?? null;
   return fitting.find((layout) => tcRowsPerWorkgroup(layout) < tcRowsPerWorkgroup(preferred)) ?? preferred;
 }
 
 /**
- * Throws a one-line ConfigError where an explicitly chosen layout (tuning: the kernel's `tcLayout`) needs more
- * workgroup memory than `limitBytes`, instead of leaving it to a Dawn validation error at pipeline creation.
+ * Throws a one-line ConfigError where an explicitly chosen layout (tuning: the kernel's `tcLayout`) has blocks that
+ * are not whole 16-key tiles or stages that are not whole blocks, or needs more workgroup memory than `limitBytes`,
+ * instead of leaving it to a Dawn validation error at pipeline creation or a wrong result.
  */
 export function checkTcAttentionLayout(layout: TensorCoreAttentionLayout, headDim: number, limitBytes: number): void {
+  const stageK = stageKeys(layout);
+  if (layout.blockK % 16 !== 0 || stageK % layout.blockK !== 0) {
+    throw new ConfigError(`tensor-core attention layout: blockK must be a multiple of 16 and stageK a multiple of blockK, got blockK ${layout.blockK}, stageK ${stageK}`);
+  }
   const bytes = tcAttentionWorkgroupBytes(layout, headDim);
   if (bytes > limitBytes) {
     throw new ConfigError(`tensor-core attention layout (${layout.subgroups} subgroups of ${layout.tiles} tiles, ${layout.blockK}-key blocks): needs ${bytes} bytes of workgroup memory for heads of ${headDim}, the device allows ${limitBytes}`);
@@ -81,7 +89,7 @@ function tensorCoreAttentionWebGPU(args: { inputs: tf.NamedTensorInfoMap; backen
   if (a.tcLayout) checkTcAttentionLayout(a.tcLayout, a.headDim, webgpuCapabilities().maxWorkgroupStorageBytes);
   const layout = a.tcLayout ?? tensorCoreAttentionLayout(a.headDim, undefined, { rows: lq, planes: batch * a.numHeads });
   if (!layout) throw new ShapeError(`tensor-core attention: no layout for heads of ${a.headDim} fits ${webgpuCapabilities().maxWorkgroupStorageBytes} bytes of workgroup memory`);
-  const planes = packedPlanes(batch, lq, lk, a.numHeads, a.headDim, tcRowsPerWorkgroup(layout), layout.blockK);
+  const planes = packedPlanes(batch, lq, lk, a.numHeads, a.headDim, tcRowsPerWorkgroup(layout), stageKeys(layout));
   const packed = backend.runWebGPUProgram(new PackHeadsF16Program(planes, a.headDim), [q, k, v], 'int32', [
     { type: 'int32', data: [a.qOffset / 4] },
     { type: 'int32', data: [a.kOffset / 4] },
@@ -115,4 +123,57 @@ export const tensorCoreAttentionConfig: tf.KernelConfig = {
   kernelName: TC_ATTENTION,
   backendName: 'webgpu',
   kernelFunc: tensorCoreAttentionWebGPU as tf.KernelFunc,
+};
+
+/** Attributes of `FlashDepthTensorCoreSelfAttention`. */
+export interface TensorCoreSelfAttentionAttrs {
+  /** Sequences, and tokens per sequence. */
+  batch: number;
+  tokens: number;
+  numHeads: number;
+  headDim: number;
+  /** The layout the head planes were written for (`selfAttentionPlanes`). */
+  tcLayout: TensorCoreAttentionLayout;
+  /** Rows of the packed output: the projection's A operand (`packedA(batch·tokens, heads·Dh).rowsPad`). */
+  rowsPad: number;
+}
+
+/** The head planes of B sequences of N tokens for `layout`: queries padded to whole workgroups, keys to whole stages. */
+export function selfAttentionPlanes(batch: number, tokens: number, numHeads: number, headDim: number, layout: TensorCoreAttentionLayout): PackedPlanes {
+  return packedPlanes(batch, tokens, tokens, numHeads, headDim, tcRowsPerWorkgroup(layout), stageKeys(layout));
+}
+
+/** The layout of a self-attention over B sequences of N tokens, or null where none fits (as tensorCoreAttentionLayout). */
+export function tensorCoreSelfAttentionLayout(batch: number, tokens: number, numHeads: number, headDim: number): TensorCoreAttentionLayout | null {
+  return tensorCoreAttentionLayout(headDim, undefined, { rows: tokens, planes: batch * numHeads });
+}
+
+/**
+ * Self-attention between two products with no packing dispatch on either side: `planes` are a qkv product's head
+ * planes (its 'headPlanes' store, Q pre-scaled; `selfAttentionPlanes`), and the result is the packed f16 token rows
+ * [rowsPad, heads·Dh / 2] (int32 half pairs) the output projection reads as its A operand.
+ */
+function tensorCoreSelfAttentionWebGPU(args: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf.NamedAttrMap }): tf.TensorInfo {
+  const { planes } = args.inputs as { planes: tf.TensorInfo };
+  const a = args.attrs as unknown as TensorCoreSelfAttentionAttrs;
+  const layout = selfAttentionPlanes(a.batch, a.tokens, a.numHeads, a.headDim, a.tcLayout);
+  if (planes.shape.length !== 1 || planes.shape[0] !== layout.totalUnits * 2 || a.rowsPad < a.batch * a.tokens) {
+    throw new ShapeError(`tensor-core self-attention: head planes [${planes.shape.join(', ')}] are not those of ${a.batch} × ${a.tokens} tokens in ${a.numHeads} heads of ${a.headDim} (${layout.totalUnits * 2} int32), or ${a.rowsPad} output rows are too few`);
+  }
+  const program = new TensorCoreAttentionProgram(a.batch, a.tokens, a.numHeads, a.headDim, a.tcLayout, 'packedF16', a.rowsPad);
+  return (args.backend as WebGPUBackendLike).runWebGPUProgram(program, [planes, planes], 'int32', [
+    { type: 'uint32', data: [a.tokens] },
+    { type: 'uint32', data: [a.tokens] },
+    { type: 'uint32', data: [layout.lqPad] },
+    { type: 'uint32', data: [layout.lkPad] },
+    { type: 'uint32', data: [a.numHeads] },
+    { type: 'uint32', data: [layout.qUnits * 4] },
+    { type: 'uint32', data: [(layout.qUnits + layout.kUnits) * 4] },
+  ]);
+}
+
+export const tensorCoreSelfAttentionConfig: tf.KernelConfig = {
+  kernelName: TC_SELF_ATTENTION,
+  backendName: 'webgpu',
+  kernelFunc: tensorCoreSelfAttentionWebGPU as tf.KernelFunc,
 };

@@ -5,7 +5,9 @@
  * 1. PackHeadsF16Program copies q, k and v (f32 token rows, heads at channel offsets as for FlashAttentionProgram)
  *    into one buffer of f16 head planes [B, H, Lpad, Dh] — Q first (pre-multiplied by scale·log2 e), then K, then V —
  *    with rows past L zero. The buffer is an int32 tensor holding two halves per element: tfjs has no f16 dtype, and
- *    integer stores keep the bits exactly.
+ *    integer stores keep the bits exactly. In a ViT block (`mixedSelfAttention`, session 12) the qkv product's
+ *    epilogue writes these planes itself (tc-matmul_webgpu.ts, the 'headPlanes' store; rows past L unwritten), and
+ *    the attention writes its output as the projection's packed f16 operand: no packing dispatch on either side.
  * 2. TensorCoreAttentionProgram binds that buffer twice: as `array<f16>` (src/backend/webgpu.ts `retypeBindings`),
  *    from which each subgroup loads its Q tiles once, and as int32 vec4s, from which all invocations copy each key
  *    block's K and V rows into workgroup memory (16-byte units), where the subgroup matrices for Kᵀ and V are loaded.
@@ -13,10 +15,11 @@
  *    for the 2K student even with this program's 2–3 query tiles per subgroup (session 5); staged, 47.
  *
  * A workgroup of `subgroups` subgroups covers `subgroups · tiles · 16` query rows of one (batch, head); each subgroup
- * owns `tiles` tiles of 16 rows and keeps their Q matrices and f32 accumulators O in registers. Keys come in blocks of
- * BLOCK_K, double-buffered in workgroup memory (or, `kvBuffers: 1`, in one buffer at a fourth barrier): while a block
- * is multiplied, each invocation already holds its share of the next block's 16-byte units in registers, and writes
- * them into the other buffer after its last use (one barrier per block). Every Kᵀ and V matrix loaded from workgroup
+ * owns `tiles` tiles of 16 rows and keeps their Q matrices and f32 accumulators O in registers. Keys are staged in
+ * workgroup memory STAGE_K at a time (`stageK`, a multiple of BLOCK_K), double-buffered (or, `kvBuffers: 1`, in one
+ * buffer at a second barrier): while a stage is multiplied, each invocation already holds its share of the next
+ * stage's 16-byte units in registers, and writes them into the other buffer after its last use. Each subgroup scores
+ * a stage BLOCK_K keys at a time, with no barrier between those blocks. Every Kᵀ and V matrix loaded from workgroup
  * memory serves all of a subgroup's tiles. Per block
  * a subgroup computes its tiles' 16×BLOCK_K scores on tensor cores and stores them to its own scratch; invocation
  * (r8 = lane / 4, quad = lane % 4) takes rows r8 and r8 + 8 of each tile, columns quad + 4i (no bank conflicts with
@@ -43,6 +46,12 @@ import { TENSOR_CORE_DIRECTIVES } from './tc-matmul_webgpu.js';
 import { foldedDispatch, type WebGPUProgram } from './program.js';
 import type { AttentionSync } from './mode.js';
 
+/**
+ * Where TensorCoreAttentionProgram writes its output: f32 token rows [batch, lq, heads·Dh], or the packed f16 token
+ * rows [rowsPad, heads·Dh / 2] (int32 half pairs) a following projection reads as its A operand.
+ */
+export type AttentionOutput = 'f32' | 'packedF16';
+
 /** Query rows per subgroup-matrix tile, and the unit in which query rows are padded. */
 export const TC_ROWS = 16;
 
@@ -52,8 +61,13 @@ export interface TensorCoreAttentionLayout {
   subgroups: number;
   /** Query tiles (16 rows each) per subgroup: each K/V matrix loaded from workgroup memory serves all of them. */
   tiles: number;
-  /** Keys per staged block (a multiple of 16). */
+  /** Keys per block of scores and softmax (a multiple of 16). */
   blockK: number;
+  /**
+   * Keys staged in workgroup memory per hand-over (a multiple of blockK; default blockK): with more, each subgroup
+   * runs stageK / blockK blocks between barriers, so fewer barriers line the subgroups up in the same phase.
+   */
+  stageK?: number;
   /**
    * Buffers of staged K/V: 2 (default) lets the next block be stored while this one is multiplied (3 barriers per
    * block); 1 halves their workgroup memory at one barrier more.
@@ -61,11 +75,12 @@ export interface TensorCoreAttentionLayout {
   kvBuffers?: 1 | 2;
   /**
    * Column groups of the accumulators' round trips through the scratch (rescale, output): 2 halves the scratch an
-   * accumulator tile needs, at twice the barriers of those rare trips. Less workgroup memory, more resident
-   * workgroups: the H100's Vulkan driver gives a multiprocessor 64 KiB of it (1 KiB reserved per workgroup), so
-   * workgroups of ≤ 31 KiB run two at a time.
+   * accumulator tile needs, 4 quarters it (down to the scores' share with 16-key blocks), at 2 or 4 times the syncs
+   * of those rare trips. Less workgroup memory, more resident workgroups: the H100's Vulkan driver gives a
+   * multiprocessor 64 KiB of it (1 KiB reserved per workgroup), so workgroups of ≤ 31 KiB run two at a time; or room
+   * for deeper stages. Where it does not divide the head's 16-column tiles, the largest count that does is used.
    */
-  oSplit?: 1 | 2;
+  oSplit?: 1 | 2 | 4;
   /**
    * How a subgroup orders its own round trips through workgroup memory (scores → softmax → P, the accumulators'
    * rescale and output), which no other subgroup touches. 'subgroup' (default): by program order alone — a subgroup's
@@ -86,16 +101,23 @@ export interface TensorCoreAttentionLayout {
 export const SUBGROUP_SCRATCH_SYNC = 'subgroupScratchSync';
 
 /**
- * 12 subgroups of 1 query tile (192 rows per workgroup), 16-key blocks, K/V double-buffered, accumulators through the
- * scratch by column halves (45 KiB; one workgroup per H100 multiprocessor, 12 warps). Possible once each subgroup
- * orders its own scratch (`scratchSync: 'subgroup'`): with a barrier at every round trip, 12 warps waited on each
- * other three times per block. H100, lease 11A, per call (`kernel-timing.js --attention-only`) against session 10's
- * 8 subgroups of 32-key blocks (47 KiB), both with subgroup-ordered scratch: the 2K student 2.44 → 2.00 ms (90 → 110
- * TFLOP/s), the Full teacher 0.73 → 0.48; ViT-L at 518² (8 × 16 workgroups: one wave) 0.64 → 0.40 against the 8-subgroup
- * layout, 0.71 against the 64-row one it had. Also in that lease: 6 subgroups (192 invocations), wrong on the card
- * with the barrier-ordered scratch (session 10), right with this one.
+ * 12 subgroups of 1 query tile (192 rows per workgroup), 16-key blocks, 64 keys staged per barrier in one K/V buffer,
+ * accumulators through the scratch in 16-column quarters (42 KiB; one workgroup per H100 multiprocessor, 12 warps).
+ * Between two barriers each subgroup scores four blocks on its own, so the 12 warps no longer run each block's phases
+ * (products, softmax through workgroup memory, P·V) in lockstep. H100 lease 12A, GPU time per call
+ * (`kernel-timing.js --attention-only`) against session 11's layout (SESSION11_TC_ATTENTION_LAYOUT): the 2K student
+ * 1.75 → 1.55 ms (126 → 142 TFLOP/s), the Full teacher 0.253 → 0.235, ViT-L at 518² 0.28 → 0.17; 32-key stages
+ * double-buffered: 1.72, 0.254, 0.19.
  */
-export const DEFAULT_TC_ATTENTION_LAYOUT: TensorCoreAttentionLayout = { subgroups: 12, tiles: 1, blockK: 16, kvBuffers: 2, oSplit: 2 };
+export const DEFAULT_TC_ATTENTION_LAYOUT: TensorCoreAttentionLayout = { subgroups: 12, tiles: 1, blockK: 16, stageK: 64, kvBuffers: 1, oSplit: 4 };
+
+/**
+ * Session 11's default: 12 subgroups, 16-key blocks double-buffered, accumulators in halves (45 KiB). Possible once
+ * each subgroup orders its own scratch (`scratchSync: 'subgroup'`): with a barrier at every round trip, 12 warps
+ * waited on each other three times per block. H100 lease 11A, per call, against session 10's 8 subgroups of 32-key
+ * blocks: the 2K student 2.44 → 2.00 ms, the Full teacher 0.73 → 0.48, ViT-L at 518² 0.64 → 0.40.
+ */
+export const SESSION11_TC_ATTENTION_LAYOUT: TensorCoreAttentionLayout = { subgroups: 12, tiles: 1, blockK: 16, kvBuffers: 2, oSplit: 2 };
 
 /** Session 10's default: 8 subgroups of 1 tile (128 rows), 32-key blocks (47 KiB). */
 export const EIGHT_SUBGROUP_TC_ATTENTION_LAYOUT: TensorCoreAttentionLayout = { subgroups: 8, tiles: 1, blockK: 32, kvBuffers: 2, oSplit: 2 };
@@ -105,14 +127,26 @@ const KV_PAD = 8;
 /** Floats of padding per score / accumulator scratch row (16 bytes). */
 const F32_PAD = 4;
 
+/** Keys staged per barrier: `stageK`, or one block. */
+export function stageKeys(layout: TensorCoreAttentionLayout): number {
+  return layout.stageK ?? layout.blockK;
+}
+
+/** Column groups of the accumulators' round trips: `oSplit`, or the largest count below it that divides Dh / 16. */
+function accumulatorGroups(layout: TensorCoreAttentionLayout, headDim: number): number {
+  let groups = layout.oSplit ?? 1;
+  while ((headDim / 16) % groups !== 0) groups--;
+  return groups;
+}
+
 /** Floats of one subgroup's scratch: the scores of its tiles, or (reused) one 16-row accumulator tile. */
 function scratchFloats(layout: TensorCoreAttentionLayout, headDim: number): number {
-  return Math.max(layout.tiles * TC_ROWS * (layout.blockK + F32_PAD), TC_ROWS * (headDim / (layout.oSplit ?? 1) + F32_PAD));
+  return Math.max(layout.tiles * TC_ROWS * (layout.blockK + F32_PAD), TC_ROWS * (headDim / accumulatorGroups(layout, headDim) + F32_PAD));
 }
 
 /** Workgroup memory a layout needs for head size `headDim`, in bytes. */
 export function tcAttentionWorkgroupBytes(layout: TensorCoreAttentionLayout, headDim: number): number {
-  const kv = (layout.kvBuffers ?? 2) * 2 * layout.blockK * (headDim + KV_PAD) * 2; // K and V per buffer
+  const kv = (layout.kvBuffers ?? 2) * 2 * stageKeys(layout) * (headDim + KV_PAD) * 2; // K and V per buffer
   const scratch = layout.subgroups * scratchFloats(layout, headDim) * 4;
   const p = layout.subgroups * layout.tiles * TC_ROWS * (layout.blockK + KV_PAD) * 2;
   return kv + scratch + p + (layout.scratchSync === 'workgroup' ? layout.subgroups * 4 : 0);
@@ -222,23 +256,36 @@ export class TensorCoreAttentionProgram implements WebGPUProgram {
   uniforms = 'lq : u32, lk : u32, lqPad : u32, lkPad : u32, heads : u32, kSegment : u32, vSegment : u32,';
   private readonly headDim: number;
   private readonly layout: TensorCoreAttentionLayout;
+  private readonly packedOutput: boolean;
 
-  constructor(batch: number, lq: number, numHeads: number, headDim: number, layout: TensorCoreAttentionLayout = DEFAULT_TC_ATTENTION_LAYOUT) {
+  /**
+   * P holds head planes (`packedPlanes`: PackHeadsF16Program's, or a qkv product's 'headPlanes' store, whose rows
+   * past lq and lk are left unwritten: keys past lk are staged as zeros, and rows past lq never written out).
+   * `output` 'packedF16': token rows of `rowsPad` (≥ batch·lq; rows past it unwritten).
+   */
+  constructor(batch: number, lq: number, numHeads: number, headDim: number, layout: TensorCoreAttentionLayout = DEFAULT_TC_ATTENTION_LAYOUT,
+    output: AttentionOutput = 'f32', rowsPad = 0) {
     this.headDim = headDim;
     this.layout = layout;
+    this.packedOutput = output === 'packedF16';
     this.workgroupSize = [32 * layout.subgroups, 1, 1];
-    this.outputShape = [batch, lq, numHeads * headDim];
+    this.outputShape = this.packedOutput ? [rowsPad, (numHeads * headDim) / 2] : [batch, lq, numHeads * headDim];
     this.dispatch = [Math.ceil(lq / tcRowsPerWorkgroup(layout)), numHeads, batch];
-    this.shaderKey = `tcAttention_${headDim}_${layout.subgroups}_${layout.tiles}_${layout.blockK}${layout.kvBuffers === 1 ? '_kv1' : ''}${layout.oSplit === 2 ? '_o2' : ''}${layout.scratchSync === 'workgroup' ? '_wgsync' : ''}`;
+    this.shaderKey = `tcAttention_${headDim}_${layout.subgroups}_${layout.tiles}_${layout.blockK}${layout.kvBuffers === 1 ? '_kv1' : ''}${(layout.oSplit ?? 1) > 1 ? `_o${layout.oSplit}` : ''}${layout.scratchSync === 'workgroup' ? '_wgsync' : ''}${stageKeys(layout) !== layout.blockK ? `_s${stageKeys(layout)}` : ''}${this.packedOutput ? '_packedOut' : ''}`;
   }
 
-  /** WGSL: staging of one key block — each invocation's 16-byte units into registers, and from them into a buffer. */
+  /**
+   * WGSL: staging of one key block — each invocation's 16-byte units into registers, and from them into a buffer.
+   * Keys past lk are staged as zeros: a plane's rows there may be a product's unwritten padding, and a masked key's
+   * P = 0 times a NaN in V would still be NaN.
+   */
   private stagingCode(): { declare: string; load: string; store: string } {
     const dh = this.headDim;
-    const { subgroups, blockK } = this.layout;
+    const { subgroups } = this.layout;
+    const stageK = stageKeys(this.layout);
     const threads = 32 * subgroups;
     const rowUnits = dh / 8;
-    const units = 2 * blockK * rowUnits;
+    const units = 2 * stageK * rowUnits;
     const per = Math.ceil(units / threads);
     const guard = (p: number, body: string) => ((p + 1) * threads <= units ? body : `if (localIndex + ${p * threads}u < ${units}u) { ${body} }`);
     const declare: string[] = [];
@@ -247,10 +294,11 @@ export class TensorCoreAttentionProgram implements WebGPUProgram {
     for (let p = 0; p < per; p++) {
       // Unit u → K or V, key row r of the block, 8-half column c8: its source (in units, block 0) and destination.
       declare.push(`let u${p} = min(localIndex + ${p * threads}u, ${units - 1}u);`,
-        `let src${p} = select(kBase, vBase, u${p} >= ${blockK * rowUnits}u) / 8u + ((u${p} / ${rowUnits}u) % BLOCK_K) * ${rowUnits}u + u${p} % ${rowUnits}u;`,
-        `let dst${p} = select(0u, BLOCK_K * KS, u${p} >= ${blockK * rowUnits}u) + ((u${p} / ${rowUnits}u) % BLOCK_K) * KS + (u${p} % ${rowUnits}u) * 8u;`,
+        `let key${p} = (u${p} / ${rowUnits}u) % STAGE_K;`,
+        `let src${p} = select(kBase, vBase, u${p} >= ${stageK * rowUnits}u) / 8u + key${p} * ${rowUnits}u + u${p} % ${rowUnits}u;`,
+        `let dst${p} = select(0u, STAGE_K * KS, u${p} >= ${stageK * rowUnits}u) + key${p} * KS + (u${p} % ${rowUnits}u) * 8u;`,
         `var w${p} = vec4<i32>();`);
-      load.push(guard(p, `w${p} = P4[src${p} + kUnit0];`));
+      load.push(guard(p, `w${p} = select(vec4<i32>(), P4[src${p} + kUnit0], kKey0 + key${p} < lk);`));
       // kvTile holds the halves as vec4<u32>s: one 16-byte store per unit (offsets are in halves, multiples of 8).
       store.push(guard(p, `kvTile[(kvAt + dst${p}) / 8u] = bitcast<vec4<u32>>(w${p});`));
     }
@@ -261,7 +309,7 @@ export class TensorCoreAttentionProgram implements WebGPUProgram {
     const dh = this.headDim;
     const { subgroups, tiles, blockK } = this.layout;
     const kvBuffers = this.layout.kvBuffers ?? 2;
-    const oSplit = this.layout.oSplit ?? 1;
+    const oSplit = accumulatorGroups(this.layout, dh);
     const subgroupSync = (this.layout.scratchSync ?? 'subgroup') === 'subgroup';
     // Where a subgroup's stores to its own scratch (or P tile) must be seen by its next loads.
     const sync = subgroupSync ? `${SUBGROUP_SCRATCH_SYNC}();` : 'workgroupBarrier();';
@@ -277,8 +325,11 @@ export class TensorCoreAttentionProgram implements WebGPUProgram {
     const left = (ptr: string, offset: string, stride: string) => `subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>, row_major>(${ptr}, ${offset}, ${stride})`;
     const right = (offset: string, colMajor: boolean) => `subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>, ${colMajor ? 'col' : 'row'}_major>(&kvTile, (${offset}) / 8u, KS / 8u)`;
     // Row j·16 of the staged block's K (V), column c·16.
-    const kAt = (j: number, c: number) => `kvAt + ${j * 16}u * KS + ${c * 16}u`;
-    const vAt = (j: number, c: number) => `kvAt + BLOCK_K * KS + ${j * 16}u * KS + ${c * 16}u`;
+    // Block sb of the stage: rows from sbAt (a multiple of BLOCK_K · KS; 0 where the stage is one block).
+    const subBlocks = stageKeys(this.layout) / blockK;
+    const sbAt = subBlocks > 1 ? ' + sbAt' : '';
+    const kAt = (j: number, c: number) => `kvAt${sbAt} + ${j * 16}u * KS + ${c * 16}u`;
+    const vAt = (j: number, c: number) => `kvAt + STAGE_K * KS${sbAt} + ${j * 16}u * KS + ${c * 16}u`;
     const staging = this.stagingCode();
 
     // Scores: per 16-key chunk j, S_t = Σ_c Q_tc · K_jcᵀ for every tile t (each Kᵀ matrix, a column-major load of K
@@ -345,13 +396,16 @@ export class TensorCoreAttentionProgram implements WebGPUProgram {
     }
 
     // Output: each tile's accumulators through the scratch, divided by the row sums.
+    // Token rows: as f16 pairs, two adjacent columns per int32.
     const output: string[] = [];
     for (const t of T) for (const g of G.keys()) {
       output.push(saveO(t, g), sync);
       for (const h of H) {
-        output.push(`{`, `let row = tileRow0 + ${t * 16 + 8 * h}u + r8;`, `let inv = 1.0 / l${t}_${h};`,
-          `if (row < uniforms.lq) { for (var i = quad; i < OW; i += 4u) { result[(batch * uniforms.lq + row) * outStride + head * DH + ${g * (dh / oSplit)}u + i] = scratch[sBase + (r8 + ${8 * h}u) * OS + i] * inv; } }`,
-          '}');
+        const at = `sBase + (r8 + ${8 * h}u) * OS`;
+        const store = this.packedOutput
+          ? `for (var i = quad; i < OW / 2u; i += 4u) { result[((batch * uniforms.lq + row) * outStride + head * DH + ${g * (dh / oSplit)}u) / 2u + i] = bitcast<i32>(pack2x16float(vec2<f32>(scratch[${at} + 2u * i], scratch[${at} + 2u * i + 1u]) * inv)); }`
+          : `for (var i = quad; i < OW; i += 4u) { result[(batch * uniforms.lq + row) * outStride + head * DH + ${g * (dh / oSplit)}u + i] = scratch[${at} + i] * inv; }`;
+        output.push(`{`, `let row = tileRow0 + ${t * 16 + 8 * h}u + r8;`, `let inv = 1.0 / l${t}_${h};`, `if (row < uniforms.lq) { ${store} }`, '}');
       }
       output.push(sync);
     }
@@ -373,29 +427,39 @@ export class TensorCoreAttentionProgram implements WebGPUProgram {
     // stores it into the other buffer once every subgroup is past its last use (the loop's closing barrier).
     const loop = `
         var kUnit0 = 0u;
+        var kKey0 = 0u;
         var kvAt = 0u;
         ${staging.load}
         ${staging.store}
         workgroupBarrier();
-        for (var it = 0u; it < blocks; it++) {
-          let k0 = it * BLOCK_K;
-          let more = it + 1u < blocks;
-          ${kvBuffers === 2 ? 'kvAt = (it % 2u) * 2u * BLOCK_K * KS;' : ''}
+        for (var it = 0u; it < stages; it++) {
+          let k0 = it * STAGE_K;
+          let more = it + 1u < stages;
+          ${kvBuffers === 2 ? 'kvAt = (it % 2u) * 2u * STAGE_K * KS;' : ''}
           if (more) {
-            kUnit0 = (k0 + BLOCK_K) * ${dh / 8}u;
+            kUnit0 = (k0 + STAGE_K) * ${dh / 8}u;
+            kKey0 = k0 + STAGE_K;
             ${staging.load}
           }
+          ${subBlocks > 1 ? `for (var sb = 0u; sb < ${subBlocks}u; sb++) {
+          // Blocks past lk (the last stage's) are skipped: the same for every subgroup, so syncs stay uniform.
+          let kb0 = k0 + sb * BLOCK_K;
+          if (kb0 >= lk) { break; }
+          let sbAt = sb * BLOCK_K * KS;
+          let first = it == 0u && sb == 0u;` : `let kb0 = k0;
+          let first = it == 0u;`}
           ${scores.join('\n          ')}
           ${sync}
-          let keysLeft = lk - k0;
+          let keysLeft = lk - kb0;
           ${T.map((t) => `var raised${t} = false;`).join(' ')}
           ${softmax.join('\n          ')}
-          ${T.map((t) => `let rescale${t} = subgroupAny(raised${t}) && it > 0u;`).join('\n          ')}
+          ${T.map((t) => `let rescale${t} = subgroupAny(raised${t}) && !first;`).join('\n          ')}
           ${rescaleBranch}
           ${pv.join('\n          ')}
+          ${subBlocks > 1 ? '}' : ''}
           ${kvBuffers === 2 ? '' : 'workgroupBarrier();'}
           if (more) {
-            ${kvBuffers === 2 ? 'kvAt = ((it + 1u) % 2u) * 2u * BLOCK_K * KS;' : ''}
+            ${kvBuffers === 2 ? 'kvAt = ((it + 1u) % 2u) * 2u * STAGE_K * KS;' : ''}
             ${staging.store}
           }
           workgroupBarrier();
@@ -406,6 +470,7 @@ export class TensorCoreAttentionProgram implements WebGPUProgram {
       // flashdepth:bind P array<f16>
       const DH : u32 = ${dh}u;
       const BLOCK_K : u32 = ${blockK}u;
+      const STAGE_K : u32 = ${stageKeys(this.layout)}u;
       const KS : u32 = ${dh + KV_PAD}u;
       const SS : u32 = ${blockK + F32_PAD}u;
       const OW : u32 = ${dh / oSplit}u;
@@ -413,7 +478,7 @@ export class TensorCoreAttentionProgram implements WebGPUProgram {
       const PS : u32 = ${blockK + KV_PAD}u;
       const SCRATCH : u32 = ${scratchFloats(this.layout, dh)}u;
       const MASKED : f32 = -3.0e38;
-      var<workgroup> kvTile : array<vec4<u32>, ${(kvBuffers * 2 * blockK * (dh + KV_PAD)) / 8}>;
+      var<workgroup> kvTile : array<vec4<u32>, ${(kvBuffers * 2 * stageKeys(this.layout) * (dh + KV_PAD)) / 8}>;
       var<workgroup> scratch : array<f32, ${subgroups * scratchFloats(this.layout, dh)}>;
       var<workgroup> pTile : array<f16, ${subgroups * tiles * 16 * (blockK + KV_PAD)}>;
       ${subgroupSync ? `fn ${SUBGROUP_SCRATCH_SYNC}() {}` : `var<workgroup> needRescale : array<u32, ${subgroups}>;`}
@@ -425,8 +490,8 @@ export class TensorCoreAttentionProgram implements WebGPUProgram {
         let quad = lane % 4u;
         let head = workgroupId.y;
         let batch = workgroupId.z;
-        let plane = batch * uniforms.heads + head;
         let tileRow0 = (workgroupId.x * ${subgroups}u + sg) * ${tiles * 16}u;
+        let plane = batch * uniforms.heads + head;
         let qBase = (plane * uniforms.lqPad + tileRow0) * DH;
         let kBase = uniforms.kSegment + plane * uniforms.lkPad * DH;
         let vBase = uniforms.vSegment + plane * uniforms.lkPad * DH;
@@ -438,7 +503,7 @@ export class TensorCoreAttentionProgram implements WebGPUProgram {
         ${perLane.join('\n        ')}
         ${staging.declare}
         let lk = uniforms.lk;
-        let blocks = (lk + BLOCK_K - 1u) / BLOCK_K;
+        let stages = (lk + STAGE_K - 1u) / STAGE_K;
         ${loop}
         ${T.flatMap((t) => H.map((h) => `l${t}_${h} = l${t}_${h} + subgroupShuffleXor(l${t}_${h}, 1u); l${t}_${h} = l${t}_${h} + subgroupShuffleXor(l${t}_${h}, 2u);`)).join('\n        ')}
         ${output.join('\n        ')}

@@ -8,7 +8,9 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { MatMulEpilogue } from './tc-matmul_webgpu.js';
+import type { PackedPlanes } from './tc-attention_webgpu.js';
 import { LayerNormPackF16Program } from './layer-norm_webgpu.js';
+import { selfAttentionPlanes, TC_SELF_ATTENTION, tensorCoreAttentionSupports, tensorCoreSelfAttentionLayout, type TensorCoreSelfAttentionAttrs } from './tc-attention.js';
 import type { WebGPUBackendLike } from './program.js';
 import { webgpuCapabilities } from '../backend/webgpu.js';
 import {
@@ -17,6 +19,17 @@ import {
 } from './tc-matmul_webgpu.js';
 
 export const PACK_F16 = 'FlashDepthPackF16';
+
+/** How a qkv product writes head planes (TensorCoreMatMulProgram's 'headPlanes' store). */
+export interface HeadPlanesStore {
+  planes: PackedPlanes;
+  /** Tokens per sequence (rows of C per sequence), heads and their size. */
+  tokens: number;
+  heads: number;
+  headDim: number;
+  /** Q's factor: the score scale times log2 e (the attention's softmax is in base 2). */
+  qScale: number;
+}
 export const TC_MATMUL = 'FlashDepthTensorCoreMatMul';
 
 /** Layouts use at most 4×4 tiles per subgroup: operands are padded to at least 64 rows (A) and columns (B). */
@@ -56,6 +69,8 @@ function tensorCoreMatMulWebGPU(args: { inputs: tf.NamedTensorInfoMap; backend: 
     packedA?: { m: number; k: number } | null;
     /** Write C as the packed f16 A operand of a following product (int32 half pairs). */
     packOutput?: boolean;
+    /** Write C (a qkv product: [q | k | v] columns, head-major) as the f16 head planes of a tensor-core attention. */
+    headPlanes?: HeadPlanesStore | null;
   };
   const backend = args.backend as WebGPUBackendLike;
   const conv = attrs.conv ?? undefined;
@@ -85,6 +100,14 @@ function tensorCoreMatMulWebGPU(args: { inputs: tf.NamedTensorInfoMap; backend: 
     const operands = [a16 ?? a!, b16!];
     const extras = [...(bias ? [bias] : []), ...(epilogue === 'scaleAdd' ? [residual!, gamma!] : [])];
     const uniforms = tcMatMulUniforms(m, n, k, aShape, bShape, layout, conv);
+    const planes = attrs.headPlanes ?? null;
+    if (planes) {
+      const p = planes.planes;
+      const program = new TensorCoreMatMulProgram(m, n, aShape, bias !== undefined, epilogue, layout, aSource, 'headPlanes', p.totalUnits * 4);
+      return backend.runWebGPUProgram(program, [...operands, ...extras], 'int32', [...uniforms,
+        ...[planes.tokens, planes.heads, planes.headDim, p.lqPad, p.lkPad, p.qUnits * 4, (p.qUnits + p.kUnits) * 4].map((v) => ({ type: 'uint32' as const, data: [v] })),
+        { type: 'float32', data: [planes.qScale] }]);
+    }
     if ((layout.splitK ?? 1) <= 1) {
       const program = new TensorCoreMatMulProgram(m, n, aShape, bias !== undefined, epilogue, layout, aSource, output);
       return backend.runWebGPUProgram(program, [...operands, ...extras], packOutput ? 'int32' : 'float32', uniforms);
@@ -203,7 +226,8 @@ export function tensorCoreMatMul(inputs: TensorCoreMatMulInputs, epilogue: MatMu
  * with `extra.transposeWeight`), the epilogue's inputs.
  */
 function runTensorCoreMatMul(a: tf.Tensor, weight: tf.Tensor2D, extra: Pick<TensorCoreMatMulInputs, 'bias' | 'residual' | 'gamma' | 'transposeWeight' | 'layerNorm'>,
-  epilogue: MatMulEpilogue, layout?: TensorCoreMatMulLayout, conv?: Conv3x3Image, chain: { packedA?: { m: number; k: number }; packOutput?: boolean } = {}): tf.Tensor2D {
+  epilogue: MatMulEpilogue, layout?: TensorCoreMatMulLayout, conv?: Conv3x3Image,
+  chain: { packedA?: { m: number; k: number }; packOutput?: boolean; headPlanes?: HeadPlanesStore } = {}): tf.Tensor2D {
   const transposeWeight = extra.transposeWeight ?? false;
   const named: tf.NamedTensorMap = { a, b16: packedWeight(weight, transposeWeight) };
   if (extra.bias) named['bias'] = extra.bias;
@@ -217,7 +241,7 @@ function runTensorCoreMatMul(a: tf.Tensor, weight: tf.Tensor2D, extra: Pick<Tens
   }
   const attrs = {
     n: weight.shape[transposeWeight ? 0 : 1], epilogue, layout: layout ?? null, conv: conv ?? null, layerNormEps: extra.layerNorm?.eps ?? null,
-    packedA: chain.packedA ?? null, packOutput: chain.packOutput ?? false,
+    packedA: chain.packedA ?? null, packOutput: chain.packOutput ?? false, headPlanes: chain.headPlanes ?? null,
   };
   return tf.engine().runKernel(TC_MATMUL, named, attrs as unknown as tf.NamedAttrMap) as tf.Tensor2D;
 }
@@ -252,5 +276,56 @@ export function tensorCoreMlp(inputs: TensorCoreMlpInputs): tf.Tensor2D {
     const packedHidden = runTensorCoreMatMul(inputs.a, inputs.fc1.weight, { bias: inputs.fc1.bias, layerNorm: inputs.layerNorm }, 'gelu', undefined, undefined, { packOutput: true });
     return runTensorCoreMatMul(packedHidden, inputs.fc2.weight, { bias: inputs.fc2.bias, residual: inputs.residual, gamma: inputs.gamma },
       inputs.residual ? 'scaleAdd' : 'none', undefined, undefined, { packedA: { m, k: hidden } });
+  });
+}
+
+export interface TensorCoreSelfAttentionInputs {
+  /** [B·N, D]: B sequences of N tokens. */
+  x: tf.Tensor2D;
+  batch: number;
+  /** LayerNorm of x's rows before the qkv product (fused into A's packing). */
+  layerNorm?: LayerNormParams;
+  /** [D, 3D] ([q | k | v], each head-major) and [3D]. */
+  qkv: { weight: tf.Tensor2D; bias?: tf.Tensor };
+  /** [D, D] and [D]. */
+  proj: { weight: tf.Tensor2D; bias?: tf.Tensor };
+  numHeads: number;
+  scale: number;
+  /** `residual + gamma·y` after the projection. */
+  residual?: tf.Tensor;
+  gamma?: tf.Tensor;
+}
+
+/**
+ * Whether tensorCoreSelfAttention takes B sequences of N tokens of width D in `numHeads` heads: D a multiple of the
+ * 32-deep slice (the projection's packed A has no column padding), a tensor-core attention layout for the head size,
+ * and a qkv product that is not split over K (the head-plane store is the unsplit product's epilogue).
+ */
+export function tensorCoreSelfAttentionSupports(batch: number, tokens: number, dim: number, numHeads: number): boolean {
+  const headDim = dim / numHeads;
+  return dim % SLICE_K === 0 && Number.isInteger(headDim) && headDim % 4 === 0 && tensorCoreAttentionSupports(headDim)
+    && tensorCoreSelfAttentionLayout(batch, tokens, numHeads, headDim) !== null
+    && (tensorCoreMatMulLayout(batch * tokens, 3 * dim, dim, webgpuCapabilities().maxWorkgroupStorageBytes).splitK ?? 1) <= 1;
+}
+
+/**
+ * proj(attention(qkv(LN(x)))) (+ LayerScale residual) as three dispatches with f16 between them: the qkv product's
+ * epilogue writes the attention's head planes (Q scaled), the attention writes its output as the projection's packed
+ * A operand (./tc-attention.ts). Shapes checked by the caller (tensorCoreSelfAttentionSupports).
+ */
+export function tensorCoreSelfAttention(inputs: TensorCoreSelfAttentionInputs): tf.Tensor2D {
+  const [m, dim] = inputs.x.shape;
+  const { batch, numHeads, scale } = inputs;
+  const tokens = m / batch;
+  const headDim = dim / numHeads;
+  const tcLayout = tensorCoreSelfAttentionLayout(batch, tokens, numHeads, headDim);
+  if (!tcLayout) throw new Error(`tensorCoreSelfAttention: ${batch} × ${tokens} tokens of ${numHeads} heads of ${headDim} are not supported (check tensorCoreSelfAttentionSupports first)`);
+  const headPlanes: HeadPlanesStore = { planes: selfAttentionPlanes(batch, tokens, numHeads, headDim, tcLayout), tokens, heads: numHeads, headDim, qScale: scale * Math.LOG2E };
+  return tf.tidy(() => {
+    const planes = runTensorCoreMatMul(inputs.x, inputs.qkv.weight, { bias: inputs.qkv.bias, layerNorm: inputs.layerNorm }, 'none', undefined, undefined, { headPlanes });
+    const attrs: TensorCoreSelfAttentionAttrs = { batch, tokens, numHeads, headDim, tcLayout, rowsPad: packedA(m, dim).rowsPad };
+    const attended = tf.engine().runKernel(TC_SELF_ATTENTION, { planes }, attrs as unknown as tf.NamedAttrMap) as tf.Tensor;
+    return runTensorCoreMatMul(attended, inputs.proj.weight, { bias: inputs.proj.bias, residual: inputs.residual, gamma: inputs.gamma },
+      inputs.residual ? 'scaleAdd' : 'none', undefined, undefined, { packedA: { m, k: dim } });
   });
 }

@@ -270,7 +270,17 @@ export function packF16Uniforms(shape: PackedShape): { type: 'int32'; data: numb
  * WGSL statements: bias and epilogue on four columns `v` of C (row `row`, first column `c`, flat index `o`), stored to
  * `result` as f32 or as packed halves. Shared by the product's own epilogue and by the split-K reduction.
  */
-function vec4EpilogueCode(hasBias: boolean, epilogue: MatMulEpilogue, packedOutput: boolean): string {
+/**
+ * Where C goes: f32 [m, n]; packed f16 [A's padded rows, n] (a following product's A operand); or, for a qkv product,
+ * f16 head planes as TensorCoreAttentionProgram reads them (./tc-attention_webgpu.ts `packedPlanes`: Q planes scaled
+ * by `qScale`, then K, then V; columns [q | k | v], each head-major; row r = token r % tokens of sequence r / tokens).
+ */
+export type MatMulStore = 'f32' | 'packedF16' | 'headPlanes';
+
+/** Extra uniforms of the 'headPlanes' store, after tcMatMulUniforms'. */
+export const HEAD_PLANES_UNIFORMS = 'tokens : u32, heads : u32, headDim : u32, lqPad : u32, lkPad : u32, kHalves : u32, vHalves : u32, qScale : f32,';
+
+function vec4EpilogueCode(hasBias: boolean, epilogue: MatMulEpilogue, output: MatMulStore): string {
   const bias = hasBias ? 'v = v + vec4<f32>(Bias[c], Bias[c + 1u], Bias[c + 2u], Bias[c + 3u]);' : '';
   const apply = epilogue === 'gelu'
     ? `v = 0.5 * v * (1.0 + erfVec4(v * ${Math.SQRT1_2.toFixed(9)}));`
@@ -278,8 +288,21 @@ function vec4EpilogueCode(hasBias: boolean, epilogue: MatMulEpilogue, packedOutp
     : epilogue === 'scaleAdd'
       ? 'v = vec4<f32>(Residual[o], Residual[o + 1u], Residual[o + 2u], Residual[o + 3u]) + vec4<f32>(Gamma[c], Gamma[c + 1u], Gamma[c + 2u], Gamma[c + 3u]) * v;'
       : '';
-  const store = packedOutput
-    ? 'let h = row * (uniforms.n / 2u) + c / 2u; result[h] = bitcast<i32>(pack2x16float(v.xy)); result[h + 1u] = bitcast<i32>(pack2x16float(v.zw));'
+  const halves = (at: string, x: string) => `let h = (${at}) / 2u; result[h] = bitcast<i32>(pack2x16float(${x}.xy)); result[h + 1u] = bitcast<i32>(pack2x16float(${x}.zw));`;
+  // Four columns of one head (Dh a multiple of 4): segment (q, k or v), head, channel; the row's sequence and token.
+  const planes = `let width = uniforms.heads * uniforms.headDim;
+              let segment = c / width;
+              let plane = (row / uniforms.tokens) * uniforms.heads + (c % width) / uniforms.headDim;
+              let token = row % uniforms.tokens;
+              let channel = c % uniforms.headDim;
+              if (segment == 0u) {
+                let x = v * uniforms.qScale;
+                ${halves('(plane * uniforms.lqPad + token) * uniforms.headDim + channel', 'x')}
+              } else {
+                ${halves('select(uniforms.kHalves, uniforms.vHalves, segment == 2u) + (plane * uniforms.lkPad + token) * uniforms.headDim + channel', 'v')}
+              }`;
+  const store = output === 'packedF16' ? halves('row * uniforms.n + c', 'v')
+    : output === 'headPlanes' ? planes
     : 'result[o] = v.x; result[o + 1u] = v.y; result[o + 2u] = v.z; result[o + 3u] = v.w;';
   return `${bias}
               ${apply}
@@ -307,20 +330,25 @@ export class TensorCoreMatMulProgram implements WebGPUProgram {
   private readonly layout: TensorCoreMatMulLayout;
   private readonly packedOutput: boolean;
   private readonly partials: boolean;
+  private readonly store: MatMulStore;
 
   /**
    * `output` 'packedF16': C leaves as the packed f16 A operand of a following product ([A's padded rows, N] as int32
    * half pairs; N a multiple of SLICE_K, so no column padding; padded rows are left unwritten — they only reach rows
    * of that product's C that its epilogue never writes). 'partials' (with `layout.splitK`): each split's raw sums,
    * [splits, whole blocks of rows, whole blocks of columns] f32, stored straight from the accumulators; no bias or
-   * epilogue (SplitKReduceProgram runs them).
+   * epilogue (SplitKReduceProgram runs them). 'headPlanes' (no split): C as the f16 head planes of an attention
+   * ([planeHalves / 2] int32; `planeHalves` their total; HEAD_PLANES_UNIFORMS follow the common uniforms).
    */
   constructor(m: number, n: number, a: PackedShape, hasBias: boolean, epilogue: MatMulEpilogue, layout: TensorCoreMatMulLayout, aSource: MatMulASource,
-    output: 'f32' | 'packedF16' | 'partials' = 'f32') {
+    output: MatMulStore | 'partials' = 'f32', planeHalves = 0) {
     if (output === 'packedF16' && n % SLICE_K !== 0) throw new Error(`TensorCoreMatMulProgram: a packed f16 output needs N a multiple of ${SLICE_K}, got ${n}`);
     if (output === 'partials' && (hasBias || epilogue !== 'none')) throw new Error('TensorCoreMatMulProgram: split-K partials take no bias or epilogue (the reduction runs them)');
-    this.packedOutput = output === 'packedF16';
+    if (output === 'headPlanes' && (layout.splitK ?? 1) > 1) throw new Error('TensorCoreMatMulProgram: head planes are written by unsplit products only');
+    this.packedOutput = output === 'packedF16' || output === 'headPlanes';
     this.partials = output === 'partials';
+    this.store = output === 'partials' ? 'f32' : output;
+    if (output === 'headPlanes') this.uniforms += HEAD_PLANES_UNIFORMS;
     this.aSource = aSource;
     this.hasBias = hasBias;
     this.epilogue = epilogue;
@@ -333,11 +361,11 @@ export class TensorCoreMatMulProgram implements WebGPUProgram {
     const rowBlocks = Math.ceil(a.rowsPad / block.rows);
     const colBlocks = Math.ceil(n / block.cols);
     const splits = this.partials ? tcMatMulSplits(a.colsPad, layout) : 1;
-    this.outputShape = this.partials ? [splits, rowBlocks * block.rows, colBlocks * block.cols] : this.packedOutput ? [a.rowsPad, n / 2] : [m, n];
+    this.outputShape = this.partials ? [splits, rowBlocks * block.rows, colBlocks * block.cols] : output === 'headPlanes' ? [planeHalves / 2] : this.packedOutput ? [a.rowsPad, n / 2] : [m, n];
     if (this.partials) this.dispatchLayout = { x: [2], y: [1], z: [0] };
     this.workgroupSize = [32 * sg.rows * sg.cols, 1, 1];
     this.dispatch = [colBlocks, rowBlocks, splits];
-    const outputKey = this.packedOutput ? '_packedOut' : this.partials ? '_partials' : '';
+    const outputKey = output === 'headPlanes' ? '_planesOut' : this.packedOutput ? '_packedOut' : this.partials ? '_partials' : '';
     this.shaderKey = `tcMatMul_${hasBias}_${epilogue}_${sg.rows}x${sg.cols}_${layout.tiles.rows}x${layout.tiles.cols}_${aSource}${outputKey}${layoutKeySuffix(layout)}`;
   }
 
@@ -367,7 +395,7 @@ export class TensorCoreMatMulProgram implements WebGPUProgram {
             var v = vec4<f32>(cTile[s], cTile[s + 1u], cTile[s + 2u], cTile[s + 3u]);
             let o = row * uniforms.n + c;
             if (c + 4u <= uniforms.n) {
-              ${vec4EpilogueCode(this.hasBias, this.epilogue, this.packedOutput)}
+              ${vec4EpilogueCode(this.hasBias, this.epilogue, this.store)}
             } else {
               ${tail}
             }
@@ -598,7 +626,7 @@ export class SplitKReduceProgram implements WebGPUProgram {
           v = v + Partials[((z * uniforms.partialRows + row) * uniforms.partialCols + c) / 4u];
         }
         let o = row * uniforms.n + c;
-        ${vec4EpilogueCode(this.hasBias, this.epilogue, this.packedOutput)}
+        ${vec4EpilogueCode(this.hasBias, this.epilogue, this.packedOutput ? 'packedF16' : 'f32')}
       }
     `;
   }

@@ -18,6 +18,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { invalidParameterError, ShapeError } from '../errors.js';
 import { DEFAULT_MAX_SCORE_ELEMENTS, selfAttention } from './attention.js';
+import { mixedSelfAttention, mixedSelfAttentionSupports, useTensorCores } from '../kernels/index.js';
 import { LayerNorm, Linear, singleInput } from './layers.js';
 import { FlashModule, type FlashModuleArgs } from './module.js';
 import { linear, mlp, type LinearFusion } from './ops.js';
@@ -134,6 +135,12 @@ export class DinoAttention extends FlashModule {
    * `norm`, attn(norm(x)) (fused into the qkv layer's input packing where possible).
    */
   forward(x: tf.Tensor3D, residual?: LinearFusion['residual'], norm?: LinearFusion['layerNorm']): tf.Tensor3D {
+    const [batch, tokens] = x.shape;
+    if (useTensorCores() && x.shape[2] === this.dim && mixedSelfAttentionSupports(batch, tokens, this.dim, this.numHeads)) {
+      // qkv, attention and projection with f16 between them: no packing dispatches, no f32 qkv (mixedSelfAttention).
+      const weights = (layer: Linear) => ({ weight: layer.weight.read() as tf.Tensor2D, bias: layer.bias?.read() });
+      return mixedSelfAttention(x, { qkv: weights(this.qkv), proj: weights(this.proj), numHeads: this.numHeads, layerNorm: norm, residual });
+    }
     const attended = selfAttention(this.qkv.forward(x, { layerNorm: norm }), this.numHeads, { maxScoreElements: this.maxScoreElements });
     return this.proj.forward(attended, { residual }) as tf.Tensor3D;
   }

@@ -22,11 +22,12 @@ function lavapipeEnv(ctx: Mocha.Context): NodeJS.ProcessEnv {
 }
 
 describe('backend: webgpu Dawn toggles', function () {
-  it('drops the robustness clamps unless FLASHDEPTH_WEBGPU_ROBUSTNESS=on, and appends FLASHDEPTH_DAWN_FEATURES', function () {
-    expect(dawnToggles({})).to.deep.equal(['enable-dawn-features=allow_unsafe_apis,vulkan_enable_f16_on_nvidia,disable_robustness']);
-    expect(dawnToggles({ FLASHDEPTH_WEBGPU_ROBUSTNESS: 'on' })).to.deep.equal(['enable-dawn-features=allow_unsafe_apis,vulkan_enable_f16_on_nvidia']);
+  it('drops the robustness clamps unless FLASHDEPTH_WEBGPU_ROBUSTNESS=on, appends FLASHDEPTH_DAWN_FEATURES, and never quantizes timestamps', function () {
+    const unquantized = 'disable-dawn-features=timestamp_quantization';
+    expect(dawnToggles({})).to.deep.equal(['enable-dawn-features=allow_unsafe_apis,vulkan_enable_f16_on_nvidia,disable_robustness', unquantized]);
+    expect(dawnToggles({ FLASHDEPTH_WEBGPU_ROBUSTNESS: 'on' })).to.deep.equal(['enable-dawn-features=allow_unsafe_apis,vulkan_enable_f16_on_nvidia', unquantized]);
     expect(dawnToggles({ FLASHDEPTH_WEBGPU_ROBUSTNESS: ' OFF ', FLASHDEPTH_DAWN_FEATURES: 'skip_validation, disable_robustness' }))
-      .to.deep.equal(['enable-dawn-features=allow_unsafe_apis,vulkan_enable_f16_on_nvidia,disable_robustness,skip_validation']);
+      .to.deep.equal(['enable-dawn-features=allow_unsafe_apis,vulkan_enable_f16_on_nvidia,disable_robustness,skip_validation', unquantized]);
     expect(() => dawnToggles({ FLASHDEPTH_WEBGPU_ROBUSTNESS: 'yes' })).to.throw('FLASHDEPTH_WEBGPU_ROBUSTNESS must be "on" or "off", got "yes"');
   });
 });

@@ -3,7 +3,7 @@
  * model call site (kernel mode 'fused') and the same call with tfjs' stock ops (kernel mode 'stock') on seeded
  * random inputs, and prints one JSON line per case: {name, maxAbsError, maxAbsRef, leaked, fused}.
  * `fused` says whether the custom kernel really ran (a tfjs profile lists its kernel name).
- * Usage: node dist/test/kernels/kernel-check.js [--mixed-model] [--emulate-subgroup-matrices [--only <name part>] | --replay]
+ * Usage: node dist/test/kernels/kernel-check.js [--mixed-model | --mixed-model-only] [--emulate-subgroup-matrices [--only <name part>] [--mixed-parity] | --replay]
  * (--emulate-subgroup-matrices: only the tensor-core cases, emulated in plain WGSL on a device without subgroup matrices;
  * --replay: only recorded-frame replay against tfjs, S and Full)
  */
@@ -11,7 +11,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { releaseBackend, selectBackend } from '../../src/backend/index.js';
 import { emulateSubgroupMatrices, webgpuBindGroupStats } from '../../src/backend/webgpu.js';
 import { emulateSubgroupMatrices as emulateSubgroupMatrixBuiltins } from '../helpers/subgroup-matrix-emulation.js';
-import { flashAttention, mixedMatMul, setKernelMode, setPrecision, tensorCoresAvailable, useFusedKernels, useTensorCores, type KernelMode, type Precision } from '../../src/kernels/index.js';
+import { flashAttention, mixedMatMul, mixedSelfAttention, mixedSelfAttentionSupports, setKernelMode, setPrecision, tensorCoresAvailable, useFusedKernels, useTensorCores, type KernelMode, type Precision } from '../../src/kernels/index.js';
 import { TC_ATTENTION } from '../../src/kernels/tc-attention.js';
 import { freeStalePackedWeights, packedB, packedWeight, releasePackedWeights, tensorCoreConv3x3 } from '../../src/kernels/tc-matmul.js';
 import { scaledDotProductAttention, selfAttention } from '../../src/models/attention.js';
@@ -87,6 +87,18 @@ function twoHeadAttention(qkv: tf.Tensor, tcLayout?: TensorCoreAttentionLayout):
 function tcMatMulOr(x: tf.Tensor, w: tf.Tensor, b: tf.Tensor, layout: TensorCoreMatMulLayout, residual?: { x: tf.Tensor; gamma: tf.Tensor }): tf.Tensor {
   if (!useTensorCores()) return linear(x, w, b, residual ? { residual } : {});
   return mixedMatMul(x as tf.Tensor2D, w as tf.Tensor2D, { bias: b, layout, ...(residual ? { residual } : {}) });
+}
+
+/**
+ * proj(attention(qkv(LN(x)))) (+ residual): mixedSelfAttention in mixed cases (it must take the shape: the case fails
+ * otherwise), else the stock ops.
+ */
+function attentionBranch(x: tf.Tensor, numHeads: number, qkv: { weight: tf.Tensor; bias: tf.Tensor }, proj: { weight: tf.Tensor; bias: tf.Tensor },
+  norm?: { weight: tf.Tensor; bias: tf.Tensor; eps: number }, residual?: { x: tf.Tensor; gamma: tf.Tensor }): tf.Tensor {
+  if (!useTensorCores()) return linear(selfAttention(linear(x, qkv.weight, qkv.bias, norm ? { layerNorm: norm } : {}) as tf.Tensor3D, numHeads), proj.weight, proj.bias, residual ? { residual } : {});
+  const [b, n, d] = x.shape as [number, number, number];
+  if (!mixedSelfAttentionSupports(b, n, d, numHeads)) throw new Error(`mixedSelfAttention does not take [${x.shape.join(', ')}] in ${numHeads} heads`);
+  return mixedSelfAttention(x as tf.Tensor3D, { qkv: qkv as { weight: tf.Tensor2D; bias: tf.Tensor }, proj: proj as { weight: tf.Tensor2D; bias: tf.Tensor }, numHeads, ...(norm ? { layerNorm: norm } : {}), ...(residual ? { residual } : {}) });
 }
 
 let seed = 1;
@@ -372,6 +384,32 @@ const CASES: Case[] = [
     inputs: () => [normal([1, 7, 9, 12]), normal([1, 1, 12, 3], 0.3), normal([3])],
     run: ([x, w, b]) => conv2d(x as tf.Tensor4D, w as tf.Tensor4D, b!, 1, 0, { activation: 'relu' }),
   },
+  {
+    // The default layout's staging on 4 subgroups (26 KiB): 64 keys per barrier in one buffer, scored in four 16-key
+    // blocks (stageK) — the last stage (keys 192–255 of 197) runs one block and skips three — and the accumulators'
+    // round trips in 16-column quarters; rising logits.
+    name: 'mixed attention, packed qkv, B=2 N=197 C=128 (2×64), 64-key stages of 16-key blocks, O in quarters',
+    precision: 'mixed',
+    inputs: () => [risingQkv(2)],
+    run: ([qkv]) => twoHeadAttention(qkv!, { subgroups: 4, tiles: 1, blockK: 16, stageK: 64, kvBuffers: 1, oSplit: 4 }),
+  },
+  {
+    // DINOv2's attention branch with f16 between its three dispatches (session 12): the qkv product writes packed
+    // token rows, the attention reads Q, K, V from them (batch 1's rows start at 250, mid-block) and writes the
+    // projection's packed operand; keys past 250 in the last block are the next sequence's rows or unwritten padding.
+    name: 'mixed self-attention branch (LayerNorm → qkv → f16 → attention → f16 → proj + LayerScale residual), [2, 250, 128] (2×64)',
+    precision: 'mixed',
+    inputs: () => [normal([2, 250, 128], 2), normal([128]), normal([128]), normal([128, 384], 0.15), normal([384]), normal([128, 128], 0.1), normal([128]), normal([2, 250, 128]), normal([128])],
+    run: ([x, g, be, wq, bq, wp, bp, r, ls]) => attentionBranch(x!, 2, { weight: wq!, bias: bq! }, { weight: wp!, bias: bp! }, { weight: g!, bias: be!, eps: 1e-6 }, { x: r!, gamma: ls! }),
+  },
+  {
+    // Heads of 32, no norm, no residual, 100 rows (112 packed): with 32-key stages the last one reads keys 96–127,
+    // past the packed rows (clamped and masked).
+    name: 'mixed self-attention branch, [1, 100, 64] (2×32)',
+    precision: 'mixed',
+    inputs: () => [normal([1, 100, 64]), normal([64, 192], 0.2), normal([192]), normal([64, 64], 0.1), normal([64])],
+    run: ([x, wq, bq, wp, bp]) => attentionBranch(x!, 2, { weight: wq!, bias: bq! }, { weight: wp!, bias: bp! }),
+  },
 ];
 
 /** Mamba2 layers with random weights of realistic magnitude (A_log in [0, log 16], dt_bias ±0.1), one per config. */
@@ -654,6 +692,24 @@ async function runParity(name: string, model: FlashDepth, caseDir: string): Prom
   return { name, relError: { fused: worstRelativeError(fused.heads, refFrames), stock: worstRelativeError(stock.heads, refFrames) }, kernels: fused.kernels };
 }
 
+/**
+ * FlashDepth-S on the parity fixture's clip in mixed precision (every tensor-core path the model routes to, the
+ * attention branch included) against the PyTorch fp32 reference: the relative error of its depth, and the kernels.
+ */
+async function mixedParityCase(): Promise<ParityResult | null> {
+  if (!existsSync(fixturePath('s_model.pth'))) return null;
+  const s = createFlashDepth('s');
+  loadFlashDepthWeights(s, fixturePath('s_model.pth'));
+  setPrecision('mixed');
+  try {
+    const r = await runParity('mixed parity FlashDepth-S, case s (3 frames)', s, 's');
+    return r;
+  } finally {
+    setPrecision('fp32');
+    s.dispose();
+  }
+}
+
 async function parityCases(): Promise<ParityResult[]> {
   if (!existsSync(fixturePath('s_model.pth')) || !existsSync(fixturePath('full_extra_model.pth'))) return [];
   const results: ParityResult[] = [];
@@ -793,6 +849,16 @@ async function main(): Promise<void> {
     // --only <text>: just the cases whose name contains it (a quicker check of one kernel family).
     const only = process.argv.includes('--only') ? process.argv[process.argv.indexOf('--only') + 1] ?? '' : '';
     for (const c of CASES.filter((k) => k.precision === 'mixed' && k.name.includes(only))) process.stdout.write(JSON.stringify({ ...(await runCase(c)), emulated: true }) + '\n');
+    if (process.argv.includes('--mixed-parity')) process.stdout.write(JSON.stringify({ ...(await mixedParityCase()), emulated: true }) + '\n');
+    releaseBackend();
+    return;
+  }
+  if (process.argv.includes('--mixed-model-only')) {
+    // Only the whole models in mixed precision against fp32 (a quick check of a GPU host's tensor-core paths).
+    for (const variant of ['s', 'l'] as const) {
+      const r = await mixedModelCase(variant);
+      if (r) process.stdout.write(JSON.stringify(r) + '\n');
+    }
     releaseBackend();
     return;
   }

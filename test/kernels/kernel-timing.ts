@@ -327,18 +327,19 @@ async function main(): Promise<void> {
     ref.dispose();
     const variants: [string, () => tf.Tensor][] = [['fp32', () => flashAttention(qkv, qkv, qkv, base)]];
     if (tensorCoresAvailable()) {
-      // [subgroups, tiles, blockK, K/V buffers, O column groups, scratch sync]: the defaults with each sync (the
-      // barrier-ordered 'workgroup' was the only one before session 11), then layouts that fewer barriers may favour:
-      // more tiles per subgroup, 12 subgroups (192 rows: ViT-L at 518² in one wave of 128 workgroups), and 6 (wrong
-      // on the card with barriers: relative error 1.3–1.8, session 10).
-      const layouts: TensorCoreAttentionLayout[] = ([[8, 1, 32, 2, 2, 'workgroup'], [8, 1, 32, 2, 2, 'subgroup'], [4, 1, 32, 1, 2, 'workgroup'], [4, 1, 32, 1, 2, 'subgroup'],
-        [4, 1, 16, 2, 2, 'subgroup'], [4, 2, 32, 2, 1, 'subgroup'], [4, 2, 16, 2, 2, 'subgroup'], [8, 1, 16, 2, 2, 'subgroup'], [8, 2, 16, 2, 2, 'subgroup'],
-        [8, 1, 16, 1, 2, 'subgroup'], [8, 1, 32, 1, 2, 'subgroup'], [12, 1, 16, 1, 2, 'subgroup'], [12, 1, 16, 2, 2, 'subgroup'], [6, 1, 32, 2, 2, 'subgroup']] as const)
-        .map(([subgroups, tiles, blockK, kvBuffers, oSplit, scratchSync]) => ({ subgroups, tiles, blockK, kvBuffers, oSplit, scratchSync }));
+      // [subgroups, tiles, blockK, K/V buffers, O column groups, scratch sync]: the default (12 subgroups, 192 rows)
+      // and the 64-row layout small grids get, session 10's 8 subgroups of 32-key blocks, the barrier-ordered scratch
+      // (sessions 5–10) for reference, and layouts that amortise each staged K/V matrix over more rows (6 subgroups of
+      // 2 tiles: the same 192 rows, half the K/V loads from workgroup memory per row), and deeper stages (stageK: 32
+      // or 64 keys per barrier, scored 16 at a time, room made by accumulator round trips in quarters). Session 11's
+      // longer sweep (lease 11A): bench/README.md.
+      const layouts: TensorCoreAttentionLayout[] = ([[12, 1, 16, 2, 2, 'subgroup'], [4, 1, 32, 1, 2, 'subgroup'], [8, 1, 32, 2, 2, 'subgroup'], [8, 1, 32, 2, 2, 'workgroup'],
+        [12, 1, 16, 1, 2, 'subgroup'], [6, 2, 16, 2, 2, 'subgroup'], [12, 1, 16, 2, 4, 'subgroup'], [12, 1, 16, 2, 4, 'subgroup', 32], [12, 1, 16, 1, 4, 'subgroup', 64], [8, 1, 16, 2, 2, 'subgroup', 32], [6, 2, 16, 2, 2, 'subgroup', 32]] as const)
+        .map(([subgroups, tiles, blockK, kvBuffers, oSplit, scratchSync, stageK]) => ({ subgroups, tiles, blockK, kvBuffers, oSplit, scratchSync, ...(stageK ? { stageK } : {}) }));
       for (const tcLayout of layouts) {
         if (tcAttentionWorkgroupBytes(tcLayout, 64) > webgpuCapabilities().maxWorkgroupStorageBytes) continue;
         const attrs = { ...base, tcLayout } as unknown as tf.NamedAttrMap;
-        variants.push([`tc_sg${tcLayout.subgroups}_t${tcLayout.tiles}_k${tcLayout.blockK}_kv${tcLayout.kvBuffers ?? 2}_o${tcLayout.oSplit ?? 1}_${tcLayout.scratchSync === 'workgroup' ? 'wg' : 'sg'}_${tcAttentionWorkgroupBytes(tcLayout, 64)}B`, () => tf.engine().runKernel(TC_ATTENTION, { q: qkv, k: qkv, v: qkv }, attrs) as tf.Tensor]);
+        variants.push([`tc_sg${tcLayout.subgroups}_t${tcLayout.tiles}_k${tcLayout.blockK}_kv${tcLayout.kvBuffers ?? 2}_o${tcLayout.oSplit ?? 1}_${tcLayout.scratchSync === 'workgroup' ? 'wg' : 'sg'}${tcLayout.stageK ? `_s${tcLayout.stageK}` : ''}_${tcAttentionWorkgroupBytes(tcLayout, 64)}B`, () => tf.engine().runKernel(TC_ATTENTION, { q: qkv, k: qkv, v: qkv }, attrs) as tf.Tensor]);
       }
     }
     for (const [key, run] of variants) {
@@ -392,11 +393,13 @@ async function main(): Promise<void> {
     const conv = backend.runWebGPUProgram(new MambaConvProgram(dims), [zxbcdt, weights.convWeight, weights.convBias, weights.dtBias], 'float32');
     const convTensor = tf.engine().makeTensorFromTensorInfo(conv);
     let reference: Float32Array | undefined;
-    const variants: [number, number, boolean][] = [[4, 1, true], [1, 1, true], [2, 1, true], [8, 1, true], [4, 8, true], [4, 1, false]];
-    for (const [unroll, rows, subgroupReduce] of variants) {
+    // [tokens per step, rows per workgroup, subgroup row sums, loads one step ahead]; the first is the default.
+    const variants: [number, number, boolean, boolean][] = [[8, 1, true, true], [8, 1, true, false], [4, 1, true, true], [4, 1, true, false], [16, 1, true, true],
+      [8, 8, true, true], [8, 1, false, true]];
+    for (const [unroll, rows, subgroupReduce, prefetch] of variants) {
       const subgroupSize = subgroupReduce ? webgpuCapabilities().subgroupSize : 0;
       if (unroll > scanLanes(subgroupSize).lanes) continue;
-      const scan = () => tf.engine().makeTensorFromTensorInfo(backend.runWebGPUProgram(new MambaScanProgram(dims, subgroupSize, { unroll, rows }),
+      const scan = () => tf.engine().makeTensorFromTensorInfo(backend.runWebGPUProgram(new MambaScanProgram(dims, subgroupSize, { unroll, rows, prefetch }),
         [convTensor, weights.aLog, weights.dSkip, state], 'float32', [{ type: 'int32', data: [1] }, { type: 'int32', data: [length] }]));
       const out = scan();
       const values = (await out.data()) as Float32Array;
@@ -408,7 +411,7 @@ async function main(): Promise<void> {
         err = Math.max(err, Math.abs(values[i]! - reference[i]!));
         peak = Math.max(peak, Math.abs(reference[i]!));
       }
-      row[`scan_u${unroll}_r${rows}${subgroupReduce ? '' : '_workgroupSums'}`] = { ms: +(await timeIt(scan, 30)).toFixed(3), relDiff: +(err / peak).toExponential(1) };
+      row[`scan_u${unroll}_r${rows}${subgroupReduce ? '' : '_workgroupSums'}${prefetch ? '_prefetch' : ''}`] = { ms: +(await timeIt(scan, 30)).toFixed(3), relDiff: +(err / peak).toExponential(1) };
     }
     console.log(JSON.stringify(row));
     tf.dispose([zxbcdt, state, convTensor, ...Object.values(weights)]);

@@ -7,14 +7,17 @@
 import { expect } from 'chai';
 import * as tf from '@tensorflow/tfjs-core';
 import { hoistDirectives, retypeBindings } from '../../src/backend/webgpu.js';
-import { checkTcAttentionLayout, tensorCoreAttentionLayout, tensorCoreAttentionSupports } from '../../src/kernels/tc-attention.js';
-import { DEFAULT_TC_ATTENTION_LAYOUT, EIGHT_SUBGROUP_TC_ATTENTION_LAYOUT, packedPlanes, tcAttentionWorkgroupBytes, tcRowsPerWorkgroup } from '../../src/kernels/tc-attention_webgpu.js';
+import { checkTcAttentionLayout, selfAttentionPlanes, tensorCoreAttentionLayout, tensorCoreAttentionSupports } from '../../src/kernels/tc-attention.js';
+import {
+  DEFAULT_TC_ATTENTION_LAYOUT, EIGHT_SUBGROUP_TC_ATTENTION_LAYOUT, SESSION11_TC_ATTENTION_LAYOUT, TensorCoreAttentionProgram, packedPlanes, tcAttentionWorkgroupBytes, tcRowsPerWorkgroup,
+} from '../../src/kernels/tc-attention_webgpu.js';
 import { packedA, packedB } from '../../src/kernels/tc-matmul.js';
-import { mixedMlp, mixedMlpSupports } from '../../src/kernels/mixed-matmul.js';
+import { mixedMlp, mixedMlpSupports, mixedSelfAttentionSupports } from '../../src/kernels/mixed-matmul.js';
+import { attentionBranch, attentionLayoutOverride } from '../../src/kernels/mode.js';
 import { emulateSubgroupMatrices } from '../helpers/subgroup-matrix-emulation.js';
 import { MambaScanProgram, scanLanes } from '../../src/kernels/mamba-scan_webgpu.js';
 import {
-  DEFAULT_TC_MATMUL_LAYOUT, PackF16Program, SINGLE_BUFFERED_TC_MATMUL_LAYOUT, SMALL_TC_MATMUL_LAYOUT, SplitKReduceProgram, TensorCoreMatMulProgram,
+  DEFAULT_TC_MATMUL_LAYOUT, HEAD_PLANES_UNIFORMS, PackF16Program, SINGLE_BUFFERED_TC_MATMUL_LAYOUT, SMALL_TC_MATMUL_LAYOUT, SplitKReduceProgram, TensorCoreMatMulProgram,
   checkTcMatMulLayout, tcMatMulSlicesPerSplit, tcMatMulSplits, tcMatMulWorkgroupBytes, tensorCoreMatMulLayout,
 } from '../../src/kernels/tc-matmul_webgpu.js';
 import { LayerNormPackF16Program, LayerNormProgram } from '../../src/kernels/layer-norm_webgpu.js';
@@ -52,12 +55,14 @@ describe('kernel mode and precision', () => {
     expect(tensorCoreAttentionSupports(64)).to.equal(true);
     expect(tensorCoreAttentionSupports(40)).to.equal(false); // not whole 16-channel tiles
     expect(tensorCoreAttentionLayout(40, 49152)).to.equal(null);
-    expect(tensorCoreAttentionLayout(64, 49152)).to.deep.equal({ subgroups: 12, tiles: 1, blockK: 16, kvBuffers: 2, oSplit: 2, scratchSync: 'subgroup' });
-    // Two buffers of K and V (16 keys, rows padded to 72 halves), per-subgroup scratch of max(1 tile of scores, half an
-    // accumulator tile: 16 rows of 32 + 4 floats) and P as f16: 192 query rows per workgroup; the rescale flags too
-    // where barriers order the scratch.
-    expect(tcAttentionWorkgroupBytes(DEFAULT_TC_ATTENTION_LAYOUT, 64)).to.equal(2 * 2 * 16 * 72 * 2 + 12 * 16 * 36 * 4 + 12 * 16 * 24 * 2);
-    expect(tcAttentionWorkgroupBytes({ ...DEFAULT_TC_ATTENTION_LAYOUT, scratchSync: 'workgroup' }, 64)).to.equal(2 * 2 * 16 * 72 * 2 + 12 * 16 * 36 * 4 + 12 * 16 * 24 * 2 + 12 * 4);
+    expect(tensorCoreAttentionLayout(64, 49152)).to.deep.equal({ subgroups: 12, tiles: 1, blockK: 16, stageK: 64, kvBuffers: 1, oSplit: 4, scratchSync: 'subgroup' });
+    // One buffer of K and V (64 keys, rows padded to 72 halves), per-subgroup scratch of max(1 tile of 16-key scores,
+    // a quarter accumulator tile: 16 rows of 16 + 4 floats alike) and P as f16: 192 query rows per workgroup; the
+    // rescale flags too where barriers order the scratch.
+    expect(tcAttentionWorkgroupBytes(DEFAULT_TC_ATTENTION_LAYOUT, 64)).to.equal(2 * 64 * 72 * 2 + 12 * 16 * 20 * 4 + 12 * 16 * 24 * 2);
+    expect(tcAttentionWorkgroupBytes({ ...DEFAULT_TC_ATTENTION_LAYOUT, scratchSync: 'workgroup' }, 64)).to.equal(2 * 64 * 72 * 2 + 12 * 16 * 20 * 4 + 12 * 16 * 24 * 2 + 12 * 4);
+    // Session 11's: two buffers of 16 keys, accumulators in halves (16 rows of 32 + 4 floats).
+    expect(tcAttentionWorkgroupBytes(SESSION11_TC_ATTENTION_LAYOUT, 64)).to.equal(2 * 2 * 16 * 72 * 2 + 12 * 16 * 36 * 4 + 12 * 16 * 24 * 2);
     expect(tcRowsPerWorkgroup(DEFAULT_TC_ATTENTION_LAYOUT)).to.equal(192);
     // Session 10's 8 subgroups of 32-key blocks: 128 rows in 47 KiB.
     expect(tcAttentionWorkgroupBytes(EIGHT_SUBGROUP_TC_ATTENTION_LAYOUT, 64)).to.equal(2 * 2 * 32 * 72 * 2 + 8 * 16 * 36 * 4 + 8 * 16 * 40 * 2);
@@ -153,6 +158,55 @@ describe('kernel mode and precision', () => {
     } finally {
       if (saved === undefined) delete process.env['FLASHDEPTH_TC_MATMUL_BLOCK'];
       else process.env['FLASHDEPTH_TC_MATMUL_BLOCK'] = saved;
+    }
+  });
+
+  it('attention branch: the qkv product writes head planes for the layout, the attention writes packed token rows; FLASHDEPTH_ATTENTION_BRANCH=separate turns the chain off', () => {
+    const l = DEFAULT_TC_ATTENTION_LAYOUT;
+    // ViT-L at 518²: 1370 queries padded to whole 192-row workgroups (1536), keys to whole 64-key stages (1408).
+    const planes = selfAttentionPlanes(1, 1370, 16, 64, l);
+    expect([planes.lqPad, planes.lkPad, planes.totalUnits]).to.deep.equal([1536, 1408, 16 * (1536 + 2 * 1408) * 16]);
+    const qkv = new TensorCoreMatMulProgram(1370, 3072, packedA(1370, 1024), true, 'none', DEFAULT_TC_MATMUL_LAYOUT, 'packed', 'headPlanes', planes.totalUnits * 4);
+    expect(qkv.outputShape).to.deep.equal([planes.totalUnits * 2]);
+    expect(qkv.uniforms.endsWith(HEAD_PLANES_UNIFORMS)).to.equal(true);
+    expect(qkv.shaderKey).to.match(/_planesOut$/);
+    expect(() => new TensorCoreMatMulProgram(1370, 3072, packedA(1370, 1024), true, 'none', { ...DEFAULT_TC_MATMUL_LAYOUT, splitK: 2 }, 'packed', 'headPlanes', 8))
+      .to.throw('TensorCoreMatMulProgram: head planes are written by unsplit products only');
+    const program = new TensorCoreAttentionProgram(2, 250, 2, 64, l, 'packedF16', 512);
+    expect(program.outputShape).to.deep.equal([512, 64]);
+    expect(program.dispatch).to.deep.equal([2, 2, 2]);
+    expect(program.shaderKey).to.match(/_packedOut$/);
+    expect(new TensorCoreAttentionProgram(2, 250, 2, 64, l).outputShape).to.deep.equal([2, 250, 128]);
+    // Deeper stages and accumulator quarters: 32 staged keys (K and V, 2 buffers), scratch of 16 × 20 floats per subgroup.
+    const staged = { ...SESSION11_TC_ATTENTION_LAYOUT, oSplit: 4 as const, stageK: 32 };
+    expect(tcAttentionWorkgroupBytes(staged, 64)).to.equal(2 * 2 * 32 * 72 * 2 + 12 * 16 * 20 * 4 + 12 * 16 * 24 * 2);
+    expect(new TensorCoreAttentionProgram(1, 11972, 6, 64, staged).shaderKey).to.equal('tcAttention_64_12_1_16_o4_s32');
+    expect(selfAttentionPlanes(1, 11972, 6, 64, staged).lkPad).to.equal(375 * 32);
+    expect(() => checkTcAttentionLayout({ ...l, stageK: 24 }, 64, 49152)).to.throw('tensor-core attention layout: blockK must be a multiple of 16 and stageK a multiple of blockK, got blockK 16, stageK 24');
+    expect(new TensorCoreAttentionProgram(1, 1370, 16, 64, l).shaderKey).to.equal('tcAttention_64_12_1_16_kv1_o4_s64');
+    const savedLayout = process.env['FLASHDEPTH_ATTENTION_LAYOUT'];
+    try {
+      process.env['FLASHDEPTH_ATTENTION_LAYOUT'] = '12, 1, 16, 2, 4, 32';
+      expect(attentionLayoutOverride()).to.deep.equal({ subgroups: 12, tiles: 1, blockK: 16, kvBuffers: 2, oSplit: 4, stageK: 32 });
+      expect(tensorCoreAttentionLayout(64, 49152, { rows: 11972, planes: 6 })).to.deep.equal({ ...staged, scratchSync: 'subgroup' });
+      process.env['FLASHDEPTH_ATTENTION_LAYOUT'] = '12,1,16,2,3';
+      expect(() => attentionLayoutOverride()).to.throw(/FLASHDEPTH_ATTENTION_LAYOUT.*"12,1,16,2,3"/);
+    } finally {
+      if (savedLayout === undefined) delete process.env['FLASHDEPTH_ATTENTION_LAYOUT'];
+      else process.env['FLASHDEPTH_ATTENTION_LAYOUT'] = savedLayout;
+    }
+    const saved = process.env['FLASHDEPTH_ATTENTION_BRANCH'];
+    try {
+      delete process.env['FLASHDEPTH_ATTENTION_BRANCH'];
+      expect(attentionBranch()).to.equal('chained');
+      process.env['FLASHDEPTH_ATTENTION_BRANCH'] = 'separate';
+      expect(attentionBranch()).to.equal('separate');
+      expect(mixedSelfAttentionSupports(1, 1370, 1024, 16)).to.equal(false);
+      process.env['FLASHDEPTH_ATTENTION_BRANCH'] = 'fused';
+      expect(() => attentionBranch()).to.throw('Expected one of chained, separate for FLASHDEPTH_ATTENTION_BRANCH but received "fused"');
+    } finally {
+      if (saved === undefined) delete process.env['FLASHDEPTH_ATTENTION_BRANCH'];
+      else process.env['FLASHDEPTH_ATTENTION_BRANCH'] = saved;
     }
   });
 
