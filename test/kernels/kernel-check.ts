@@ -5,7 +5,8 @@
  * `fused` says whether the custom kernel really ran (a tfjs profile lists its kernel name).
  * Usage: node dist/test/kernels/kernel-check.js [--mixed-model | --mixed-model-only] [--emulate-subgroup-matrices [--only <name part>] [--mixed-parity] | --replay]
  * (--emulate-subgroup-matrices: only the tensor-core cases, emulated in plain WGSL on a device without subgroup matrices;
- * --replay: only recorded-frame replay against tfjs, S and Full)
+ * --replay: only recorded-frame replay against tfjs, S and Full; with --emulate-subgroup-matrices and
+ * FLASHDEPTH_PRECISION=mixed, of the tensor-core path)
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { releaseBackend, selectBackend } from '../../src/backend/index.js';
@@ -839,6 +840,8 @@ async function mixedModelCase(variant: 's' | 'l'): Promise<MixedModelResult | nu
 async function main(): Promise<void> {
   await selectBackend('webgpu');
   if (process.argv.includes('--replay')) {
+    // With --emulate-subgroup-matrices (and FLASHDEPTH_PRECISION=mixed), the tensor-core programs are replayed too.
+    if (process.argv.includes('--emulate-subgroup-matrices') && !tensorCoresAvailable()) emulateSubgroupMatrices(emulateSubgroupMatrixBuiltins);
     for (const v of ['s', 'full'] as const) process.stdout.write(JSON.stringify(await replayCheck(v)) + '\n');
     releaseBackend();
     return;
