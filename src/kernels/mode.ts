@@ -13,9 +13,9 @@
  *   two workgroups on an H100 multiprocessor; FLASHDEPTH_TC_MATMUL_BLOCK, for measurements.
  * - tensor-core attention layout: FLASHDEPTH_ATTENTION_LAYOUT="subgroups,tiles,blockK,kvBuffers,oSplit[,stageK]"
  *   replaces the preferred layout (where it fits and the grid is large enough), for measurements.
- * - attention branch: 'chained' (default: qkv product, attention and projection pass f16 token rows to each other,
- *   three dispatches) or 'separate' (session 11: qkv in f32, packed into head planes, attention out in f32, packed
- *   again for the projection: five); FLASHDEPTH_ATTENTION_BRANCH, for measurements.
+ * - attention branch: 'chained' (default: the qkv product writes the attention's f16 head planes, the attention writes
+ *   the projection's f16 operand; three dispatches) or 'separate' (session 11: qkv in f32, packed into head planes,
+ *   attention out in f32, packed again for the projection: five); FLASHDEPTH_ATTENTION_BRANCH, for measurements.
  *
  * Custom kernels are forward-only, so none is used under a gradient tape (training keeps the stock ops and their
  * gradients). Every call site keeps its plain-tfjs-ops path, which wasm and cpu always take.

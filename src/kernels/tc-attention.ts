@@ -16,7 +16,7 @@ import type { FlashAttentionAttrs } from './flash-attention.js';
 import { attentionLayoutOverride, attentionScratchSync } from './mode.js';
 import type { WebGPUBackendLike } from './program.js';
 import {
-  DEFAULT_TC_ATTENTION_LAYOUT, PackHeadsF16Program, packedPlanes, stageKeys, tcAttentionWorkgroupBytes, tcRowsPerWorkgroup, TensorCoreAttentionProgram,
+  DEFAULT_TC_ATTENTION_LAYOUT, PackHeadsF16Program, attentionUniforms, packedPlanes, stageKeys, tcAttentionWorkgroupBytes, tcRowsPerWorkgroup, TensorCoreAttentionProgram,
   type PackedPlanes, type TensorCoreAttentionLayout,
 } from './tc-attention_webgpu.js';
 
@@ -105,15 +105,8 @@ function tensorCoreAttentionWebGPU(args: { inputs: tf.NamedTensorInfoMap; backen
   try {
     // The planes as f16 (Q tiles) and as int32 vec4s (K/V staging): the same buffer, bound read-only twice. Plane
     // offsets in halves: 4 per vec4 unit.
-    return backend.runWebGPUProgram(new TensorCoreAttentionProgram(batch, lq, a.numHeads, a.headDim, layout), [packed, packed], 'float32', [
-      { type: 'uint32', data: [lq] },
-      { type: 'uint32', data: [lk] },
-      { type: 'uint32', data: [planes.lqPad] },
-      { type: 'uint32', data: [planes.lkPad] },
-      { type: 'uint32', data: [a.numHeads] },
-      { type: 'uint32', data: [planes.qUnits * 4] },
-      { type: 'uint32', data: [(planes.qUnits + planes.kUnits) * 4] },
-    ]);
+    return backend.runWebGPUProgram(new TensorCoreAttentionProgram(batch, lq, a.numHeads, a.headDim, layout), [packed, packed], 'float32',
+      attentionUniforms(lq, lk, a.numHeads, planes));
   } finally {
     backend.disposeData(packed.dataId);
   }
@@ -161,15 +154,7 @@ function tensorCoreSelfAttentionWebGPU(args: { inputs: tf.NamedTensorInfoMap; ba
     throw new ShapeError(`tensor-core self-attention: head planes [${planes.shape.join(', ')}] are not those of ${a.batch} × ${a.tokens} tokens in ${a.numHeads} heads of ${a.headDim} (${layout.totalUnits * 2} int32), or ${a.rowsPad} output rows are too few`);
   }
   const program = new TensorCoreAttentionProgram(a.batch, a.tokens, a.numHeads, a.headDim, a.tcLayout, 'packedF16', a.rowsPad);
-  return (args.backend as WebGPUBackendLike).runWebGPUProgram(program, [planes, planes], 'int32', [
-    { type: 'uint32', data: [a.tokens] },
-    { type: 'uint32', data: [a.tokens] },
-    { type: 'uint32', data: [layout.lqPad] },
-    { type: 'uint32', data: [layout.lkPad] },
-    { type: 'uint32', data: [a.numHeads] },
-    { type: 'uint32', data: [layout.qUnits * 4] },
-    { type: 'uint32', data: [(layout.qUnits + layout.kUnits) * 4] },
-  ]);
+  return (args.backend as WebGPUBackendLike).runWebGPUProgram(program, [planes, planes], 'int32', attentionUniforms(a.tokens, a.tokens, a.numHeads, layout));
 }
 
 export const tensorCoreSelfAttentionConfig: tf.KernelConfig = {

@@ -182,6 +182,17 @@ export function packedPlanes(batch: number, lq: number, lk: number, numHeads: nu
   return { lqPad, lkPad, qUnits, kUnits, totalUnits: qUnits + 2 * kUnits };
 }
 
+/** Where K's and V's planes start in the packed buffer, in halves (Q's start at 0). */
+export function planeSegments(planes: PackedPlanes): { kHalves: number; vHalves: number } {
+  return { kHalves: planes.qUnits * 4, vHalves: (planes.qUnits + planes.kUnits) * 4 };
+}
+
+/** TensorCoreAttentionProgram's uniforms for `lq` queries and `lk` keys of `heads` heads in `planes`. */
+export function attentionUniforms(lq: number, lk: number, heads: number, planes: PackedPlanes): { type: 'uint32'; data: number[] }[] {
+  const { kHalves, vHalves } = planeSegments(planes);
+  return [lq, lk, planes.lqPad, planes.lkPad, heads, kHalves, vHalves].map((v) => ({ type: 'uint32' as const, data: [v] }));
+}
+
 export class PackHeadsF16Program implements WebGPUProgram {
   variableNames = ['Q', 'K', 'V'];
   variableComponents = [4, 4, 4];

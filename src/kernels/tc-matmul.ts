@@ -8,7 +8,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { MatMulEpilogue } from './tc-matmul_webgpu.js';
-import type { PackedPlanes } from './tc-attention_webgpu.js';
+import { planeSegments, type PackedPlanes } from './tc-attention_webgpu.js';
 import { LayerNormPackF16Program } from './layer-norm_webgpu.js';
 import { selfAttentionPlanes, TC_SELF_ATTENTION, tensorCoreAttentionSupports, tensorCoreSelfAttentionLayout, type TensorCoreSelfAttentionAttrs } from './tc-attention.js';
 import type { WebGPUBackendLike } from './program.js';
@@ -103,9 +103,10 @@ function tensorCoreMatMulWebGPU(args: { inputs: tf.NamedTensorInfoMap; backend: 
     const planes = attrs.headPlanes ?? null;
     if (planes) {
       const p = planes.planes;
+      const { kHalves, vHalves } = planeSegments(p);
       const program = new TensorCoreMatMulProgram(m, n, aShape, bias !== undefined, epilogue, layout, aSource, 'headPlanes', p.totalUnits * 4);
       return backend.runWebGPUProgram(program, [...operands, ...extras], 'int32', [...uniforms,
-        ...[planes.tokens, planes.heads, planes.headDim, p.lqPad, p.lkPad, p.qUnits * 4, (p.qUnits + p.kUnits) * 4].map((v) => ({ type: 'uint32' as const, data: [v] })),
+        ...[planes.tokens, planes.heads, planes.headDim, p.lqPad, p.lkPad, kHalves, vHalves].map((v) => ({ type: 'uint32' as const, data: [v] })),
         { type: 'float32', data: [planes.qScale] }]);
     }
     if ((layout.splitK ?? 1) <= 1) {
@@ -303,7 +304,7 @@ export interface TensorCoreSelfAttentionInputs {
  */
 export function tensorCoreSelfAttentionSupports(batch: number, tokens: number, dim: number, numHeads: number): boolean {
   const headDim = dim / numHeads;
-  return dim % SLICE_K === 0 && Number.isInteger(headDim) && headDim % 4 === 0 && tensorCoreAttentionSupports(headDim)
+  return dim % SLICE_K === 0 && Number.isInteger(headDim) && tensorCoreAttentionSupports(headDim)
     && tensorCoreSelfAttentionLayout(batch, tokens, numHeads, headDim) !== null
     && (tensorCoreMatMulLayout(batch * tokens, 3 * dim, dim, webgpuCapabilities().maxWorkgroupStorageBytes).splitK ?? 1) <= 1;
 }
