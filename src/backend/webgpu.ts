@@ -103,15 +103,20 @@ export function hoistDirectives(code: string): string {
 }
 
 /**
- * tfjs declares every input as an array of its tensor's dtype. A kernel that keeps f16 data in an int32 tensor (two
- * halves per element, see src/kernels/tc-attention_webgpu.ts) retypes the binding with a line
- * `// flashdepth:bind NAME array<T>` in its code, so that subgroup-matrix loads can take a pointer to `array<f16>`.
+ * tfjs declares every input as a read-only array of its tensor's dtype. A kernel that keeps f16 data in an int32
+ * tensor (two halves per element, see src/kernels/tc-attention_webgpu.ts) retypes the binding with a line
+ * `// flashdepth:bind NAME array<T>` in its code, so that subgroup-matrix loads can take a pointer to `array<f16>`; a
+ * kernel with a second output (tfjs programs have one) binds it as an input and makes it writable with a line
+ * `// flashdepth:writes NAME` (src/kernels/tc-matmul_webgpu.ts, SplitKReduceLayerNormProgram).
  */
 export function retypeBindings(code: string): string {
   const marker = /^[ \t]*\/\/ flashdepth:bind (\w+) (array<[^;\n]+>)[ \t]*$/gm;
   let out = code;
   for (const [, name, type] of code.matchAll(marker)) {
     out = out.replace(new RegExp(`(var<storage, read(?:_write)?> ${name}\\s*:\\s*)array<[^;]*>;`), `$1${type};`);
+  }
+  for (const [, name] of code.matchAll(/^[ \t]*\/\/ flashdepth:writes (\w+)[ \t]*$/gm)) {
+    out = out.replace(new RegExp(`var<storage, read> ${name}(\\s*:)`), `var<storage, read_write> ${name}$1`);
   }
   return out;
 }

@@ -11,11 +11,11 @@ export { fusedPointwiseConv, pointwiseConvSupports } from './pointwise-conv.js';
 export { fusedGelu, fusedScaleAdd, vec4Compatible } from './elementwise.js';
 export { fusedMambaScan, mambaScanSupports, type MambaScanAttrs, type MambaScanResult, type MambaScanWeights } from './mamba-scan.js';
 export {
-  mixedMatMul, mixedMatMulSupports, mixedMlp, mixedMlpSupports, mixedSelfAttention, mixedSelfAttentionSupports, type MixedMatMulOptions, type MixedMlpOptions,
-  type MixedSelfAttentionOptions,
+  mixedMatMul, mixedMatMulSupports, mixedMlp, mixedMlpChain, mixedMlpSupports, mixedSelfAttention, mixedSelfAttentionChain, mixedSelfAttentionSupports,
+  type BranchNorms, type MixedMatMulOptions, type MixedMlpOptions, type MixedSelfAttentionOptions,
 } from './mixed-matmul.js';
 export { tensorCoreAttentionLayout, tensorCoreAttentionSupports } from './tc-attention.js';
-export { freeStalePackedWeights, tensorCoreConv3x3, tensorCoreConvSupports, type LayerNormParams } from './tc-matmul.js';
+export { freeStalePackedWeights, tensorCoreConv3x3, tensorCoreConvSupports, tidyRows, type LayerNormParams, type NormalizedRows } from './tc-matmul.js';
 export { REGISTERED_KERNELS } from './register.js';
 export {
   KERNEL_MODES, PRECISIONS, kernelMode, setKernelMode, precisionMode, setPrecision, applyPrecision, useFusedKernels, tensorCoresAvailable, useTensorCores,

@@ -84,13 +84,69 @@ export class LayerNormProgram implements WebGPUProgram {
 }
 
 /**
- * LayerNorm of X [rows, C] written straight into the packed f16 operand of the tensor-core matmul (an int32 tensor of
- * half pairs, [rowsPad, colsPad] zero-padded, as PackF16Program writes it): the LayerNorm before a linear layer and
- * the packing of its input in one dispatch, without the f32 normalised copy. One workgroup per padded row; each
- * invocation keeps the column pairs it writes in registers. C is even (the matmul takes multiples of 4).
+ * WGSL of a LayerNorm whose rows are written as the packed f16 A operand of the tensor-core matmul (an int32 tensor
+ * of half pairs, [rowsPad, colsPad] zero-padded, as PackF16Program writes it) into `target`: one workgroup of 64 per
+ * padded row; each invocation keeps the column pairs it writes in registers. The program supplies
+ * `fn loadPair(r : i32, c : i32, live : bool) -> vec2<f32>`, columns c and c + 1 of row r (live: a real element of a
+ * real row, not the padding or a y-folded repeat), and the WGSL expressions of the valid and the padded row counts.
+ * Rows past the valid ones are written as zeros. C even (the matmul takes multiples of 4).
+ */
+export function layerNormPackF16Code(shape: PackedShape, target: string, rows: string, rowsPad: string): string {
+  const pairs = shape.colsPad / 2;
+  const perThread = Math.ceil(pairs / WORKGROUP);
+  return `
+      const WG : i32 = ${WORKGROUP};
+      const C : i32 = ${shape.cols};
+      const PAIRS : i32 = ${pairs};
+      const PER : i32 = ${perThread};
+      ${WORKGROUP_SUM_WGSL}
+
+      fn main() {
+        let rows = ${rows};
+        let rowsPad = ${rowsPad};
+        let row = ${LINEAR_WORKGROUP};
+        // Workgroups past the padded rows (y-folding) normalise a valid row again but write nothing; rows past the
+        // valid ones are written as zeros. Barriers stay uniform.
+        let r = min(row, rows - 1);
+        let tid = i32(localIndex);
+        var v : array<vec2<f32>, ${perThread}>;
+        var sum = 0.0;
+        for (var i = 0; i < PER; i++) {
+          let c = 2 * (tid + i * WG);
+          v[i] = select(vec2<f32>(0.0), loadPair(r, min(c, C - 2), c < C && row < rows), c < C);
+          sum = sum + v[i].x + v[i].y;
+        }
+        let mean = workgroupSum(sum) / f32(C);
+        var squares = 0.0;
+        for (var i = 0; i < PER; i++) {
+          let c = 2 * (tid + i * WG);
+          let centered = select(vec2<f32>(0.0), v[i] - mean, c < C);
+          squares = squares + dot(centered, centered);
+        }
+        let invStd = inverseSqrt(workgroupSum(squares) / f32(C) + uniforms.eps);
+        if (row < rowsPad) {
+          for (var i = 0; i < PER; i++) {
+            let q = tid + i * WG;
+            let c = 2 * q;
+            if (q < PAIRS) {
+              var y = vec2<f32>(0.0);
+              if (c < C && row < rows) {
+                y = (v[i] - mean) * invStd * vec2<f32>(LnGamma[c], LnGamma[c + 1]) + vec2<f32>(LnBeta[c], LnBeta[c + 1]);
+              }
+              ${target}[row * PAIRS + q] = bitcast<i32>(pack2x16float(y));
+            }
+          }
+        }
+      }
+    `;
+}
+
+/**
+ * LayerNorm of X [rows, C] written straight into the packed f16 operand of the tensor-core matmul: the LayerNorm
+ * before a linear layer and the packing of its input in one dispatch, without the f32 normalised copy.
  */
 export class LayerNormPackF16Program implements WebGPUProgram {
-  variableNames = ['X', 'Gamma', 'Beta'];
+  variableNames = ['X', 'LnGamma', 'LnBeta'];
   outputShape: number[];
   shaderKey: string;
   // Two axes, so that tfjs calls main() without a flat index (the rows are the workgroups).
@@ -108,52 +164,11 @@ export class LayerNormPackF16Program implements WebGPUProgram {
   }
 
   getUserCode(): string {
-    const pairs = this.shape.colsPad / 2;
-    const perThread = Math.ceil(pairs / WORKGROUP);
+    // The padded row count comes from the output shape: tfjs keys pipelines on shaderKey and ranks, not sizes.
     return `
-      const WG : i32 = ${WORKGROUP};
-      const C : i32 = ${this.shape.cols};
-      const PAIRS : i32 = ${pairs};
-      const PER : i32 = ${perThread};
-      ${WORKGROUP_SUM_WGSL}
-
-      fn main() {
-        // The padded row count comes from the output shape: tfjs keys pipelines on shaderKey and ranks, not sizes.
-        let rowsPad = uniforms.outShape.x;
-        let row = ${LINEAR_WORKGROUP};
-        // Workgroups past the padded rows (y-folding) normalise a valid row again but write nothing; rows past the
-        // valid ones are written as zeros. Barriers stay uniform.
-        let base = min(row, uniforms.rows - 1) * C;
-        let tid = i32(localIndex);
-        var v : array<vec2<f32>, ${perThread}>;
-        var sum = 0.0;
-        for (var i = 0; i < PER; i++) {
-          let c = 2 * (tid + i * WG);
-          v[i] = select(vec2<f32>(0.0), vec2<f32>(X[base + min(c, C - 2)], X[base + min(c, C - 2) + 1]), c < C);
-          sum = sum + v[i].x + v[i].y;
-        }
-        let mean = workgroupSum(sum) / f32(C);
-        var squares = 0.0;
-        for (var i = 0; i < PER; i++) {
-          let c = 2 * (tid + i * WG);
-          let centered = select(vec2<f32>(0.0), v[i] - mean, c < C);
-          squares = squares + dot(centered, centered);
-        }
-        let invStd = inverseSqrt(workgroupSum(squares) / f32(C) + uniforms.eps);
-        if (row < rowsPad) {
-          for (var i = 0; i < PER; i++) {
-            let q = tid + i * WG;
-            let c = 2 * q;
-            if (q < PAIRS) {
-              var y = vec2<f32>(0.0);
-              if (c < C && row < uniforms.rows) {
-                y = (v[i] - mean) * invStd * vec2<f32>(Gamma[c], Gamma[c + 1]) + vec2<f32>(Beta[c], Beta[c + 1]);
-              }
-              result[row * PAIRS + q] = bitcast<i32>(pack2x16float(y));
-            }
-          }
-        }
+      fn loadPair(r : i32, c : i32, live : bool) -> vec2<f32> {
+        return vec2<f32>(X[r * C + c], X[r * C + c + 1]);
       }
-    `;
+      ${layerNormPackF16Code(this.shape, 'result', 'uniforms.rows', 'uniforms.outShape.x')}`;
   }
 }

@@ -5,7 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { ShapeError } from '../errors.js';
-import { tensorCoreMatMul, tensorCoreMlp, tensorCoreMlpSupports, tensorCoreSelfAttention, tensorCoreSelfAttentionSupports, type LayerNormParams } from './tc-matmul.js';
+import { tensorCoreMatMul, tensorCoreMlp, tensorCoreMlpSupports, tensorCoreSelfAttention, tensorCoreSelfAttentionSupports, tidyRows, type LayerNormParams, type NormalizedRows } from './tc-matmul.js';
 import type { MatMulEpilogue, TensorCoreMatMulLayout } from './tc-matmul_webgpu.js';
 import { attentionBranch } from './mode.js';
 
@@ -32,8 +32,23 @@ export function mixedMatMulSupports(inFeatures: number, outFeatures: number): bo
 
 /** Whether a LayerNorm before ([K]) and a residual after ([M, N], gamma [N]) fit a product [M, K] → [M, N]. */
 function fusionFits(m: number, k: number, n: number, layerNorm: LayerNormParams | undefined, residual: Residual | undefined): boolean {
-  return (layerNorm === undefined || (layerNorm.weight.size === k && layerNorm.bias.size === k))
-    && (residual === undefined || (residual.gamma.size === n && residual.x.size === m * n));
+  return layerNormFits(layerNorm, k) && (residual === undefined || (residual.gamma.size === n && residual.x.size === m * n));
+}
+
+function layerNormFits(layerNorm: LayerNormParams | undefined, features: number): boolean {
+  return layerNorm === undefined || (layerNorm.weight.size === features && layerNorm.bias.size === features);
+}
+
+/**
+ * A branch's LayerNorms beyond its first product's prologue: its input's LayerNorm already applied and packed by the
+ * product before it, and the LayerNorm after it to apply (in the split-K reduction of its last product, where K is
+ * split) and return packed for the product after it (NormalizedRows). A ViT block chains them (DinoBlock).
+ */
+export interface BranchNorms {
+  /** LN(input) as a packed f16 A operand [rows, features] (a previous branch's NormalizedRows.packedNorm); replaces `layerNorm`. */
+  packedNorm?: tf.Tensor;
+  /** The LayerNorm ([N]) after the branch, whose packed output is returned. */
+  normalizeOutput?: LayerNormParams;
 }
 
 /** The kernel's residual inputs: x as [M, N], gamma. */
@@ -68,6 +83,9 @@ export interface MixedMlpOptions {
   residual?: Residual;
 }
 
+/** MixedMlpOptions with the branch's chained LayerNorms. */
+export type MixedMlpChainOptions = MixedMlpOptions & BranchNorms;
+
 /** Whether mixedMlp takes these widths (K, hidden, N multiples of 4; hidden also of the 32-deep slice, at least 64). */
 export function mixedMlpSupports(inFeatures: number, hidden: number, outFeatures: number): boolean {
   return mixedMatMulSupports(inFeatures, hidden) && mixedMatMulSupports(hidden, outFeatures) && tensorCoreMlpSupports(hidden);
@@ -78,16 +96,21 @@ export function mixedMlpSupports(inFeatures: number, hidden: number, outFeatures
  * writes fc2's packed operand): a [M, K] → [M, N], optionally layer-normalised first and with a LayerScale residual.
  */
 export function mixedMlp(a: tf.Tensor2D, options: MixedMlpOptions): tf.Tensor2D {
+  return mixedMlpChain(a, options).y;
+}
+
+/** mixedMlp, with LN(a) given packed and/or the LayerNorm after it returned packed (BranchNorms). */
+export function mixedMlpChain(a: tf.Tensor2D, options: MixedMlpChainOptions): NormalizedRows {
   const [m, k] = a.shape;
-  const { fc1, fc2, layerNorm, residual } = options;
+  const { fc1, fc2, layerNorm, residual, packedNorm, normalizeOutput } = options;
   const [k1, hidden] = fc1.weight.shape;
   const [k2, n] = fc2.weight.shape;
   if (k1 !== k || k2 !== hidden || !mixedMlpSupports(k, hidden, n) || (fc1.bias !== undefined && fc1.bias.size !== hidden) || (fc2.bias !== undefined && fc2.bias.size !== n)
-    || !fusionFits(m, k, n, layerNorm, residual)) {
+    || !fusionFits(m, k, n, layerNorm, residual) || !layerNormFits(normalizeOutput, n)) {
     throw new ShapeError(`mixedMlp: expected a [M, K], fc1 [K, H] + [H], fc2 [H, N] + [N] with K and N multiples of 4 and H of 32 (at least 64), LayerNorm [K], residual [M, N] and gamma [N]; `
       + `got a [${a.shape.join(', ')}], fc1 [${fc1.weight.shape.join(', ')}], fc2 [${fc2.weight.shape.join(', ')}]`);
   }
-  return tensorCoreMlp({ a, fc1, fc2, layerNorm, ...residualInputs(residual, m, n) });
+  return tidyRows(() => tensorCoreMlp({ a, fc1, fc2, layerNorm, packedNorm, normalizeOutput, ...residualInputs(residual, m, n) }));
 }
 
 export interface MixedSelfAttentionOptions {
@@ -104,6 +127,9 @@ export interface MixedSelfAttentionOptions {
   residual?: Residual;
 }
 
+/** MixedSelfAttentionOptions with the branch's chained LayerNorms. */
+export type MixedSelfAttentionChainOptions = MixedSelfAttentionOptions & BranchNorms;
+
 /**
  * Whether mixedSelfAttention takes B sequences of N tokens of width D in `numHeads` heads (see
  * tensorCoreSelfAttentionSupports); never with FLASHDEPTH_ATTENTION_BRANCH=separate.
@@ -118,19 +144,24 @@ export function mixedSelfAttentionSupports(batch: number, tokens: number, dim: n
  * between the three dispatches.
  */
 export function mixedSelfAttention(x: tf.Tensor3D, options: MixedSelfAttentionOptions): tf.Tensor3D {
+  return mixedSelfAttentionChain(x, options).y;
+}
+
+/** mixedSelfAttention, with LN(x) given packed and/or the LayerNorm after it returned packed (BranchNorms). */
+export function mixedSelfAttentionChain(x: tf.Tensor3D, options: MixedSelfAttentionChainOptions): NormalizedRows<tf.Tensor3D> {
   const [b, n, d] = x.shape;
-  const { qkv, proj, numHeads, layerNorm, residual } = options;
+  const { qkv, proj, numHeads, layerNorm, residual, packedNorm, normalizeOutput } = options;
   if (qkv.weight.shape[0] !== d || qkv.weight.shape[1] !== 3 * d || proj.weight.shape[0] !== d || proj.weight.shape[1] !== d
     || (qkv.bias !== undefined && qkv.bias.size !== 3 * d) || (proj.bias !== undefined && proj.bias.size !== d)
-    || !mixedSelfAttentionSupports(b, n, d, numHeads) || !fusionFits(b * n, d, d, layerNorm, residual)) {
+    || !mixedSelfAttentionSupports(b, n, d, numHeads) || !fusionFits(b * n, d, d, layerNorm, residual) || !layerNormFits(normalizeOutput, d)) {
     throw new ShapeError(`mixedSelfAttention: expected x [B, N, D] with D a multiple of 32 in ${numHeads} heads of a multiple of 16 (at most 64), qkv [D, 3D] + [3D], proj [D, D] + [D], LayerNorm [D], residual [B, N, D] and gamma [D]; `
       + `got x [${x.shape.join(', ')}], qkv [${qkv.weight.shape.join(', ')}], proj [${proj.weight.shape.join(', ')}]`);
   }
-  return tf.tidy(() => {
-    const y = tensorCoreSelfAttention({
-      x: tf.reshape(x, [b * n, d]) as tf.Tensor2D, batch: b, layerNorm, qkv, proj, numHeads, scale: options.scale ?? 1 / Math.sqrt(d / numHeads),
+  return tidyRows(() => {
+    const out = tensorCoreSelfAttention({
+      x: tf.reshape(x, [b * n, d]) as tf.Tensor2D, batch: b, layerNorm, packedNorm, normalizeOutput, qkv, proj, numHeads, scale: options.scale ?? 1 / Math.sqrt(d / numHeads),
       ...residualInputs(residual, b * n, d),
     });
-    return tf.reshape(y, [b, n, d]) as tf.Tensor3D;
+    return { y: tf.reshape(out.y, [b, n, d]) as tf.Tensor3D, packedNorm: out.packedNorm };
   });
 }

@@ -11,6 +11,9 @@
  * - tensor-core matmul block: the 128×128 block's staging where it fills the GPU, 'double' (default: two 32-deep
  *   buffers per operand, 46 KiB), 'single' (one, 27 KiB) or 'double16' (two 16-deep ones, 29 KiB) — the last two fit
  *   two workgroups on an H100 multiprocessor; FLASHDEPTH_TC_MATMUL_BLOCK, for measurements.
+ * - tensor-core matmul split: where a product's grid is short of work, 'few' (default: 128×128 blocks unsplit from
+ *   half a wave of them, else 64×64 blocks from a wave of those, K split only below both) or 'fill' (sessions 9–12: K
+ *   split until 256 workgroups); FLASHDEPTH_TC_MATMUL_SPLIT, for measurements.
  * - tensor-core attention layout: FLASHDEPTH_ATTENTION_LAYOUT="subgroups,tiles,blockK,kvBuffers,oSplit[,stageK]"
  *   replaces the preferred layout (where it fits and the grid is large enough), for measurements.
  * - attention branch: 'chained' (default: the qkv product writes the attention's f16 head planes, the attention writes
@@ -37,6 +40,9 @@ export type AttentionBranch = (typeof ATTENTION_BRANCHES)[number];
 
 export const MATMUL_BLOCKS = ['double', 'single', 'double16'] as const;
 export type MatMulBlock = (typeof MATMUL_BLOCKS)[number];
+
+export const MATMUL_SPLITS = ['few', 'fill'] as const;
+export type MatMulSplit = (typeof MATMUL_SPLITS)[number];
 
 let mode: KernelMode | undefined;
 let precision: Precision | undefined;
@@ -111,6 +117,11 @@ export function attentionBranch(): AttentionBranch {
 /** FLASHDEPTH_TC_MATMUL_BLOCK (default 'double'): the staging of the tensor-core matmul's 128×128 block. */
 export function matMulBlock(): MatMulBlock {
   return fromEnv('FLASHDEPTH_TC_MATMUL_BLOCK', MATMUL_BLOCKS, 'double');
+}
+
+/** FLASHDEPTH_TC_MATMUL_SPLIT (default 'few'): when the tensor-core matmul splits K over workgroups. */
+export function matMulSplit(): MatMulSplit {
+  return fromEnv('FLASHDEPTH_TC_MATMUL_SPLIT', MATMUL_SPLITS, 'few');
 }
 
 /** The one place that picks custom kernels over the plain-ops fallback. */

@@ -35,6 +35,8 @@ export interface ProgramUniform {
 
 export interface WebGPUBackendLike {
   runWebGPUProgram(program: WebGPUProgram, inputs: tf.TensorInfo[], outputDtype: tf.DataType, programUniforms?: ProgramUniform[]): tf.TensorInfo;
+  /** A tensor without values (its buffer is allocated when first bound): a program's second output, bound as an input. */
+  makeTensorInfo(shape: number[], dtype: tf.DataType): tf.TensorInfo;
   /** Frees an intermediate a kernel made with runWebGPUProgram. */
   disposeData(dataId: tf.DataId): boolean;
 }

@@ -14,7 +14,7 @@ import { selfAttentionPlanes, TC_SELF_ATTENTION, tensorCoreAttentionSupports, te
 import type { WebGPUBackendLike } from './program.js';
 import { webgpuCapabilities } from '../backend/webgpu.js';
 import {
-  SLICE_K, SplitKReduceProgram, TensorCoreMatMulProgram, PackF16Program, checkTcMatMulLayout, packF16Uniforms, packedShape, tcMatMulUniforms,
+  SLICE_K, SplitKReduceLayerNormProgram, SplitKReduceProgram, TensorCoreMatMulProgram, PackF16Program, checkTcMatMulLayout, packF16Uniforms, packedShape, tcMatMulUniforms,
   tensorCoreMatMulLayout, type MatMulASource, type TensorCoreMatMulLayout, type PackedShape,
 } from './tc-matmul_webgpu.js';
 
@@ -61,8 +61,8 @@ export interface Conv3x3Image {
   ow: number;
 }
 
-function tensorCoreMatMulWebGPU(args: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf.NamedAttrMap }): tf.TensorInfo {
-  const { a, b16, bias, residual, gamma, lnGamma, lnBeta } = args.inputs as Record<string, tf.TensorInfo | undefined>;
+function tensorCoreMatMulWebGPU(args: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf.NamedAttrMap }): tf.TensorInfo | tf.TensorInfo[] {
+  const { a, b16, bias, residual, gamma, lnGamma, lnBeta, outLnGamma, outLnBeta } = args.inputs as Record<string, tf.TensorInfo | undefined>;
   const attrs = args.attrs as unknown as {
     n: number; epilogue: MatMulEpilogue; layout?: TensorCoreMatMulLayout | null; conv?: Conv3x3Image | null; layerNormEps?: number | null;
     /** `a` is already the packed f16 operand (a previous product's packed output) of this many rows and columns. */
@@ -71,6 +71,11 @@ function tensorCoreMatMulWebGPU(args: { inputs: tf.NamedTensorInfoMap; backend: 
     packOutput?: boolean;
     /** Write C (a qkv product: [q | k | v] columns, head-major) as the f16 head planes of a tensor-core attention. */
     headPlanes?: HeadPlanesStore | null;
+    /**
+     * Also return LayerNorm(C) (outLnGamma, outLnBeta, this eps) as the packed f16 A operand of a following product:
+     * computed in the split-K reduction where K is split, else by a LayerNorm packing over C (f32 output only).
+     */
+    normalizeOutputEps?: number | null;
   };
   const backend = args.backend as WebGPUBackendLike;
   const conv = attrs.conv ?? undefined;
@@ -109,15 +114,29 @@ function tensorCoreMatMulWebGPU(args: { inputs: tf.NamedTensorInfoMap; backend: 
         ...[planes.tokens, planes.heads, planes.headDim, p.lqPad, p.lkPad, kHalves, vHalves].map((v) => ({ type: 'uint32' as const, data: [v] })),
         { type: 'float32', data: [planes.qScale] }]);
     }
+    const normalizeEps = attrs.normalizeOutputEps ?? null;
+    if (normalizeEps !== null && packOutput) throw new Error('tensorCoreMatMul: a normalised output is written beside C in f32, not packed');
+    const normalized = packedA(m, n);
+    const normUniforms = [{ type: 'float32' as const, data: [normalizeEps ?? 0] }, { type: 'int32' as const, data: [m] }];
     if ((layout.splitK ?? 1) <= 1) {
       const program = new TensorCoreMatMulProgram(m, n, aShape, bias !== undefined, epilogue, layout, aSource, output);
-      return backend.runWebGPUProgram(program, [...operands, ...extras], packOutput ? 'int32' : 'float32', uniforms);
+      const c = backend.runWebGPUProgram(program, [...operands, ...extras], packOutput ? 'int32' : 'float32', uniforms);
+      if (normalizeEps === null) return c;
+      return [c, backend.runWebGPUProgram(new LayerNormPackF16Program(normalized), [c, outLnGamma!, outLnBeta!], 'int32', normUniforms)];
     }
     // Split K: the splits' partial sums, then their sum with the epilogue.
     const partialProgram = new TensorCoreMatMulProgram(m, n, aShape, false, 'none', layout, aSource, 'partials');
     const partials = backend.runWebGPUProgram(partialProgram, operands, 'float32', uniforms);
     try {
       const [splits, partialRows, partialCols] = partialProgram.outputShape as [number, number, number];
+      if (normalizeEps !== null) {
+        // The normalised rows are the program's second output, bound as a writable input (tfjs programs have one).
+        const packedNorm = backend.makeTensorInfo([normalized.rowsPad, normalized.colsPad / 2], 'int32');
+        const c = backend.runWebGPUProgram(new SplitKReduceLayerNormProgram(normalized, bias !== undefined, epilogue),
+          [partials, ...extras, outLnGamma!, outLnBeta!, packedNorm], 'float32',
+          [...[m, n, splits, partialRows, partialCols, normalized.rowsPad].map((v) => ({ type: 'uint32' as const, data: [v] })), normUniforms[0]!]);
+        return [c, packedNorm];
+      }
       return backend.runWebGPUProgram(new SplitKReduceProgram(m, n, aShape.rowsPad, bias !== undefined, epilogue, output), [partials, ...extras],
         packOutput ? 'int32' : 'float32', [m, n, splits, partialRows, partialCols].map((v) => ({ type: 'uint32' as const, data: [v] })));
     } finally {
@@ -222,13 +241,22 @@ export function tensorCoreMatMul(inputs: TensorCoreMatMulInputs, epilogue: MatMu
   return runTensorCoreMatMul(inputs.a, inputs.weight, inputs, epilogue, layout);
 }
 
+/** How a product's A and C connect to the products around it (all optional). */
+interface ProductChain {
+  /** `a` is already the packed f16 operand (a previous product's packed output) of this many rows and columns. */
+  packedA?: { m: number; k: number };
+  /** Write C as the packed f16 A operand of a following product. */
+  packOutput?: boolean;
+  /** Write C as an attention's head planes. */
+  headPlanes?: HeadPlanesStore;
+}
+
 /**
- * The one call of the kernel: A (a matrix, or the image of a conv), the weight's cached f16 copy (packed transposed
- * with `extra.transposeWeight`), the epilogue's inputs.
+ * The kernel's inputs and attributes for A (a matrix, or the image of a conv), the weight's cached f16 copy (packed
+ * transposed with `extra.transposeWeight`) and the epilogue's inputs.
  */
-function runTensorCoreMatMul(a: tf.Tensor, weight: tf.Tensor2D, extra: Pick<TensorCoreMatMulInputs, 'bias' | 'residual' | 'gamma' | 'transposeWeight' | 'layerNorm'>,
-  epilogue: MatMulEpilogue, layout?: TensorCoreMatMulLayout, conv?: Conv3x3Image,
-  chain: { packedA?: { m: number; k: number }; packOutput?: boolean; headPlanes?: HeadPlanesStore } = {}): tf.Tensor2D {
+function matMulCall(a: tf.Tensor, weight: tf.Tensor2D, extra: Pick<TensorCoreMatMulInputs, 'bias' | 'residual' | 'gamma' | 'transposeWeight' | 'layerNorm'>,
+  epilogue: MatMulEpilogue, layout?: TensorCoreMatMulLayout, conv?: Conv3x3Image, chain: ProductChain = {}): { named: tf.NamedTensorMap; attrs: Record<string, unknown> } {
   const transposeWeight = extra.transposeWeight ?? false;
   const named: tf.NamedTensorMap = { a, b16: packedWeight(weight, transposeWeight) };
   if (extra.bias) named['bias'] = extra.bias;
@@ -242,9 +270,52 @@ function runTensorCoreMatMul(a: tf.Tensor, weight: tf.Tensor2D, extra: Pick<Tens
   }
   const attrs = {
     n: weight.shape[transposeWeight ? 0 : 1], epilogue, layout: layout ?? null, conv: conv ?? null, layerNormEps: extra.layerNorm?.eps ?? null,
-    packedA: chain.packedA ?? null, packOutput: chain.packOutput ?? false, headPlanes: chain.headPlanes ?? null,
+    packedA: chain.packedA ?? null, packOutput: chain.packOutput ?? false, headPlanes: chain.headPlanes ?? null, normalizeOutputEps: null as number | null,
   };
+  return { named, attrs };
+}
+
+/** The one call of the kernel (see matMulCall). */
+function runTensorCoreMatMul(a: tf.Tensor, weight: tf.Tensor2D, extra: Pick<TensorCoreMatMulInputs, 'bias' | 'residual' | 'gamma' | 'transposeWeight' | 'layerNorm'>,
+  epilogue: MatMulEpilogue, layout?: TensorCoreMatMulLayout, conv?: Conv3x3Image, chain: ProductChain = {}): tf.Tensor2D {
+  const { named, attrs } = matMulCall(a, weight, extra, epilogue, layout, conv, chain);
   return tf.engine().runKernel(TC_MATMUL, named, attrs as unknown as tf.NamedAttrMap) as tf.Tensor2D;
+}
+
+/**
+ * Rows y [M, N] of a ViT branch, and, where asked for (`normalizeOutput`), LayerNorm(y) as the packed f16 A operand
+ * of the product that follows that LayerNorm (its `packedNorm` input): a split product computes it in its reduction.
+ */
+export interface NormalizedRows<T extends tf.Tensor = tf.Tensor2D> {
+  y: T;
+  packedNorm: tf.Tensor | null;
+}
+
+/** `f`'s NormalizedRows, with every other tensor it made freed (a tf.tidy, which keeps containers of tensors, not nulls). */
+export function tidyRows<T extends tf.Tensor>(f: () => NormalizedRows<T>): NormalizedRows<T> {
+  const [y, packedNorm] = tf.tidy(() => {
+    const out = f();
+    return out.packedNorm ? [out.y, out.packedNorm] : [out.y];
+  });
+  return { y: y as T, packedNorm: packedNorm ?? null };
+}
+
+/** runTensorCoreMatMul with C also normalised by `norm` into a packed A operand (f32 C; see NormalizedRows). */
+function runNormalizedMatMul(a: tf.Tensor, weight: tf.Tensor2D, extra: Pick<TensorCoreMatMulInputs, 'bias' | 'residual' | 'gamma'>, epilogue: MatMulEpilogue,
+  chain: Pick<ProductChain, 'packedA'>, norm: LayerNormParams | undefined): NormalizedRows {
+  if (!norm) return { y: runTensorCoreMatMul(a, weight, extra, epilogue, undefined, undefined, chain), packedNorm: null };
+  const { named, attrs } = matMulCall(a, weight, extra, epilogue, undefined, undefined, chain);
+  named['outLnGamma'] = norm.weight;
+  named['outLnBeta'] = norm.bias;
+  attrs['normalizeOutputEps'] = norm.eps;
+  const [y, packedNorm] = tf.engine().runKernel(TC_MATMUL, named, attrs as unknown as tf.NamedAttrMap) as tf.Tensor[];
+  return { y: y as tf.Tensor2D, packedNorm: packedNorm! };
+}
+
+/** What a branch's first product reads: A as f32, optionally layer-normalised, or LN(A) already packed. */
+function branchInput(a: tf.Tensor2D, layerNorm: LayerNormParams | undefined, packedNorm: tf.Tensor | undefined): { a: tf.Tensor; layerNorm?: LayerNormParams; chain: ProductChain } {
+  if (packedNorm && layerNorm) throw new Error('tensor-core branch: give its input\'s LayerNorm as parameters or as packed rows, not both');
+  return packedNorm ? { a: packedNorm, chain: { packedA: { m: a.shape[0], k: a.shape[1] } } } : { a, layerNorm, chain: {} };
 }
 
 export interface TensorCoreMlpInputs {
@@ -252,6 +323,10 @@ export interface TensorCoreMlpInputs {
   a: tf.Tensor2D;
   /** LayerNorm of a's rows before fc1 (fused into A's packing). */
   layerNorm?: LayerNormParams;
+  /** Or that LayerNorm already applied and packed (a previous product's NormalizedRows.packedNorm). */
+  packedNorm?: tf.Tensor;
+  /** Return LayerNorm(y) packed for the product after it (NormalizedRows). */
+  normalizeOutput?: LayerNormParams;
   /** [K, H] and [H], H a multiple of SLICE_K. */
   fc1: { weight: tf.Tensor2D; bias?: tf.Tensor };
   /** [H, N] and [N]. */
@@ -270,13 +345,15 @@ export function tensorCoreMlpSupports(hidden: number): boolean {
  * fc2(GELU(fc1(a))) (+ LayerScale residual) as two products whose hidden activations stay f16: fc1's epilogue writes
  * them as fc2's packed A operand, so neither their f32 copy nor the packing dispatch exists. Shapes checked by the caller.
  */
-export function tensorCoreMlp(inputs: TensorCoreMlpInputs): tf.Tensor2D {
+export function tensorCoreMlp(inputs: TensorCoreMlpInputs): NormalizedRows {
   const [m] = inputs.a.shape;
   const hidden = inputs.fc1.weight.shape[1];
-  return tf.tidy(() => {
-    const packedHidden = runTensorCoreMatMul(inputs.a, inputs.fc1.weight, { bias: inputs.fc1.bias, layerNorm: inputs.layerNorm }, 'gelu', undefined, undefined, { packOutput: true });
-    return runTensorCoreMatMul(packedHidden, inputs.fc2.weight, { bias: inputs.fc2.bias, residual: inputs.residual, gamma: inputs.gamma },
-      inputs.residual ? 'scaleAdd' : 'none', undefined, undefined, { packedA: { m, k: hidden } });
+  const input = branchInput(inputs.a, inputs.layerNorm, inputs.packedNorm);
+  return tidyRows(() => {
+    const packedHidden = runTensorCoreMatMul(input.a, inputs.fc1.weight, { bias: inputs.fc1.bias, layerNorm: input.layerNorm }, 'gelu', undefined, undefined,
+      { ...input.chain, packOutput: true });
+    return runNormalizedMatMul(packedHidden, inputs.fc2.weight, { bias: inputs.fc2.bias, residual: inputs.residual, gamma: inputs.gamma },
+      inputs.residual ? 'scaleAdd' : 'none', { packedA: { m, k: hidden } }, inputs.normalizeOutput);
   });
 }
 
@@ -286,6 +363,10 @@ export interface TensorCoreSelfAttentionInputs {
   batch: number;
   /** LayerNorm of x's rows before the qkv product (fused into A's packing). */
   layerNorm?: LayerNormParams;
+  /** Or that LayerNorm already applied and packed (a previous product's NormalizedRows.packedNorm). */
+  packedNorm?: tf.Tensor;
+  /** Return LayerNorm(y) packed for the product after it (NormalizedRows). */
+  normalizeOutput?: LayerNormParams;
   /** [D, 3D] ([q | k | v], each head-major) and [3D]. */
   qkv: { weight: tf.Tensor2D; bias?: tf.Tensor };
   /** [D, D] and [D]. */
@@ -314,7 +395,7 @@ export function tensorCoreSelfAttentionSupports(batch: number, tokens: number, d
  * epilogue writes the attention's head planes (Q scaled), the attention writes its output as the projection's packed
  * A operand (./tc-attention.ts). Shapes checked by the caller (tensorCoreSelfAttentionSupports).
  */
-export function tensorCoreSelfAttention(inputs: TensorCoreSelfAttentionInputs): tf.Tensor2D {
+export function tensorCoreSelfAttention(inputs: TensorCoreSelfAttentionInputs): NormalizedRows {
   const [m, dim] = inputs.x.shape;
   const { batch, numHeads, scale } = inputs;
   const tokens = m / batch;
@@ -322,11 +403,12 @@ export function tensorCoreSelfAttention(inputs: TensorCoreSelfAttentionInputs): 
   const tcLayout = tensorCoreSelfAttentionLayout(batch, tokens, numHeads, headDim);
   if (!tcLayout) throw new Error(`tensorCoreSelfAttention: ${batch} × ${tokens} tokens of ${numHeads} heads of ${headDim} are not supported (check tensorCoreSelfAttentionSupports first)`);
   const headPlanes: HeadPlanesStore = { planes: selfAttentionPlanes(batch, tokens, numHeads, headDim, tcLayout), tokens, heads: numHeads, headDim, qScale: scale * Math.LOG2E };
-  return tf.tidy(() => {
-    const planes = runTensorCoreMatMul(inputs.x, inputs.qkv.weight, { bias: inputs.qkv.bias, layerNorm: inputs.layerNorm }, 'none', undefined, undefined, { headPlanes });
+  const input = branchInput(inputs.x, inputs.layerNorm, inputs.packedNorm);
+  return tidyRows(() => {
+    const planes = runTensorCoreMatMul(input.a, inputs.qkv.weight, { bias: inputs.qkv.bias, layerNorm: input.layerNorm }, 'none', undefined, undefined, { ...input.chain, headPlanes });
     const attrs: TensorCoreSelfAttentionAttrs = { batch, tokens, numHeads, headDim, tcLayout, rowsPad: packedA(m, dim).rowsPad };
     const attended = tf.engine().runKernel(TC_SELF_ATTENTION, { planes }, attrs as unknown as tf.NamedAttrMap) as tf.Tensor;
-    return runTensorCoreMatMul(attended, inputs.proj.weight, { bias: inputs.proj.bias, residual: inputs.residual, gamma: inputs.gamma },
-      inputs.residual ? 'scaleAdd' : 'none', undefined, undefined, { packedA: { m, k: dim } });
+    return runNormalizedMatMul(attended, inputs.proj.weight, { bias: inputs.proj.bias, residual: inputs.residual, gamma: inputs.gamma },
+      inputs.residual ? 'scaleAdd' : 'none', { packedA: { m, k: dim } }, inputs.normalizeOutput);
   });
 }

@@ -33,8 +33,9 @@
  */
 import { ConfigError } from '../errors.js';
 import { ERF_VEC4_WGSL } from './elementwise_webgpu.js';
+import { layerNormPackF16Code } from './layer-norm_webgpu.js';
 import { foldedDispatch, type WebGPUProgram } from './program.js';
-import { matMulBlock, type MatMulBlock } from './mode.js';
+import { matMulBlock, matMulSplit, type MatMulBlock, type MatMulSplit } from './mode.js';
 
 /** WGSL header shared by the tensor-core programs (hoisted above tfjs' header by src/backend/webgpu.ts). */
 export const TENSOR_CORE_DIRECTIVES = `
@@ -130,7 +131,11 @@ export function tcMatMulBlocks(m: number, n: number, layout: TensorCoreMatMulLay
  * The layout of an m×k·k×n product:
  * - 128×128 blocks where they make at least TARGET_WORKGROUPS workgroups;
  * - else the same blocks with K split so that they do (each split at least MIN_SLICES_PER_SPLIT slices deep; N a
- *   multiple of 4 for the reduction's vec4s);
+ *   multiple of 4 for the reduction's vec4s) — with `split` 'few' (default) only where neither a quarter of
+ *   TARGET_WORKGROUPS of those blocks (half a wave) nor half of it of 64×64 blocks (a wave) exist: otherwise those
+ *   blocks unsplit. H100 lease 13A, GPU time per call (`kernel-timing.js --matmul-only`), split → unsplit: ViT-L fc2
+ *   at 518² (88 blocks) 0.38 → 0.29 ms, the Full teacher's proj (136) 0.094 → 0.070 and fc2 0.34 → 0.29; ViT-S fc2
+ *   at 518² (33 blocks; 132 of 64×64) 0.052 → 0.033 in 64×64 blocks;
  * - else 64×64 blocks.
  * Where the device's workgroup memory (`limitBytes`) is short of the large block's 46 KiB (software Vulkan: 32 KiB),
  * the large block single-buffered (27 KiB) — before, such a device failed to create the pipeline of any large product.
@@ -139,13 +144,14 @@ export function tcMatMulBlocks(m: number, n: number, layout: TensorCoreMatMulLay
  * 5.77 ms): those products are bound by loading A (3×3 neighbourhoods, then of the f32 image), which 4 subgroups do
  * at half the rate of 8.
  */
-export function tensorCoreMatMulLayout(m: number, n: number, k: number, limitBytes: number, block: MatMulBlock = matMulBlock()): TensorCoreMatMulLayout {
+export function tensorCoreMatMulLayout(m: number, n: number, k: number, limitBytes: number, block: MatMulBlock = matMulBlock(), split: MatMulSplit = matMulSplit()): TensorCoreMatMulLayout {
   const chosen = LARGE_BLOCKS[block];
   const large = tcMatMulWorkgroupBytes(chosen) <= limitBytes ? chosen : SINGLE_BUFFERED_TC_MATMUL_LAYOUT;
   const blocks = tcMatMulBlocks(m, n, large);
   const splits = Math.min(Math.ceil(TARGET_WORKGROUPS / blocks), Math.floor(Math.ceil(k / SLICE_K) / MIN_SLICES_PER_SPLIT));
+  const splitPays = split === 'fill' || (blocks < TARGET_WORKGROUPS / 4 && tcMatMulBlocks(m, n, SMALL_TC_MATMUL_LAYOUT) < TARGET_WORKGROUPS / 2);
   const layout = blocks >= TARGET_WORKGROUPS ? large
-    : splits >= 2 && n % 4 === 0 ? { ...large, splitK: splits }
+    : splits >= 2 && n % 4 === 0 ? (splitPays ? { ...large, splitK: splits } : blocks >= TARGET_WORKGROUPS / 4 ? large : SMALL_TC_MATMUL_LAYOUT)
     : SMALL_TC_MATMUL_LAYOUT;
   return m * n * k < CONVERT_A_BELOW ? { ...layout, convertA: true } : layout;
 }
@@ -267,10 +273,6 @@ export function packF16Uniforms(shape: PackedShape): { type: 'int32'; data: numb
 }
 
 /**
- * WGSL statements: bias and epilogue on four columns `v` of C (row `row`, first column `c`, flat index `o`), stored to
- * `result` as f32 or as packed halves. Shared by the product's own epilogue and by the split-K reduction.
- */
-/**
  * Where C goes: f32 [m, n]; packed f16 [A's padded rows, n] (a following product's A operand); or, for a qkv product,
  * f16 head planes as TensorCoreAttentionProgram reads them (./tc-attention_webgpu.ts `packedPlanes`: Q planes scaled
  * by `qScale`, then K, then V; columns [q | k | v], each head-major; row r = token r % tokens of sequence r / tokens).
@@ -280,6 +282,10 @@ export type MatMulStore = 'f32' | 'packedF16' | 'headPlanes';
 /** Extra uniforms of the 'headPlanes' store, after tcMatMulUniforms'. */
 export const HEAD_PLANES_UNIFORMS = 'tokens : u32, heads : u32, headDim : u32, lqPad : u32, lkPad : u32, kHalves : u32, vHalves : u32, qScale : f32,';
 
+/**
+ * WGSL statements: bias and epilogue on four columns `v` of C (row `row`, first column `c`, flat index `o`), stored to
+ * `result` as f32 or as packed halves. Shared by the product's own epilogue and by the split-K reduction.
+ */
 function vec4EpilogueCode(hasBias: boolean, epilogue: MatMulEpilogue, output: MatMulStore): string {
   const bias = hasBias ? 'v = v + vec4<f32>(Bias[c], Bias[c + 1u], Bias[c + 2u], Bias[c + 3u]);' : '';
   const apply = epilogue === 'gelu'
@@ -629,5 +635,62 @@ export class SplitKReduceProgram implements WebGPUProgram {
         ${vec4EpilogueCode(this.hasBias, this.epilogue, this.packedOutput ? 'packedF16' : 'f32')}
       }
     `;
+  }
+}
+
+/**
+ * The split-K reduction of a product whose output is followed by a LayerNorm feeding another product (a ViT block's
+ * proj before norm2 and fc1, its fc2 before the next block's norm1 and qkv): the partials' sum with bias and epilogue
+ * ('none' or 'scaleAdd') written as f32 [m, n] (the residual stream), and, in the same dispatch, its LayerNorm
+ * written as the next product's packed f16 A operand [rowsPad, colsPad] into the `Packed` input (made writable by
+ * src/backend/webgpu.ts `retypeBindings`: tfjs programs have one output). Replaces SplitKReduceProgram and the
+ * LayerNormPackF16Program over its output (H100 lease 12A, ViT-L at 518²: 0.8 + 0.7 ms per frame); one workgroup of
+ * 64 per padded row, as that LayerNorm, whose statistics it computes in the same order (the same packed bits).
+ */
+export class SplitKReduceLayerNormProgram implements WebGPUProgram {
+  variableNames: string[];
+  variableComponents: number[];
+  outputShape: number[];
+  shaderKey: string;
+  dispatchLayout = { x: [0], y: [1] };
+  dispatch: [number, number, number];
+  workgroupSize: [number, number, number] = [64, 1, 1];
+  uniforms = 'm : u32, n : u32, splits : u32, partialRows : u32, partialCols : u32, rowsPad : u32, eps : f32,';
+  private readonly hasBias: boolean;
+  private readonly epilogue: 'none' | 'scaleAdd';
+  private readonly packed: PackedShape;
+
+  /** `packed`: the normalised rows' packed shape (A's of the next product: m rows, n columns, padded). */
+  constructor(packed: PackedShape, hasBias: boolean, epilogue: MatMulEpilogue) {
+    if (epilogue !== 'none' && epilogue !== 'scaleAdd') throw new Error(`SplitKReduceLayerNormProgram: epilogue 'none' or 'scaleAdd', got '${epilogue}'`);
+    if (packed.cols % 2 !== 0) throw new Error(`SplitKReduceLayerNormProgram: N must be even, got ${packed.cols}`);
+    this.hasBias = hasBias;
+    this.epilogue = epilogue;
+    this.packed = packed;
+    const extras = epilogueInputs(hasBias, epilogue);
+    this.variableNames = ['Partials', ...extras, 'LnGamma', 'LnBeta', 'Packed'];
+    this.variableComponents = [2, ...extras.map(() => 1), 1, 1, 1];
+    this.outputShape = [packed.rows, packed.cols];
+    this.dispatch = foldedDispatch(packed.rowsPad);
+    this.shaderKey = `splitKReduceLayerNorm_${hasBias}_${epilogue}_${packed.cols}_${packed.colsPad}`;
+  }
+
+  getUserCode(): string {
+    return `
+      // flashdepth:writes Packed
+      fn loadPair(r : i32, c : i32, live : bool) -> vec2<f32> {
+        let row = u32(r);
+        let col = u32(c);
+        var v = vec2<f32>(0.0);
+        for (var z = 0u; z < uniforms.splits; z++) {
+          v = v + Partials[((z * uniforms.partialRows + row) * uniforms.partialCols + col) / 2u];
+        }
+        let o = row * uniforms.n + col;
+        ${this.hasBias ? 'v = v + vec2<f32>(Bias[col], Bias[col + 1u]);' : ''}
+        ${this.epilogue === 'scaleAdd' ? 'v = vec2<f32>(Residual[o], Residual[o + 1u]) + vec2<f32>(Gamma[col], Gamma[col + 1u]) * v;' : ''}
+        if (live) { result[o] = v.x; result[o + 1u] = v.y; }
+        return v;
+      }
+      ${layerNormPackF16Code(this.packed, 'Packed', 'i32(uniforms.m)', 'i32(uniforms.rowsPad)')}`;
   }
 }

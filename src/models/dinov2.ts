@@ -18,7 +18,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { invalidParameterError, ShapeError } from '../errors.js';
 import { DEFAULT_MAX_SCORE_ELEMENTS, selfAttention } from './attention.js';
-import { mixedSelfAttention, mixedSelfAttentionSupports, useTensorCores } from '../kernels/index.js';
+import { mixedMlpChain, mixedMlpSupports, mixedSelfAttention, mixedSelfAttentionChain, mixedSelfAttentionSupports, tidyRows, useTensorCores, type LayerNormParams, type NormalizedRows } from '../kernels/index.js';
 import { LayerNorm, Linear, singleInput } from './layers.js';
 import { FlashModule, type FlashModuleArgs } from './module.js';
 import { linear, mlp, type LinearFusion } from './ops.js';
@@ -213,10 +213,40 @@ export class DinoBlock extends FlashModule {
     this.ls2 = this.child('ls2', new LayerScale(dim));
   }
 
-  /** [B, N, D] → [B, N, D]. The norms run inside the first linear layer of each branch (see LinearFusion). */
+  /**
+   * [B, N, D] → [B, N, D]. The norms run inside the first linear layer of each branch (see LinearFusion), or on
+   * tensor cores inside the reduction before it (forwardChained).
+   */
   forward(x: tf.Tensor3D): tf.Tensor3D {
+    if (this.chainSupports(x.shape[0], x.shape[1])) return tidyRows(() => this.forwardChained(x, null, null)).y;
     const afterAttn = this.attn.forward(x, { x, gamma: this.ls1.gamma.read() }, this.norm1.asPrologue());
     return this.mlp.forward(afterAttn, { x: afterAttn, gamma: this.ls2.gamma.read() }, this.norm2.asPrologue()) as tf.Tensor3D;
+  }
+
+  /** Whether forwardChained takes B sequences of N tokens: both branches on tensor cores (`--precision mixed`). */
+  chainSupports(batch: number, tokens: number): boolean {
+    return useTensorCores() && mixedSelfAttentionSupports(batch, tokens, this.dim, this.numHeads) && mixedMlpSupports(this.dim, this.mlp.hiddenDim, this.dim);
+  }
+
+  /**
+   * forward on tensor cores with each LayerNorm computed where its input is reduced: where the products are split
+   * over K, the projection's reduction also writes norm2(x) packed for fc1, and fc2's writes `nextNorm`(y) (the next
+   * block's norm1) packed for its qkv, returned as `packedNorm`; `packedNorm1` is this block's norm1(x) so written
+   * (null: normalised here). The same values as forward. Only where chainSupports.
+   */
+  forwardChained(x: tf.Tensor3D, packedNorm1: tf.Tensor | null, nextNorm: LayerNormParams | null): NormalizedRows<tf.Tensor3D> {
+    const [b, n, d] = x.shape;
+    const linear = (layer: Linear) => ({ weight: layer.weight.read() as tf.Tensor2D, bias: layer.bias?.read() });
+    const attn = mixedSelfAttentionChain(x, {
+      qkv: linear(this.attn.qkv), proj: linear(this.attn.proj), numHeads: this.numHeads, residual: { x, gamma: this.ls1.gamma.read() },
+      ...(packedNorm1 ? { packedNorm: packedNorm1 } : { layerNorm: this.norm1.asPrologue() }), normalizeOutput: this.norm2.asPrologue(),
+    });
+    const afterAttn = tf.reshape(attn.y, [b * n, d]) as tf.Tensor2D;
+    const mlp = mixedMlpChain(afterAttn, {
+      fc1: linear(this.mlp.fc1), fc2: linear(this.mlp.fc2), residual: { x: afterAttn, gamma: this.ls2.gamma.read() },
+      ...(attn.packedNorm ? { packedNorm: attn.packedNorm } : { layerNorm: this.norm2.asPrologue() }), ...(nextNorm ? { normalizeOutput: nextNorm } : {}),
+    });
+    return { y: tf.reshape(mlp.y, [b, n, d]) as tf.Tensor3D, packedNorm: mlp.packedNorm };
   }
 
   override call(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor {
@@ -358,10 +388,22 @@ export class DinoV2 extends FlashModule {
 
     const lastTap = Math.max(...this.tapIndices);
     const taps = new Map<number, tf.Tensor3D>();
+    // On tensor cores each block hands the next its norm1 input already normalised and packed (forwardChained).
+    const chained = this.blockRunner === null && this.blocks[0]!.chainSupports(b, 1 + n);
+    let packedNorm: tf.Tensor | null = null;
     for (let i = 0; i <= lastTap; i++) {
       const block = this.blocks[i]!;
       const input = tokens;
-      tokens = tf.tidy(() => (this.blockRunner ? this.blockRunner(block, input) : block.forward(input)));
+      if (chained) {
+        const next = i < lastTap ? this.blocks[i + 1]!.norm1.asPrologue() : null;
+        const inputNorm: tf.Tensor | null = packedNorm;
+        const out: NormalizedRows<tf.Tensor3D> = tidyRows(() => block.forwardChained(input, inputNorm, next));
+        inputNorm?.dispose();
+        tokens = out.y;
+        packedNorm = out.packedNorm;
+      } else {
+        tokens = tf.tidy(() => (this.blockRunner ? this.blockRunner(block, input) : block.forward(input)));
+      }
       if (this.tapIndices.includes(i)) taps.set(i, tokens);
     }
     return this.tapIndices.map((i) => {

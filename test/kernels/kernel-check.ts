@@ -29,6 +29,7 @@ import { FULL_REDUCED_TEACHER_OVERRIDES } from '../../src/models/variants.js';
 import { Mamba2, type Mamba2Options, type ScanForm } from '../../src/models/mamba2.js';
 import { setScanReduction, type ScanReduction } from '../../src/kernels/mamba-scan.js';
 import { randomizeWeights } from '../../src/models/random-init.js';
+import { createDinoV2, type DinoV2 } from '../../src/models/dinov2.js';
 import { pinnedBufferCount } from '../../src/backend/webgpu-replay.js';
 import { StreamingPredictor, type ReplayStats } from '../../src/infer/streaming.js';
 import { closeness, FIXTURES_DIR } from '../helpers/fixtures.js';
@@ -59,6 +60,8 @@ interface Case {
   precision?: Precision;
   inputs: () => tf.Tensor[];
   run: (inputs: tf.Tensor[]) => tf.Tensor;
+  /** Frees what the case made besides its inputs (a model), after both runs. */
+  dispose?: () => void;
 }
 
 /**
@@ -100,6 +103,22 @@ function attentionBranch(x: tf.Tensor, numHeads: number, qkv: { weight: tf.Tenso
   const [b, n, d] = x.shape as [number, number, number];
   if (!mixedSelfAttentionSupports(b, n, d, numHeads)) throw new Error(`mixedSelfAttention does not take [${x.shape.join(', ')}] in ${numHeads} heads`);
   return mixedSelfAttention(x as tf.Tensor3D, { qkv: qkv as { weight: tf.Tensor2D; bias: tf.Tensor }, proj: proj as { weight: tf.Tensor2D; bias: tf.Tensor }, numHeads, ...(norm ? { layerNorm: norm } : {}), ...(residual ? { residual } : {}) });
+}
+
+/**
+ * A 3-block DINOv2 of width 128 (2 heads of 64) with random weights, made on first use, and its tapped outputs (blocks
+ * 1 and 2, after the final norm) for a 210×224 image (241 tokens): in mixed precision each block hands the next its
+ * norm1 input packed (DinoV2.getIntermediateLayers → DinoBlock.forwardChained); fc2 (K 512, 2 row blocks) is split
+ * over K, so its reduction writes the next block's norm1 packed, while the unsplit projection's norm2 is packed by a
+ * LayerNorm dispatch in the same kernel call.
+ */
+let chainVit: DinoV2 | null = null;
+function chainedVitImage(): tf.Tensor {
+  chainVit = createDinoV2('vits', { embedDim: 128, depth: 3, numHeads: 2, tapIndices: [1, 2] });
+  randomizeWeights(chainVit, 11);
+  // The position embedding interpolated to the 15×16 grid is cached by the model (with its matrices): made here, not by a run.
+  chainVit.interpolatedPosEmbed(15, 16);
+  return normal([1, 210, 224, 3]);
 }
 
 let seed = 1;
@@ -404,6 +423,16 @@ const CASES: Case[] = [
     run: ([x, g, be, wq, bq, wp, bp, r, ls]) => attentionBranch(x!, 2, { weight: wq!, bias: bq! }, { weight: wp!, bias: bp! }, { weight: g!, bias: be!, eps: 1e-6 }, { x: r!, gamma: ls! }),
   },
   {
+    name: 'mixed ViT blocks chained (fc2\'s split-K reduction writes the next block\'s norm1 packed; the unsplit projection\'s norm2 packed in its call), 3 blocks of [1, 241, 128] (2×64)',
+    precision: 'mixed',
+    inputs: () => [chainedVitImage()],
+    run: ([image]) => tf.concat(chainVit!.getIntermediateLayers(image as tf.Tensor4D), 1),
+    dispose: () => {
+      chainVit?.dispose();
+      chainVit = null;
+    },
+  },
+  {
     // Heads of 32, no norm, no residual, 100 rows (112 packed): with 32-key stages the last one reads keys 96–127,
     // past the packed rows (clamped and masked).
     name: 'mixed self-attention branch, [1, 100, 64] (2×32)',
@@ -488,6 +517,7 @@ async function runCase(c: Case): Promise<KernelCheckResult | KernelCheckSkip> {
   const fused = await runIn('fused');
   const stock = await runIn('stock');
   tf.dispose(inputs);
+  c.dispose?.();
   const { maxAbsErr: maxAbsError, maxAbsRef } = closeness(fused.values as Float32Array, stock.values as Float32Array);
   return { name: c.name, maxAbsError, maxAbsRef, leaked: fused.leaked, kernels: fused.kernels, precision };
 }

@@ -51,6 +51,15 @@ describe('kernel mode and precision', () => {
     expect(retypeBindings(header)).to.equal(header);
   });
 
+  it('makes a marked input binding writable (a second output) and leaves the others read-only', () => {
+    const header = '@group(0) @binding(0) var<storage, read_write> result: array<f32>;\n@group(0) @binding(1) var<storage, read> Packed: array<i32>;\n'
+      + '@group(0) @binding(2) var<storage, read> PackedRows: array<i32>;\n';
+    const out = retypeBindings(`${header}// flashdepth:writes Packed\nfn main() {}\n`);
+    expect(out).to.contain('var<storage, read_write> Packed: array<i32>;');
+    expect(out).to.contain('var<storage, read> PackedRows: array<i32>;');
+    expect(out.match(/read_write/g)).to.have.length(2);
+  });
+
   it('tensor-core attention: 12 subgroups of 1 tile where 48 KiB of workgroup memory allow, ≤ 31 KiB layouts otherwise', () => {
     expect(tensorCoreAttentionSupports(64)).to.equal(true);
     expect(tensorCoreAttentionSupports(40)).to.equal(false); // not whole 16-channel tiles
@@ -106,14 +115,20 @@ describe('kernel mode and precision', () => {
     }
   });
 
-  it('tensor-core matmul: 128×128 blocks where they fill the GPU, else K split, else 64×64; single-buffered where workgroup memory is short, A converted in the kernel for small products, operands padded', () => {
-    // ViT-L fc1 at 518²: 11 × 32 large blocks, packed A; fc2 and proj: only 11 × 8, so K split in 3 (264 workgroups).
+  it('tensor-core matmul: 128×128 blocks where they fill the GPU or half a wave of them, 64×64 where a wave of those, else K split; single-buffered where workgroup memory is short, A converted in the kernel for small products, operands padded', () => {
+    // ViT-L fc1 at 518²: 11 × 32 large blocks, packed A; fc2 and proj: only 11 × 8, unsplit (half a wave of blocks);
+    // with FLASHDEPTH_TC_MATMUL_SPLIT=fill (sessions 9–12) K split in 3 (264 workgroups).
     expect(tensorCoreMatMulLayout(1370, 4096, 1024, 49152)).to.deep.equal(DEFAULT_TC_MATMUL_LAYOUT);
-    expect(tensorCoreMatMulLayout(1370, 1024, 4096, 49152)).to.deep.equal({ ...DEFAULT_TC_MATMUL_LAYOUT, splitK: 3 });
-    expect(tensorCoreMatMulLayout(1370, 1024, 1024, 49152)).to.deep.equal({ ...DEFAULT_TC_MATMUL_LAYOUT, splitK: 3 });
-    // The Full teacher's proj at 868×490 (17 × 8 blocks): 2 splits; a 3×3 conv at 19² (3 × 2 blocks, K = 2304): 9, at
-    // least 8 slices each.
-    expect(tensorCoreMatMulLayout(2171, 1024, 1024, 49152)).to.deep.equal({ ...DEFAULT_TC_MATMUL_LAYOUT, splitK: 2 });
+    expect(tensorCoreMatMulLayout(1370, 1024, 4096, 49152)).to.deep.equal(DEFAULT_TC_MATMUL_LAYOUT);
+    expect(tensorCoreMatMulLayout(1370, 1024, 1024, 49152)).to.deep.equal(DEFAULT_TC_MATMUL_LAYOUT);
+    expect(tensorCoreMatMulLayout(1370, 1024, 4096, 49152, 'double', 'fill')).to.deep.equal({ ...DEFAULT_TC_MATMUL_LAYOUT, splitK: 3 });
+    // The Full teacher's proj at 868×490 (17 × 8 blocks): unsplit ('fill': 2 splits); ViT-S fc2 at 518² (11 × 3 large
+    // blocks, 22 × 6 small ones): small blocks ('fill': 6 splits); a 3×3 conv at 19² (3 × 2 blocks, 6 × 4 small ones,
+    // K = 2304): 9 splits, at least 8 slices each.
+    expect(tensorCoreMatMulLayout(2171, 1024, 1024, 49152)).to.deep.equal(DEFAULT_TC_MATMUL_LAYOUT);
+    expect(tensorCoreMatMulLayout(2171, 1024, 1024, 49152, 'double', 'fill')).to.deep.equal({ ...DEFAULT_TC_MATMUL_LAYOUT, splitK: 2 });
+    expect(tensorCoreMatMulLayout(1370, 384, 1536, 49152)).to.deep.equal({ ...SMALL_TC_MATMUL_LAYOUT, convertA: true });
+    expect(tensorCoreMatMulLayout(1370, 384, 1536, 49152, 'double', 'fill')).to.deep.equal({ ...DEFAULT_TC_MATMUL_LAYOUT, splitK: 6, convertA: true });
     expect(tensorCoreMatMulLayout(361, 256, 2304, 49152)).to.deep.equal({ ...DEFAULT_TC_MATMUL_LAYOUT, splitK: 9, convertA: true });
     // ViT-S fc1 at 518² (8·10⁸ multiply-adds): 132 blocks but K = 384 too shallow to split: small blocks, A read as
     // f32 (no pack dispatch); the 2K student's qkv: large.
@@ -147,7 +162,8 @@ describe('kernel mode and precision', () => {
     try {
       process.env['FLASHDEPTH_TC_MATMUL_BLOCK'] = 'double16';
       expect(tensorCoreMatMulLayout(1370, 4096, 1024, 49152)).to.deep.equal({ ...DEFAULT_TC_MATMUL_LAYOUT, sliceK: 16 });
-      expect(tensorCoreMatMulLayout(1370, 1024, 4096, 49152)).to.deep.equal({ ...DEFAULT_TC_MATMUL_LAYOUT, sliceK: 16, splitK: 3 });
+      expect(tensorCoreMatMulLayout(1370, 1024, 4096, 49152)).to.deep.equal({ ...DEFAULT_TC_MATMUL_LAYOUT, sliceK: 16 });
+      expect(tensorCoreMatMulLayout(1370, 1024, 4096, 49152, 'double16', 'fill')).to.deep.equal({ ...DEFAULT_TC_MATMUL_LAYOUT, sliceK: 16, splitK: 3 });
       // 29 KiB: two per H100 multiprocessor, and within software Vulkan's 32 KiB.
       expect(tcMatMulWorkgroupBytes({ ...DEFAULT_TC_MATMUL_LAYOUT, sliceK: 16 })).to.equal(2 * (128 * 24 + 16 * 136) * 2 + 8 * 256 * 4);
       expect(tensorCoreMatMulLayout(1370, 4096, 1024, 32768)).to.deep.equal({ ...DEFAULT_TC_MATMUL_LAYOUT, sliceK: 16 });
@@ -158,6 +174,21 @@ describe('kernel mode and precision', () => {
     } finally {
       if (saved === undefined) delete process.env['FLASHDEPTH_TC_MATMUL_BLOCK'];
       else process.env['FLASHDEPTH_TC_MATMUL_BLOCK'] = saved;
+    }
+  });
+
+  it('tensor-core matmul: FLASHDEPTH_TC_MATMUL_SPLIT=fill splits K until 256 workgroups, as sessions 9–12 did; another value is a one-line error', () => {
+    const saved = process.env['FLASHDEPTH_TC_MATMUL_SPLIT'];
+    try {
+      process.env['FLASHDEPTH_TC_MATMUL_SPLIT'] = 'fill';
+      expect(tensorCoreMatMulLayout(2171, 1024, 4096, 49152)).to.deep.equal({ ...DEFAULT_TC_MATMUL_LAYOUT, splitK: 2 });
+      process.env['FLASHDEPTH_TC_MATMUL_SPLIT'] = 'few';
+      expect(tensorCoreMatMulLayout(2171, 1024, 4096, 49152)).to.deep.equal(DEFAULT_TC_MATMUL_LAYOUT);
+      process.env['FLASHDEPTH_TC_MATMUL_SPLIT'] = 'always';
+      expect(() => tensorCoreMatMulLayout(2171, 1024, 4096, 49152)).to.throw('Expected one of few, fill for FLASHDEPTH_TC_MATMUL_SPLIT but received "always"');
+    } finally {
+      if (saved === undefined) delete process.env['FLASHDEPTH_TC_MATMUL_SPLIT'];
+      else process.env['FLASHDEPTH_TC_MATMUL_SPLIT'] = saved;
     }
   });
 
