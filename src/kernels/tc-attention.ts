@@ -50,8 +50,7 @@ const SMALL_GRID_WORKGROUPS = 96;
 /**
  * The layout for head size `headDim`, or null where none fits the device's workgroup memory (the fp32 flash kernel runs
  * instead): the first of LAYOUTS_BY_PREFERENCE that fits, unless `grid` (query rows, and batch × heads planes) gives it
- * under SMALL_GRID_WORKGROUPS workgroups; then the first fitting one with fewer rows per workgroup; with more, the
- * preferred one with as many subgroups as fill the last wave best (waveFitted; not an override). Every chosen layout
+ * under SMALL_GRID_WORKGROUPS workgroups; then the first fitting one with fewer rows per workgroup. Every chosen layout
  * takes `scratchSync` from FLASHDEPTH_ATTENTION_SYNC, and FLASHDEPTH_ATTENTION_LAYOUT replaces the default (./mode.ts).
  */
 export function tensorCoreAttentionLayout(headDim: number, limitBytes = webgpuCapabilities().maxWorkgroupStorageBytes, grid?: { rows: number; planes: number }): TensorCoreAttentionLayout | null {
@@ -61,33 +60,8 @@ export function tensorCoreAttentionLayout(headDim: number, limitBytes = webgpuCa
   const preference = override ? [override, ...LAYOUTS_BY_PREFERENCE.slice(1)] : LAYOUTS_BY_PREFERENCE;
   const fitting = preference.map((layout) => ({ ...layout, scratchSync })).filter((layout) => tcAttentionWorkgroupBytes(layout, headDim) <= limitBytes);
   const preferred = fitting[0];
-  if (!preferred || !grid) return preferred ?? null;
-  if (Math.ceil(grid.rows / tcRowsPerWorkgroup(preferred)) * grid.planes >= SMALL_GRID_WORKGROUPS) return override ? preferred : waveFitted(preferred, grid);
+  if (!preferred || !grid || Math.ceil(grid.rows / tcRowsPerWorkgroup(preferred)) * grid.planes >= SMALL_GRID_WORKGROUPS) return preferred ?? null;
   return fitting.find((layout) => tcRowsPerWorkgroup(layout) < tcRowsPerWorkgroup(preferred)) ?? preferred;
-}
-
-/**
- * Workgroups of the default layout that run at once on the H100 (and H200): one per multiprocessor (42 KiB of the
- * 64 KiB of workgroup memory Vulkan gives one), 132 of them.
- */
-const WAVE_WORKGROUPS = 132;
-
-/**
- * `layout` with fewer subgroups (down to three quarters of them) where its grid then ends in fuller waves of
- * WAVE_WORKGROUPS: the least waves × query rows per workgroup (the time of the last workgroup to finish), ties to
- * more subgroups. The Full teacher (2171 rows, 16 heads): 12 subgroups make 192 workgroups, 2 waves for 1.45 of work;
- * 9 make 256 (1.94 waves) of 144 rows, 25% fewer rows per multiprocessor. ViT-L at 518² (8 × 16 workgroups, one
- * wave) takes 11: 176 rows each, less padding past the 1370 tokens. The 2K student (63 × 6 workgroups, 2.86 waves)
- * keeps 12.
- */
-function waveFitted(layout: TensorCoreAttentionLayout, grid: { rows: number; planes: number }): TensorCoreAttentionLayout {
-  const cost = (l: TensorCoreAttentionLayout) => Math.ceil((Math.ceil(grid.rows / tcRowsPerWorkgroup(l)) * grid.planes) / WAVE_WORKGROUPS) * tcRowsPerWorkgroup(l);
-  let best = layout;
-  for (let subgroups = layout.subgroups - 1; subgroups >= Math.ceil((3 * layout.subgroups) / 4); subgroups--) {
-    const candidate = { ...layout, subgroups };
-    if (cost(candidate) < cost(best)) best = candidate;
-  }
-  return best;
 }
 
 /**

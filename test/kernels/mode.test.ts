@@ -89,25 +89,13 @@ describe('kernel mode and precision', () => {
     expect(tensorCoreAttentionLayout(128, 49152)).to.equal(null);
   });
 
-  it('tensor-core attention: grids of under 96 workgroups of 192 query rows take the 64-row layout (every problem goes to the tensor cores), larger ones the subgroups that fill their last wave best', () => {
+  it('tensor-core attention: grids of under 96 workgroups of 192 query rows take the 64-row layout (every problem goes to the tensor cores)', () => {
     const rows64 = { subgroups: 4, tiles: 1, blockK: 32, kvBuffers: 1, oSplit: 2, scratchSync: 'subgroup' };
     const rows192 = { ...DEFAULT_TC_ATTENTION_LAYOUT, scratchSync: 'subgroup' };
     expect(tensorCoreAttentionLayout(64, 49152, { rows: 1370, planes: 6 })).to.deep.equal(rows64); // ViT-S at 518²: 8 × 6
-    // ViT-L at 518²: 8 × 16 workgroups, one wave either way, of 176 rows with 11 subgroups instead of 192.
-    expect(tensorCoreAttentionLayout(64, 49152, { rows: 1370, planes: 16 })).to.deep.equal({ ...rows192, subgroups: 11 });
+    expect(tensorCoreAttentionLayout(64, 49152, { rows: 1370, planes: 16 })).to.deep.equal(rows192); // ViT-L at 518²: 8 × 16
+    expect(tensorCoreAttentionLayout(64, 49152, { rows: 2171, planes: 16 })).to.deep.equal(rows192); // Full teacher: 12 × 16
     expect(tensorCoreAttentionLayout(64, 49152, { rows: 11973, planes: 6 })).to.deep.equal(rows192); // 2K student: 63 × 6
-    // Larger grids take as many subgroups as fill their last wave of 132 best: the Full teacher's 12 × 16 workgroups of
-    // 192 rows are 2 waves for 1.45 of work; 16 × 16 of 144 rows (9 subgroups) are 2 for 1.94. 10 subgroups (14 × 16,
-    // 160 rows) would be 2 waves too, of more rows; 8 (17 × 16) 3. A layout set by FLASHDEPTH_ATTENTION_LAYOUT is kept.
-    expect(tensorCoreAttentionLayout(64, 49152, { rows: 2171, planes: 16 })).to.deep.equal({ ...rows192, subgroups: 9 });
-    const saved = process.env['FLASHDEPTH_ATTENTION_LAYOUT'];
-    try {
-      process.env['FLASHDEPTH_ATTENTION_LAYOUT'] = '12,1,16,1,4,64';
-      expect(tensorCoreAttentionLayout(64, 49152, { rows: 2171, planes: 16 })).to.deep.equal(rows192);
-    } finally {
-      if (saved === undefined) delete process.env['FLASHDEPTH_ATTENTION_LAYOUT'];
-      else process.env['FLASHDEPTH_ATTENTION_LAYOUT'] = saved;
-    }
     // Where the 64-row layout is already the first that fits (32 KiB), a small grid keeps it.
     expect(tensorCoreAttentionLayout(64, 32768, { rows: 1370, planes: 6 })).to.deep.equal(rows64);
     expect(tensorCoreAttentionLayout(40, 49152, { rows: 1370, planes: 6 })).to.equal(null);
