@@ -180,6 +180,10 @@ const SWEEP_LAYOUTS: TensorCoreMatMulLayout[] = [
   { subgroups: { rows: 2, cols: 2 }, tiles: { rows: 4, cols: 4 }, sliceK: 16 },
   { subgroups: { rows: 2, cols: 2 }, tiles: { rows: 2, cols: 2 }, buffers: 1 },
   { subgroups: { rows: 2, cols: 2 }, tiles: { rows: 2, cols: 2 }, sliceK: 64, buffers: 1 },
+  // 256×128 and 128×256 blocks (8 subgroups of 64×64) in 37–42 KiB.
+  { subgroups: { rows: 4, cols: 2 }, tiles: { rows: 4, cols: 4 }, sliceK: 16 },
+  { subgroups: { rows: 4, cols: 2 }, tiles: { rows: 4, cols: 4 }, buffers: 1 },
+  { subgroups: { rows: 2, cols: 4 }, tiles: { rows: 4, cols: 4 }, sliceK: 16 },
   // K split over 2–6 workgroups per 128×128 block (partials, then a reduction dispatch).
   ...[2, 3, 4, 6].map((splitK) => ({ ...DEFAULT_TC_MATMUL_LAYOUT, splitK })),
 ];
@@ -305,6 +309,12 @@ async function main(): Promise<void> {
       { subgroups: { rows: 2, cols: 4 }, tiles: { rows: 4, cols: 2 } },
       { subgroups: { rows: 4, cols: 2 }, tiles: { rows: 2, cols: 4 }, convertA: true },
       { subgroups: { rows: 2, cols: 2 }, tiles: { rows: 2, cols: 2 }, convertA: true },
+      // 256×128 and 128×256 blocks of 8 subgroups of 64×64 (half the workgroup-memory loads per multiply of the
+      // default's 32×64), in 16-deep double buffers or one 32-deep buffer to fit 48 KiB: for the large products (the
+      // Full teacher's, the 2K student's), whose grids still fill the GPU with half as many blocks.
+      { subgroups: { rows: 4, cols: 2 }, tiles: { rows: 4, cols: 4 }, sliceK: 16 },
+      { subgroups: { rows: 4, cols: 2 }, tiles: { rows: 4, cols: 4 }, buffers: 1 },
+      { subgroups: { rows: 2, cols: 4 }, tiles: { rows: 4, cols: 4 }, sliceK: 16 },
     ];
     const ref = linear(x, w, b);
     const refValues = await ref.data();
@@ -316,7 +326,7 @@ async function main(): Promise<void> {
       const call = () => mixedMatMul(x, w, { bias: b, layout });
       const t = await timeIt(call, reps);
       const gpu = await replayedGpuMs(call, 8);
-      const key = `${i === 0 ? 'chosen_' : ''}tc_sg${layout.subgroups.rows}x${layout.subgroups.cols}_t${layout.tiles.rows}x${layout.tiles.cols}${layout.convertA ? '_a32' : ''}${(layout.splitK ?? 1) > 1 ? `_split${layout.splitK}` : ''}`;
+      const key = `${i === 0 ? 'chosen_' : ''}tc_sg${layout.subgroups.rows}x${layout.subgroups.cols}_t${layout.tiles.rows}x${layout.tiles.cols}${layout.convertA ? '_a32' : ''}${(layout.splitK ?? 1) > 1 ? `_split${layout.splitK}` : ''}${layout.sliceK ? `_k${layout.sliceK}` : ''}${layout.buffers === 1 ? '_b1' : ''}`;
       const out = mixedMatMul(x, w, { bias: b, layout });
       const values = await out.data();
       out.dispose();
