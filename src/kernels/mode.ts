@@ -14,7 +14,7 @@
  * - tensor-core matmul split: where a product's grid is short of work, 'few' (default: 128×128 blocks unsplit from
  *   half a wave of them, else 64×64 blocks from a wave of those, K split only below both) or 'fill' (sessions 9–12: K
  *   split until 256 workgroups); FLASHDEPTH_TC_MATMUL_SPLIT, for measurements.
- * - tensor-core attention layout: FLASHDEPTH_ATTENTION_LAYOUT="subgroups,tiles,blockK,kvBuffers,oSplit[,stageK]"
+ * - tensor-core attention layout: FLASHDEPTH_ATTENTION_LAYOUT="subgroups,tiles,blockK,kvBuffers,oSplit[,stageK[,pipelined]]"
  *   replaces the preferred layout (where it fits and the grid is large enough), for measurements.
  * - attention branch: 'chained' (default: the qkv product writes the attention's f16 head planes, the attention writes
  *   the projection's f16 operand; three dispatches) or 'separate' (session 11: qkv in f32, packed into head planes,
@@ -91,22 +91,23 @@ export interface AttentionLayoutOverride {
   kvBuffers: 1 | 2;
   oSplit: 1 | 2 | 4;
   stageK?: number;
+  pipelined?: boolean;
 }
 
 /**
- * FLASHDEPTH_ATTENTION_LAYOUT ("12,1,16,2,2" or with a sixth field, stageK), or null when unset; anything else is a
- * one-line error naming the variable and the form expected.
+ * FLASHDEPTH_ATTENTION_LAYOUT ("12,1,16,2,2", with a sixth field, stageK, and a seventh, pipelined: 0 or 1), or null
+ * when unset; anything else is a one-line error naming the variable and the form expected.
  */
 export function attentionLayoutOverride(): AttentionLayoutOverride | null {
   const raw = process.env['FLASHDEPTH_ATTENTION_LAYOUT'];
   if (raw === undefined || raw.trim() === '') return null;
   const fields = raw.split(',').map((f) => Number(f.trim()));
-  const [subgroups, tiles, blockK, kvBuffers, oSplit, stageK] = fields as [number, number, number, number, number, number | undefined];
-  if (fields.length < 5 || fields.length > 6 || !fields.every((f) => Number.isInteger(f) && f > 0) || (kvBuffers !== 1 && kvBuffers !== 2) || ![1, 2, 4].includes(oSplit)
-    || blockK % 16 !== 0 || (stageK ?? blockK) % blockK !== 0) {
-    throw invalidParameterError('FLASHDEPTH_ATTENTION_LAYOUT', '"subgroups,tiles,blockK,kvBuffers,oSplit[,stageK]" (whole numbers; blockK a multiple of 16, kvBuffers 1 or 2, oSplit 1, 2 or 4, stageK a multiple of blockK)', raw);
+  const [subgroups, tiles, blockK, kvBuffers, oSplit, stageK, pipelined] = fields as [number, number, number, number, number, number | undefined, number | undefined];
+  if (fields.length < 5 || fields.length > 7 || !fields.every((f, i) => Number.isInteger(f) && (f > 0 || i === 6)) || (kvBuffers !== 1 && kvBuffers !== 2) || ![1, 2, 4].includes(oSplit)
+    || blockK % 16 !== 0 || (stageK ?? blockK) % blockK !== 0 || (pipelined !== undefined && pipelined !== 0 && pipelined !== 1)) {
+    throw invalidParameterError('FLASHDEPTH_ATTENTION_LAYOUT', '"subgroups,tiles,blockK,kvBuffers,oSplit[,stageK[,pipelined]]" (whole numbers; blockK a multiple of 16, kvBuffers 1 or 2, oSplit 1, 2 or 4, stageK a multiple of blockK, pipelined 0 or 1)', raw);
   }
-  return { subgroups, tiles, blockK, kvBuffers, oSplit: oSplit as 1 | 2 | 4, ...(stageK !== undefined ? { stageK } : {}) };
+  return { subgroups, tiles, blockK, kvBuffers, oSplit: oSplit as 1 | 2 | 4, ...(stageK !== undefined ? { stageK } : {}), ...(pipelined === 1 ? { pipelined: true } : {}) };
 }
 
 /** FLASHDEPTH_ATTENTION_BRANCH (default 'chained'): how a ViT attention branch's three steps hand over on tensor cores. */

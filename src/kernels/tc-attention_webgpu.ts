@@ -91,6 +91,13 @@ export interface TensorCoreAttentionLayout {
    * where the first gives wrong results.
    */
   scratchSync?: AttentionSync;
+  /**
+   * With stages of several blocks: the blocks of a stage unrolled, and each block's scores (its Kᵀ loads and products)
+   * issued beside the previous block's P·V, in one stretch of straight-line code the compiler can interleave — the
+   * runtime block loop, its exit test and the rescale branch otherwise order them one after the other. Blocks of the
+   * last stage past the keys are scored too (staged as zeros, masked). Default off (not yet timed on a GPU).
+   */
+  pipelined?: boolean;
 }
 
 /**
@@ -130,6 +137,11 @@ const F32_PAD = 4;
 /** Keys staged per barrier: `stageK`, or one block. */
 export function stageKeys(layout: TensorCoreAttentionLayout): number {
   return layout.stageK ?? layout.blockK;
+}
+
+/** Whether a layout runs its stages' blocks pipelined: asked for, and more than one block per stage. */
+export function pipelinedBlocks(layout: TensorCoreAttentionLayout): boolean {
+  return layout.pipelined === true && stageKeys(layout) > layout.blockK;
 }
 
 /** Column groups of the accumulators' round trips: `oSplit`, or the largest count below it that divides Dh / 16. */
@@ -282,7 +294,7 @@ export class TensorCoreAttentionProgram implements WebGPUProgram {
     this.workgroupSize = [32 * layout.subgroups, 1, 1];
     this.outputShape = this.packedOutput ? [rowsPad, (numHeads * headDim) / 2] : [batch, lq, numHeads * headDim];
     this.dispatch = [Math.ceil(lq / tcRowsPerWorkgroup(layout)), numHeads, batch];
-    this.shaderKey = `tcAttention_${headDim}_${layout.subgroups}_${layout.tiles}_${layout.blockK}${layout.kvBuffers === 1 ? '_kv1' : ''}${(layout.oSplit ?? 1) > 1 ? `_o${layout.oSplit}` : ''}${layout.scratchSync === 'workgroup' ? '_wgsync' : ''}${stageKeys(layout) !== layout.blockK ? `_s${stageKeys(layout)}` : ''}${this.packedOutput ? '_packedOut' : ''}`;
+    this.shaderKey = `tcAttention_${headDim}_${layout.subgroups}_${layout.tiles}_${layout.blockK}${layout.kvBuffers === 1 ? '_kv1' : ''}${(layout.oSplit ?? 1) > 1 ? `_o${layout.oSplit}` : ''}${layout.scratchSync === 'workgroup' ? '_wgsync' : ''}${stageKeys(layout) !== layout.blockK ? `_s${stageKeys(layout)}` : ''}${pipelinedBlocks(layout) ? '_pipe' : ''}${this.packedOutput ? '_packedOut' : ''}`;
   }
 
   /**
@@ -344,7 +356,16 @@ export class TensorCoreAttentionProgram implements WebGPUProgram {
     const staging = this.stagingCode();
 
     // Scores: per 16-key chunk j, S_t = Σ_c Q_tc · K_jcᵀ for every tile t (each Kᵀ matrix, a column-major load of K
-    // rows, serves all tiles), stored to the subgroup's scratch.
+    // rows, serves all tiles), stored to the subgroup's scratch. Pipelined: computed into registers (sp…) for block
+    // `sb` (a constant) beside the previous block's P·V, stored at the start of their own block.
+    const pipelined = pipelinedBlocks(this.layout);
+    const kAtBlock = (sb: number, j: number, c: number) => `kvAt + ${sb * blockK}u * KS + ${j * 16}u * KS + ${c * 16}u`;
+    const computeScores = (sb: number) => J.flatMap((j) => C.flatMap((c) => [
+      `{ let kt = ${right(kAtBlock(sb, j, c), true)};`,
+      ...T.map((t) => (c === 0 ? `sp${t}_${j} = subgroupMatrixMultiply<f32>(q${t}_0, kt);` : `sp${t}_${j} = subgroupMatrixMultiplyAccumulate(q${t}_${c}, kt, sp${t}_${j});`)),
+      '}',
+    ]));
+    const storeScores = J.flatMap((j) => T.map((t) => `subgroupMatrixStore<row_major>(&scratch, sBase + ${t * 16}u * SS + ${j * 16}u, sp${t}_${j}, SS);`));
     const scores: string[] = [];
     for (const j of J) {
       scores.push('{');
@@ -394,17 +415,21 @@ export class TensorCoreAttentionProgram implements WebGPUProgram {
         sync);
     }
 
-    // O_t += P_t · V_j for every 16-key chunk j (each V matrix serves all tiles).
-    const pv: string[] = [];
-    for (const j of J) {
-      pv.push('{');
-      for (const t of T) pv.push(`let p${t} = ${left('&pTile', `pBase + ${t * 16}u * PS + ${j * 16}u`, 'PS')};`);
-      for (const c of C) {
-        pv.push(`let vt${c} = ${right(vAt(j, c), false)};`);
-        for (const t of T) pv.push(`o${t}_${c} = subgroupMatrixMultiplyAccumulate(p${t}, vt${c}, o${t}_${c});`);
+    // O_t += P_t · V_j for every 16-key chunk j (each V matrix serves all tiles); `at` places V's rows (the block's).
+    const pvCode = (at: (j: number, c: number) => string) => {
+      const pv: string[] = [];
+      for (const j of J) {
+        pv.push('{');
+        for (const t of T) pv.push(`let p${t} = ${left('&pTile', `pBase + ${t * 16}u * PS + ${j * 16}u`, 'PS')};`);
+        for (const c of C) {
+          pv.push(`let vt${c} = ${right(at(j, c), false)};`);
+          for (const t of T) pv.push(`o${t}_${c} = subgroupMatrixMultiplyAccumulate(p${t}, vt${c}, o${t}_${c});`);
+        }
+        pv.push('}');
       }
-      pv.push('}');
-    }
+      return pv;
+    };
+    const pv = pvCode(vAt);
 
     // Output: each tile's accumulators through the scratch, divided by the row sums.
     // Token rows: as f16 pairs, two adjacent columns per int32.
@@ -434,6 +459,23 @@ export class TensorCoreAttentionProgram implements WebGPUProgram {
             ${rescale.join('\n            ')}
           }`;
 
+    // Pipelined stages: the blocks unrolled; block sb's scores were computed beside block sb − 1's P·V (block 0's
+    // first). keysLeft is 0 for a block past the keys (the last stage's), so its scores are all masked.
+    const pipelinedStage = pipelined ? [...Array(subBlocks).keys()].map((sb) => `{
+          let kb0 = k0 + ${sb * blockK}u;
+          let first = ${sb === 0 ? 'it == 0u' : 'false'};
+          ${sb === 0 ? computeScores(0).join('\n          ') : ''}
+          ${storeScores.join('\n          ')}
+          ${sync}
+          let keysLeft = select(0u, lk - kb0, kb0 < lk);
+          ${T.map((t) => `var raised${t} = false;`).join(' ')}
+          ${softmax.join('\n          ')}
+          ${T.map((t) => `let rescale${t} = subgroupAny(raised${t}) && !first;`).join('\n          ')}
+          ${rescaleBranch}
+          ${pvCode((j, c) => `kvAt + STAGE_K * KS + ${sb * blockK}u * KS + ${j * 16}u * KS + ${c * 16}u`).join('\n          ')}
+          ${sb + 1 < subBlocks ? computeScores(sb + 1).join('\n          ') : ''}
+          }`).join('\n          ') : '';
+
     // Block 0 into buffer 0; then each iteration loads the next block into registers while this one multiplies, and
     // stores it into the other buffer once every subgroup is past its last use (the loop's closing barrier).
     const loop = `
@@ -452,14 +494,14 @@ export class TensorCoreAttentionProgram implements WebGPUProgram {
             kKey0 = k0 + STAGE_K;
             ${staging.load}
           }
-          ${subBlocks > 1 ? `for (var sb = 0u; sb < ${subBlocks}u; sb++) {
+          ${pipelined ? pipelinedStage : subBlocks > 1 ? `for (var sb = 0u; sb < ${subBlocks}u; sb++) {
           // Blocks past lk (the last stage's) are skipped: the same for every subgroup, so syncs stay uniform.
           let kb0 = k0 + sb * BLOCK_K;
           if (kb0 >= lk) { break; }
           let sbAt = sb * BLOCK_K * KS;
           let first = it == 0u && sb == 0u;` : `let kb0 = k0;
           let first = it == 0u;`}
-          ${scores.join('\n          ')}
+          ${pipelined ? '' : `${scores.join('\n          ')}
           ${sync}
           let keysLeft = lk - kb0;
           ${T.map((t) => `var raised${t} = false;`).join(' ')}
@@ -467,7 +509,7 @@ export class TensorCoreAttentionProgram implements WebGPUProgram {
           ${T.map((t) => `let rescale${t} = subgroupAny(raised${t}) && !first;`).join('\n          ')}
           ${rescaleBranch}
           ${pv.join('\n          ')}
-          ${subBlocks > 1 ? '}' : ''}
+          ${subBlocks > 1 ? '}' : ''}`}
           ${kvBuffers === 2 ? '' : 'workgroupBarrier();'}
           if (more) {
             ${kvBuffers === 2 ? 'kvAt = ((it + 1u) % 2u) * 2u * STAGE_K * KS;' : ''}
@@ -511,6 +553,7 @@ export class TensorCoreAttentionProgram implements WebGPUProgram {
         let outStride = uniforms.heads * DH;
         ${T.flatMap((t) => C.map((c) => `let q${t}_${c} = ${left('&P', `qBase + ${t * 16}u * DH + ${c * 16}u`, 'DH')};`)).join('\n        ')}
         ${T.flatMap((t) => C.map((c) => `var o${t}_${c} : subgroup_matrix_result<f32, 16, 16>;`)).join('\n        ')}
+        ${pipelined ? T.flatMap((t) => J.map((j) => `var sp${t}_${j} : subgroup_matrix_result<f32, 16, 16>;`)).join('\n        ') : ''}
         ${perLane.join('\n        ')}
         ${staging.declare}
         let lk = uniforms.lk;

@@ -423,6 +423,14 @@ const CASES: Case[] = [
     run: ([x, g, be, wq, bq, wp, bp, r, ls]) => attentionBranch(x!, 2, { weight: wq!, bias: bq! }, { weight: wp!, bias: bp! }, { weight: g!, bias: be!, eps: 1e-6 }, { x: r!, gamma: ls! }),
   },
   {
+    // The stage's four 16-key blocks unrolled, each block's scores issued beside the previous one's P·V; 197 keys: the
+    // last stage (192–255) has three blocks past the keys, scored as masked zeros. Rising logits (rescales).
+    name: 'mixed attention, packed qkv, B=2 N=197 C=128 (2×64), 64-key stages pipelined',
+    precision: 'mixed',
+    inputs: () => [risingQkv(2)],
+    run: ([qkv]) => twoHeadAttention(qkv!, { subgroups: 4, tiles: 1, blockK: 16, stageK: 64, kvBuffers: 1, oSplit: 4, pipelined: true }),
+  },
+  {
     name: 'mixed ViT blocks chained (fc2\'s split-K reduction writes the next block\'s norm1 packed; the unsplit projection\'s norm2 packed in its call), 3 blocks of [1, 241, 128] (2×64)',
     precision: 'mixed',
     inputs: () => [chainedVitImage()],

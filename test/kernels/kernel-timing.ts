@@ -355,18 +355,19 @@ async function main(): Promise<void> {
       // and the 64-row layout small grids get, session 10's 8 subgroups of 32-key blocks, the barrier-ordered scratch
       // (sessions 5–10) for reference, and layouts that amortise each staged K/V matrix over more rows (6 subgroups of
       // 2 tiles: the same 192 rows, half the K/V loads from workgroup memory per row), and deeper stages (stageK: 32
-      // or 64 keys per barrier, scored 16 at a time, room made by accumulator round trips in quarters), and the
-      // 64-key stages in 8–11 subgroups (grids that fill whole waves: the Full teacher's 192 workgroups of 12 subgroups
-      // take 2 waves of 132 for 1.45 waves of work, 256 of 9 subgroups 1.94). Session 11's
-      // longer sweep (lease 11A): bench/README.md.
+      // or 64 keys per barrier, scored 16 at a time, room made by accumulator round trips in quarters), the 64-key
+      // stages pipelined (each block's scores issued beside the previous block's P·V), and the 64-key stages in 8–11
+      // subgroups (the Full teacher's 192 workgroups of 12 subgroups take 2 waves of 132 for 1.45 waves of work, 256
+      // of 9 subgroups 1.94). Session 11's longer sweep (lease 11A): bench/README.md.
       const layouts: TensorCoreAttentionLayout[] = ([[12, 1, 16, 2, 2, 'subgroup'], [4, 1, 32, 1, 2, 'subgroup'], [8, 1, 32, 2, 2, 'subgroup'], [8, 1, 32, 2, 2, 'workgroup'],
         [12, 1, 16, 1, 2, 'subgroup'], [6, 2, 16, 2, 2, 'subgroup'], [12, 1, 16, 2, 4, 'subgroup'], [12, 1, 16, 2, 4, 'subgroup', 32], [12, 1, 16, 1, 4, 'subgroup', 64], [8, 1, 16, 2, 2, 'subgroup', 32], [6, 2, 16, 2, 2, 'subgroup', 32],
-        [8, 1, 16, 1, 4, 'subgroup', 64], [9, 1, 16, 1, 4, 'subgroup', 64], [10, 1, 16, 1, 4, 'subgroup', 64], [11, 1, 16, 1, 4, 'subgroup', 64]] as const)
-        .map(([subgroups, tiles, blockK, kvBuffers, oSplit, scratchSync, stageK]) => ({ subgroups, tiles, blockK, kvBuffers, oSplit, scratchSync, ...(stageK ? { stageK } : {}) }));
+        [8, 1, 16, 1, 4, 'subgroup', 64], [9, 1, 16, 1, 4, 'subgroup', 64], [10, 1, 16, 1, 4, 'subgroup', 64], [11, 1, 16, 1, 4, 'subgroup', 64],
+        [12, 1, 16, 1, 4, 'subgroup', 64, true], [12, 1, 16, 2, 4, 'subgroup', 32, true]] as const)
+        .map(([subgroups, tiles, blockK, kvBuffers, oSplit, scratchSync, stageK, pipelined]) => ({ subgroups, tiles, blockK, kvBuffers, oSplit, scratchSync, ...(stageK ? { stageK } : {}), ...(pipelined ? { pipelined } : {}) }));
       for (const tcLayout of layouts) {
         if (tcAttentionWorkgroupBytes(tcLayout, 64) > webgpuCapabilities().maxWorkgroupStorageBytes) continue;
         const attrs = { ...base, tcLayout } as unknown as tf.NamedAttrMap;
-        variants.push([`tc_sg${tcLayout.subgroups}_t${tcLayout.tiles}_k${tcLayout.blockK}_kv${tcLayout.kvBuffers ?? 2}_o${tcLayout.oSplit ?? 1}_${tcLayout.scratchSync === 'workgroup' ? 'wg' : 'sg'}${tcLayout.stageK ? `_s${tcLayout.stageK}` : ''}_${tcAttentionWorkgroupBytes(tcLayout, 64)}B`, () => tf.engine().runKernel(TC_ATTENTION, { q: qkv, k: qkv, v: qkv }, attrs) as tf.Tensor]);
+        variants.push([`tc_sg${tcLayout.subgroups}_t${tcLayout.tiles}_k${tcLayout.blockK}_kv${tcLayout.kvBuffers ?? 2}_o${tcLayout.oSplit ?? 1}_${tcLayout.scratchSync === 'workgroup' ? 'wg' : 'sg'}${tcLayout.stageK ? `_s${tcLayout.stageK}` : ''}${tcLayout.pipelined ? '_pipe' : ''}_${tcAttentionWorkgroupBytes(tcLayout, 64)}B`, () => tf.engine().runKernel(TC_ATTENTION, { q: qkv, k: qkv, v: qkv }, attrs) as tf.Tensor]);
       }
     }
     for (const [key, run] of variants) {

@@ -222,6 +222,15 @@ describe('kernel mode and precision', () => {
       expect(tensorCoreAttentionLayout(64, 49152, { rows: 11972, planes: 6 })).to.deep.equal({ ...staged, scratchSync: 'subgroup' });
       process.env['FLASHDEPTH_ATTENTION_LAYOUT'] = '12,1,16,2,3';
       expect(() => attentionLayoutOverride()).to.throw(/FLASHDEPTH_ATTENTION_LAYOUT.*"12,1,16,2,3"/);
+      // A seventh field pipelines the stage's blocks (1) or not (0); a pipelined stage of one block is a plain one.
+      process.env['FLASHDEPTH_ATTENTION_LAYOUT'] = '12,1,16,1,4,64,1';
+      expect(attentionLayoutOverride()).to.deep.equal({ subgroups: 12, tiles: 1, blockK: 16, kvBuffers: 1, oSplit: 4, stageK: 64, pipelined: true });
+      process.env['FLASHDEPTH_ATTENTION_LAYOUT'] = '12,1,16,1,4,64,0';
+      expect(attentionLayoutOverride()).to.deep.equal({ subgroups: 12, tiles: 1, blockK: 16, kvBuffers: 1, oSplit: 4, stageK: 64 });
+      process.env['FLASHDEPTH_ATTENTION_LAYOUT'] = '12,1,16,1,4,64,2';
+      expect(() => attentionLayoutOverride()).to.throw(/pipelined 0 or 1\) for FLASHDEPTH_ATTENTION_LAYOUT but received "12,1,16,1,4,64,2"$/);
+      expect(new TensorCoreAttentionProgram(1, 1370, 16, 64, { ...l, pipelined: true }).shaderKey).to.equal('tcAttention_64_12_1_16_kv1_o4_s64_pipe');
+      expect(new TensorCoreAttentionProgram(1, 1370, 16, 64, { ...l, stageK: 16, pipelined: true }).shaderKey).to.equal('tcAttention_64_12_1_16_kv1_o4');
     } finally {
       if (savedLayout === undefined) delete process.env['FLASHDEPTH_ATTENTION_LAYOUT'];
       else process.env['FLASHDEPTH_ATTENTION_LAYOUT'] = savedLayout;
