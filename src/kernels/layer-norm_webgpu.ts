@@ -141,6 +141,11 @@ export function layerNormPackF16Code(shape: PackedShape, target: string, rows: s
     `;
 }
 
+/** LayerNormPackF16Program's uniforms: eps, and the rows of X. */
+export function layerNormPackUniforms(eps: number, rows: number): [{ type: 'float32'; data: number[] }, { type: 'int32'; data: number[] }] {
+  return [{ type: 'float32', data: [eps] }, { type: 'int32', data: [rows] }];
+}
+
 /**
  * LayerNorm of X [rows, C] written straight into the packed f16 operand of the tensor-core matmul: the LayerNorm
  * before a linear layer and the packing of its input in one dispatch, without the f32 normalised copy.

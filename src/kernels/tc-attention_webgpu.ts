@@ -348,20 +348,20 @@ export class TensorCoreAttentionProgram implements WebGPUProgram {
     const left = (ptr: string, offset: string, stride: string) => `subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>, row_major>(${ptr}, ${offset}, ${stride})`;
     const right = (offset: string, colMajor: boolean) => `subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>, ${colMajor ? 'col' : 'row'}_major>(&kvTile, (${offset}) / 8u, KS / 8u)`;
     // Row j·16 of the staged block's K (V), column c·16.
-    // Block sb of the stage: rows from sbAt (a multiple of BLOCK_K · KS; 0 where the stage is one block).
+    // Block sb of the stage: rows from sbAt (a multiple of BLOCK_K · KS; 0 where the stage is one block), or from
+    // the constant block `sb` of a pipelined stage.
     const subBlocks = stageKeys(this.layout) / blockK;
-    const sbAt = subBlocks > 1 ? ' + sbAt' : '';
-    const kAt = (j: number, c: number) => `kvAt${sbAt} + ${j * 16}u * KS + ${c * 16}u`;
-    const vAt = (j: number, c: number) => `kvAt + STAGE_K * KS${sbAt} + ${j * 16}u * KS + ${c * 16}u`;
+    const blockAt = (sb?: number) => (sb !== undefined ? ` + ${sb * blockK}u * KS` : subBlocks > 1 ? ' + sbAt' : '');
+    const kAt = (j: number, c: number, sb?: number) => `kvAt${blockAt(sb)} + ${j * 16}u * KS + ${c * 16}u`;
+    const vAt = (j: number, c: number, sb?: number) => `kvAt + STAGE_K * KS${blockAt(sb)} + ${j * 16}u * KS + ${c * 16}u`;
     const staging = this.stagingCode();
 
     // Scores: per 16-key chunk j, S_t = Σ_c Q_tc · K_jcᵀ for every tile t (each Kᵀ matrix, a column-major load of K
     // rows, serves all tiles), stored to the subgroup's scratch. Pipelined: computed into registers (sp…) for block
     // `sb` (a constant) beside the previous block's P·V, stored at the start of their own block.
     const pipelined = pipelinedBlocks(this.layout);
-    const kAtBlock = (sb: number, j: number, c: number) => `kvAt + ${sb * blockK}u * KS + ${j * 16}u * KS + ${c * 16}u`;
     const computeScores = (sb: number) => J.flatMap((j) => C.flatMap((c) => [
-      `{ let kt = ${right(kAtBlock(sb, j, c), true)};`,
+      `{ let kt = ${right(kAt(j, c, sb), true)};`,
       ...T.map((t) => (c === 0 ? `sp${t}_${j} = subgroupMatrixMultiply<f32>(q${t}_0, kt);` : `sp${t}_${j} = subgroupMatrixMultiplyAccumulate(q${t}_${c}, kt, sp${t}_${j});`)),
       '}',
     ]));
@@ -429,7 +429,7 @@ export class TensorCoreAttentionProgram implements WebGPUProgram {
       }
       return pv;
     };
-    const pv = pvCode(vAt);
+    const pv = pvCode((j, c) => vAt(j, c));
 
     // Output: each tile's accumulators through the scratch, divided by the row sums.
     // Token rows: as f16 pairs, two adjacent columns per int32.
@@ -472,7 +472,7 @@ export class TensorCoreAttentionProgram implements WebGPUProgram {
           ${softmax.join('\n          ')}
           ${T.map((t) => `let rescale${t} = subgroupAny(raised${t}) && !first;`).join('\n          ')}
           ${rescaleBranch}
-          ${pvCode((j, c) => `kvAt + STAGE_K * KS + ${sb * blockK}u * KS + ${j * 16}u * KS + ${c * 16}u`).join('\n          ')}
+          ${pvCode((j, c) => vAt(j, c, sb)).join('\n          ')}
           ${sb + 1 < subBlocks ? computeScores(sb + 1).join('\n          ') : ''}
           }`).join('\n          ') : '';
 

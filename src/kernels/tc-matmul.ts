@@ -9,12 +9,12 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { MatMulEpilogue } from './tc-matmul_webgpu.js';
 import { planeSegments, type PackedPlanes } from './tc-attention_webgpu.js';
-import { LayerNormPackF16Program } from './layer-norm_webgpu.js';
+import { LayerNormPackF16Program, layerNormPackUniforms } from './layer-norm_webgpu.js';
 import { selfAttentionPlanes, TC_SELF_ATTENTION, tensorCoreAttentionSupports, tensorCoreSelfAttentionLayout, type TensorCoreSelfAttentionAttrs } from './tc-attention.js';
 import type { WebGPUBackendLike } from './program.js';
 import { webgpuCapabilities } from '../backend/webgpu.js';
 import {
-  SLICE_K, SplitKReduceLayerNormProgram, SplitKReduceProgram, TensorCoreMatMulProgram, PackF16Program, checkTcMatMulLayout, packF16Uniforms, packedShape, tcMatMulUniforms,
+  SLICE_K, SplitKReduceLayerNormProgram, SplitKReduceProgram, TensorCoreMatMulProgram, PackF16Program, checkTcMatMulLayout, packF16Uniforms, packedShape, splitKReduceUniforms, tcMatMulUniforms,
   tensorCoreMatMulLayout, type MatMulASource, type TensorCoreMatMulLayout, type PackedShape,
 } from './tc-matmul_webgpu.js';
 
@@ -96,8 +96,7 @@ function tensorCoreMatMulWebGPU(args: { inputs: tf.NamedTensorInfoMap; backend: 
   const a16 = imageShape ? backend.runWebGPUProgram(new PackF16Program(imageShape), [a!], 'int32', packF16Uniforms(imageShape))
     : aSource !== 'packed' || prepacked ? undefined
     : layerNormEps !== null
-      ? backend.runWebGPUProgram(new LayerNormPackF16Program(aShape), [a!, lnGamma!, lnBeta!], 'int32',
-        [{ type: 'float32', data: [layerNormEps] }, { type: 'int32', data: [m] }])
+      ? backend.runWebGPUProgram(new LayerNormPackF16Program(aShape), [a!, lnGamma!, lnBeta!], 'int32', layerNormPackUniforms(layerNormEps, m))
       : backend.runWebGPUProgram(new PackF16Program(aShape), [a!], 'int32', packF16Uniforms(aShape));
   try {
     const packOutput = attrs.packOutput === true;
@@ -116,29 +115,29 @@ function tensorCoreMatMulWebGPU(args: { inputs: tf.NamedTensorInfoMap; backend: 
     }
     const normalizeEps = attrs.normalizeOutputEps ?? null;
     if (normalizeEps !== null && packOutput) throw new Error('tensorCoreMatMul: a normalised output is written beside C in f32, not packed');
+    // LN(C) is the packed A operand of a product with C's rows and columns.
     const normalized = packedA(m, n);
-    const normUniforms = [{ type: 'float32' as const, data: [normalizeEps ?? 0] }, { type: 'int32' as const, data: [m] }];
     if ((layout.splitK ?? 1) <= 1) {
       const program = new TensorCoreMatMulProgram(m, n, aShape, bias !== undefined, epilogue, layout, aSource, output);
       const c = backend.runWebGPUProgram(program, [...operands, ...extras], packOutput ? 'int32' : 'float32', uniforms);
       if (normalizeEps === null) return c;
-      return [c, backend.runWebGPUProgram(new LayerNormPackF16Program(normalized), [c, outLnGamma!, outLnBeta!], 'int32', normUniforms)];
+      return [c, backend.runWebGPUProgram(new LayerNormPackF16Program(normalized), [c, outLnGamma!, outLnBeta!], 'int32', layerNormPackUniforms(normalizeEps, m))];
     }
     // Split K: the splits' partial sums, then their sum with the epilogue.
     const partialProgram = new TensorCoreMatMulProgram(m, n, aShape, false, 'none', layout, aSource, 'partials');
     const partials = backend.runWebGPUProgram(partialProgram, operands, 'float32', uniforms);
     try {
-      const [splits, partialRows, partialCols] = partialProgram.outputShape as [number, number, number];
+      const reduceUniforms = splitKReduceUniforms(m, n, partialProgram.outputShape);
       if (normalizeEps !== null) {
         // The normalised rows are the program's second output, bound as a writable input (tfjs programs have one).
         const packedNorm = backend.makeTensorInfo([normalized.rowsPad, normalized.colsPad / 2], 'int32');
         const c = backend.runWebGPUProgram(new SplitKReduceLayerNormProgram(normalized, bias !== undefined, epilogue),
           [partials, ...extras, outLnGamma!, outLnBeta!, packedNorm], 'float32',
-          [...[m, n, splits, partialRows, partialCols, normalized.rowsPad].map((v) => ({ type: 'uint32' as const, data: [v] })), normUniforms[0]!]);
+          [...reduceUniforms, { type: 'uint32', data: [normalized.rowsPad] }, { type: 'float32', data: [normalizeEps] }]);
         return [c, packedNorm];
       }
       return backend.runWebGPUProgram(new SplitKReduceProgram(m, n, aShape.rowsPad, bias !== undefined, epilogue, output), [partials, ...extras],
-        packOutput ? 'int32' : 'float32', [m, n, splits, partialRows, partialCols].map((v) => ({ type: 'uint32' as const, data: [v] })));
+        packOutput ? 'int32' : 'float32', reduceUniforms);
     } finally {
       backend.disposeData(partials.dataId);
     }

@@ -588,6 +588,14 @@ export function tcMatMulUniforms(m: number, n: number, k: number, a: PackedShape
 }
 
 /**
+ * The uniforms both split-K reductions start with: C's m × n, and the partials' shape ([splits, rows, columns], the
+ * 'partials' program's output shape).
+ */
+export function splitKReduceUniforms(m: number, n: number, partialsShape: number[]): { type: 'uint32'; data: number[] }[] {
+  return [m, n, ...partialsShape].map((v) => ({ type: 'uint32' as const, data: [v] }));
+}
+
+/**
  * The sum of split-K partials ([splits, rows, columns] f32 from TensorCoreMatMulProgram's 'partials' output) for the
  * m×n of C, then bias and epilogue, written as f32 [m, n] or as packed f16 halves; four columns per invocation (N a
  * multiple of 4).

@@ -138,8 +138,7 @@ export class DinoAttention extends FlashModule {
     const [batch, tokens] = x.shape;
     if (useTensorCores() && x.shape[2] === this.dim && mixedSelfAttentionSupports(batch, tokens, this.dim, this.numHeads)) {
       // qkv, attention and projection with f16 between them: no packing dispatches, no f32 qkv (mixedSelfAttention).
-      const weights = (layer: Linear) => ({ weight: layer.weight.read() as tf.Tensor2D, bias: layer.bias?.read() });
-      return mixedSelfAttention(x, { qkv: weights(this.qkv), proj: weights(this.proj), numHeads: this.numHeads, layerNorm: norm, residual });
+      return mixedSelfAttention(x, { qkv: this.qkv.params(), proj: this.proj.params(), numHeads: this.numHeads, layerNorm: norm, residual });
     }
     const attended = selfAttention(this.qkv.forward(x, { layerNorm: norm }), this.numHeads, { maxScoreElements: this.maxScoreElements });
     return this.proj.forward(attended, { residual }) as tf.Tensor3D;
@@ -177,8 +176,7 @@ export class DinoMlp extends FlashModule {
     if (x.shape[x.shape.length - 1] !== this.dim) {
       throw new ShapeError(`${this.name}: expected ${this.dim} features on the last axis, received shape [${x.shape.join(', ')}]`);
     }
-    const weights = { fc1: { weight: this.fc1.weight.read(), bias: this.fc1.bias?.read() }, fc2: { weight: this.fc2.weight.read(), bias: this.fc2.bias?.read() } };
-    return mlp(x, weights, { layerNorm: norm, residual });
+    return mlp(x, { fc1: this.fc1.params(), fc2: this.fc2.params() }, { layerNorm: norm, residual });
   }
 
   override call(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor {
@@ -236,15 +234,15 @@ export class DinoBlock extends FlashModule {
    */
   forwardChained(x: tf.Tensor3D, packedNorm1: tf.Tensor | null, nextNorm: LayerNormParams | null): NormalizedRows<tf.Tensor3D> {
     const [b, n, d] = x.shape;
-    const linear = (layer: Linear) => ({ weight: layer.weight.read() as tf.Tensor2D, bias: layer.bias?.read() });
+    const norm2 = this.norm2.asPrologue();
     const attn = mixedSelfAttentionChain(x, {
-      qkv: linear(this.attn.qkv), proj: linear(this.attn.proj), numHeads: this.numHeads, residual: { x, gamma: this.ls1.gamma.read() },
-      ...(packedNorm1 ? { packedNorm: packedNorm1 } : { layerNorm: this.norm1.asPrologue() }), normalizeOutput: this.norm2.asPrologue(),
+      qkv: this.attn.qkv.params(), proj: this.attn.proj.params(), numHeads: this.numHeads, residual: { x, gamma: this.ls1.gamma.read() },
+      ...(packedNorm1 ? { packedNorm: packedNorm1 } : { layerNorm: this.norm1.asPrologue() }), normalizeOutput: norm2,
     });
     const afterAttn = tf.reshape(attn.y, [b * n, d]) as tf.Tensor2D;
     const mlp = mixedMlpChain(afterAttn, {
-      fc1: linear(this.mlp.fc1), fc2: linear(this.mlp.fc2), residual: { x: afterAttn, gamma: this.ls2.gamma.read() },
-      ...(attn.packedNorm ? { packedNorm: attn.packedNorm } : { layerNorm: this.norm2.asPrologue() }), ...(nextNorm ? { normalizeOutput: nextNorm } : {}),
+      fc1: this.mlp.fc1.params(), fc2: this.mlp.fc2.params(), residual: { x: afterAttn, gamma: this.ls2.gamma.read() },
+      ...(attn.packedNorm ? { packedNorm: attn.packedNorm } : { layerNorm: norm2 }), ...(nextNorm ? { normalizeOutput: nextNorm } : {}),
     });
     return { y: tf.reshape(mlp.y, [b, n, d]) as tf.Tensor3D, packedNorm: mlp.packedNorm };
   }

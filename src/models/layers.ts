@@ -95,6 +95,11 @@ export class Linear extends FlashModule {
     this.bias = bias ? this.param('bias', [outFeatures], 'same', init) : undefined;
   }
 
+  /** The weight [in, out] and bias as tensors (the ops that take a layer's parameters: mlp, the tensor-core branches). */
+  params(): { weight: tf.Tensor2D; bias?: tf.Tensor } {
+    return { weight: this.weight.read() as tf.Tensor2D, bias: this.bias?.read() };
+  }
+
   /** x·W + b with the optional LayerNorm before and epilogue after (fused into its kernels under `--precision mixed`). */
   forward<T extends tf.Tensor>(x: T, fusion?: LinearFusion): T {
     const inFeatures = this.linearOptions.inFeatures;

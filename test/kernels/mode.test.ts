@@ -7,6 +7,7 @@
 import { expect } from 'chai';
 import * as tf from '@tensorflow/tfjs-core';
 import { hoistDirectives, retypeBindings } from '../../src/backend/webgpu.js';
+import { withEnvRestored } from '../helpers/env.js';
 import { checkTcAttentionLayout, selfAttentionPlanes, tensorCoreAttentionLayout, tensorCoreAttentionSupports } from '../../src/kernels/tc-attention.js';
 import {
   DEFAULT_TC_ATTENTION_LAYOUT, EIGHT_SUBGROUP_TC_ATTENTION_LAYOUT, SESSION11_TC_ATTENTION_LAYOUT, TensorCoreAttentionProgram, packedPlanes, tcAttentionWorkgroupBytes, tcRowsPerWorkgroup,
@@ -102,17 +103,13 @@ describe('kernel mode and precision', () => {
   });
 
   it('tensor-core attention: FLASHDEPTH_ATTENTION_SYNC=workgroup gives every chosen layout barrier-ordered scratch; another value is a one-line error', () => {
-    const saved = process.env['FLASHDEPTH_ATTENTION_SYNC'];
-    try {
+    withEnvRestored('FLASHDEPTH_ATTENTION_SYNC', () => {
       process.env['FLASHDEPTH_ATTENTION_SYNC'] = 'workgroup';
       expect(tensorCoreAttentionLayout(64, 49152)).to.deep.equal({ ...DEFAULT_TC_ATTENTION_LAYOUT, scratchSync: 'workgroup' });
       expect(tensorCoreAttentionLayout(64, 49152, { rows: 1370, planes: 16 })?.scratchSync).to.equal('workgroup');
       process.env['FLASHDEPTH_ATTENTION_SYNC'] = 'warp';
       expect(() => tensorCoreAttentionLayout(64, 49152)).to.throw('Expected one of subgroup, workgroup for FLASHDEPTH_ATTENTION_SYNC but received "warp"');
-    } finally {
-      if (saved === undefined) delete process.env['FLASHDEPTH_ATTENTION_SYNC'];
-      else process.env['FLASHDEPTH_ATTENTION_SYNC'] = saved;
-    }
+    });
   });
 
   it('tensor-core matmul: 128×128 blocks where they fill the GPU or half a wave of them, 64×64 where a wave of those, else K split; single-buffered where workgroup memory is short, A converted in the kernel for small products, operands padded', () => {
@@ -158,8 +155,7 @@ describe('kernel mode and precision', () => {
   });
 
   it('tensor-core matmul: FLASHDEPTH_TC_MATMUL_BLOCK stages the 128×128 block in one buffer or two 16-deep ones; another value is a one-line error', () => {
-    const saved = process.env['FLASHDEPTH_TC_MATMUL_BLOCK'];
-    try {
+    withEnvRestored('FLASHDEPTH_TC_MATMUL_BLOCK', () => {
       process.env['FLASHDEPTH_TC_MATMUL_BLOCK'] = 'double16';
       expect(tensorCoreMatMulLayout(1370, 4096, 1024, 49152)).to.deep.equal({ ...DEFAULT_TC_MATMUL_LAYOUT, sliceK: 16 });
       expect(tensorCoreMatMulLayout(1370, 1024, 4096, 49152)).to.deep.equal({ ...DEFAULT_TC_MATMUL_LAYOUT, sliceK: 16 });
@@ -171,25 +167,18 @@ describe('kernel mode and precision', () => {
       expect(tensorCoreMatMulLayout(1370, 4096, 1024, 49152)).to.deep.equal(SINGLE_BUFFERED_TC_MATMUL_LAYOUT);
       process.env['FLASHDEPTH_TC_MATMUL_BLOCK'] = 'triple';
       expect(() => tensorCoreMatMulLayout(1370, 4096, 1024, 49152)).to.throw('Expected one of double, single, double16 for FLASHDEPTH_TC_MATMUL_BLOCK but received "triple"');
-    } finally {
-      if (saved === undefined) delete process.env['FLASHDEPTH_TC_MATMUL_BLOCK'];
-      else process.env['FLASHDEPTH_TC_MATMUL_BLOCK'] = saved;
-    }
+    });
   });
 
   it('tensor-core matmul: FLASHDEPTH_TC_MATMUL_SPLIT=fill splits K until 256 workgroups, as sessions 9–12 did; another value is a one-line error', () => {
-    const saved = process.env['FLASHDEPTH_TC_MATMUL_SPLIT'];
-    try {
+    withEnvRestored('FLASHDEPTH_TC_MATMUL_SPLIT', () => {
       process.env['FLASHDEPTH_TC_MATMUL_SPLIT'] = 'fill';
       expect(tensorCoreMatMulLayout(2171, 1024, 4096, 49152)).to.deep.equal({ ...DEFAULT_TC_MATMUL_LAYOUT, splitK: 2 });
       process.env['FLASHDEPTH_TC_MATMUL_SPLIT'] = 'few';
       expect(tensorCoreMatMulLayout(2171, 1024, 4096, 49152)).to.deep.equal(DEFAULT_TC_MATMUL_LAYOUT);
       process.env['FLASHDEPTH_TC_MATMUL_SPLIT'] = 'always';
       expect(() => tensorCoreMatMulLayout(2171, 1024, 4096, 49152)).to.throw('Expected one of few, fill for FLASHDEPTH_TC_MATMUL_SPLIT but received "always"');
-    } finally {
-      if (saved === undefined) delete process.env['FLASHDEPTH_TC_MATMUL_SPLIT'];
-      else process.env['FLASHDEPTH_TC_MATMUL_SPLIT'] = saved;
-    }
+    });
   });
 
   it('attention branch: the qkv product writes head planes for the layout, the attention writes packed token rows; FLASHDEPTH_ATTENTION_BRANCH=separate turns the chain off', () => {
@@ -215,8 +204,7 @@ describe('kernel mode and precision', () => {
     expect(selfAttentionPlanes(1, 11972, 6, 64, staged).lkPad).to.equal(375 * 32);
     expect(() => checkTcAttentionLayout({ ...l, stageK: 24 }, 64, 49152)).to.throw('tensor-core attention layout: blockK must be a multiple of 16 and stageK a multiple of blockK, got blockK 16, stageK 24');
     expect(new TensorCoreAttentionProgram(1, 1370, 16, 64, l).shaderKey).to.equal('tcAttention_64_12_1_16_kv1_o4_s64');
-    const savedLayout = process.env['FLASHDEPTH_ATTENTION_LAYOUT'];
-    try {
+    withEnvRestored('FLASHDEPTH_ATTENTION_LAYOUT', () => {
       process.env['FLASHDEPTH_ATTENTION_LAYOUT'] = '12, 1, 16, 2, 4, 32';
       expect(attentionLayoutOverride()).to.deep.equal({ subgroups: 12, tiles: 1, blockK: 16, kvBuffers: 2, oSplit: 4, stageK: 32 });
       expect(tensorCoreAttentionLayout(64, 49152, { rows: 11972, planes: 6 })).to.deep.equal({ ...staged, scratchSync: 'subgroup' });
@@ -231,12 +219,8 @@ describe('kernel mode and precision', () => {
       expect(() => attentionLayoutOverride()).to.throw(/pipelined 0 or 1\) for FLASHDEPTH_ATTENTION_LAYOUT but received "12,1,16,1,4,64,2"$/);
       expect(new TensorCoreAttentionProgram(1, 1370, 16, 64, { ...l, pipelined: true }).shaderKey).to.equal('tcAttention_64_12_1_16_kv1_o4_s64_pipe');
       expect(new TensorCoreAttentionProgram(1, 1370, 16, 64, { ...l, stageK: 16, pipelined: true }).shaderKey).to.equal('tcAttention_64_12_1_16_kv1_o4');
-    } finally {
-      if (savedLayout === undefined) delete process.env['FLASHDEPTH_ATTENTION_LAYOUT'];
-      else process.env['FLASHDEPTH_ATTENTION_LAYOUT'] = savedLayout;
-    }
-    const saved = process.env['FLASHDEPTH_ATTENTION_BRANCH'];
-    try {
+    });
+    withEnvRestored('FLASHDEPTH_ATTENTION_BRANCH', () => {
       delete process.env['FLASHDEPTH_ATTENTION_BRANCH'];
       expect(attentionBranch()).to.equal('chained');
       process.env['FLASHDEPTH_ATTENTION_BRANCH'] = 'separate';
@@ -244,10 +228,7 @@ describe('kernel mode and precision', () => {
       expect(mixedSelfAttentionSupports(1, 1370, 1024, 16)).to.equal(false);
       process.env['FLASHDEPTH_ATTENTION_BRANCH'] = 'fused';
       expect(() => attentionBranch()).to.throw('Expected one of chained, separate for FLASHDEPTH_ATTENTION_BRANCH but received "fused"');
-    } finally {
-      if (saved === undefined) delete process.env['FLASHDEPTH_ATTENTION_BRANCH'];
-      else process.env['FLASHDEPTH_ATTENTION_BRANCH'] = saved;
-    }
+    });
   });
 
   it('MLP on tensor cores: hidden widths it chains in f16, one-line shape errors, packed output only for whole slices', () => {

@@ -1,0 +1,12 @@
+/** Environment switches in tests. */
+
+/** Runs `body` (which may set or delete process.env[name]) and puts the variable back as it was, also on a throw. */
+export function withEnvRestored(name: string, body: () => void): void {
+  const saved = process.env[name];
+  try {
+    body();
+  } finally {
+    if (saved === undefined) delete process.env[name];
+    else process.env[name] = saved;
+  }
+}
