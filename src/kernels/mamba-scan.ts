@@ -7,8 +7,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { ShapeError } from '../errors.js';
 import { webgpuCapabilities } from '../backend/webgpu.js';
-import { CopyRangeProgram, GatedRmsNormProgram, MambaConvProgram, MambaScanProgram } from './mamba-scan_webgpu.js';
-import type { WebGPUBackendLike } from './program.js';
+import { CopyRangeProgram, GatedRmsNormProgram, MambaChunkStateProgram, MambaConvProgram, MambaScanProgram, type MambaScanDims, type ScanTuning } from './mamba-scan_webgpu.js';
+import type { ProgramUniform, WebGPUBackendLike } from './program.js';
 
 export const MAMBA_SCAN = 'FlashDepthMambaScan';
 
@@ -42,8 +42,24 @@ export interface MambaScanResult {
   state: tf.Tensor4D;
 }
 
-interface WebGPUBackendWithDispose extends WebGPUBackendLike {
+export interface WebGPUBackendWithDispose extends WebGPUBackendLike {
   disposeData(dataId: tf.DataId): boolean;
+}
+
+/**
+ * The selective scan of MambaConvProgram's output `conv`: MambaScanProgram's flat [y | final state], after
+ * MambaChunkStateProgram's first pass where the layout cuts the frame into time chunks (`tuning`: for measurements).
+ */
+export function runMambaScan(backend: WebGPUBackendWithDispose, dims: MambaScanDims, subgroupSize: number, conv: tf.TensorInfo, aLog: tf.TensorInfo,
+  dSkip: tf.TensorInfo, state: tf.TensorInfo | null, tuning: Partial<ScanTuning> = {}): tf.TensorInfo {
+  const program = new MambaScanProgram(dims, subgroupSize, tuning);
+  const uniforms: ProgramUniform[] = [{ type: 'int32', data: [dims.batch] }, { type: 'int32', data: [dims.length] }, { type: 'int32', data: [program.shape.chunkLength] }];
+  const chunks = program.shape.chunks > 1
+    ? backend.runWebGPUProgram(new MambaChunkStateProgram(dims, subgroupSize, tuning), [conv, aLog], 'float32', uniforms)
+    : null;
+  const scan = backend.runWebGPUProgram(program, [conv, aLog, dSkip, ...(state ? [state] : []), ...(chunks ? [chunks] : [])], 'float32', uniforms);
+  if (chunks) backend.disposeData(chunks.dataId); // released once the scan that reads it has run
+  return scan;
 }
 
 function mambaScanWebGPU(args: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf.NamedAttrMap }): tf.TensorInfo[] {
@@ -56,8 +72,7 @@ function mambaScanWebGPU(args: { inputs: tf.NamedTensorInfoMap; backend: unknown
   const dims = { batch, length, heads, headdim, dState, dConv: convWeight!.shape[0]!, hasState: state !== undefined };
   const conv = backend.runWebGPUProgram(new MambaConvProgram(dims), [zxbcdt!, convWeight!, convBias!, dtBias!], 'float32');
   const subgroupSize = scanReduction === 'workgroup' ? 0 : webgpuCapabilities().subgroupSize;
-  const scan = backend.runWebGPUProgram(new MambaScanProgram(dims, subgroupSize), [conv, aLog!, dSkip!, ...(state ? [state] : [])], 'float32',
-    [{ type: 'int32', data: [batch] }, { type: 'int32', data: [length] }]);
+  const scan = runMambaScan(backend, dims, subgroupSize, conv, aLog!, dSkip!, state ?? null);
   backend.disposeData(conv.dataId);
   const y = backend.runWebGPUProgram(new GatedRmsNormProgram(batch, length, dInner), [scan, zxbcdt!, normWeight!], 'float32', [{ type: 'float32', data: [eps] }]);
   const newState = backend.runWebGPUProgram(new CopyRangeProgram([batch, heads, headdim, dState]), [scan], 'float32', [{ type: 'int32', data: [batch * length * dInner] }]);

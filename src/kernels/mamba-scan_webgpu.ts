@@ -27,6 +27,7 @@
  * from the shapes.
  */
 import { ShapeError } from '../errors.js';
+import { mambaChunkTokensOverride } from './mode.js';
 import { foldedDispatch, LINEAR_WORKGROUP, type WebGPUProgram } from './program.js';
 
 const CONV_WORKGROUP = 256;
@@ -59,6 +60,26 @@ export interface ScanTuning {
   rows: number;
   /** Issue each step's loads one step ahead (default SCAN_PREFETCH). */
   prefetch: boolean;
+  /** Tokens per time chunk (see scanChunks; 0: the whole frame in one chunk, the default SCAN_CHUNK_TOKENS). */
+  chunkTokens: number;
+}
+
+/**
+ * Tokens per time chunk of the scan (0: none). With chunks, a frame's tokens are cut into `chunks` runs scanned side
+ * by side (spec §3.4's chunked form with the recurrence inside each chunk): MambaChunkStateProgram scans every chunk
+ * but the last from a zero state and keeps its end state and total log-decay Σ Δ·A; MambaScanProgram then starts each
+ * chunk from the carried state composed with those of the chunks before it (S ← exp(Σ Δ·A)·S + S_chunk) and scans it
+ * again, writing y. Twice the state updates (the first pass without C, y or row sums), spread over `chunks` times as
+ * many workgroups: a frame's scan is one warp per state row walking every token, with a few warps per multiprocessor.
+ */
+export const SCAN_CHUNK_TOKENS = 0;
+
+/** How a frame of `length` tokens is cut: `chunks` runs of `chunkLength` tokens (a multiple of `unroll`; the last shorter). */
+export function scanChunks(length: number, chunkTokens: number, unroll: number): { chunks: number; chunkLength: number } {
+  if (!(chunkTokens > 0) || length <= chunkTokens) return { chunks: 1, chunkLength: Math.ceil(length / unroll) * unroll };
+  const wanted = Math.ceil(length / chunkTokens);
+  const chunkLength = Math.ceil(Math.ceil(length / wanted) / unroll) * unroll;
+  return { chunks: Math.ceil(length / chunkLength), chunkLength };
 }
 
 /**
@@ -158,103 +179,109 @@ export class MambaConvProgram implements WebGPUProgram {
   }
 }
 
-export class MambaScanProgram implements WebGPUProgram {
-  variableNames: string[];
-  outputShape: number[];
-  shaderKey: string;
-  dispatchLayout = { x: [0], y: [1] };
-  dispatch: [number, number, number];
-  workgroupSize: [number, number, number];
-  uniforms = 'batches : i32, length : i32,';
-  private readonly dims: MambaScanDims;
-  private readonly lanes: number;
-  private readonly subgroupReduce: boolean;
-  private readonly unroll: number;
-  private readonly rows: number;
-  private readonly prefetch: boolean;
+/** The scan's layout for a frame: lanes per row, row sums, tokens per step, rows per workgroup, time chunks. */
+interface ScanShape {
+  lanes: number;
+  subgroupReduce: boolean;
+  unroll: number;
+  rows: number;
+  prefetch: boolean;
+  chunks: number;
+  chunkLength: number;
+}
 
-  /** `subgroupSize`: the device's fixed subgroup size, 0 if none (see scanLanes); `tuning`: for measurements. */
-  constructor(dims: MambaScanDims, subgroupSize: number, tuning: Partial<ScanTuning> = {}) {
-    const { batch, length, heads, headdim, dState, hasState } = dims;
-    this.dims = dims;
-    ({ lanes: this.lanes, subgroupReduce: this.subgroupReduce } = scanLanes(subgroupSize));
-    this.variableNames = ['Conv', 'ALog', 'DSkip', ...(hasState ? ['State'] : [])];
-    this.outputShape = [batch * length * heads * headdim + batch * heads * headdim * dState];
-    const columnsPerLane = Math.ceil(dState / this.lanes);
-    this.unroll = tuning.unroll ?? Math.max(1, Math.min(SCAN_UNROLL, this.lanes, Math.floor(SCAN_STEP_VALUES / columnsPerLane)));
-    this.rows = tuning.rows ?? SCAN_ROWS;
-    this.prefetch = tuning.prefetch ?? SCAN_PREFETCH;
-    // Lane u of each row writes token u of a step: a step cannot have more tokens than a row has lanes.
-    if (!(this.unroll >= 1 && this.unroll <= this.lanes && headdim % this.rows === 0)) {
-      throw new ShapeError(`MambaScanProgram: tokens per step ${this.unroll} and state rows per workgroup ${this.rows} do not fit `
-        + `${this.lanes} lanes per row and heads of ${headdim} (expected 1 ≤ tokens ≤ lanes, rows dividing the head)`);
-    }
-    this.workgroupSize = [this.rows * this.lanes, 1, 1];
-    this.dispatch = [heads, batch, headdim / this.rows];
-    this.shaderKey = `mambaScan_${heads}_${headdim}_${dState}_${hasState}_${this.lanes}_${this.subgroupReduce}_${this.unroll}_${this.rows}${this.prefetch ? '_prefetch' : ''}`;
+function scanShape(dims: MambaScanDims, subgroupSize: number, tuning: Partial<ScanTuning>, owner: string): ScanShape {
+  const { lanes, subgroupReduce } = scanLanes(subgroupSize);
+  const columnsPerLane = Math.ceil(dims.dState / lanes);
+  const unroll = tuning.unroll ?? Math.max(1, Math.min(SCAN_UNROLL, lanes, Math.floor(SCAN_STEP_VALUES / columnsPerLane)));
+  const rows = tuning.rows ?? SCAN_ROWS;
+  const chunkTokens = tuning.chunkTokens ?? mambaChunkTokensOverride() ?? SCAN_CHUNK_TOKENS;
+  // Lane u of each row writes token u of a step: a step cannot have more tokens than a row has lanes.
+  if (!(unroll >= 1 && unroll <= lanes && dims.headdim % rows === 0 && chunkTokens >= 0)) {
+    throw new ShapeError(`${owner}: tokens per step ${unroll}, state rows per workgroup ${rows} and chunk tokens ${chunkTokens} do not fit `
+      + `${lanes} lanes per row and heads of ${dims.headdim} (expected 1 ≤ tokens ≤ lanes, rows dividing the head, chunk tokens ≥ 0)`);
   }
+  return { lanes, subgroupReduce, unroll, rows, prefetch: tuning.prefetch ?? SCAN_PREFETCH, ...scanChunks(dims.length, chunkTokens, unroll) };
+}
 
-  getUserCode(): string {
-    const { heads, headdim, dState, hasState } = this.dims;
-    const G = this.lanes;
-    const R = this.rows;
-    const wg = R * G;
-    const U = this.unroll;
-    const tokens = [...Array(U).keys()];
-    // Lane g owns state columns n = g + j·G (j < J), one register each. Where G does not divide N the last columns
-    // of some lanes lie past N: their B is read as zero, so they stay zero and add nothing to y.
-    const J = [...Array(Math.ceil(dState / G)).keys()];
-    const exact = dState % G === 0;
-    const column = (j: number) => `g + ${j * G}`;
-    const readB = (at: string, j: number, part: 'DINNER' | 'DINNER + N') => (exact || (j + 1) * G <= dState
-      ? `Conv[${at} + ${part} + ${column(j)}]`
-      : `select(0.0, Conv[${at} + ${part} + min(${column(j)}, N - 1)], ${column(j)} < N)`);
-    // A step's loads: every value of its U tokens (none depends on the state; a token past L is read clamped and gets
-    // Δ = 0, which leaves the state as it is). With `prefetch` they are issued one step ahead, into the variables the
-    // next step reads, so that their latency overlaps this step's updates, row sums and stores; without it, at the top
-    // of their own step (all U in flight together).
-    const loadStep = (base: string, n = '') => tokens.map((u) => [
-      `${n}t${u} = ${base} + ${u};`,
-      `${n}at${u} = (rowBase + min(${n}t${u}, L - 1)) * W;`,
-      `${n}dt${u} = select(0.0, Conv[${n}at${u} + CONVDIM + head], ${n}t${u} < L);`,
-      `${n}x${u} = Conv[${n}at${u} + head * P + p];`,
-      ...J.map((j) => `${n}b${u}_${j} = ${readB(`${n}at${u}`, j, 'DINNER')};`),
-      ...J.map((j) => `${n}c${u}_${j} = ${readB(`${n}at${u}`, j, 'DINNER + N')};`),
-    ].join(' ')).join('\n            ');
-    const stepNames = tokens.flatMap((u) => [`t${u}`, `at${u}`, `dt${u}`, `x${u}`, ...J.flatMap((j) => [`b${u}_${j}`, `c${u}_${j}`])]);
-    const isInt = (v: string) => /^a?t\d/.test(v);
-    const declareStep = (n: string) => stepNames.map((v) => `var ${n}${v} = ${isInt(v) ? '0' : '0.0'};`).join(' ');
-    // The prefetched values of the next step, moved into the current step's variables at its start.
-    const takeNext = stepNames.map((v) => `${v} = n${v};`).join(' ');
-    const updates = tokens.map((u) => [
-      `let decay${u} = exp(dt${u} * A);`,
-      `let dx${u} = dt${u} * x${u};`,
-      ...J.map((j) => `s${j} = decay${u} * s${j} + dx${u} * b${u}_${j};`),
-      `let acc${u} = ${J.map((j) => `s${j} * c${u}_${j}`).join(' + ')};`,
-    ].join(' ')).join('\n            ');
-    const out = (u: number, y: string) => `if (g == ${u} && t${u} < L) { result[(rowBase + t${u}) * DINNER + head * P + p] = ${y} + dSkip * x${u}; }`;
-    const reduce = this.subgroupReduce
-      ? [...tokens.map((u) => `let y${u} = subgroupAdd(acc${u});`), ...tokens.map((u) => out(u, `y${u}`))].join('\n            ')
-      : [tokens.map((u) => `partial[${u * wg} + tid] = acc${u};`).join(' '), 'workgroupBarrier();',
-        ...tokens.map((u) => `if (g == ${u}) { var y = 0.0; for (var k = 0; k < G; k++) { y = y + partial[${u * wg} + r * G + k]; } ${out(u, 'y')} }`),
-        'workgroupBarrier();'].join('\n            ');
-    const stateIn = (j: number) => (hasState
-      ? `var s${j} = ${exact ? `State[stateRow + ${column(j)}]` : `select(0.0, State[stateRow + min(${column(j)}, N - 1)], ${column(j)} < N)`};`
-      : `var s${j} = 0.0;`);
-    const stateOut = (j: number) => (exact ? `result[stateOut + ${column(j)}] = s${j};` : `if (${column(j)} < N) { result[stateOut + ${column(j)}] = s${j}; }`);
-    return `
-      ${this.subgroupReduce ? 'enable subgroups;' : ''}
-      const H : i32 = ${heads};
-      const P : i32 = ${headdim};
+/**
+ * WGSL of the scan of one workgroup's state rows over tokens [start, end) (`start`, `end`, `rowBase`, `head`, `p`,
+ * `g`, `A` and the state registers s0… defined by the caller). `withOutput`: also y = S·C + D·x per token (row sums,
+ * result writes); without it, only the state and the chunk's log-decay `logDecay` (MambaChunkStateProgram).
+ */
+function scanLoop(dims: MambaScanDims, shape: ScanShape, withOutput: boolean): { declarations: string; loop: string; J: number[]; column: (j: number) => string; exact: boolean } {
+  const { dState } = dims;
+  const { lanes: G, unroll: U, rows: R } = shape;
+  const wg = R * G;
+  const tokens = [...Array(U).keys()];
+  // Lane g owns state columns n = g + j·G (j < J), one register each. Where G does not divide N the last columns
+  // of some lanes lie past N: their B is read as zero, so they stay zero and add nothing to y.
+  const J = [...Array(Math.ceil(dState / G)).keys()];
+  const exact = dState % G === 0;
+  const column = (j: number) => `g + ${j * G}`;
+  const readB = (at: string, j: number, part: 'DINNER' | 'DINNER + N') => (exact || (j + 1) * G <= dState
+    ? `Conv[${at} + ${part} + ${column(j)}]`
+    : `select(0.0, Conv[${at} + ${part} + min(${column(j)}, N - 1)], ${column(j)} < N)`);
+  // A step's loads: every value of its U tokens (none depends on the state; a token past the end is read clamped and
+  // gets Δ = 0, which leaves the state as it is). With `prefetch` they are issued one step ahead, into the variables
+  // the next step reads, so that their latency overlaps this step's updates, row sums and stores; without it, at the
+  // top of their own step (all U in flight together).
+  const loadStep = (base: string, n = '') => tokens.map((u) => [
+    `${n}t${u} = ${base} + ${u};`,
+    `${n}at${u} = (rowBase + min(${n}t${u}, L - 1)) * W;`,
+    `${n}dt${u} = select(0.0, Conv[${n}at${u} + CONVDIM + head], ${n}t${u} < end);`,
+    `${n}x${u} = Conv[${n}at${u} + head * P + p];`,
+    ...J.map((j) => `${n}b${u}_${j} = ${readB(`${n}at${u}`, j, 'DINNER')};`),
+    ...(withOutput ? J.map((j) => `${n}c${u}_${j} = ${readB(`${n}at${u}`, j, 'DINNER + N')};`) : []),
+  ].join(' ')).join('\n            ');
+  const stepNames = tokens.flatMap((u) => [`t${u}`, `at${u}`, `dt${u}`, `x${u}`, ...J.flatMap((j) => [`b${u}_${j}`, ...(withOutput ? [`c${u}_${j}`] : [])])]);
+  const isInt = (v: string) => /^a?t\d/.test(v);
+  const declareStep = (n: string) => stepNames.map((v) => `var ${n}${v} = ${isInt(v) ? '0' : '0.0'};`).join(' ');
+  // The prefetched values of the next step, moved into the current step's variables at its start.
+  const takeNext = stepNames.map((v) => `${v} = n${v};`).join(' ');
+  const updates = tokens.map((u) => [
+    `let decay${u} = exp(dt${u} * A);`,
+    `let dx${u} = dt${u} * x${u};`,
+    ...J.map((j) => `s${j} = decay${u} * s${j} + dx${u} * b${u}_${j};`),
+    ...(withOutput ? [`let acc${u} = ${J.map((j) => `s${j} * c${u}_${j}`).join(' + ')};`] : [`logDecay = logDecay + dt${u} * A;`]),
+  ].join(' ')).join('\n            ');
+  const out = (u: number, y: string) => `if (g == ${u} && t${u} < end) { result[(rowBase + t${u}) * DINNER + head * P + p] = ${y} + dSkip * x${u}; }`;
+  const reduce = !withOutput ? '' : shape.subgroupReduce
+    ? [...tokens.map((u) => `let y${u} = subgroupAdd(acc${u});`), ...tokens.map((u) => out(u, `y${u}`))].join('\n            ')
+    : [tokens.map((u) => `partial[${u * wg} + tid] = acc${u};`).join(' '), 'workgroupBarrier();',
+      ...tokens.map((u) => `if (g == ${u}) { var y = 0.0; for (var k = 0; k < G; k++) { y = y + partial[${u * wg} + r * G + k]; } ${out(u, 'y')} }`),
+      'workgroupBarrier();'].join('\n            ');
+  const declarations = `
+      const H : i32 = ${dims.heads};
+      const P : i32 = ${dims.headdim};
       const N : i32 = ${dState};
-      const DINNER : i32 = ${heads * headdim};
-      const CONVDIM : i32 = ${heads * headdim + 2 * dState};
-      const W : i32 = ${heads * headdim + 2 * dState + heads};
+      const DINNER : i32 = ${dims.heads * dims.headdim};
+      const CONVDIM : i32 = ${dims.heads * dims.headdim + 2 * dState};
+      const W : i32 = ${dims.heads * dims.headdim + 2 * dState + dims.heads};
       const G : i32 = ${G};
       const U : i32 = ${U};
-      ${this.subgroupReduce ? '' : `var<workgroup> partial : array<f32, ${U * wg}>;`}
+      ${withOutput && !shape.subgroupReduce ? `var<workgroup> partial : array<f32, ${U * wg}>;` : ''}`;
+  const loop = `
+        ${declareStep('')}
+        ${shape.prefetch ? `${declareStep('n')}
+        ${loadStep('start', 'n')}` : ''}
+        // chunkLength steps in every chunk (the last one's tokens past L masked): a trip count from uniforms keeps the
+        // row sums' subgroupAdd and barriers in uniform control flow (tfjs hands workgroupId over through a private
+        // variable, which the uniformity analysis does not trust).
+        for (var step = 0; step < uniforms.chunkLength; step += U) {
+            let first = start + step;
+            ${shape.prefetch ? `${takeNext}
+            ${loadStep('first + U', 'n')}` : loadStep('first')}
+            ${updates}
+            ${reduce}
+        }`;
+  return { declarations, loop, J, column, exact };
+}
 
-      fn main() {
+/** Where a workgroup's (batch, head, state row, chunk) come from: workgroup ids x = head, y = batch, z = chunk · P/R + row group. */
+function scanPrologue(shape: ScanShape): string {
+  const rowGroups = `(P / ${shape.rows})`;
+  return `
         let head = i32(workgroupId.x);
         let batch = i32(workgroupId.y);
         let batches = uniforms.batches;
@@ -263,24 +290,119 @@ export class MambaScanProgram implements WebGPUProgram {
         let tid = i32(localIndex);
         let r = tid / G;
         let g = tid % G;
-        let p = i32(workgroupId.z) * ${R} + r;
-        let A = -exp(ALog[head]);
+        let chunk = i32(workgroupId.z) / ${rowGroups};
+        let p = (i32(workgroupId.z) % ${rowGroups}) * ${shape.rows} + r;
+        let start = chunk * uniforms.chunkLength;
+        let end = min(L, start + uniforms.chunkLength);
+        let A = -exp(ALog[head]);`;
+}
+
+/**
+ * The first pass of a chunked scan (see SCAN_CHUNK_TOKENS): every chunk but the last scanned from a zero state.
+ * Output, flat: the chunks' end states [B, chunks − 1, H, P, N], then their log-decays Σ Δ·A [B, chunks − 1, H].
+ */
+export class MambaChunkStateProgram implements WebGPUProgram {
+  variableNames = ['Conv', 'ALog'];
+  outputShape: number[];
+  shaderKey: string;
+  dispatchLayout = { x: [0], y: [1] };
+  dispatch: [number, number, number];
+  workgroupSize: [number, number, number];
+  uniforms = 'batches : i32, length : i32, chunkLength : i32,';
+  readonly shape: ScanShape;
+  private readonly dims: MambaScanDims;
+
+  constructor(dims: MambaScanDims, subgroupSize: number, tuning: Partial<ScanTuning> = {}) {
+    this.dims = dims;
+    this.shape = scanShape(dims, subgroupSize, tuning, 'MambaChunkStateProgram');
+    const { batch, heads, headdim, dState } = dims;
+    const { chunks, rows, lanes } = this.shape;
+    if (chunks < 2) throw new ShapeError(`MambaChunkStateProgram: a frame of ${dims.length} tokens is one chunk (expected at least 2)`);
+    this.outputShape = [batch * (chunks - 1) * heads * (headdim * dState + 1)];
+    this.workgroupSize = [rows * lanes, 1, 1];
+    this.dispatch = [heads, batch, (headdim / rows) * (chunks - 1)];
+    this.shaderKey = `mambaChunkState_${heads}_${headdim}_${dState}_${lanes}_${this.shape.unroll}_${rows}${this.shape.prefetch ? '_prefetch' : ''}_chunks${chunks}`;
+  }
+
+  getUserCode(): string {
+    const { declarations, loop, J, column, exact } = scanLoop(this.dims, this.shape, false);
+    const chunksLess = this.shape.chunks - 1;
+    const stateOut = (j: number) => (exact ? `result[stateOut + ${column(j)}] = s${j};` : `if (${column(j)} < N) { result[stateOut + ${column(j)}] = s${j}; }`);
+    return `
+      ${declarations}
+
+      fn main() {
+        ${scanPrologue(this.shape)}
+        var logDecay = 0.0;
+        ${J.map((j) => `var s${j} = 0.0;`).join('\n        ')}
+        ${loop}
+        let slot = (batch * ${chunksLess} + chunk) * H + head;
+        let stateOut = (slot * P + p) * N;
+        ${J.map(stateOut).join('\n        ')}
+        if (tid == 0 && p == 0) { result[batches * ${chunksLess} * H * P * N + slot] = logDecay; }
+      }
+    `;
+  }
+}
+
+export class MambaScanProgram implements WebGPUProgram {
+  variableNames: string[];
+  outputShape: number[];
+  shaderKey: string;
+  dispatchLayout = { x: [0], y: [1] };
+  dispatch: [number, number, number];
+  workgroupSize: [number, number, number];
+  uniforms = 'batches : i32, length : i32, chunkLength : i32,';
+  /** The layout it runs (`chunks` > 1: MambaChunkStateProgram's output is bound as input `Chunks`). */
+  readonly shape: ScanShape;
+  private readonly dims: MambaScanDims;
+
+  /** `subgroupSize`: the device's fixed subgroup size, 0 if none (see scanLanes); `tuning`: for measurements. */
+  constructor(dims: MambaScanDims, subgroupSize: number, tuning: Partial<ScanTuning> = {}) {
+    const { batch, length, heads, headdim, dState, hasState } = dims;
+    this.dims = dims;
+    this.shape = scanShape(dims, subgroupSize, tuning, 'MambaScanProgram');
+    const { lanes, subgroupReduce, unroll, rows, prefetch, chunks } = this.shape;
+    this.variableNames = ['Conv', 'ALog', 'DSkip', ...(hasState ? ['State'] : []), ...(chunks > 1 ? ['Chunks'] : [])];
+    this.outputShape = [batch * length * heads * headdim + batch * heads * headdim * dState];
+    this.workgroupSize = [rows * lanes, 1, 1];
+    this.dispatch = [heads, batch, (headdim / rows) * chunks];
+    this.shaderKey = `mambaScan_${heads}_${headdim}_${dState}_${hasState}_${lanes}_${subgroupReduce}_${unroll}_${rows}${prefetch ? '_prefetch' : ''}`
+      + `${chunks > 1 ? `_chunks${chunks}` : ''}`;
+  }
+
+  getUserCode(): string {
+    const { hasState } = this.dims;
+    const { chunks } = this.shape;
+    const { declarations, loop, J, column, exact } = scanLoop(this.dims, this.shape, true);
+    const stateIn = (j: number) => (hasState
+      ? `var s${j} = ${exact ? `State[stateRow + ${column(j)}]` : `select(0.0, State[stateRow + min(${column(j)}, N - 1)], ${column(j)} < N)`};`
+      : `var s${j} = 0.0;`);
+    const chunkState = (j: number) => (exact ? `Chunks[at + ${column(j)}]` : `select(0.0, Chunks[at + min(${column(j)}, N - 1)], ${column(j)} < N)`);
+    // A chunk starts from the carried state composed with the end states of the chunks before it.
+    const compose = chunks < 2 ? '' : `
+        for (var c = 0; c < chunk; c++) {
+          let slot = (batch * ${chunks - 1} + c) * H + head;
+          let decay = exp(Chunks[batches * ${chunks - 1} * H * P * N + slot]);
+          let at = (slot * P + p) * N;
+          ${J.map((j) => `s${j} = decay * s${j} + ${chunkState(j)};`).join('\n          ')}
+        }`;
+    const stateOut = (j: number) => (exact ? `result[stateOut + ${column(j)}] = s${j};` : `if (${column(j)} < N) { result[stateOut + ${column(j)}] = s${j}; }`);
+    return `
+      ${this.shape.subgroupReduce ? 'enable subgroups;' : ''}
+      ${declarations}
+
+      fn main() {
+        ${scanPrologue(this.shape)}
         let dSkip = DSkip[head];
         let stateRow = ((batch * H + head) * P + p) * N;
         ${J.map(stateIn).join('\n        ')}
-        ${declareStep('')}
-        ${this.prefetch ? `${declareStep('n')}
-        ${loadStep('0', 'n')}` : ''}
-
-        for (var first = 0; first < L; first += U) {
-            ${this.prefetch ? `${takeNext}
-            ${loadStep('first + U', 'n')}` : loadStep('first')}
-            ${updates}
-            ${reduce}
+        ${compose}
+        ${loop}
+        if (chunk == ${chunks - 1}) {
+          let stateOut = batches * L * DINNER + stateRow;
+          ${J.map(stateOut).join('\n          ')}
         }
-
-        let stateOut = batches * L * DINNER + stateRow;
-        ${J.map(stateOut).join('\n        ')}
       }
     `;
   }

@@ -19,6 +19,8 @@
  * - attention branch: 'chained' (default: the qkv product writes the attention's f16 head planes, the attention writes
  *   the projection's f16 operand; three dispatches) or 'separate' (session 11: qkv in f32, packed into head planes,
  *   attention out in f32, packed again for the projection: five); FLASHDEPTH_ATTENTION_BRANCH, for measurements.
+ * - Mamba scan chunks: tokens per time chunk of the selective scan (0: the frame in one chunk; see
+ *   mamba-scan_webgpu.ts SCAN_CHUNK_TOKENS); FLASHDEPTH_MAMBA_CHUNK_TOKENS, for measurements.
  *
  * Custom kernels are forward-only, so none is used under a gradient tape (training keeps the stock ops and their
  * gradients). Every call site keeps its plain-tfjs-ops path, which wasm and cpu always take.
@@ -123,6 +125,15 @@ export function matMulBlock(): MatMulBlock {
 /** FLASHDEPTH_TC_MATMUL_SPLIT (default 'few'): when the tensor-core matmul splits K over workgroups. */
 export function matMulSplit(): MatMulSplit {
   return fromEnv('FLASHDEPTH_TC_MATMUL_SPLIT', MATMUL_SPLITS, 'few');
+}
+
+/** FLASHDEPTH_MAMBA_CHUNK_TOKENS (a whole number ≥ 0), or null when unset: tokens per time chunk of the Mamba scan. */
+export function mambaChunkTokensOverride(): number | null {
+  const raw = process.env['FLASHDEPTH_MAMBA_CHUNK_TOKENS'];
+  if (raw === undefined || raw.trim() === '') return null;
+  const value = Number(raw.trim());
+  if (!Number.isInteger(value) || value < 0) throw invalidParameterError('FLASHDEPTH_MAMBA_CHUNK_TOKENS', 'a whole number of tokens ≥ 0 (0: no chunks)', raw);
+  return value;
 }
 
 /** The one place that picks custom kernels over the plain-ops fallback. */

@@ -33,6 +33,7 @@ import { createDinoV2, type DinoV2 } from '../../src/models/dinov2.js';
 import { pinnedBufferCount } from '../../src/backend/webgpu-replay.js';
 import { StreamingPredictor, type ReplayStats } from '../../src/infer/streaming.js';
 import { closeness, FIXTURES_DIR } from '../helpers/fixtures.js';
+import { withEnvRestored } from '../helpers/env.js';
 import type { WebGPUBackendLike } from '../../src/kernels/program.js';
 import { PackHeadsF16Program, packedPlanes, type TensorCoreAttentionLayout } from '../../src/kernels/tc-attention_webgpu.js';
 import { SINGLE_BUFFERED_TC_MATMUL_LAYOUT, SMALL_TC_MATMUL_LAYOUT, type TensorCoreMatMulLayout } from '../../src/kernels/tc-matmul_webgpu.js';
@@ -474,7 +475,8 @@ const MAMBA_L: Mamba2Options = { dModel: 256, expand: 2, headdim: 64 }; // 8 hea
  * lavapipe), too close to the bound to test the kernel. L = 37 spans several token blocks and ends in a partial one.
  * Own seeds, so cases added above leave these be.
  */
-function mambaCases(label: string, options: Mamba2Options, batch: number, length: number, carried: boolean, reference: ScanForm, seed: number, reduction: ScanReduction = 'auto'): Case[] {
+function mambaCases(label: string, options: Mamba2Options, batch: number, length: number, carried: boolean, reference: ScanForm, seed: number, reduction: ScanReduction = 'auto',
+  chunkTokens = 0): Case[] {
   const layer = () => mambaLayer(options);
   const inputs = () => [
     tf.randomNormal([batch, length, options.dModel], 0, 1, 'float32', seed),
@@ -483,13 +485,17 @@ function mambaCases(label: string, options: Mamba2Options, batch: number, length
   const frame = ([u, state]: tf.Tensor[]) => {
     setScanReduction(reduction);
     try {
-      return layer().forwardFrame(u as tf.Tensor3D, (state ?? null) as tf.Tensor4D | null, reference);
+      return withEnvRestored('FLASHDEPTH_MAMBA_CHUNK_TOKENS', () => {
+        process.env['FLASHDEPTH_MAMBA_CHUNK_TOKENS'] = String(chunkTokens);
+        return layer().forwardFrame(u as tf.Tensor3D, (state ?? null) as tf.Tensor4D | null, reference);
+      });
     } finally {
       setScanReduction('auto');
     }
   };
   const sums = reduction === 'workgroup' ? ', row sums in workgroup memory' : '';
-  const name = `mamba ${label}, B=${batch} L=${length}, ${carried ? 'carried state' : 'zero state'}${sums}, vs ${reference} ops`;
+  const chunks = chunkTokens > 0 ? `, time chunks of ≤ ${chunkTokens} tokens` : '';
+  const name = `mamba ${label}, B=${batch} L=${length}, ${carried ? 'carried state' : 'zero state'}${sums}${chunks}, vs ${reference} ops`;
   return [
     { name: `${name}: y`, inputs, run: (t) => frame(t).y },
     { name: `${name}: new state`, inputs, run: (t) => frame(t).state },
@@ -501,6 +507,11 @@ const MAMBA_CASES: Case[] = [
   ...mambaCases('S (8×32, N 256)', MAMBA_S, 2, 9, false, 'chunked', 9011),
   ...mambaCases('L (8×64, N 256)', MAMBA_L, 1, 13, true, 'chunked', 9021),
   ...mambaCases('L (8×64, N 256)', MAMBA_L, 2, 22, true, 'recurrent', 9031, 'workgroup'),
+  // Chunked scans (MambaChunkStateProgram first): several chunks, the last one partial, with and without a carried
+  // state, with both row sums.
+  ...mambaCases('S (8×32, N 256)', MAMBA_S, 2, 37, true, 'recurrent', 9041, 'auto', 8),
+  ...mambaCases('S (8×32, N 256)', MAMBA_S, 2, 9, false, 'chunked', 9051, 'auto', 4),
+  ...mambaCases('L (8×64, N 256)', MAMBA_L, 2, 22, true, 'recurrent', 9061, 'workgroup', 8),
 ];
 
 async function runCase(c: Case): Promise<KernelCheckResult | KernelCheckSkip> {

@@ -25,8 +25,8 @@ import { TC_ATTENTION } from '../../src/kernels/tc-attention.js';
 import { tcAttentionWorkgroupBytes, type TensorCoreAttentionLayout } from '../../src/kernels/tc-attention_webgpu.js';
 import { emulateSubgroupMatrices, webgpuCapabilities } from '../../src/backend/webgpu.js';
 import { emulateSubgroupMatrices as emulateSubgroupMatrixBuiltins } from '../helpers/subgroup-matrix-emulation.js';
-import { fusedMambaScan } from '../../src/kernels/mamba-scan.js';
-import { MambaConvProgram, MambaScanProgram, scanLanes } from '../../src/kernels/mamba-scan_webgpu.js';
+import { fusedMambaScan, runMambaScan, type WebGPUBackendWithDispose } from '../../src/kernels/mamba-scan.js';
+import { MambaConvProgram, scanLanes } from '../../src/kernels/mamba-scan_webgpu.js';
 import type { WebGPUBackendLike } from '../../src/kernels/program.js';
 import { RecordedFrame, ReplayUnsupported } from '../../src/backend/webgpu-replay.js';
 
@@ -416,19 +416,21 @@ async function main(): Promise<void> {
     row['frameStepMs'] = +(await timeIt(run, 30)).toFixed(3);
     // The scan program alone on one conv output, by tokens per step and rows per workgroup, and with the row sums in
     // workgroup memory: where its ~1 µs per token goes (output compared with the default layout's).
-    const backend = tf.backend() as unknown as WebGPUBackendLike;
+    const backend = tf.backend() as unknown as WebGPUBackendWithDispose;
     const dims = { batch: 1, length, heads, headdim, dState, dConv: 4, hasState: true };
     const conv = backend.runWebGPUProgram(new MambaConvProgram(dims), [zxbcdt, weights.convWeight, weights.convBias, weights.dtBias], 'float32');
     const convTensor = tf.engine().makeTensorFromTensorInfo(conv);
     let reference: Float32Array | undefined;
-    // [tokens per step, rows per workgroup, subgroup row sums, loads one step ahead]; the first is the default.
-    const variants: [number, number, boolean, boolean][] = [[8, 1, true, true], [8, 1, true, false], [4, 1, true, true], [4, 1, true, false], [16, 1, true, true],
-      [8, 8, true, true], [8, 1, false, true]];
-    for (const [unroll, rows, subgroupReduce, prefetch] of variants) {
+    // [tokens per step, rows per workgroup, subgroup row sums, loads one step ahead, tokens per time chunk]; the first
+    // is the default.
+    const variants: [number, number, boolean, boolean, number][] = [[8, 1, true, true, 0], [8, 1, true, true, 32], [8, 1, true, true, 64],
+      [8, 1, true, true, 128], [8, 1, true, true, 256], [4, 1, true, true, 64], [16, 1, true, true, 64], [8, 1, true, false, 0], [8, 1, false, true, 0],
+      [8, 1, false, true, 64]];
+    for (const [unroll, rows, subgroupReduce, prefetch, chunkTokens] of variants) {
       const subgroupSize = subgroupReduce ? webgpuCapabilities().subgroupSize : 0;
-      if (unroll > scanLanes(subgroupSize).lanes) continue;
-      const scan = () => tf.engine().makeTensorFromTensorInfo(backend.runWebGPUProgram(new MambaScanProgram(dims, subgroupSize, { unroll, rows, prefetch }),
-        [convTensor, weights.aLog, weights.dSkip, state], 'float32', [{ type: 'int32', data: [1] }, { type: 'int32', data: [length] }]));
+      if (unroll > scanLanes(subgroupSize).lanes || (chunkTokens > 0 && chunkTokens >= length)) continue;
+      const scan = () => tf.engine().makeTensorFromTensorInfo(runMambaScan(backend, dims, subgroupSize, conv, weights.aLog, weights.dSkip, state,
+        { unroll, rows, prefetch, chunkTokens }));
       const out = scan();
       const values = (await out.data()) as Float32Array;
       out.dispose();
@@ -439,7 +441,7 @@ async function main(): Promise<void> {
         err = Math.max(err, Math.abs(values[i]! - reference[i]!));
         peak = Math.max(peak, Math.abs(reference[i]!));
       }
-      row[`scan_u${unroll}_r${rows}${subgroupReduce ? '' : '_workgroupSums'}${prefetch ? '_prefetch' : ''}`] = { ms: +(await timeIt(scan, 30)).toFixed(3), relDiff: +(err / peak).toExponential(1) };
+      row[`scan_u${unroll}_r${rows}${subgroupReduce ? '' : '_workgroupSums'}${prefetch ? '_prefetch' : ''}${chunkTokens ? `_chunk${chunkTokens}` : ''}`] = { ms: +(await timeIt(scan, 30)).toFixed(3), relDiff: +(err / peak).toExponential(1) };
     }
     console.log(JSON.stringify(row));
     tf.dispose([zxbcdt, state, convTensor, ...Object.values(weights)]);

@@ -14,9 +14,9 @@ import {
 } from '../../src/kernels/tc-attention_webgpu.js';
 import { packedA, packedB } from '../../src/kernels/tc-matmul.js';
 import { mixedMlp, mixedMlpSupports, mixedSelfAttentionSupports } from '../../src/kernels/mixed-matmul.js';
-import { attentionBranch, attentionLayoutOverride } from '../../src/kernels/mode.js';
+import { attentionBranch, attentionLayoutOverride, mambaChunkTokensOverride } from '../../src/kernels/mode.js';
 import { emulateSubgroupMatrices } from '../helpers/subgroup-matrix-emulation.js';
-import { MambaScanProgram, scanLanes } from '../../src/kernels/mamba-scan_webgpu.js';
+import { MambaChunkStateProgram, MambaScanProgram, scanChunks, scanLanes } from '../../src/kernels/mamba-scan_webgpu.js';
 import {
   DEFAULT_TC_MATMUL_LAYOUT, HEAD_PLANES_UNIFORMS, PackF16Program, SINGLE_BUFFERED_TC_MATMUL_LAYOUT, SMALL_TC_MATMUL_LAYOUT, SplitKReduceProgram, TensorCoreMatMulProgram,
   checkTcMatMulLayout, tcMatMulSlicesPerSplit, tcMatMulSplits, tcMatMulWorkgroupBytes, tensorCoreMatMulLayout,
@@ -297,8 +297,39 @@ describe('kernel mode and precision', () => {
     expect(program.dispatch).to.deep.equal([8, 1, 64]);
     expect(new MambaScanProgram(dims, 32, { rows: 8 }).workgroupSize).to.deep.equal([256, 1, 1]);
     expect(new MambaScanProgram(dims, 8, { unroll: 8, rows: 2 }).dispatch).to.deep.equal([8, 1, 32]);
-    expect(() => new MambaScanProgram(dims, 8, { unroll: 16 })).to.throw('MambaScanProgram: tokens per step 16 and state rows per workgroup 1 do not fit 8 lanes per row and heads of 64 (expected 1 ≤ tokens ≤ lanes, rows dividing the head)');
+    expect(() => new MambaScanProgram(dims, 8, { unroll: 16 })).to.throw('MambaScanProgram: tokens per step 16, state rows per workgroup 1 and chunk tokens 0 do not fit 8 lanes per row and heads of 64 (expected 1 ≤ tokens ≤ lanes, rows dividing the head, chunk tokens ≥ 0)');
     expect(() => new MambaScanProgram(dims, 32, { rows: 3 })).to.throw(/state rows per workgroup 3 .* rows dividing the head/);
+  });
+
+  it('Mamba scan time chunks: whole steps per chunk, the last one shorter, one chunk below the chunk size, its own shaders and grid, switch checked', () => {
+    expect(scanChunks(841, 64, 8)).to.deep.equal({ chunks: 14, chunkLength: 64 }); // ⌈841/14⌉ = 61 → 64; 13 × 64 + 9
+    expect(scanChunks(464, 64, 8)).to.deep.equal({ chunks: 8, chunkLength: 64 }); // 58 → 64; 7 × 64 + 16
+    expect(scanChunks(37, 8, 2)).to.deep.equal({ chunks: 5, chunkLength: 8 });
+    expect(scanChunks(49, 64, 8)).to.deep.equal({ chunks: 1, chunkLength: 56 });
+    expect(scanChunks(841, 0, 8)).to.deep.equal({ chunks: 1, chunkLength: 848 });
+    const dims = { batch: 2, length: 841, heads: 8, headdim: 64, dState: 256, dConv: 4, hasState: true };
+    const whole = new MambaScanProgram(dims, 32, { chunkTokens: 0 });
+    const chunked = new MambaScanProgram(dims, 32, { chunkTokens: 64 });
+    expect(whole.variableNames).to.deep.equal(['Conv', 'ALog', 'DSkip', 'State']);
+    expect(chunked.variableNames).to.deep.equal(['Conv', 'ALog', 'DSkip', 'State', 'Chunks']);
+    expect(chunked.dispatch).to.deep.equal([8, 2, 64 * 14]);
+    expect(chunked.shaderKey).to.equal(`${whole.shaderKey}_chunks14`);
+    const first = new MambaChunkStateProgram(dims, 32, { chunkTokens: 64 });
+    expect(first.dispatch).to.deep.equal([8, 2, 64 * 13]);
+    expect(first.outputShape).to.deep.equal([2 * 13 * 8 * (64 * 256 + 1)]);
+    expect(first.shaderKey).to.match(/_chunks14$/);
+    expect(chunked.getUserCode()).to.match(/subgroupAdd\(/).and.to.match(/DINNER \+ N \+/);
+    expect(first.getUserCode()).to.not.match(/subgroupAdd\(|DINNER \+ N \+/); // no row sums, no C loads
+    expect(() => new MambaChunkStateProgram(dims, 32, { chunkTokens: 0 })).to.throw('MambaChunkStateProgram: a frame of 841 tokens is one chunk (expected at least 2)');
+    withEnvRestored('FLASHDEPTH_MAMBA_CHUNK_TOKENS', () => {
+      process.env['FLASHDEPTH_MAMBA_CHUNK_TOKENS'] = '128';
+      expect(mambaChunkTokensOverride()).to.equal(128);
+      expect(new MambaScanProgram(dims, 32).shape.chunks).to.equal(7);
+      process.env['FLASHDEPTH_MAMBA_CHUNK_TOKENS'] = '-4';
+      expect(() => mambaChunkTokensOverride()).to.throw(ConfigError, 'Expected a whole number of tokens ≥ 0 (0: no chunks) for FLASHDEPTH_MAMBA_CHUNK_TOKENS but received');
+      delete process.env['FLASHDEPTH_MAMBA_CHUNK_TOKENS'];
+      expect(mambaChunkTokensOverride()).to.equal(null);
+    });
   });
 
   it('packs f16 head planes with query rows padded to whole workgroups and keys to whole blocks', () => {
