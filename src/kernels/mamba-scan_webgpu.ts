@@ -209,7 +209,9 @@ function scanShape(dims: MambaScanDims, subgroupSize: number, tuning: Partial<Sc
  * `g`, `A` and the state registers s0… defined by the caller). `withOutput`: also y = S·C + D·x per token (row sums,
  * result writes); without it, only the state and the chunk's log-decay `logDecay` (MambaChunkStateProgram).
  */
-function scanLoop(dims: MambaScanDims, shape: ScanShape, withOutput: boolean): { declarations: string; loop: string; J: number[]; column: (j: number) => string; exact: boolean } {
+function scanLoop(dims: MambaScanDims, shape: ScanShape, withOutput: boolean): {
+  declarations: string; loop: string; J: number[]; column: (j: number) => string; exact: boolean; storeState: (at: string, indent: string) => string;
+} {
   const { dState } = dims;
   const { lanes: G, unroll: U, rows: R } = shape;
   const wg = R * G;
@@ -275,7 +277,10 @@ function scanLoop(dims: MambaScanDims, shape: ScanShape, withOutput: boolean): {
             ${updates}
             ${reduce}
         }`;
-  return { declarations, loop, J, column, exact };
+  // The state registers into result[at + n] (columns past N skipped).
+  const storeState = (at: string, indent: string) => J.map((j) => (exact ? `result[${at} + ${column(j)}] = s${j};`
+    : `if (${column(j)} < N) { result[${at} + ${column(j)}] = s${j}; }`)).join(`\n${indent}`);
+  return { declarations, loop, J, column, exact, storeState };
 }
 
 /** Where a workgroup's (batch, head, state row, chunk) come from: workgroup ids x = head, y = batch, z = chunk · P/R + row group. */
@@ -325,9 +330,8 @@ export class MambaChunkStateProgram implements WebGPUProgram {
   }
 
   getUserCode(): string {
-    const { declarations, loop, J, column, exact } = scanLoop(this.dims, this.shape, false);
+    const { declarations, loop, J, storeState } = scanLoop(this.dims, this.shape, false);
     const chunksLess = this.shape.chunks - 1;
-    const stateOut = (j: number) => (exact ? `result[stateOut + ${column(j)}] = s${j};` : `if (${column(j)} < N) { result[stateOut + ${column(j)}] = s${j}; }`);
     return `
       ${declarations}
 
@@ -337,8 +341,7 @@ export class MambaChunkStateProgram implements WebGPUProgram {
         ${J.map((j) => `var s${j} = 0.0;`).join('\n        ')}
         ${loop}
         let slot = (batch * ${chunksLess} + chunk) * H + head;
-        let stateOut = (slot * P + p) * N;
-        ${J.map(stateOut).join('\n        ')}
+        ${storeState('(slot * P + p) * N', '        ')}
         if (tid == 0 && p == 0) { result[batches * ${chunksLess} * H * P * N + slot] = logDecay; }
       }
     `;
@@ -374,7 +377,7 @@ export class MambaScanProgram implements WebGPUProgram {
   getUserCode(): string {
     const { hasState } = this.dims;
     const { chunks } = this.shape;
-    const { declarations, loop, J, column, exact } = scanLoop(this.dims, this.shape, true);
+    const { declarations, loop, J, column, exact, storeState } = scanLoop(this.dims, this.shape, true);
     const stateIn = (j: number) => (hasState
       ? `var s${j} = ${exact ? `State[stateRow + ${column(j)}]` : `select(0.0, State[stateRow + min(${column(j)}, N - 1)], ${column(j)} < N)`};`
       : `var s${j} = 0.0;`);
@@ -387,7 +390,6 @@ export class MambaScanProgram implements WebGPUProgram {
           let at = (slot * P + p) * N;
           ${J.map((j) => `s${j} = decay * s${j} + ${chunkState(j)};`).join('\n          ')}
         }`;
-    const stateOut = (j: number) => (exact ? `result[stateOut + ${column(j)}] = s${j};` : `if (${column(j)} < N) { result[stateOut + ${column(j)}] = s${j}; }`);
     return `
       ${this.shape.subgroupReduce ? 'enable subgroups;' : ''}
       ${declarations}
@@ -400,8 +402,7 @@ export class MambaScanProgram implements WebGPUProgram {
         ${compose}
         ${loop}
         if (chunk == ${chunks - 1}) {
-          let stateOut = batches * L * DINNER + stateRow;
-          ${J.map(stateOut).join('\n          ')}
+          ${storeState('batches * L * DINNER + stateRow', '          ')}
         }
       }
     `;
