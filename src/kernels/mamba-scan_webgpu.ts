@@ -210,7 +210,7 @@ function scanShape(dims: MambaScanDims, subgroupSize: number, tuning: Partial<Sc
  * result writes); without it, only the state and the chunk's log-decay `logDecay` (MambaChunkStateProgram).
  */
 function scanLoop(dims: MambaScanDims, shape: ScanShape, withOutput: boolean): {
-  declarations: string; loop: string; J: number[]; column: (j: number) => string; exact: boolean; storeState: (at: string, indent: string) => string;
+  declarations: string; loop: string; J: number[]; readColumn: (array: string, at: string, j: number) => string; storeState: (at: string, indent: string) => string;
 } {
   const { dState } = dims;
   const { lanes: G, unroll: U, rows: R } = shape;
@@ -221,9 +221,10 @@ function scanLoop(dims: MambaScanDims, shape: ScanShape, withOutput: boolean): {
   const J = [...Array(Math.ceil(dState / G)).keys()];
   const exact = dState % G === 0;
   const column = (j: number) => `g + ${j * G}`;
-  const readB = (at: string, j: number, part: 'DINNER' | 'DINNER + N') => (exact || (j + 1) * G <= dState
-    ? `Conv[${at} + ${part} + ${column(j)}]`
-    : `select(0.0, Conv[${at} + ${part} + min(${column(j)}, N - 1)], ${column(j)} < N)`);
+  // Column j of a lane from array[at + n]: zero past N.
+  const readColumn = (array: string, at: string, j: number) => (exact || (j + 1) * G <= dState
+    ? `${array}[${at} + ${column(j)}]`
+    : `select(0.0, ${array}[${at} + min(${column(j)}, N - 1)], ${column(j)} < N)`);
   // A step's loads: every value of its U tokens (none depends on the state; a token past the end is read clamped and
   // gets Δ = 0, which leaves the state as it is). With `prefetch` they are issued one step ahead, into the variables
   // the next step reads, so that their latency overlaps this step's updates, row sums and stores; without it, at the
@@ -233,8 +234,8 @@ function scanLoop(dims: MambaScanDims, shape: ScanShape, withOutput: boolean): {
     `${n}at${u} = (rowBase + min(${n}t${u}, L - 1)) * W;`,
     `${n}dt${u} = select(0.0, Conv[${n}at${u} + CONVDIM + head], ${n}t${u} < end);`,
     `${n}x${u} = Conv[${n}at${u} + head * P + p];`,
-    ...J.map((j) => `${n}b${u}_${j} = ${readB(`${n}at${u}`, j, 'DINNER')};`),
-    ...(withOutput ? J.map((j) => `${n}c${u}_${j} = ${readB(`${n}at${u}`, j, 'DINNER + N')};`) : []),
+    ...J.map((j) => `${n}b${u}_${j} = ${readColumn('Conv', `${n}at${u} + DINNER`, j)};`),
+    ...(withOutput ? J.map((j) => `${n}c${u}_${j} = ${readColumn('Conv', `${n}at${u} + DINNER + N`, j)};`) : []),
   ].join(' ')).join('\n            ');
   const stepNames = tokens.flatMap((u) => [`t${u}`, `at${u}`, `dt${u}`, `x${u}`, ...J.flatMap((j) => [`b${u}_${j}`, ...(withOutput ? [`c${u}_${j}`] : [])])]);
   const isInt = (v: string) => /^a?t\d/.test(v);
@@ -280,7 +281,7 @@ function scanLoop(dims: MambaScanDims, shape: ScanShape, withOutput: boolean): {
   // The state registers into result[at + n] (columns past N skipped).
   const storeState = (at: string, indent: string) => J.map((j) => (exact ? `result[${at} + ${column(j)}] = s${j};`
     : `if (${column(j)} < N) { result[${at} + ${column(j)}] = s${j}; }`)).join(`\n${indent}`);
-  return { declarations, loop, J, column, exact, storeState };
+  return { declarations, loop, J, readColumn, storeState };
 }
 
 /** Where a workgroup's (batch, head, state row, chunk) come from: workgroup ids x = head, y = batch, z = chunk · P/R + row group. */
@@ -377,18 +378,15 @@ export class MambaScanProgram implements WebGPUProgram {
   getUserCode(): string {
     const { hasState } = this.dims;
     const { chunks } = this.shape;
-    const { declarations, loop, J, column, exact, storeState } = scanLoop(this.dims, this.shape, true);
-    const stateIn = (j: number) => (hasState
-      ? `var s${j} = ${exact ? `State[stateRow + ${column(j)}]` : `select(0.0, State[stateRow + min(${column(j)}, N - 1)], ${column(j)} < N)`};`
-      : `var s${j} = 0.0;`);
-    const chunkState = (j: number) => (exact ? `Chunks[at + ${column(j)}]` : `select(0.0, Chunks[at + min(${column(j)}, N - 1)], ${column(j)} < N)`);
+    const { declarations, loop, J, readColumn, storeState } = scanLoop(this.dims, this.shape, true);
+    const stateIn = (j: number) => `var s${j} = ${hasState ? readColumn('State', 'stateRow', j) : '0.0'};`;
     // A chunk starts from the carried state composed with the end states of the chunks before it.
     const compose = chunks < 2 ? '' : `
         for (var c = 0; c < chunk; c++) {
           let slot = (batch * ${chunks - 1} + c) * H + head;
           let decay = exp(Chunks[batches * ${chunks - 1} * H * P * N + slot]);
           let at = (slot * P + p) * N;
-          ${J.map((j) => `s${j} = decay * s${j} + ${chunkState(j)};`).join('\n          ')}
+          ${J.map((j) => `s${j} = decay * s${j} + ${readColumn('Chunks', 'at', j)};`).join('\n          ')}
         }`;
     return `
       ${this.shape.subgroupReduce ? 'enable subgroups;' : ''}
