@@ -2,6 +2,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { ShapeError } from '../errors.js';
 import { LayerNormProgram } from './layer-norm_webgpu.js';
+import { layerNormRowLanes } from './mode.js';
 import type { WebGPUBackendLike } from './program.js';
 
 export const LAYER_NORM = 'FlashDepthLayerNorm';
@@ -9,7 +10,7 @@ export const LAYER_NORM = 'FlashDepthLayerNorm';
 function layerNormWebGPU(args: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf.NamedAttrMap }): tf.TensorInfo {
   const { x, gamma, beta } = args.inputs as { x: tf.TensorInfo; gamma: tf.TensorInfo; beta: tf.TensorInfo };
   const eps = (args.attrs as { eps: number }).eps;
-  const program = new LayerNormProgram(x.shape[0]!, x.shape[1]!);
+  const program = new LayerNormProgram(x.shape[0]!, x.shape[1]!, layerNormRowLanes());
   return (args.backend as WebGPUBackendLike).runWebGPUProgram(program, [x, gamma, beta], 'float32', [{ type: 'float32', data: [eps] }]);
 }
 

@@ -1,7 +1,10 @@
 /**
  * LayerNorm over the last axis in one dispatch (the plain-ops form is ~8: moments' mean, sub, square, mean, then
- * add eps, rsqrt, sub, mul, mul, add). One workgroup of 64 threads per row; each thread keeps its ⌈C/64⌉ values in
- * registers, so the row is read once. Two-pass statistics as tf.moments: mean, then mean((x − mean)²).
+ * add eps, rsqrt, sub, mul, mul, add). Workgroups of 64 invocations; each keeps its share of a row in registers, so
+ * the row is read once. Two-pass statistics as tf.moments: mean, then mean((x − mean)²).
+ * A row's sums run over the whole workgroup (a tree in workgroup memory: seven barriers per sum, one row per
+ * workgroup) or, where the device has fixed-size subgroups and `lanes` is that size, over one subgroup (subgroupAdd,
+ * no barriers: 64 / lanes rows per workgroup).
  * C is compiled in (a model constant: a handful of pipelines); rows come from the shape. Rows fold into y past 65 535.
  */
 import { foldedDispatch, LINEAR_WORKGROUP, type WebGPUProgram } from './program.js';
@@ -9,11 +12,51 @@ import type { PackedShape } from './tc-matmul_webgpu.js';
 
 const WORKGROUP = 64;
 
-/** WGSL: the sum of one value per invocation over the workgroup (tree in workgroup memory; every invocation calls it). */
-const WORKGROUP_SUM_WGSL = `
+/**
+ * Invocations that share one row: 0 (the whole workgroup) or a fixed subgroup size that divides the workgroup. Any
+ * other subgroup size falls back to the workgroup (0).
+ */
+export function layerNormLanes(subgroupSize: number): number {
+  return subgroupSize > 0 && WORKGROUP % subgroupSize === 0 ? subgroupSize : 0;
+}
+
+/** Rows one workgroup normalises with `lanes` invocations per row (layerNormLanes). */
+export function layerNormRowsPerWorkgroup(lanes: number): number {
+  return lanes > 0 ? WORKGROUP / lanes : 1;
+}
+
+/** The workgroups for `rows` rows with `lanes` invocations per row. */
+export function layerNormDispatch(rows: number, lanes: number): [number, number, number] {
+  return foldedDispatch(Math.ceil(rows / layerNormRowsPerWorkgroup(lanes)));
+}
+
+/** The shader-key suffix of a row reduction: '' for the workgroup tree (the keys of earlier sessions), else `_sg<lanes>`. */
+export function layerNormLanesKey(lanes: number): string {
+  return lanes > 0 ? `_sg${lanes}` : '';
+}
+
+/**
+ * WGSL of a row's sums: `LANES` (invocations per row), `rowIndex()` (this invocation's row: past the last one in the
+ * y-folded tail), `laneIndex()` (its place in the row) and `rowSum(value)` (the sum of one value per lane of the row;
+ * every invocation calls it: workgroup barriers or subgroupAdd stay in uniform control flow).
+ */
+function rowReductionCode(lanes: number): string {
+  if (lanes > 0) {
+    return `
+      enable subgroups;
+      const LANES : i32 = ${lanes};
+
+      fn rowIndex() -> i32 { return ${LINEAR_WORKGROUP} * ${WORKGROUP / lanes} + i32(localIndex) / LANES; }
+      fn laneIndex() -> i32 { return i32(localIndex) % LANES; }
+      fn rowSum(value : f32) -> f32 { return subgroupAdd(value); }`;
+  }
+  return `
+      const LANES : i32 = ${WORKGROUP};
       var<workgroup> partial : array<f32, ${WORKGROUP}>;
 
-      fn workgroupSum(value : f32) -> f32 {
+      fn rowIndex() -> i32 { return ${LINEAR_WORKGROUP}; }
+      fn laneIndex() -> i32 { return i32(localIndex); }
+      fn rowSum(value : f32) -> f32 {
         let tid = i32(localIndex);
         partial[tid] = value;
         workgroupBarrier();
@@ -25,6 +68,7 @@ const WORKGROUP_SUM_WGSL = `
         workgroupBarrier();
         return total;
       }`;
+}
 
 export class LayerNormProgram implements WebGPUProgram {
   variableNames = ['X', 'Gamma', 'Beta'];
@@ -35,46 +79,49 @@ export class LayerNormProgram implements WebGPUProgram {
   workgroupSize: [number, number, number] = [WORKGROUP, 1, 1];
   uniforms = 'eps : f32,';
   private readonly cols: number;
+  private readonly lanes: number;
 
-  constructor(rows: number, cols: number) {
+  /** `lanes`: invocations per row (layerNormLanes: 0, the workgroup, or the device's fixed subgroup size). */
+  constructor(rows: number, cols: number, lanes = 0) {
     this.cols = cols;
+    this.lanes = lanes;
     this.outputShape = [rows, cols];
-    this.dispatch = foldedDispatch(rows);
-    this.shaderKey = `layerNorm_${cols}`;
+    this.dispatch = layerNormDispatch(rows, lanes);
+    this.shaderKey = `layerNorm_${cols}${layerNormLanesKey(lanes)}`;
   }
 
   getUserCode(): string {
-    const perThread = Math.ceil(this.cols / WORKGROUP);
+    const perThread = Math.ceil(this.cols / (this.lanes > 0 ? this.lanes : WORKGROUP));
     return `
-      const WG : i32 = ${WORKGROUP};
       const C : i32 = ${this.cols};
       const PER : i32 = ${perThread};
-      ${WORKGROUP_SUM_WGSL}
+      ${rowReductionCode(this.lanes)}
 
       fn main() {
         let rows = uniforms.xShape.x;
-        let row = ${LINEAR_WORKGROUP};
-        // Workgroups past the last row (y-folding) compute row rows-1 again but write nothing: barriers stay uniform.
+        let row = rowIndex();
+        // Rows past the last one (y-folding, a workgroup's spare rows) compute row rows-1 again but write nothing:
+        // barriers stay uniform.
         let base = min(row, rows - 1) * C;
-        let tid = i32(localIndex);
+        let tid = laneIndex();
         var v : array<f32, ${perThread}>;
         var sum = 0.0;
         for (var i = 0; i < PER; i++) {
-          let c = tid + i * WG;
+          let c = tid + i * LANES;
           v[i] = select(0.0, X[base + min(c, C - 1)], c < C);
           sum = sum + v[i];
         }
-        let mean = workgroupSum(sum) / f32(C);
+        let mean = rowSum(sum) / f32(C);
         var squares = 0.0;
         for (var i = 0; i < PER; i++) {
-          let c = tid + i * WG;
+          let c = tid + i * LANES;
           let centered = select(0.0, v[i] - mean, c < C);
           squares = squares + centered * centered;
         }
-        let invStd = inverseSqrt(workgroupSum(squares) / f32(C) + uniforms.eps);
+        let invStd = inverseSqrt(rowSum(squares) / f32(C) + uniforms.eps);
         if (row < rows) {
           for (var i = 0; i < PER; i++) {
-            let c = tid + i * WG;
+            let c = tid + i * LANES;
             if (c < C) { result[base + c] = (v[i] - mean) * invStd * Gamma[c] + Beta[c]; }
           }
         }
@@ -91,42 +138,41 @@ export class LayerNormProgram implements WebGPUProgram {
  * real row, not the padding or a y-folded repeat), and the WGSL expressions of the valid and the padded row counts.
  * Rows past the valid ones are written as zeros. C even (the matmul takes multiples of 4).
  */
-export function layerNormPackF16Code(shape: PackedShape, target: string, rows: string, rowsPad: string): string {
+export function layerNormPackF16Code(shape: PackedShape, target: string, rows: string, rowsPad: string, lanes: number): string {
   const pairs = shape.colsPad / 2;
-  const perThread = Math.ceil(pairs / WORKGROUP);
+  const perThread = Math.ceil(pairs / (lanes > 0 ? lanes : WORKGROUP));
   return `
-      const WG : i32 = ${WORKGROUP};
       const C : i32 = ${shape.cols};
       const PAIRS : i32 = ${pairs};
       const PER : i32 = ${perThread};
-      ${WORKGROUP_SUM_WGSL}
+      ${rowReductionCode(lanes)}
 
       fn main() {
         let rows = ${rows};
         let rowsPad = ${rowsPad};
-        let row = ${LINEAR_WORKGROUP};
-        // Workgroups past the padded rows (y-folding) normalise a valid row again but write nothing; rows past the
-        // valid ones are written as zeros. Barriers stay uniform.
+        let row = rowIndex();
+        // Rows past the padded ones (y-folding, a workgroup's spare rows) normalise a valid row again but write
+        // nothing; rows past the valid ones are written as zeros. Barriers stay uniform.
         let r = min(row, rows - 1);
-        let tid = i32(localIndex);
+        let tid = laneIndex();
         var v : array<vec2<f32>, ${perThread}>;
         var sum = 0.0;
         for (var i = 0; i < PER; i++) {
-          let c = 2 * (tid + i * WG);
+          let c = 2 * (tid + i * LANES);
           v[i] = select(vec2<f32>(0.0), loadPair(r, min(c, C - 2), c < C && row < rows), c < C);
           sum = sum + v[i].x + v[i].y;
         }
-        let mean = workgroupSum(sum) / f32(C);
+        let mean = rowSum(sum) / f32(C);
         var squares = 0.0;
         for (var i = 0; i < PER; i++) {
-          let c = 2 * (tid + i * WG);
+          let c = 2 * (tid + i * LANES);
           let centered = select(vec2<f32>(0.0), v[i] - mean, c < C);
           squares = squares + dot(centered, centered);
         }
-        let invStd = inverseSqrt(workgroupSum(squares) / f32(C) + uniforms.eps);
+        let invStd = inverseSqrt(rowSum(squares) / f32(C) + uniforms.eps);
         if (row < rowsPad) {
           for (var i = 0; i < PER; i++) {
-            let q = tid + i * WG;
+            let q = tid + i * LANES;
             let c = 2 * q;
             if (q < PAIRS) {
               var y = vec2<f32>(0.0);
@@ -160,12 +206,15 @@ export class LayerNormPackF16Program implements WebGPUProgram {
   workgroupSize: [number, number, number] = [WORKGROUP, 1, 1];
   uniforms = 'eps : f32, rows : i32,';
   private readonly shape: PackedShape;
+  private readonly lanes: number;
 
-  constructor(shape: PackedShape) {
+  /** `lanes`: invocations per row (layerNormLanes). */
+  constructor(shape: PackedShape, lanes = 0) {
     this.shape = shape;
+    this.lanes = lanes;
     this.outputShape = [shape.rowsPad, shape.colsPad / 2];
-    this.dispatch = foldedDispatch(shape.rowsPad);
-    this.shaderKey = `layerNormPackF16_${shape.cols}_${shape.colsPad}`;
+    this.dispatch = layerNormDispatch(shape.rowsPad, lanes);
+    this.shaderKey = `layerNormPackF16_${shape.cols}_${shape.colsPad}${layerNormLanesKey(lanes)}`;
   }
 
   getUserCode(): string {
@@ -174,6 +223,6 @@ export class LayerNormPackF16Program implements WebGPUProgram {
       fn loadPair(r : i32, c : i32, live : bool) -> vec2<f32> {
         return vec2<f32>(X[r * C + c], X[r * C + c + 1]);
       }
-      ${layerNormPackF16Code(this.shape, 'result', 'uniforms.rows', 'uniforms.outShape.x')}`;
+      ${layerNormPackF16Code(this.shape, 'result', 'uniforms.rows', 'uniforms.outShape.x', this.lanes)}`;
   }
 }

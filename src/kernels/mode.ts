@@ -21,6 +21,9 @@
  *   attention out in f32, packed again for the projection: five); FLASHDEPTH_ATTENTION_BRANCH, for measurements.
  * - Mamba scan chunks: tokens per time chunk of the selective scan (0: the frame in one chunk; see
  *   mamba-scan_webgpu.ts SCAN_CHUNK_TOKENS); FLASHDEPTH_MAMBA_CHUNK_TOKENS, for measurements.
+ * - LayerNorm row sums: 'workgroup' (default: one row per workgroup of 64, a tree in workgroup memory) or
+ *   'subgroup' (one row per subgroup, subgroupAdd, where the device has fixed-size subgroups);
+ *   FLASHDEPTH_LAYER_NORM_SUMS, for measurements.
  *
  * Custom kernels are forward-only, so none is used under a gradient tape (training keeps the stock ops and their
  * gradients). Every call site keeps its plain-tfjs-ops path, which wasm and cpu always take.
@@ -28,6 +31,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { webgpuCapabilities } from '../backend/webgpu.js';
 import { invalidParameterError } from '../errors.js';
+import { layerNormLanes } from './layer-norm_webgpu.js';
 
 export const KERNEL_MODES = ['fused', 'stock'] as const;
 export type KernelMode = (typeof KERNEL_MODES)[number];
@@ -45,6 +49,9 @@ export type MatMulBlock = (typeof MATMUL_BLOCKS)[number];
 
 export const MATMUL_SPLITS = ['few', 'fill'] as const;
 export type MatMulSplit = (typeof MATMUL_SPLITS)[number];
+
+export const LAYER_NORM_SUMS = ['workgroup', 'subgroup'] as const;
+export type LayerNormSums = (typeof LAYER_NORM_SUMS)[number];
 
 let mode: KernelMode | undefined;
 let precision: Precision | undefined;
@@ -134,6 +141,19 @@ export function mambaChunkTokensOverride(): number | null {
   const value = Number(raw.trim());
   if (!Number.isInteger(value) || value < 0) throw invalidParameterError('FLASHDEPTH_MAMBA_CHUNK_TOKENS', 'a whole number of tokens ≥ 0 (0: no chunks)', raw);
   return value;
+}
+
+/** FLASHDEPTH_LAYER_NORM_SUMS (default 'workgroup'): how the LayerNorm kernels sum a row. */
+export function layerNormSums(): LayerNormSums {
+  return fromEnv('FLASHDEPTH_LAYER_NORM_SUMS', LAYER_NORM_SUMS, 'workgroup');
+}
+
+/**
+ * Invocations per row of the LayerNorm kernels here: the device's fixed subgroup size under 'subgroup' (where it
+ * divides their workgroup of 64), else 0 (the whole workgroup).
+ */
+export function layerNormRowLanes(): number {
+  return layerNormSums() === 'subgroup' ? layerNormLanes(webgpuCapabilities().subgroupSize) : 0;
 }
 
 /** The one place that picks custom kernels over the plain-ops fallback. */

@@ -13,6 +13,7 @@ import { LayerNormPackF16Program, layerNormPackUniforms } from './layer-norm_web
 import { selfAttentionPlanes, TC_SELF_ATTENTION, tensorCoreAttentionSupports, tensorCoreSelfAttentionLayout, type TensorCoreSelfAttentionAttrs } from './tc-attention.js';
 import type { WebGPUBackendLike } from './program.js';
 import { webgpuCapabilities } from '../backend/webgpu.js';
+import { layerNormRowLanes } from './mode.js';
 import {
   SLICE_K, SplitKReduceLayerNormProgram, SplitKReduceProgram, TensorCoreMatMulProgram, PackF16Program, checkTcMatMulLayout, packF16Uniforms, packedShape, splitKReduceUniforms, tcMatMulUniforms,
   tensorCoreMatMulLayout, type MatMulASource, type TensorCoreMatMulLayout, type PackedShape,
@@ -96,7 +97,7 @@ function tensorCoreMatMulWebGPU(args: { inputs: tf.NamedTensorInfoMap; backend: 
   const a16 = imageShape ? backend.runWebGPUProgram(new PackF16Program(imageShape), [a!], 'int32', packF16Uniforms(imageShape))
     : aSource !== 'packed' || prepacked ? undefined
     : layerNormEps !== null
-      ? backend.runWebGPUProgram(new LayerNormPackF16Program(aShape), [a!, lnGamma!, lnBeta!], 'int32', layerNormPackUniforms(layerNormEps, m))
+      ? backend.runWebGPUProgram(new LayerNormPackF16Program(aShape, layerNormRowLanes()), [a!, lnGamma!, lnBeta!], 'int32', layerNormPackUniforms(layerNormEps, m))
       : backend.runWebGPUProgram(new PackF16Program(aShape), [a!], 'int32', packF16Uniforms(aShape));
   try {
     const packOutput = attrs.packOutput === true;
@@ -121,7 +122,7 @@ function tensorCoreMatMulWebGPU(args: { inputs: tf.NamedTensorInfoMap; backend: 
       const program = new TensorCoreMatMulProgram(m, n, aShape, bias !== undefined, epilogue, layout, aSource, output);
       const c = backend.runWebGPUProgram(program, [...operands, ...extras], packOutput ? 'int32' : 'float32', uniforms);
       if (normalizeEps === null) return c;
-      return [c, backend.runWebGPUProgram(new LayerNormPackF16Program(normalized), [c, outLnGamma!, outLnBeta!], 'int32', layerNormPackUniforms(normalizeEps, m))];
+      return [c, backend.runWebGPUProgram(new LayerNormPackF16Program(normalized, layerNormRowLanes()), [c, outLnGamma!, outLnBeta!], 'int32', layerNormPackUniforms(normalizeEps, m))];
     }
     // Split K: the splits' partial sums, then their sum with the epilogue.
     const partialProgram = new TensorCoreMatMulProgram(m, n, aShape, false, 'none', layout, aSource, 'partials');
@@ -131,7 +132,7 @@ function tensorCoreMatMulWebGPU(args: { inputs: tf.NamedTensorInfoMap; backend: 
       if (normalizeEps !== null) {
         // The normalised rows are the program's second output, bound as a writable input (tfjs programs have one).
         const packedNorm = backend.makeTensorInfo([normalized.rowsPad, normalized.colsPad / 2], 'int32');
-        const c = backend.runWebGPUProgram(new SplitKReduceLayerNormProgram(normalized, bias !== undefined, epilogue),
+        const c = backend.runWebGPUProgram(new SplitKReduceLayerNormProgram(normalized, bias !== undefined, epilogue, layerNormRowLanes()),
           [partials, ...extras, outLnGamma!, outLnBeta!, packedNorm], 'float32',
           [...reduceUniforms, { type: 'uint32', data: [normalized.rowsPad] }, { type: 'float32', data: [normalizeEps] }]);
         return [c, packedNorm];

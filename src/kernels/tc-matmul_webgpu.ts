@@ -33,7 +33,7 @@
  */
 import { ConfigError } from '../errors.js';
 import { ERF_VEC4_WGSL } from './elementwise_webgpu.js';
-import { layerNormPackF16Code } from './layer-norm_webgpu.js';
+import { layerNormDispatch, layerNormLanesKey, layerNormPackF16Code } from './layer-norm_webgpu.js';
 import { foldedDispatch, type WebGPUProgram } from './program.js';
 import { matMulBlock, matMulSplit, type MatMulBlock, type MatMulSplit } from './mode.js';
 
@@ -652,8 +652,9 @@ export class SplitKReduceProgram implements WebGPUProgram {
  * ('none' or 'scaleAdd') written as f32 [m, n] (the residual stream), and, in the same dispatch, its LayerNorm
  * written as the next product's packed f16 A operand [rowsPad, colsPad] into the `Packed` input (made writable by
  * src/backend/webgpu.ts `retypeBindings`: tfjs programs have one output). Replaces SplitKReduceProgram and the
- * LayerNormPackF16Program over its output (H100 lease 12A, ViT-L at 518²: 0.8 + 0.7 ms per frame); one workgroup of
- * 64 per padded row, as that LayerNorm, whose statistics it computes in the same order (the same packed bits).
+ * LayerNormPackF16Program over its output (H100 lease 12A, ViT-L at 518²: 0.8 + 0.7 ms per frame); its rows laid on
+ * workgroups of 64 as that LayerNorm's (`lanes` per row), whose statistics it computes in the same order (the same
+ * packed bits).
  */
 export class SplitKReduceLayerNormProgram implements WebGPUProgram {
   variableNames: string[];
@@ -667,20 +668,25 @@ export class SplitKReduceLayerNormProgram implements WebGPUProgram {
   private readonly hasBias: boolean;
   private readonly epilogue: 'none' | 'scaleAdd';
   private readonly packed: PackedShape;
+  private readonly lanes: number;
 
-  /** `packed`: the normalised rows' packed shape (A's of the next product: m rows, n columns, padded). */
-  constructor(packed: PackedShape, hasBias: boolean, epilogue: MatMulEpilogue) {
+  /**
+   * `packed`: the normalised rows' packed shape (A's of the next product: m rows, n columns, padded); `lanes`:
+   * invocations per row (layer-norm_webgpu.ts layerNormLanes).
+   */
+  constructor(packed: PackedShape, hasBias: boolean, epilogue: MatMulEpilogue, lanes = 0) {
     if (epilogue !== 'none' && epilogue !== 'scaleAdd') throw new Error(`SplitKReduceLayerNormProgram: epilogue 'none' or 'scaleAdd', got '${epilogue}'`);
     if (packed.cols % 2 !== 0) throw new Error(`SplitKReduceLayerNormProgram: N must be even, got ${packed.cols}`);
     this.hasBias = hasBias;
     this.epilogue = epilogue;
     this.packed = packed;
+    this.lanes = lanes;
     const extras = epilogueInputs(hasBias, epilogue);
     this.variableNames = ['Partials', ...extras, 'LnGamma', 'LnBeta', 'Packed'];
     this.variableComponents = [2, ...extras.map(() => 1), 1, 1, 1];
     this.outputShape = [packed.rows, packed.cols];
-    this.dispatch = foldedDispatch(packed.rowsPad);
-    this.shaderKey = `splitKReduceLayerNorm_${hasBias}_${epilogue}_${packed.cols}_${packed.colsPad}`;
+    this.dispatch = layerNormDispatch(packed.rowsPad, lanes);
+    this.shaderKey = `splitKReduceLayerNorm_${hasBias}_${epilogue}_${packed.cols}_${packed.colsPad}${layerNormLanesKey(lanes)}`;
   }
 
   getUserCode(): string {
@@ -699,6 +705,6 @@ export class SplitKReduceLayerNormProgram implements WebGPUProgram {
         if (live) { result[o] = v.x; result[o + 1u] = v.y; }
         return v;
       }
-      ${layerNormPackF16Code(this.packed, 'Packed', 'i32(uniforms.m)', 'i32(uniforms.rowsPad)')}`;
+      ${layerNormPackF16Code(this.packed, 'Packed', 'i32(uniforms.m)', 'i32(uniforms.rowsPad)', this.lanes)}`;
   }
 }

@@ -122,6 +122,14 @@ function chainedVitImage(): tf.Tensor {
   return normal([1, 210, 224, 3]);
 }
 
+/** `run` with the LayerNorm kernels summing each row over one subgroup (FLASHDEPTH_LAYER_NORM_SUMS=subgroup). */
+function subgroupRowSums<T>(run: () => T): T {
+  return withEnvRestored('FLASHDEPTH_LAYER_NORM_SUMS', () => {
+    process.env['FLASHDEPTH_LAYER_NORM_SUMS'] = 'subgroup';
+    return run();
+  });
+}
+
 let seed = 1;
 const normal = (shape: number[], std = 1) => tf.randomNormal(shape, 0, std, 'float32', seed++);
 
@@ -448,6 +456,34 @@ const CASES: Case[] = [
     precision: 'mixed',
     inputs: () => [normal([1, 100, 64]), normal([64, 192], 0.2), normal([192]), normal([64, 64], 0.1), normal([64])],
     run: ([x, wq, bq, wp, bp]) => attentionBranch(x!, 2, { weight: wq!, bias: bq! }, { weight: wp!, bias: bp! }),
+  },
+  // The LayerNorm kernels with each row summed over one subgroup (lavapipe's 8 lanes: 8 rows per workgroup), the
+  // plain LayerNorm, its packing form and the split-K reduction's: row counts that leave a workgroup's rows unfilled.
+  {
+    name: 'layerNorm, [2, 131, 384], rows summed by subgroups, eps 1e-6',
+    inputs: () => [tf.add(normal([2, 131, 384], 2), 3), normal([384]), normal([384])],
+    run: ([x, w, b]) => subgroupRowSums(() => layerNorm(x!, w!, b!, 1e-6)),
+  },
+  {
+    name: 'layerNorm, [2, 9, 100] (C not a multiple of the lanes), rows summed by subgroups, eps 1e-5',
+    inputs: () => [normal([2, 9, 100]), normal([100]), normal([100])],
+    run: ([x, w, b]) => subgroupRowSums(() => layerNorm(x!, w!, b!, 1e-5)),
+  },
+  {
+    name: 'mixed LayerNorm + linear, no bias, [77, 52] · [52, 20], rows summed by subgroups',
+    precision: 'mixed',
+    inputs: () => [normal([77, 52]), normal([52]), normal([52]), normal([52, 20])],
+    run: ([x, g, be, w]) => subgroupRowSums(() => linear(x!, w!, undefined, { layerNorm: { weight: g!, bias: be!, eps: 1e-5 } })),
+  },
+  {
+    name: 'mixed ViT blocks chained, rows of the LayerNorms summed by subgroups, 3 blocks of [1, 241, 128] (2×64)',
+    precision: 'mixed',
+    inputs: () => [chainedVitImage()],
+    run: ([image]) => subgroupRowSums(() => tf.concat(chainVit!.getIntermediateLayers(image as tf.Tensor4D), 1)),
+    dispose: () => {
+      chainVit?.dispose();
+      chainVit = null;
+    },
   },
 ];
 

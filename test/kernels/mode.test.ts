@@ -14,14 +14,14 @@ import {
 } from '../../src/kernels/tc-attention_webgpu.js';
 import { packedA, packedB } from '../../src/kernels/tc-matmul.js';
 import { mixedMlp, mixedMlpSupports, mixedSelfAttentionSupports } from '../../src/kernels/mixed-matmul.js';
-import { attentionBranch, attentionLayoutOverride, mambaChunkTokensOverride } from '../../src/kernels/mode.js';
+import { attentionBranch, attentionLayoutOverride, layerNormRowLanes, layerNormSums, mambaChunkTokensOverride } from '../../src/kernels/mode.js';
 import { emulateSubgroupMatrices } from '../helpers/subgroup-matrix-emulation.js';
 import { MambaChunkStateProgram, MambaScanProgram, scanChunks, scanLanes } from '../../src/kernels/mamba-scan_webgpu.js';
 import {
-  DEFAULT_TC_MATMUL_LAYOUT, HEAD_PLANES_UNIFORMS, PackF16Program, SINGLE_BUFFERED_TC_MATMUL_LAYOUT, SMALL_TC_MATMUL_LAYOUT, SplitKReduceProgram, TensorCoreMatMulProgram,
+  DEFAULT_TC_MATMUL_LAYOUT, HEAD_PLANES_UNIFORMS, PackF16Program, SINGLE_BUFFERED_TC_MATMUL_LAYOUT, SMALL_TC_MATMUL_LAYOUT, SplitKReduceLayerNormProgram, SplitKReduceProgram, TensorCoreMatMulProgram,
   checkTcMatMulLayout, tcMatMulSlicesPerSplit, tcMatMulSplits, tcMatMulWorkgroupBytes, tensorCoreMatMulLayout,
 } from '../../src/kernels/tc-matmul_webgpu.js';
-import { LayerNormPackF16Program, LayerNormProgram } from '../../src/kernels/layer-norm_webgpu.js';
+import { layerNormLanes, LayerNormPackF16Program, LayerNormProgram } from '../../src/kernels/layer-norm_webgpu.js';
 import { applyPrecision, precisionMode, setPrecision, useTensorCores } from '../../src/kernels/index.js';
 import { addScaled, gelu, linear } from '../../src/models/ops.js';
 import { useTestBackend } from '../helpers/backend.js';
@@ -329,6 +329,33 @@ describe('kernel mode and precision', () => {
       expect(() => mambaChunkTokensOverride()).to.throw(ConfigError, 'Expected a whole number of tokens ≥ 0 (0: no chunks) for FLASHDEPTH_MAMBA_CHUNK_TOKENS but received');
       delete process.env['FLASHDEPTH_MAMBA_CHUNK_TOKENS'];
       expect(mambaChunkTokensOverride()).to.equal(null);
+    });
+  });
+
+  it('LayerNorm rows: one per workgroup of 64 (tree sums) or one per fixed-size subgroup dividing 64 (subgroupAdd), by FLASHDEPTH_LAYER_NORM_SUMS', () => {
+    for (const [size, lanes] of [[32, 32], [8, 8], [64, 64], [0, 0], [128, 0], [48, 0]] as const) expect(layerNormLanes(size), `subgroup size ${size}`).to.equal(lanes);
+    const tree = new LayerNormPackF16Program(packedA(77, 384));
+    const subgroups = new LayerNormPackF16Program(packedA(77, 384), 32);
+    // 77 rows padded to 80: 80 workgroups of one row, or 40 of two.
+    expect([tree.dispatch, subgroups.dispatch]).to.deep.equal([[80, 1, 1], [40, 1, 1]]);
+    expect(subgroups.shaderKey).to.equal(`${tree.shaderKey}_sg32`);
+    expect(tree.getUserCode()).to.match(/workgroupBarrier\(\)/).and.not.match(/subgroupAdd/);
+    expect(subgroups.getUserCode()).to.match(/enable subgroups;/).and.match(/subgroupAdd\(value\)/).and.not.match(/workgroupBarrier/);
+    // Rows fold into y past 65 535 workgroups: 600 000 rows in 8 lanes are 75 000 workgroups of 8 rows.
+    const folded = new LayerNormProgram(600_000, 6, 8);
+    expect(folded.dispatch).to.deep.equal([37500, 2, 1]);
+    expect(folded.shaderKey).to.equal('layerNorm_6_sg8');
+    const reduce = new SplitKReduceLayerNormProgram(packedA(77, 384), true, 'scaleAdd', 32);
+    expect(reduce.dispatch).to.deep.equal([40, 1, 1]);
+    expect(reduce.shaderKey).to.match(/_sg32$/);
+    withEnvRestored('FLASHDEPTH_LAYER_NORM_SUMS', () => {
+      delete process.env['FLASHDEPTH_LAYER_NORM_SUMS'];
+      expect(layerNormSums()).to.equal('workgroup');
+      expect(layerNormRowLanes()).to.equal(0);
+      process.env['FLASHDEPTH_LAYER_NORM_SUMS'] = 'subgroup';
+      expect(layerNormSums()).to.equal('subgroup');
+      process.env['FLASHDEPTH_LAYER_NORM_SUMS'] = 'warp';
+      expect(() => layerNormSums()).to.throw(ConfigError, 'Expected one of workgroup, subgroup for FLASHDEPTH_LAYER_NORM_SUMS but received');
     });
   });
 
