@@ -359,12 +359,13 @@ async function main(): Promise<void> {
       // stages pipelined (each block's scores issued beside the previous block's P·V), and the 64-key stages in 8–11
       // subgroups (the Full teacher's 192 workgroups of 12 subgroups take 2 waves of 132 for 1.45 waves of work, 256
       // of 9 subgroups 1.94), and layouts in ≤ 30 KiB that two workgroups could share a multiprocessor with, registers
-      // permitting (12 subgroups staging one 16-key block, 10 staging 32 keys). Session 11's longer sweep (lease 11A):
-      // bench/README.md.
+      // permitting (12 subgroups staging one 16-key block, 10 staging 32 keys), and 2 tiles per subgroup in staged
+      // layouts (each K/V matrix loaded from workgroup memory serves 32 query rows: the kernel's workgroup-memory
+      // traffic per key falls by ~27%). Session 11's longer sweep (lease 11A): bench/README.md.
       const layouts: TensorCoreAttentionLayout[] = ([[12, 1, 16, 2, 2, 'subgroup'], [4, 1, 32, 1, 2, 'subgroup'], [8, 1, 32, 2, 2, 'subgroup'], [8, 1, 32, 2, 2, 'workgroup'],
         [12, 1, 16, 1, 2, 'subgroup'], [6, 2, 16, 2, 2, 'subgroup'], [12, 1, 16, 2, 4, 'subgroup'], [12, 1, 16, 2, 4, 'subgroup', 32], [12, 1, 16, 1, 4, 'subgroup', 64], [8, 1, 16, 2, 2, 'subgroup', 32], [6, 2, 16, 2, 2, 'subgroup', 32],
         [8, 1, 16, 1, 4, 'subgroup', 64], [9, 1, 16, 1, 4, 'subgroup', 64], [10, 1, 16, 1, 4, 'subgroup', 64], [11, 1, 16, 1, 4, 'subgroup', 64],
-        [12, 1, 16, 1, 4, 'subgroup', 64, true], [12, 1, 16, 2, 4, 'subgroup', 32, true], [12, 1, 16, 1, 4, 'subgroup'], [10, 1, 16, 1, 4, 'subgroup', 32]] as const)
+        [12, 1, 16, 1, 4, 'subgroup', 64, true], [12, 1, 16, 2, 4, 'subgroup', 32, true], [12, 1, 16, 1, 4, 'subgroup'], [10, 1, 16, 1, 4, 'subgroup', 32], [8, 2, 16, 1, 4, 'subgroup', 32], [6, 2, 16, 1, 4, 'subgroup', 64]] as const)
         .map(([subgroups, tiles, blockK, kvBuffers, oSplit, scratchSync, stageK, pipelined]) => ({ subgroups, tiles, blockK, kvBuffers, oSplit, scratchSync, ...(stageK ? { stageK } : {}), ...(pipelined ? { pipelined } : {}) }));
       for (const tcLayout of layouts) {
         if (tcAttentionWorkgroupBytes(tcLayout, 64) > webgpuCapabilities().maxWorkgroupStorageBytes) continue;
