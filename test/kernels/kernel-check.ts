@@ -457,6 +457,14 @@ const CASES: Case[] = [
     inputs: () => [normal([1, 100, 64]), normal([64, 192], 0.2), normal([192]), normal([64, 64], 0.1), normal([64])],
     run: ([x, wq, bq, wp, bp]) => attentionBranch(x!, 2, { weight: wq!, bias: bq! }, { weight: wp!, bias: bp! }),
   },
+  {
+    // Two query tiles per subgroup (each K/V matrix from workgroup memory serves 32 rows) with 32-key stages of 16-key
+    // blocks in one buffer: 128 rows per workgroup of 4 subgroups, 197 keys (the last stage one block); rising logits.
+    name: 'mixed attention, packed qkv, B=2 N=197 C=128 (2×64), 2 tiles per subgroup, 32-key stages',
+    precision: 'mixed',
+    inputs: () => [risingQkv(2)],
+    run: ([qkv]) => twoHeadAttention(qkv!, { subgroups: 4, tiles: 2, blockK: 16, stageK: 32, kvBuffers: 1, oSplit: 4 }),
+  },
   // The LayerNorm kernels with each row summed over one subgroup (lavapipe's 8 lanes: 8 rows per workgroup), the
   // plain LayerNorm, its packing form and the split-K reduction's: row counts that leave a workgroup's rows unfilled.
   {
