@@ -20,14 +20,14 @@ export function layerNormLanes(subgroupSize: number): number {
   return subgroupSize > 0 && WORKGROUP % subgroupSize === 0 ? subgroupSize : 0;
 }
 
-/** Rows one workgroup normalises with `lanes` invocations per row (layerNormLanes). */
-export function layerNormRowsPerWorkgroup(lanes: number): number {
-  return lanes > 0 ? WORKGROUP / lanes : 1;
+/** The invocations that sum one row: `lanes` (layerNormLanes), or the whole workgroup where it is 0. */
+function rowInvocations(lanes: number): number {
+  return lanes > 0 ? lanes : WORKGROUP;
 }
 
 /** The workgroups for `rows` rows with `lanes` invocations per row. */
 export function layerNormDispatch(rows: number, lanes: number): [number, number, number] {
-  return foldedDispatch(Math.ceil(rows / layerNormRowsPerWorkgroup(lanes)));
+  return foldedDispatch(Math.ceil(rows / (WORKGROUP / rowInvocations(lanes))));
 }
 
 /** The shader-key suffix of a row reduction: '' for the workgroup tree (the keys of earlier sessions), else `_sg<lanes>`. */
@@ -41,17 +41,18 @@ export function layerNormLanesKey(lanes: number): string {
  * every invocation calls it: workgroup barriers or subgroupAdd stay in uniform control flow).
  */
 function rowReductionCode(lanes: number): string {
+  const declareLanes = `const LANES : i32 = ${rowInvocations(lanes)};`;
   if (lanes > 0) {
     return `
       enable subgroups;
-      const LANES : i32 = ${lanes};
+      ${declareLanes}
 
       fn rowIndex() -> i32 { return ${LINEAR_WORKGROUP} * ${WORKGROUP / lanes} + i32(localIndex) / LANES; }
       fn laneIndex() -> i32 { return i32(localIndex) % LANES; }
       fn rowSum(value : f32) -> f32 { return subgroupAdd(value); }`;
   }
   return `
-      const LANES : i32 = ${WORKGROUP};
+      ${declareLanes}
       var<workgroup> partial : array<f32, ${WORKGROUP}>;
 
       fn rowIndex() -> i32 { return ${LINEAR_WORKGROUP}; }
@@ -91,7 +92,7 @@ export class LayerNormProgram implements WebGPUProgram {
   }
 
   getUserCode(): string {
-    const perThread = Math.ceil(this.cols / (this.lanes > 0 ? this.lanes : WORKGROUP));
+    const perThread = Math.ceil(this.cols / rowInvocations(this.lanes));
     return `
       const C : i32 = ${this.cols};
       const PER : i32 = ${perThread};
@@ -140,7 +141,7 @@ export class LayerNormProgram implements WebGPUProgram {
  */
 export function layerNormPackF16Code(shape: PackedShape, target: string, rows: string, rowsPad: string, lanes: number): string {
   const pairs = shape.colsPad / 2;
-  const perThread = Math.ceil(pairs / (lanes > 0 ? lanes : WORKGROUP));
+  const perThread = Math.ceil(pairs / rowInvocations(lanes));
   return `
       const C : i32 = ${shape.cols};
       const PAIRS : i32 = ${pairs};
