@@ -14,6 +14,9 @@
  * - tensor-core matmul split: where a product's grid is short of work, 'few' (default: 128×128 blocks unsplit from
  *   half a wave of them, else 64×64 blocks from a wave of those, K split only below both) or 'fill' (sessions 9–12: K
  *   split until 256 workgroups); FLASHDEPTH_TC_MATMUL_SPLIT, for measurements.
+ * - tensor-core matmul waves: 'fit' (unsplit products in 144- or 96-row blocks where those need fewer whole waves of
+ *   workgroups for the same rows: the Full teacher's 2171 rows are 17 blocks of 128, 16 of 144) or 'off' (default
+ *   until timed: 128-row blocks); FLASHDEPTH_TC_MATMUL_WAVES, for measurements.
  * - tensor-core attention layout: FLASHDEPTH_ATTENTION_LAYOUT="subgroups,tiles,blockK,kvBuffers,oSplit[,stageK[,pipelined]]"
  *   replaces the preferred layout (where it fits and the grid is large enough), for measurements.
  * - attention branch: 'chained' (default: the qkv product writes the attention's f16 head planes, the attention writes
@@ -49,6 +52,9 @@ export type MatMulBlock = (typeof MATMUL_BLOCKS)[number];
 
 export const MATMUL_SPLITS = ['few', 'fill'] as const;
 export type MatMulSplit = (typeof MATMUL_SPLITS)[number];
+
+export const MATMUL_WAVES = ['off', 'fit'] as const;
+export type MatMulWaves = (typeof MATMUL_WAVES)[number];
 
 export const LAYER_NORM_SUMS = ['workgroup', 'subgroup'] as const;
 export type LayerNormSums = (typeof LAYER_NORM_SUMS)[number];
@@ -132,6 +138,11 @@ export function matMulBlock(): MatMulBlock {
 /** FLASHDEPTH_TC_MATMUL_SPLIT (default 'few'): when the tensor-core matmul splits K over workgroups. */
 export function matMulSplit(): MatMulSplit {
   return fromEnv('FLASHDEPTH_TC_MATMUL_SPLIT', MATMUL_SPLITS, 'few');
+}
+
+/** FLASHDEPTH_TC_MATMUL_WAVES (default 'off'): whether unsplit tensor-core products fit their blocks' rows to waves. */
+export function matMulWaves(): MatMulWaves {
+  return fromEnv('FLASHDEPTH_TC_MATMUL_WAVES', MATMUL_WAVES, 'off');
 }
 
 /** FLASHDEPTH_MAMBA_CHUNK_TOKENS (a whole number ≥ 0), or null when unset: tokens per time chunk of the Mamba scan. */

@@ -35,7 +35,7 @@ import { ConfigError } from '../errors.js';
 import { ERF_VEC4_WGSL } from './elementwise_webgpu.js';
 import { layerNormDispatch, layerNormLanesKey, layerNormPackF16Code } from './layer-norm_webgpu.js';
 import { foldedDispatch, type WebGPUProgram } from './program.js';
-import { matMulBlock, matMulSplit, type MatMulBlock, type MatMulSplit } from './mode.js';
+import { matMulBlock, matMulSplit, matMulWaves, type MatMulBlock, type MatMulSplit, type MatMulWaves } from './mode.js';
 
 /** WGSL header shared by the tensor-core programs (hoisted above tfjs' header by src/backend/webgpu.ts). */
 export const TENSOR_CORE_DIRECTIVES = `
@@ -144,7 +144,8 @@ export function tcMatMulBlocks(m: number, n: number, layout: TensorCoreMatMulLay
  * 5.77 ms): those products are bound by loading A (3×3 neighbourhoods, then of the f32 image), which 4 subgroups do
  * at half the rate of 8.
  */
-export function tensorCoreMatMulLayout(m: number, n: number, k: number, limitBytes: number, block: MatMulBlock = matMulBlock(), split: MatMulSplit = matMulSplit()): TensorCoreMatMulLayout {
+export function tensorCoreMatMulLayout(m: number, n: number, k: number, limitBytes: number, block: MatMulBlock = matMulBlock(), split: MatMulSplit = matMulSplit(),
+  waves: MatMulWaves = matMulWaves()): TensorCoreMatMulLayout {
   const chosen = LARGE_BLOCKS[block];
   const large = tcMatMulWorkgroupBytes(chosen) <= limitBytes ? chosen : SINGLE_BUFFERED_TC_MATMUL_LAYOUT;
   const blocks = tcMatMulBlocks(m, n, large);
@@ -153,7 +154,55 @@ export function tensorCoreMatMulLayout(m: number, n: number, k: number, limitByt
   const layout = blocks >= TARGET_WORKGROUPS ? large
     : splits >= 2 && n % 4 === 0 ? (splitPays ? { ...large, splitK: splits } : blocks >= TARGET_WORKGROUPS / 4 ? large : SMALL_TC_MATMUL_LAYOUT)
     : SMALL_TC_MATMUL_LAYOUT;
-  return m * n * k < CONVERT_A_BELOW ? { ...layout, convertA: true } : layout;
+  const fitted = layout === large && waves === 'fit' ? waveFittedLayout(m, n, large, limitBytes) : layout;
+  return m * n * k < CONVERT_A_BELOW ? { ...fitted, convertA: true } : fitted;
+}
+
+/** Multiprocessors the wave model assumes: the H100 SXM's and the H200's 132 (WebGPU does not report the count). */
+export const MULTIPROCESSORS = 132;
+
+/**
+ * The other block heights FLASHDEPTH_TC_MATMUL_WAVES=fit may take, each subgroup 64 columns wide like the 128×128
+ * block's: 144×128 (6 subgroups of 48×64: 45.5 KiB double-buffered) and 96×128 (6 subgroups of 32×64: 38 KiB).
+ */
+export const WAVE_FITTED_TC_MATMUL_LAYOUTS: readonly TensorCoreMatMulLayout[] = [
+  { subgroups: { rows: 3, cols: 2 }, tiles: { rows: 3, cols: 4 } },
+  { subgroups: { rows: 3, cols: 2 }, tiles: { rows: 2, cols: 4 } },
+];
+
+/** A fitted block replaces the 128×128 one only where its predicted time is below this share of the other's. */
+const WAVE_FIT_SHARE = 0.9;
+
+/**
+ * Predicted GPU time of an unsplit product in `layout`, in units of one 16-row block-row: the workgroups' whole waves
+ * (one workgroup per multiprocessor at these blocks' 38–46 KiB) times the rows of a block, taking a block's time as
+ * proportional to its rows — a wave that is mostly empty costs as much as a full one.
+ */
+export function tcMatMulWaveCost(m: number, n: number, layout: TensorCoreMatMulLayout): number {
+  return Math.ceil(tcMatMulBlocks(m, n, layout) / MULTIPROCESSORS) * (tcMatMulBlock(layout).rows / 16);
+}
+
+/**
+ * The block whose rows fit an unsplit product best into waves: `large` (the 128×128 block), or one of
+ * WAVE_FITTED_TC_MATMUL_LAYOUTS with `large`'s staging (single-buffered where double would not fit `limitBytes`)
+ * where that is predicted to take under WAVE_FIT_SHARE of its time. The Full teacher's proj and fc2 (2171 rows, 1024
+ * columns): 17 × 8 = 136 blocks of 128 rows (two waves, the second 4 blocks), 16 × 8 = 128 of 144 (one); ViT-L's
+ * at 518² (1371 rows): 88 blocks of 128 rows, 120 of 96 (both one wave).
+ */
+export function waveFittedLayout(m: number, n: number, large: TensorCoreMatMulLayout, limitBytes: number): TensorCoreMatMulLayout {
+  let best = large;
+  let bestCost = tcMatMulWaveCost(m, n, large) * WAVE_FIT_SHARE;
+  for (const shape of WAVE_FITTED_TC_MATMUL_LAYOUTS) {
+    const double: TensorCoreMatMulLayout = { ...large, subgroups: shape.subgroups, tiles: shape.tiles };
+    const candidate = tcMatMulWorkgroupBytes(double) <= limitBytes ? double : { ...double, buffers: 1 as const };
+    if (tcMatMulWorkgroupBytes(candidate) > limitBytes) continue;
+    const cost = tcMatMulWaveCost(m, n, candidate);
+    if (cost < bestCost) {
+      best = candidate;
+      bestCost = cost;
+    }
+  }
+  return best;
 }
 
 /**

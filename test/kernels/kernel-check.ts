@@ -36,7 +36,7 @@ import { closeness, FIXTURES_DIR } from '../helpers/fixtures.js';
 import { withEnvRestored } from '../helpers/env.js';
 import type { WebGPUBackendLike } from '../../src/kernels/program.js';
 import { PackHeadsF16Program, packedPlanes, type TensorCoreAttentionLayout } from '../../src/kernels/tc-attention_webgpu.js';
-import { SINGLE_BUFFERED_TC_MATMUL_LAYOUT, SMALL_TC_MATMUL_LAYOUT, type TensorCoreMatMulLayout } from '../../src/kernels/tc-matmul_webgpu.js';
+import { SINGLE_BUFFERED_TC_MATMUL_LAYOUT, SMALL_TC_MATMUL_LAYOUT, WAVE_FITTED_TC_MATMUL_LAYOUTS, type TensorCoreMatMulLayout } from '../../src/kernels/tc-matmul_webgpu.js';
 
 export interface KernelCheckResult {
   name: string;
@@ -361,6 +361,22 @@ const CASES: Case[] = [
     precision: 'mixed',
     inputs: () => [normal([150, 384]), normal([384, 128], 0.05), normal([128]), normal([150, 128]), normal([128])],
     run: ([x, w, b, r, g]) => tcMatMulOr(x!, w!, b!, { ...SINGLE_BUFFERED_TC_MATMUL_LAYOUT, splitK: 3 }, { x: r!, gamma: g! }),
+  },
+  {
+    // FLASHDEPTH_TC_MATMUL_WAVES=fit's 144-row block (3 × 2 subgroups of 3 × 4 tiles; one buffer, for software
+    // Vulkan's 32 KiB): 576 A units and 512 B units per slice over 192 invocations (the B share not whole); 300 rows
+    // (3 blocks, the last 12 rows), 160 columns (the second block 32 wide).
+    name: 'mixed matMul, 144-row blocks (6 subgroups of 48×64), [300, 256] · [256, 160] + bias + LayerScale residual',
+    precision: 'mixed',
+    inputs: () => [normal([300, 256]), normal([256, 160], 0.05), normal([160]), normal([300, 160]), normal([160])],
+    run: ([x, w, b, r, g]) => tcMatMulOr(x!, w!, b!, { ...WAVE_FITTED_TC_MATMUL_LAYOUTS[0]!, buffers: 1 }, { x: r!, gamma: g! }),
+  },
+  {
+    // Its 96-row block (3 × 2 subgroups of 2 × 4 tiles): 250 rows in 3 blocks (the last 58), K = 96 in 3 slices.
+    name: 'mixed matMul, 96-row blocks (6 subgroups of 32×64), [250, 96] · [96, 136] + bias',
+    precision: 'mixed',
+    inputs: () => [normal([250, 96]), normal([96, 136], 0.1), normal([136])],
+    run: ([x, w, b]) => tcMatMulOr(x!, w!, b!, { ...WAVE_FITTED_TC_MATMUL_LAYOUTS[1]!, buffers: 1 }),
   },
   {
     // fc1 (100 rows, 2 blocks of 128 columns, K = 512) takes split K by itself: its reduction runs GELU and writes

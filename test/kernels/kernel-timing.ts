@@ -18,7 +18,7 @@ import { linear } from '../../src/models/ops.js';
 import { flashAttention } from '../../src/kernels/flash-attention.js';
 import {
   DEFAULT_TC_MATMUL_LAYOUT, PackF16Program, TensorCoreMatMulProgram, packF16Uniforms, tcMatMulUniforms,
-  tcMatMulBlocks, tcMatMulWorkgroupBytes, tensorCoreMatMulLayout, type PackedShape, type TensorCoreMatMulLayout,
+  tcMatMulBlocks, tcMatMulWorkgroupBytes, tensorCoreMatMulLayout, WAVE_FITTED_TC_MATMUL_LAYOUTS, type PackedShape, type TensorCoreMatMulLayout,
 } from '../../src/kernels/tc-matmul_webgpu.js';
 import { TC_MATMUL, packedA, packedB, packedWeight } from '../../src/kernels/tc-matmul.js';
 import { TC_ATTENTION } from '../../src/kernels/tc-attention.js';
@@ -285,6 +285,9 @@ async function main(): Promise<void> {
     ['L fc1 518', 1370, 1024, 4096], ['L fc2 518', 1370, 4096, 1024], ['square 4096', 4096, 4096, 4096],
     // The Full teacher (2171 tokens, 17 row blocks): its proj and fc2 quantise badly into waves of 132 workgroups.
     ['teacher qkv', 2171, 1024, 3072], ['teacher proj', 2171, 1024, 1024], ['teacher fc2', 2171, 4096, 1024],
+    // FLASHDEPTH_TC_MATMUL_WAVES=fit's other block heights: ViT-L's proj at 518² (88 blocks of 128 rows, 120 of 96),
+    // the 2K student's proj (282 of 128: 3 waves; 252 of 144: 2).
+    ['L proj 518', 1371, 1024, 1024], ['S proj 2K', 11973, 384, 384],
   ];
   for (const [name, m, k, n] of matmuls) {
     const x = tf.randomNormal([m, k], 0, 1, 'float32', 1) as tf.Tensor2D;
@@ -315,6 +318,9 @@ async function main(): Promise<void> {
       { subgroups: { rows: 4, cols: 2 }, tiles: { rows: 4, cols: 4 }, sliceK: 16 },
       { subgroups: { rows: 4, cols: 2 }, tiles: { rows: 4, cols: 4 }, buffers: 1 },
       { subgroups: { rows: 2, cols: 4 }, tiles: { rows: 4, cols: 4 }, sliceK: 16 },
+      // Blocks of 144 and 96 rows (WAVE_FITTED_TC_MATMUL_LAYOUTS), and 144 rows in 12 subgroups of 48×32 single-buffered.
+      ...WAVE_FITTED_TC_MATMUL_LAYOUTS,
+      { subgroups: { rows: 3, cols: 4 }, tiles: { rows: 3, cols: 2 }, buffers: 1 },
     ];
     const ref = linear(x, w, b);
     const refValues = await ref.data();
@@ -361,11 +367,12 @@ async function main(): Promise<void> {
       // of 9 subgroups 1.94), and layouts in ≤ 30 KiB that two workgroups could share a multiprocessor with, registers
       // permitting (12 subgroups staging one 16-key block, 10 staging 32 keys), and 2 tiles per subgroup in staged
       // layouts (each K/V matrix loaded from workgroup memory serves 32 query rows: the kernel's workgroup-memory
-      // traffic per key falls by ~27%). Session 11's longer sweep (lease 11A): bench/README.md.
+      // traffic per key falls by ~27%); 9 subgroups of 2 tiles (288 rows) put the Full teacher's 2170 queries × 16
+      // heads in 128 workgroups: one wave. Session 11's longer sweep (lease 11A): bench/README.md.
       const layouts: TensorCoreAttentionLayout[] = ([[12, 1, 16, 2, 2, 'subgroup'], [4, 1, 32, 1, 2, 'subgroup'], [8, 1, 32, 2, 2, 'subgroup'], [8, 1, 32, 2, 2, 'workgroup'],
         [12, 1, 16, 1, 2, 'subgroup'], [6, 2, 16, 2, 2, 'subgroup'], [12, 1, 16, 2, 4, 'subgroup'], [12, 1, 16, 2, 4, 'subgroup', 32], [12, 1, 16, 1, 4, 'subgroup', 64], [8, 1, 16, 2, 2, 'subgroup', 32], [6, 2, 16, 2, 2, 'subgroup', 32],
         [8, 1, 16, 1, 4, 'subgroup', 64], [9, 1, 16, 1, 4, 'subgroup', 64], [10, 1, 16, 1, 4, 'subgroup', 64], [11, 1, 16, 1, 4, 'subgroup', 64],
-        [12, 1, 16, 1, 4, 'subgroup', 64, true], [12, 1, 16, 2, 4, 'subgroup', 32, true], [12, 1, 16, 1, 4, 'subgroup'], [10, 1, 16, 1, 4, 'subgroup', 32], [8, 2, 16, 1, 4, 'subgroup', 32], [6, 2, 16, 1, 4, 'subgroup', 64]] as const)
+        [12, 1, 16, 1, 4, 'subgroup', 64, true], [12, 1, 16, 2, 4, 'subgroup', 32, true], [12, 1, 16, 1, 4, 'subgroup'], [10, 1, 16, 1, 4, 'subgroup', 32], [8, 2, 16, 1, 4, 'subgroup', 32], [6, 2, 16, 1, 4, 'subgroup', 64], [9, 2, 16, 1, 4, 'subgroup', 32]] as const)
         .map(([subgroups, tiles, blockK, kvBuffers, oSplit, scratchSync, stageK, pipelined]) => ({ subgroups, tiles, blockK, kvBuffers, oSplit, scratchSync, ...(stageK ? { stageK } : {}), ...(pipelined ? { pipelined } : {}) }));
       for (const tcLayout of layouts) {
         if (tcAttentionWorkgroupBytes(tcLayout, 64) > webgpuCapabilities().maxWorkgroupStorageBytes) continue;

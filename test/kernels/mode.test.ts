@@ -19,7 +19,8 @@ import { emulateSubgroupMatrices } from '../helpers/subgroup-matrix-emulation.js
 import { MambaChunkStateProgram, MambaScanProgram, scanChunks, scanLanes } from '../../src/kernels/mamba-scan_webgpu.js';
 import {
   DEFAULT_TC_MATMUL_LAYOUT, HEAD_PLANES_UNIFORMS, PackF16Program, SINGLE_BUFFERED_TC_MATMUL_LAYOUT, SMALL_TC_MATMUL_LAYOUT, SplitKReduceLayerNormProgram, SplitKReduceProgram, TensorCoreMatMulProgram,
-  checkTcMatMulLayout, tcMatMulSlicesPerSplit, tcMatMulSplits, tcMatMulWorkgroupBytes, tensorCoreMatMulLayout,
+  checkTcMatMulLayout, tcMatMulSlicesPerSplit, tcMatMulSplits, tcMatMulWaveCost, tcMatMulWorkgroupBytes, tensorCoreMatMulLayout,
+  WAVE_FITTED_TC_MATMUL_LAYOUTS, type TensorCoreMatMulLayout,
 } from '../../src/kernels/tc-matmul_webgpu.js';
 import { layerNormLanes, LayerNormPackF16Program, LayerNormProgram } from '../../src/kernels/layer-norm_webgpu.js';
 import { applyPrecision, precisionMode, setPrecision, useTensorCores } from '../../src/kernels/index.js';
@@ -178,6 +179,40 @@ describe('kernel mode and precision', () => {
       expect(tensorCoreMatMulLayout(2171, 1024, 4096, 49152)).to.deep.equal(DEFAULT_TC_MATMUL_LAYOUT);
       process.env['FLASHDEPTH_TC_MATMUL_SPLIT'] = 'always';
       expect(() => tensorCoreMatMulLayout(2171, 1024, 4096, 49152)).to.throw('Expected one of few, fill for FLASHDEPTH_TC_MATMUL_SPLIT but received "always"');
+    });
+  });
+
+  it('tensor-core matmul: FLASHDEPTH_TC_MATMUL_WAVES=fit gives unsplit products 144- or 96-row blocks where those take fewer whole waves; another value is a one-line error', () => {
+    const [rows144, rows96] = WAVE_FITTED_TC_MATMUL_LAYOUTS as [TensorCoreMatMulLayout, TensorCoreMatMulLayout];
+    // 45.5 and 38 KiB double-buffered: one workgroup per multiprocessor, like the 128×128 block.
+    expect(tcMatMulWorkgroupBytes(rows144)).to.equal(2 * (144 * 40 + 32 * 136) * 2 + 6 * 256 * 4);
+    expect(tcMatMulWorkgroupBytes(rows96)).to.equal(2 * (96 * 40 + 32 * 136) * 2 + 6 * 256 * 4);
+    // The Full teacher's proj / fc2: 17 × 8 = 136 blocks of 128 rows, two waves (2 × 8 block-rows) against one of
+    // 16 × 8 blocks of 144 rows (9).
+    expect([tcMatMulWaveCost(2171, 1024, DEFAULT_TC_MATMUL_LAYOUT), tcMatMulWaveCost(2171, 1024, rows144), tcMatMulWaveCost(2171, 1024, rows96)]).to.deep.equal([16, 9, 12]);
+    withEnvRestored('FLASHDEPTH_TC_MATMUL_WAVES', () => {
+      process.env['FLASHDEPTH_TC_MATMUL_WAVES'] = 'fit';
+      expect(tensorCoreMatMulLayout(2171, 1024, 1024, 49152)).to.deep.equal(rows144);
+      expect(tensorCoreMatMulLayout(2171, 1024, 4096, 49152)).to.deep.equal(rows144);
+      // Its qkv (17 × 24 blocks: 4 waves of 8 against 3 of 9); not its fc1 (5 × 8 against 4 × 9: not under 90%).
+      expect(tensorCoreMatMulLayout(2171, 3072, 1024, 49152)).to.deep.equal(rows144);
+      expect(tensorCoreMatMulLayout(2171, 4096, 1024, 49152)).to.deep.equal(DEFAULT_TC_MATMUL_LAYOUT);
+      // ViT-L's proj / fc2 at 518²: 88 blocks of 128 rows or 120 of 96 are one wave either way, the second shorter.
+      expect(tensorCoreMatMulLayout(1371, 1024, 4096, 49152)).to.deep.equal(rows96);
+      // Its qkv (264 blocks: exactly two waves) and fc1 (352: 3 × 8; 96 rows: 4 × 6, not under 90% of it) keep 128 rows.
+      expect(tensorCoreMatMulLayout(1371, 3072, 1024, 49152)).to.deep.equal(DEFAULT_TC_MATMUL_LAYOUT);
+      expect(tensorCoreMatMulLayout(1371, 4096, 1024, 49152)).to.deep.equal(DEFAULT_TC_MATMUL_LAYOUT);
+      // The 2K student's proj (282 blocks: 3 waves of 8; 252 of 144 rows: 2 of 9), its qkv (7 × 8 against 6 × 9: under 10% less) not.
+      expect(tensorCoreMatMulLayout(11973, 384, 384, 49152)).to.deep.equal(rows144);
+      expect(tensorCoreMatMulLayout(11973, 1152, 384, 49152)).to.deep.equal(DEFAULT_TC_MATMUL_LAYOUT);
+      // Split or small-block products stay as they were; a device short of 45.5 KiB gets the fitted block single-buffered.
+      expect(tensorCoreMatMulLayout(1370, 384, 1536, 49152)).to.deep.equal({ ...SMALL_TC_MATMUL_LAYOUT, convertA: true });
+      expect(tensorCoreMatMulLayout(361, 256, 2304, 49152)).to.deep.equal({ ...DEFAULT_TC_MATMUL_LAYOUT, splitK: 9, convertA: true });
+      expect(tensorCoreMatMulLayout(2171, 1024, 1024, 32768)).to.deep.equal({ ...rows144, buffers: 1 });
+      process.env['FLASHDEPTH_TC_MATMUL_WAVES'] = 'off';
+      expect(tensorCoreMatMulLayout(2171, 1024, 1024, 49152)).to.deep.equal(DEFAULT_TC_MATMUL_LAYOUT);
+      process.env['FLASHDEPTH_TC_MATMUL_WAVES'] = 'yes';
+      expect(() => tensorCoreMatMulLayout(2171, 1024, 1024, 49152)).to.throw('Expected one of off, fit for FLASHDEPTH_TC_MATMUL_WAVES but received "yes"');
     });
   });
 
