@@ -874,12 +874,31 @@ function worstCloseness(ours: readonly Float32Array[], ref: readonly Float32Arra
   return { maxAbsErr: Math.max(...c.map((x) => x.maxAbsErr)), maxAbsRef: Math.max(...c.map((x) => x.maxAbsRef)) };
 }
 
+/** Tokens per time chunk of the Mamba scan in the chunked replay check: the 70×112 frames' 160 tokens in 3 chunks. */
+const REPLAY_SCAN_CHUNK_TOKENS = 64;
+
 /**
  * Recorded-frame replay (src/infer/streaming.ts) against the same model run frame by frame through tfjs, with our
  * kernels: 5 frames (2 warm-up, 1 recorded, 2 replayed), then a reset and 4 frames of another size (recorded again).
+ * 's-chunked': S with its Mamba pooling nothing (downsample_mamba 1: 160 and 192 tokens, where the released 0.1 gives
+ * these small frames 1 or 2) and the scan in time chunks (FLASHDEPTH_MAMBA_CHUNK_TOKENS), so the chunk-state
+ * dispatches are recorded and replayed too.
  */
-async function replayCheck(variant: 's' | 'full'): Promise<ReplayCheckResult> {
-  const model = variant === 's' ? createFlashDepth('s') : createFlashDepth('full', { overrides: FULL_REDUCED_TEACHER_OVERRIDES });
+async function replayCheck(variant: 's' | 's-chunked' | 'full'): Promise<ReplayCheckResult> {
+  const chunked = variant === 's-chunked';
+  const model = variant === 'full' ? createFlashDepth('full', { overrides: FULL_REDUCED_TEACHER_OVERRIDES })
+    : createFlashDepth('s', chunked ? { overrides: ['model.downsample_mamba=[1.0]'] } : {});
+  const savedChunks = process.env['FLASHDEPTH_MAMBA_CHUNK_TOKENS'];
+  if (chunked) process.env['FLASHDEPTH_MAMBA_CHUNK_TOKENS'] = String(REPLAY_SCAN_CHUNK_TOKENS);
+  try {
+    return await replayCheckOf(model, variant === 'full' ? 'Full (reduced teacher)' : chunked ? 'S, Mamba scan in time chunks' : 'S');
+  } finally {
+    if (savedChunks === undefined) delete process.env['FLASHDEPTH_MAMBA_CHUNK_TOKENS'];
+    else process.env['FLASHDEPTH_MAMBA_CHUNK_TOKENS'] = savedChunks;
+  }
+}
+
+async function replayCheckOf(model: FlashDepth, label: string): Promise<ReplayCheckResult> {
   randomizeWeights(model, 11);
   setKernelMode('fused');
   const clip = (count: number, h: number, w: number, seed: number) =>
@@ -903,7 +922,7 @@ async function replayCheck(variant: 's' | 'full'): Promise<ReplayCheckResult> {
   model.resetState();
   const firstSequence = worstCloseness(replayedFirst, tfjsFirst);
   const result: ReplayCheckResult = {
-    name: `frame replay FlashDepth-${variant === 's' ? 'S' : 'Full (reduced teacher)'} (random weights)`,
+    name: `frame replay FlashDepth-${label} (random weights)`,
     frames: first.length,
     stats,
     maxAbsDiff: firstSequence.maxAbsErr,
@@ -951,7 +970,7 @@ async function main(): Promise<void> {
   if (process.argv.includes('--replay')) {
     // With --emulate-subgroup-matrices (and FLASHDEPTH_PRECISION=mixed), the tensor-core programs are replayed too.
     if (process.argv.includes('--emulate-subgroup-matrices') && !tensorCoresAvailable()) emulateSubgroupMatrices(emulateSubgroupMatrixBuiltins);
-    for (const v of ['s', 'full'] as const) process.stdout.write(JSON.stringify(await replayCheck(v)) + '\n');
+    for (const v of ['s', 's-chunked', 'full'] as const) process.stdout.write(JSON.stringify(await replayCheck(v)) + '\n');
     releaseBackend();
     return;
   }

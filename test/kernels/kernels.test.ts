@@ -222,8 +222,9 @@ describe('kernels: recorded-frame replay vs tfjs, on lavapipe', function () {
     replays = (await runKernelCheck(['--replay'], 280_000)) as ReplayCheckResult[];
   });
 
-  it(`FlashDepth-S and Full: 2 tfjs frames, 1 recorded, the rest replayed, depths within ${PARITY_BOUND}·max|ref| of tfjs`, () => {
-    expect(replays.map((r) => r.name)).to.deep.equal(['frame replay FlashDepth-S (random weights)', 'frame replay FlashDepth-Full (reduced teacher) (random weights)']);
+  it(`FlashDepth-S (also with the Mamba scan in time chunks) and Full: 2 tfjs frames, 1 recorded, the rest replayed, depths within ${PARITY_BOUND}·max|ref| of tfjs`, () => {
+    expect(replays.map((r) => r.name)).to.deep.equal(['frame replay FlashDepth-S (random weights)', 'frame replay FlashDepth-S, Mamba scan in time chunks (random weights)',
+      'frame replay FlashDepth-Full (reduced teacher) (random weights)']);
     for (const r of replays) {
       expect(r.stats, r.name).to.include({ tfjsFrames: 2, recordedFrames: 1, replayedFrames: r.frames - 3, unavailable: null });
       expect(r.stats.dispatchesPerFrame, r.name).to.be.greaterThan(100);
