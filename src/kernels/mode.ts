@@ -17,6 +17,9 @@
  * - tensor-core matmul waves: 'fit' (unsplit products in 144- or 96-row blocks where those need fewer whole waves of
  *   workgroups for the same rows: the Full teacher's 2171 rows are 17 blocks of 128, 16 of 144) or 'off' (default
  *   until timed: 128-row blocks); FLASHDEPTH_TC_MATMUL_WAVES, for measurements.
+ * - tensor-core attention waves: 'fit' (a grid of more than one wave takes 9 subgroups of 2 query tiles, 288 rows per
+ *   workgroup, where that needs fewer whole waves for the same rows: the Full teacher's 2171 queries × 16 heads, 192
+ *   workgroups in two waves, 128 in one) or 'off' (default until timed); FLASHDEPTH_ATTENTION_WAVES, for measurements.
  * - tensor-core attention layout: FLASHDEPTH_ATTENTION_LAYOUT="subgroups,tiles,blockK,kvBuffers,oSplit[,stageK[,pipelined]]"
  *   replaces the preferred layout (where it fits and the grid is large enough), for measurements.
  * - attention branch: 'chained' (default: the qkv product writes the attention's f16 head planes, the attention writes
@@ -55,6 +58,9 @@ export type MatMulSplit = (typeof MATMUL_SPLITS)[number];
 
 export const MATMUL_WAVES = ['off', 'fit'] as const;
 export type MatMulWaves = (typeof MATMUL_WAVES)[number];
+
+export const ATTENTION_WAVES = ['off', 'fit'] as const;
+export type AttentionWaves = (typeof ATTENTION_WAVES)[number];
 
 export const LAYER_NORM_SUMS = ['workgroup', 'subgroup'] as const;
 export type LayerNormSums = (typeof LAYER_NORM_SUMS)[number];
@@ -143,6 +149,11 @@ export function matMulSplit(): MatMulSplit {
 /** FLASHDEPTH_TC_MATMUL_WAVES (default 'off'): whether unsplit tensor-core products fit their blocks' rows to waves. */
 export function matMulWaves(): MatMulWaves {
   return fromEnv('FLASHDEPTH_TC_MATMUL_WAVES', MATMUL_WAVES, 'off');
+}
+
+/** FLASHDEPTH_ATTENTION_WAVES (default 'off'): whether the tensor-core attention fits its workgroups' rows to waves. */
+export function attentionWaves(): AttentionWaves {
+  return fromEnv('FLASHDEPTH_ATTENTION_WAVES', ATTENTION_WAVES, 'off');
 }
 
 /** FLASHDEPTH_MAMBA_CHUNK_TOKENS (a whole number ≥ 0), or null when unset: tokens per time chunk of the Mamba scan. */

@@ -13,7 +13,8 @@ import type * as tf from '@tensorflow/tfjs-core';
 import { webgpuCapabilities } from '../backend/webgpu.js';
 import { ConfigError, ShapeError } from '../errors.js';
 import type { FlashAttentionAttrs } from './flash-attention.js';
-import { attentionLayoutOverride, attentionScratchSync } from './mode.js';
+import { attentionLayoutOverride, attentionScratchSync, attentionWaves } from './mode.js';
+import { MULTIPROCESSORS } from './tc-matmul_webgpu.js';
 import type { WebGPUBackendLike } from './program.js';
 import {
   DEFAULT_TC_ATTENTION_LAYOUT, PackHeadsF16Program, attentionUniforms, packedPlanes, stageKeys, tcAttentionWorkgroupBytes, tcRowsPerWorkgroup, TensorCoreAttentionProgram,
@@ -48,9 +49,31 @@ const LAYOUTS_BY_PREFERENCE: readonly TensorCoreAttentionLayout[] = [
 const SMALL_GRID_WORKGROUPS = 96;
 
 /**
+ * The layout FLASHDEPTH_ATTENTION_WAVES=fit may take instead: 9 subgroups of 2 query tiles (288 rows per workgroup;
+ * each staged K/V matrix serves 32 query rows), 32 keys staged per barrier, 45 KiB.
+ */
+export const WAVE_FITTED_TC_ATTENTION_LAYOUT: TensorCoreAttentionLayout = { subgroups: 9, tiles: 2, blockK: 16, stageK: 32, kvBuffers: 1, oSplit: 4 };
+
+/** The fitted layout replaces the preferred one only where its predicted time is below this share of the other's. */
+const WAVE_FIT_SHARE = 0.9;
+
+/**
+ * Predicted GPU time of an attention over `grid` in `layout`, in query rows: whole waves of workgroups (one per
+ * multiprocessor at these layouts' 42–45 KiB) times the rows of one workgroup, a workgroup's time taken as
+ * proportional to its rows.
+ */
+export function tcAttentionWaveCost(layout: TensorCoreAttentionLayout, grid: { rows: number; planes: number }): number {
+  const rows = tcRowsPerWorkgroup(layout);
+  return Math.ceil((Math.ceil(grid.rows / rows) * grid.planes) / MULTIPROCESSORS) * rows;
+}
+
+/**
  * The layout for head size `headDim`, or null where none fits the device's workgroup memory (the fp32 flash kernel runs
  * instead): the first of LAYOUTS_BY_PREFERENCE that fits, unless `grid` (query rows, and batch × heads planes) gives it
- * under SMALL_GRID_WORKGROUPS workgroups; then the first fitting one with fewer rows per workgroup. Every chosen layout
+ * under SMALL_GRID_WORKGROUPS workgroups; then the first fitting one with fewer rows per workgroup. With
+ * FLASHDEPTH_ATTENTION_WAVES=fit, WAVE_FITTED_TC_ATTENTION_LAYOUT where it fits and is predicted under WAVE_FIT_SHARE
+ * of the preferred layout's time (the Full teacher: 128 workgroups, one wave of 288 rows, against 192 in two of
+ * 192; the 2K student and ViT-L at 518² keep theirs), unless FLASHDEPTH_ATTENTION_LAYOUT is set. Every chosen layout
  * takes `scratchSync` from FLASHDEPTH_ATTENTION_SYNC, and FLASHDEPTH_ATTENTION_LAYOUT replaces the default (./mode.ts).
  */
 export function tensorCoreAttentionLayout(headDim: number, limitBytes = webgpuCapabilities().maxWorkgroupStorageBytes, grid?: { rows: number; planes: number }): TensorCoreAttentionLayout | null {
@@ -60,8 +83,14 @@ export function tensorCoreAttentionLayout(headDim: number, limitBytes = webgpuCa
   const preference = override ? [override, ...LAYOUTS_BY_PREFERENCE.slice(1)] : LAYOUTS_BY_PREFERENCE;
   const fitting = preference.map((layout) => ({ ...layout, scratchSync })).filter((layout) => tcAttentionWorkgroupBytes(layout, headDim) <= limitBytes);
   const preferred = fitting[0];
-  if (!preferred || !grid || Math.ceil(grid.rows / tcRowsPerWorkgroup(preferred)) * grid.planes >= SMALL_GRID_WORKGROUPS) return preferred ?? null;
-  return fitting.find((layout) => tcRowsPerWorkgroup(layout) < tcRowsPerWorkgroup(preferred)) ?? preferred;
+  if (!preferred || !grid) return preferred ?? null;
+  if (Math.ceil(grid.rows / tcRowsPerWorkgroup(preferred)) * grid.planes < SMALL_GRID_WORKGROUPS) {
+    return fitting.find((layout) => tcRowsPerWorkgroup(layout) < tcRowsPerWorkgroup(preferred)) ?? preferred;
+  }
+  const fitted = { ...WAVE_FITTED_TC_ATTENTION_LAYOUT, scratchSync };
+  const fits = !override && attentionWaves() === 'fit' && tcAttentionWorkgroupBytes(fitted, headDim) <= limitBytes
+    && tcAttentionWaveCost(fitted, grid) < WAVE_FIT_SHARE * tcAttentionWaveCost(preferred, grid);
+  return fits ? fitted : preferred;
 }
 
 /**

@@ -481,6 +481,15 @@ const CASES: Case[] = [
     inputs: () => [risingQkv(2)],
     run: ([qkv]) => twoHeadAttention(qkv!, { subgroups: 4, tiles: 2, blockK: 16, stageK: 32, kvBuffers: 1, oSplit: 4 }),
   },
+  {
+    // FLASHDEPTH_ATTENTION_WAVES=fit's form (9 subgroups of 2 tiles, 32-key stages: 45 KiB, beyond software Vulkan)
+    // in 3 subgroups: an odd count, 96 rows per workgroup (197 queries: 3 workgroups, the last 5 rows), the stage's 512
+    // K/V units over 96 invocations (5⅓ each: the last share guarded).
+    name: 'mixed attention, packed qkv, B=2 N=197 C=128 (2×64), 3 subgroups of 2 tiles, 32-key stages',
+    precision: 'mixed',
+    inputs: () => [risingQkv(2)],
+    run: ([qkv]) => twoHeadAttention(qkv!, { subgroups: 3, tiles: 2, blockK: 16, stageK: 32, kvBuffers: 1, oSplit: 4 }),
+  },
   // The LayerNorm kernels with each row summed over one subgroup (lavapipe's 8 lanes: 8 rows per workgroup), the
   // plain LayerNorm, its packing form and the split-K reduction's: row counts that leave a workgroup's rows unfilled.
   {

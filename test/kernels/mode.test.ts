@@ -8,7 +8,9 @@ import { expect } from 'chai';
 import * as tf from '@tensorflow/tfjs-core';
 import { hoistDirectives, retypeBindings } from '../../src/backend/webgpu.js';
 import { withEnvRestored } from '../helpers/env.js';
-import { checkTcAttentionLayout, selfAttentionPlanes, tensorCoreAttentionLayout, tensorCoreAttentionSupports } from '../../src/kernels/tc-attention.js';
+import {
+  WAVE_FITTED_TC_ATTENTION_LAYOUT, checkTcAttentionLayout, selfAttentionPlanes, tcAttentionWaveCost, tensorCoreAttentionLayout, tensorCoreAttentionSupports,
+} from '../../src/kernels/tc-attention.js';
 import {
   DEFAULT_TC_ATTENTION_LAYOUT, EIGHT_SUBGROUP_TC_ATTENTION_LAYOUT, SESSION11_TC_ATTENTION_LAYOUT, TensorCoreAttentionProgram, packedPlanes, tcAttentionWorkgroupBytes, tcRowsPerWorkgroup,
 } from '../../src/kernels/tc-attention_webgpu.js';
@@ -101,6 +103,29 @@ describe('kernel mode and precision', () => {
     // Where the 64-row layout is already the first that fits (32 KiB), a small grid keeps it.
     expect(tensorCoreAttentionLayout(64, 32768, { rows: 1370, planes: 6 })).to.deep.equal(rows64);
     expect(tensorCoreAttentionLayout(40, 49152, { rows: 1370, planes: 6 })).to.equal(null);
+  });
+
+  it('tensor-core attention: FLASHDEPTH_ATTENTION_WAVES=fit gives grids of more than a wave 9 subgroups of 2 tiles where those take fewer whole waves; another value is a one-line error', () => {
+    const fitted = { ...WAVE_FITTED_TC_ATTENTION_LAYOUT, scratchSync: 'subgroup' };
+    const teacher = { rows: 2171, planes: 16 };
+    // The Full teacher: 12 × 16 = 192 workgroups of 192 rows (two waves) against 8 × 16 = 128 of 288 (one).
+    expect([tcAttentionWaveCost(DEFAULT_TC_ATTENTION_LAYOUT, teacher), tcAttentionWaveCost(WAVE_FITTED_TC_ATTENTION_LAYOUT, teacher)]).to.deep.equal([384, 288]);
+    withEnvRestored('FLASHDEPTH_ATTENTION_WAVES', () => {
+      process.env['FLASHDEPTH_ATTENTION_WAVES'] = 'fit';
+      expect(tensorCoreAttentionLayout(64, 49152, teacher)).to.deep.equal(fitted);
+      // The 2K student (378 workgroups: 3 waves of 192 rows, or 252: 2 of 288, the same) and ViT-L at 518² (one wave) keep theirs.
+      expect(tensorCoreAttentionLayout(64, 49152, { rows: 11973, planes: 6 })).to.deep.equal({ ...DEFAULT_TC_ATTENTION_LAYOUT, scratchSync: 'subgroup' });
+      expect(tensorCoreAttentionLayout(64, 49152, { rows: 1371, planes: 16 })).to.deep.equal({ ...DEFAULT_TC_ATTENTION_LAYOUT, scratchSync: 'subgroup' });
+      // Software Vulkan's 32 KiB takes neither 45 KiB layout.
+      expect(tensorCoreAttentionLayout(64, 32768, teacher)?.subgroups).to.equal(4);
+      withEnvRestored('FLASHDEPTH_ATTENTION_LAYOUT', () => {
+        process.env['FLASHDEPTH_ATTENTION_LAYOUT'] = '12,1,16,1,4';
+        expect(tensorCoreAttentionLayout(64, 49152, teacher)).to.deep.equal({ subgroups: 12, tiles: 1, blockK: 16, kvBuffers: 1, oSplit: 4, scratchSync: 'subgroup' });
+      });
+      process.env['FLASHDEPTH_ATTENTION_WAVES'] = 'all';
+      expect(() => tensorCoreAttentionLayout(64, 49152, teacher)).to.throw('Expected one of off, fit for FLASHDEPTH_ATTENTION_WAVES but received "all"');
+    });
+    expect(tensorCoreAttentionLayout(64, 49152, teacher)).to.deep.equal({ ...DEFAULT_TC_ATTENTION_LAYOUT, scratchSync: 'subgroup' });
   });
 
   it('tensor-core attention: FLASHDEPTH_ATTENTION_SYNC=workgroup gives every chosen layout barrier-ordered scratch; another value is a one-line error', () => {
