@@ -14,12 +14,13 @@
  * - tensor-core matmul split: where a product's grid is short of work, 'few' (default: 128×128 blocks unsplit from
  *   half a wave of them, else 64×64 blocks from a wave of those, K split only below both) or 'fill' (sessions 9–12: K
  *   split until 256 workgroups); FLASHDEPTH_TC_MATMUL_SPLIT, for measurements.
- * - tensor-core matmul waves: 'fit' (unsplit products in 144- or 96-row blocks where those need fewer whole waves of
- *   workgroups for the same rows: the Full teacher's 2171 rows are 17 blocks of 128, 16 of 144) or 'off' (default
- *   until timed: 128-row blocks); FLASHDEPTH_TC_MATMUL_WAVES, for measurements.
+ * - tensor-core matmul waves: 'fit' (default since session 16: unsplit products in 144- or 96-row blocks where those
+ *   need fewer whole waves of workgroups for the same rows — the Full teacher's 2171 rows are 17 blocks of 128, 16 of
+ *   144; H200 lease 16A, Full 2.4–2.6 ms per frame faster) or 'off' (128-row blocks); FLASHDEPTH_TC_MATMUL_WAVES.
  * - tensor-core attention waves: 'fit' (a grid of more than one wave takes 9 subgroups of 2 query tiles, 288 rows per
  *   workgroup, where that needs fewer whole waves for the same rows: the Full teacher's 2171 queries × 16 heads, 192
- *   workgroups in two waves, 128 in one) or 'off' (default until timed); FLASHDEPTH_ATTENTION_WAVES, for measurements.
+ *   workgroups in two waves, 128 in one) or 'off' (default: H200 lease 16A, Full −0.5 ms, within the spread);
+ *   FLASHDEPTH_ATTENTION_WAVES, for measurements.
  * - tensor-core attention layout: FLASHDEPTH_ATTENTION_LAYOUT="subgroups,tiles,blockK,kvBuffers,oSplit[,stageK[,pipelined]]"
  *   replaces the preferred layout (where it fits and the grid is large enough), for measurements.
  * - attention branch: 'chained' (default: the qkv product writes the attention's f16 head planes, the attention writes
@@ -146,9 +147,9 @@ export function matMulSplit(): MatMulSplit {
   return fromEnv('FLASHDEPTH_TC_MATMUL_SPLIT', MATMUL_SPLITS, 'few');
 }
 
-/** FLASHDEPTH_TC_MATMUL_WAVES (default 'off'): whether unsplit tensor-core products fit their blocks' rows to waves. */
+/** FLASHDEPTH_TC_MATMUL_WAVES (default 'fit'): whether unsplit tensor-core products fit their blocks' rows to waves. */
 export function matMulWaves(): MatMulWaves {
-  return fromEnv('FLASHDEPTH_TC_MATMUL_WAVES', MATMUL_WAVES, 'off');
+  return fromEnv('FLASHDEPTH_TC_MATMUL_WAVES', MATMUL_WAVES, 'fit');
 }
 
 /** FLASHDEPTH_ATTENTION_WAVES (default 'off'): whether the tensor-core attention fits its workgroups' rows to waves. */

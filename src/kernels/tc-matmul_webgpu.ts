@@ -136,7 +136,9 @@ export function tcMatMulBlocks(m: number, n: number, layout: TensorCoreMatMulLay
  *   blocks unsplit. H100 lease 13A, GPU time per call (`kernel-timing.js --matmul-only`), split → unsplit: ViT-L fc2
  *   at 518² (88 blocks) 0.38 → 0.29 ms, the Full teacher's proj (136) 0.094 → 0.070 and fc2 0.34 → 0.29; ViT-S fc2
  *   at 518² (33 blocks; 132 of 64×64) 0.052 → 0.033 in 64×64 blocks;
- * - else 64×64 blocks.
+ * - else 64×64 blocks;
+ * - an unsplit 128×128 block replaced by a 144- or 96-row one where that takes fewer whole waves
+ *   (FLASHDEPTH_TC_MATMUL_WAVES=fit, the default: `waveFittedLayout`).
  * Where the device's workgroup memory (`limitBytes`) is short of the large block's 46 KiB (software Vulkan: 32 KiB),
  * the large block single-buffered (27 KiB) — before, such a device failed to create the pipeline of any large product.
  * Blocks as narrow as N for the DPT head's 32- and 64-channel convolutions (4 subgroups in one column) were slower on

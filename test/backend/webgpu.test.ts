@@ -2,7 +2,8 @@
  * WebGPU smoke test on a software Vulkan device (Mesa lavapipe, fetched by .ci/fetch-lavapipe.sh). Runs in a child
  * process so the rest of the suite keeps its backend. Skipped where lavapipe is absent, except under CI=true.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
 import { REPO_ROOT } from '../helpers/fixtures.js';
@@ -58,5 +59,29 @@ describe('backend: webgpu on lavapipe', function () {
     expect(code, stderr).to.equal(0);
     const line = stderr.split('\n').find((l) => l.startsWith('backend: '));
     expect(line).to.match(/^backend: webgpu \[llvmpipe.*\]; skipped tensorflow: not installed \(@tensorflow\/tfjs-node-gpu, @tensorflow\/tfjs-node\)$/);
+  });
+});
+
+describe('bench on lavapipe: frame replay', function () {
+  this.timeout(240_000);
+
+  it('--warmup 1: the warm-up goes on until replay has recorded its frame, so every timed frame replays', async function () {
+    const env = lavapipeEnv(this);
+    const dir = mkdtempSync(join(tmpdir(), 'fd-bench-'));
+    try {
+      const json = join(dir, 'bench.json');
+      // The tiny config at 56 px; its Mamba pools path_3's 8×8 by 0.25 (0.1 would leave no token).
+      const { code, stderr } = await runCliProcess(['bench', '--config', join(REPO_ROOT, 'configs', 'tiny'), '--set', 'model.downsample_mamba=[0.25]',
+        '--resolution', '56x56', '--backend', 'webgpu', '--frames', '3', '--warmup', '1', '--json', json], env);
+      expect(code, stderr).to.equal(0);
+      // Frame 0, then the memory profile's tfjs frame (the state is no longer the predictor's: its count restarts),
+      // 2 tfjs frames and the recorded one.
+      expect(stderr).to.include('bench: warm-up extended to 4 frames, so that the frame replay records is not timed');
+      const [result] = JSON.parse(readFileSync(json, 'utf8')) as [{ warmupFrames: number; frames: number; replay: Record<string, unknown> }];
+      expect(result.warmupFrames).to.equal(4);
+      expect(result.replay).to.include({ tfjsFrames: 3, recordedFrames: 1, replayedFrames: 3, unavailable: null });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

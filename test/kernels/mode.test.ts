@@ -139,75 +139,87 @@ describe('kernel mode and precision', () => {
   });
 
   it('tensor-core matmul: 128×128 blocks where they fill the GPU or half a wave of them, 64×64 where a wave of those, else K split; single-buffered where workgroup memory is short, A converted in the kernel for small products, operands padded', () => {
-    // ViT-L fc1 at 518²: 11 × 32 large blocks, packed A; fc2 and proj: only 11 × 8, unsplit (half a wave of blocks);
-    // with FLASHDEPTH_TC_MATMUL_SPLIT=fill (sessions 9–12) K split in 3 (264 workgroups).
-    expect(tensorCoreMatMulLayout(1370, 4096, 1024, 49152)).to.deep.equal(DEFAULT_TC_MATMUL_LAYOUT);
-    expect(tensorCoreMatMulLayout(1370, 1024, 4096, 49152)).to.deep.equal(DEFAULT_TC_MATMUL_LAYOUT);
-    expect(tensorCoreMatMulLayout(1370, 1024, 1024, 49152)).to.deep.equal(DEFAULT_TC_MATMUL_LAYOUT);
-    expect(tensorCoreMatMulLayout(1370, 1024, 4096, 49152, 'double', 'fill')).to.deep.equal({ ...DEFAULT_TC_MATMUL_LAYOUT, splitK: 3 });
-    // The Full teacher's proj at 868×490 (17 × 8 blocks): unsplit ('fill': 2 splits); ViT-S fc2 at 518² (11 × 3 large
-    // blocks, 22 × 6 small ones): small blocks ('fill': 6 splits); a 3×3 conv at 19² (3 × 2 blocks, 6 × 4 small ones,
-    // K = 2304): 9 splits, at least 8 slices each.
-    expect(tensorCoreMatMulLayout(2171, 1024, 1024, 49152)).to.deep.equal(DEFAULT_TC_MATMUL_LAYOUT);
-    expect(tensorCoreMatMulLayout(2171, 1024, 1024, 49152, 'double', 'fill')).to.deep.equal({ ...DEFAULT_TC_MATMUL_LAYOUT, splitK: 2 });
-    expect(tensorCoreMatMulLayout(1370, 384, 1536, 49152)).to.deep.equal({ ...SMALL_TC_MATMUL_LAYOUT, convertA: true });
-    expect(tensorCoreMatMulLayout(1370, 384, 1536, 49152, 'double', 'fill')).to.deep.equal({ ...DEFAULT_TC_MATMUL_LAYOUT, splitK: 6, convertA: true });
-    expect(tensorCoreMatMulLayout(361, 256, 2304, 49152)).to.deep.equal({ ...DEFAULT_TC_MATMUL_LAYOUT, splitK: 9, convertA: true });
-    // ViT-S fc1 at 518² (8·10⁸ multiply-adds): 132 blocks but K = 384 too shallow to split: small blocks, A read as
-    // f32 (no pack dispatch); the 2K student's qkv: large.
-    expect(tensorCoreMatMulLayout(1370, 1536, 384, 49152)).to.deep.equal({ ...SMALL_TC_MATMUL_LAYOUT, convertA: true });
-    // The DPT head's convolution to 32 channels at 518²: 128×128 blocks (loading A bounds it; narrower blocks were slower).
-    expect(tensorCoreMatMulLayout(268324, 32, 576, 49152)).to.deep.equal(DEFAULT_TC_MATMUL_LAYOUT);
-    // Splits that would get no slices are dropped: 12 slices asked in 5 splits → 3 each, 4 splits.
-    expect([tcMatMulSlicesPerSplit(384, { ...DEFAULT_TC_MATMUL_LAYOUT, splitK: 5 }), tcMatMulSplits(384, { ...DEFAULT_TC_MATMUL_LAYOUT, splitK: 5 })]).to.deep.equal([3, 4]);
-    expect([tcMatMulSlicesPerSplit(384, DEFAULT_TC_MATMUL_LAYOUT), tcMatMulSplits(384, DEFAULT_TC_MATMUL_LAYOUT)]).to.deep.equal([12, 1]);
-    // An explicit layout that cannot run here is a one-line error, not a Dawn validation failure.
-    expect(() => checkTcMatMulLayout(DEFAULT_TC_MATMUL_LAYOUT, 32768))
-      .to.throw(ConfigError, /^tensor-core matmul layout \(4×2 subgroups of 2×4 tiles\): needs 46080 bytes of workgroup memory, the device allows 32768$/);
-    expect(() => checkTcMatMulLayout({ ...DEFAULT_TC_MATMUL_LAYOUT, splitK: 2.5 }, 49152)).to.throw(ConfigError, /splitK must be a whole number ≥ 1, got 2\.5$/);
-    expect(() => checkTcMatMulLayout({ ...DEFAULT_TC_MATMUL_LAYOUT, splitK: 3 }, 49152)).to.not.throw();
-    expect(() => checkTcAttentionLayout(DEFAULT_TC_ATTENTION_LAYOUT, 64, 32768))
-      .to.throw(ConfigError, /^tensor-core attention layout \(12 subgroups of 1 tiles, 16-key blocks\): needs \d+ bytes of workgroup memory for heads of 64, the device allows 32768$/);
-    expect(tensorCoreMatMulLayout(11972, 1152, 384, 49152)).to.deep.equal(DEFAULT_TC_MATMUL_LAYOUT);
-    // Software Vulkan's 32 KiB: the large block single-buffered (46 KiB → 27 KiB).
-    expect(tensorCoreMatMulLayout(11972, 1152, 384, 32768)).to.deep.equal({ ...DEFAULT_TC_MATMUL_LAYOUT, buffers: 1 });
-    expect(tcMatMulWorkgroupBytes(DEFAULT_TC_MATMUL_LAYOUT)).to.equal(2 * (128 * 40 + 32 * 136) * 2 + 8 * 256 * 4);
-    expect(tcMatMulWorkgroupBytes({ ...DEFAULT_TC_MATMUL_LAYOUT, buffers: 1 })).to.equal((128 * 40 + 32 * 136) * 2 + 8 * 256 * 4);
-    expect(tcMatMulWorkgroupBytes({ ...SMALL_TC_MATMUL_LAYOUT, buffers: 1, sliceK: 64 })).to.equal((64 * 72 + 64 * 72) * 2 + 4 * 256 * 4);
-    // Rows to whole 16-row tiles (at least 64), K to whole 32-deep slices, columns to 16 (at least 64).
-    expect(packedA(1370, 588)).to.deep.equal({ rows: 1370, cols: 588, rowsPad: 1376, colsPad: 608 });
-    expect(packedB(588, 1024)).to.deep.equal({ rows: 588, cols: 1024, rowsPad: 608, colsPad: 1024 });
-    expect(packedB(52, 20)).to.deep.equal({ rows: 52, cols: 20, rowsPad: 64, colsPad: 64 });
+    // The 128-row blocks' policy: FLASHDEPTH_TC_MATMUL_WAVES=off (the FLASHDEPTH_TC_MATMUL_WAVES test covers 'fit', the default).
+    withEnvRestored('FLASHDEPTH_TC_MATMUL_WAVES', () => {
+      process.env['FLASHDEPTH_TC_MATMUL_WAVES'] = 'off';
+      // ViT-L fc1 at 518²: 11 × 32 large blocks, packed A; fc2 and proj: only 11 × 8, unsplit (half a wave of blocks);
+      // with FLASHDEPTH_TC_MATMUL_SPLIT=fill (sessions 9–12) K split in 3 (264 workgroups).
+      expect(tensorCoreMatMulLayout(1370, 4096, 1024, 49152)).to.deep.equal(DEFAULT_TC_MATMUL_LAYOUT);
+      expect(tensorCoreMatMulLayout(1370, 1024, 4096, 49152)).to.deep.equal(DEFAULT_TC_MATMUL_LAYOUT);
+      expect(tensorCoreMatMulLayout(1370, 1024, 1024, 49152)).to.deep.equal(DEFAULT_TC_MATMUL_LAYOUT);
+      expect(tensorCoreMatMulLayout(1370, 1024, 4096, 49152, 'double', 'fill')).to.deep.equal({ ...DEFAULT_TC_MATMUL_LAYOUT, splitK: 3 });
+      // The Full teacher's proj at 868×490 (17 × 8 blocks): unsplit ('fill': 2 splits); ViT-S fc2 at 518² (11 × 3 large
+      // blocks, 22 × 6 small ones): small blocks ('fill': 6 splits); a 3×3 conv at 19² (3 × 2 blocks, 6 × 4 small ones,
+      // K = 2304): 9 splits, at least 8 slices each.
+      expect(tensorCoreMatMulLayout(2171, 1024, 1024, 49152)).to.deep.equal(DEFAULT_TC_MATMUL_LAYOUT);
+      expect(tensorCoreMatMulLayout(2171, 1024, 1024, 49152, 'double', 'fill')).to.deep.equal({ ...DEFAULT_TC_MATMUL_LAYOUT, splitK: 2 });
+      expect(tensorCoreMatMulLayout(1370, 384, 1536, 49152)).to.deep.equal({ ...SMALL_TC_MATMUL_LAYOUT, convertA: true });
+      expect(tensorCoreMatMulLayout(1370, 384, 1536, 49152, 'double', 'fill')).to.deep.equal({ ...DEFAULT_TC_MATMUL_LAYOUT, splitK: 6, convertA: true });
+      expect(tensorCoreMatMulLayout(361, 256, 2304, 49152)).to.deep.equal({ ...DEFAULT_TC_MATMUL_LAYOUT, splitK: 9, convertA: true });
+      // ViT-S fc1 at 518² (8·10⁸ multiply-adds): 132 blocks but K = 384 too shallow to split: small blocks, A read as
+      // f32 (no pack dispatch); the 2K student's qkv: large.
+      expect(tensorCoreMatMulLayout(1370, 1536, 384, 49152)).to.deep.equal({ ...SMALL_TC_MATMUL_LAYOUT, convertA: true });
+      // The DPT head's convolution to 32 channels at 518²: 128×128 blocks (loading A bounds it; narrower blocks were slower).
+      expect(tensorCoreMatMulLayout(268324, 32, 576, 49152)).to.deep.equal(DEFAULT_TC_MATMUL_LAYOUT);
+      // Splits that would get no slices are dropped: 12 slices asked in 5 splits → 3 each, 4 splits.
+      expect([tcMatMulSlicesPerSplit(384, { ...DEFAULT_TC_MATMUL_LAYOUT, splitK: 5 }), tcMatMulSplits(384, { ...DEFAULT_TC_MATMUL_LAYOUT, splitK: 5 })]).to.deep.equal([3, 4]);
+      expect([tcMatMulSlicesPerSplit(384, DEFAULT_TC_MATMUL_LAYOUT), tcMatMulSplits(384, DEFAULT_TC_MATMUL_LAYOUT)]).to.deep.equal([12, 1]);
+      // An explicit layout that cannot run here is a one-line error, not a Dawn validation failure.
+      expect(() => checkTcMatMulLayout(DEFAULT_TC_MATMUL_LAYOUT, 32768))
+        .to.throw(ConfigError, /^tensor-core matmul layout \(4×2 subgroups of 2×4 tiles\): needs 46080 bytes of workgroup memory, the device allows 32768$/);
+      expect(() => checkTcMatMulLayout({ ...DEFAULT_TC_MATMUL_LAYOUT, splitK: 2.5 }, 49152)).to.throw(ConfigError, /splitK must be a whole number ≥ 1, got 2\.5$/);
+      expect(() => checkTcMatMulLayout({ ...DEFAULT_TC_MATMUL_LAYOUT, splitK: 3 }, 49152)).to.not.throw();
+      expect(() => checkTcAttentionLayout(DEFAULT_TC_ATTENTION_LAYOUT, 64, 32768))
+        .to.throw(ConfigError, /^tensor-core attention layout \(12 subgroups of 1 tiles, 16-key blocks\): needs \d+ bytes of workgroup memory for heads of 64, the device allows 32768$/);
+      expect(tensorCoreMatMulLayout(11972, 1152, 384, 49152)).to.deep.equal(DEFAULT_TC_MATMUL_LAYOUT);
+      // Software Vulkan's 32 KiB: the large block single-buffered (46 KiB → 27 KiB).
+      expect(tensorCoreMatMulLayout(11972, 1152, 384, 32768)).to.deep.equal({ ...DEFAULT_TC_MATMUL_LAYOUT, buffers: 1 });
+      expect(tcMatMulWorkgroupBytes(DEFAULT_TC_MATMUL_LAYOUT)).to.equal(2 * (128 * 40 + 32 * 136) * 2 + 8 * 256 * 4);
+      expect(tcMatMulWorkgroupBytes({ ...DEFAULT_TC_MATMUL_LAYOUT, buffers: 1 })).to.equal((128 * 40 + 32 * 136) * 2 + 8 * 256 * 4);
+      expect(tcMatMulWorkgroupBytes({ ...SMALL_TC_MATMUL_LAYOUT, buffers: 1, sliceK: 64 })).to.equal((64 * 72 + 64 * 72) * 2 + 4 * 256 * 4);
+      // Rows to whole 16-row tiles (at least 64), K to whole 32-deep slices, columns to 16 (at least 64).
+      expect(packedA(1370, 588)).to.deep.equal({ rows: 1370, cols: 588, rowsPad: 1376, colsPad: 608 });
+      expect(packedB(588, 1024)).to.deep.equal({ rows: 588, cols: 1024, rowsPad: 608, colsPad: 1024 });
+      expect(packedB(52, 20)).to.deep.equal({ rows: 52, cols: 20, rowsPad: 64, colsPad: 64 });
+    });
   });
 
   it('tensor-core matmul: FLASHDEPTH_TC_MATMUL_BLOCK stages the 128×128 block in one buffer or two 16-deep ones; another value is a one-line error', () => {
-    withEnvRestored('FLASHDEPTH_TC_MATMUL_BLOCK', () => {
-      process.env['FLASHDEPTH_TC_MATMUL_BLOCK'] = 'double16';
-      expect(tensorCoreMatMulLayout(1370, 4096, 1024, 49152)).to.deep.equal({ ...DEFAULT_TC_MATMUL_LAYOUT, sliceK: 16 });
-      expect(tensorCoreMatMulLayout(1370, 1024, 4096, 49152)).to.deep.equal({ ...DEFAULT_TC_MATMUL_LAYOUT, sliceK: 16 });
-      expect(tensorCoreMatMulLayout(1370, 1024, 4096, 49152, 'double16', 'fill')).to.deep.equal({ ...DEFAULT_TC_MATMUL_LAYOUT, sliceK: 16, splitK: 3 });
-      // 29 KiB: two per H100 multiprocessor, and within software Vulkan's 32 KiB.
-      expect(tcMatMulWorkgroupBytes({ ...DEFAULT_TC_MATMUL_LAYOUT, sliceK: 16 })).to.equal(2 * (128 * 24 + 16 * 136) * 2 + 8 * 256 * 4);
-      expect(tensorCoreMatMulLayout(1370, 4096, 1024, 32768)).to.deep.equal({ ...DEFAULT_TC_MATMUL_LAYOUT, sliceK: 16 });
-      process.env['FLASHDEPTH_TC_MATMUL_BLOCK'] = 'single';
-      expect(tensorCoreMatMulLayout(1370, 4096, 1024, 49152)).to.deep.equal(SINGLE_BUFFERED_TC_MATMUL_LAYOUT);
-      process.env['FLASHDEPTH_TC_MATMUL_BLOCK'] = 'triple';
-      expect(() => tensorCoreMatMulLayout(1370, 4096, 1024, 49152)).to.throw('Expected one of double, single, double16 for FLASHDEPTH_TC_MATMUL_BLOCK but received "triple"');
+    // The 128-row blocks' policy: FLASHDEPTH_TC_MATMUL_WAVES=off (the FLASHDEPTH_TC_MATMUL_WAVES test covers 'fit', the default).
+    withEnvRestored('FLASHDEPTH_TC_MATMUL_WAVES', () => {
+      process.env['FLASHDEPTH_TC_MATMUL_WAVES'] = 'off';
+      withEnvRestored('FLASHDEPTH_TC_MATMUL_BLOCK', () => {
+        process.env['FLASHDEPTH_TC_MATMUL_BLOCK'] = 'double16';
+        expect(tensorCoreMatMulLayout(1370, 4096, 1024, 49152)).to.deep.equal({ ...DEFAULT_TC_MATMUL_LAYOUT, sliceK: 16 });
+        expect(tensorCoreMatMulLayout(1370, 1024, 4096, 49152)).to.deep.equal({ ...DEFAULT_TC_MATMUL_LAYOUT, sliceK: 16 });
+        expect(tensorCoreMatMulLayout(1370, 1024, 4096, 49152, 'double16', 'fill')).to.deep.equal({ ...DEFAULT_TC_MATMUL_LAYOUT, sliceK: 16, splitK: 3 });
+        // 29 KiB: two per H100 multiprocessor, and within software Vulkan's 32 KiB.
+        expect(tcMatMulWorkgroupBytes({ ...DEFAULT_TC_MATMUL_LAYOUT, sliceK: 16 })).to.equal(2 * (128 * 24 + 16 * 136) * 2 + 8 * 256 * 4);
+        expect(tensorCoreMatMulLayout(1370, 4096, 1024, 32768)).to.deep.equal({ ...DEFAULT_TC_MATMUL_LAYOUT, sliceK: 16 });
+        process.env['FLASHDEPTH_TC_MATMUL_BLOCK'] = 'single';
+        expect(tensorCoreMatMulLayout(1370, 4096, 1024, 49152)).to.deep.equal(SINGLE_BUFFERED_TC_MATMUL_LAYOUT);
+        process.env['FLASHDEPTH_TC_MATMUL_BLOCK'] = 'triple';
+        expect(() => tensorCoreMatMulLayout(1370, 4096, 1024, 49152)).to.throw('Expected one of double, single, double16 for FLASHDEPTH_TC_MATMUL_BLOCK but received "triple"');
+      });
     });
   });
 
   it('tensor-core matmul: FLASHDEPTH_TC_MATMUL_SPLIT=fill splits K until 256 workgroups, as sessions 9–12 did; another value is a one-line error', () => {
-    withEnvRestored('FLASHDEPTH_TC_MATMUL_SPLIT', () => {
-      process.env['FLASHDEPTH_TC_MATMUL_SPLIT'] = 'fill';
-      expect(tensorCoreMatMulLayout(2171, 1024, 4096, 49152)).to.deep.equal({ ...DEFAULT_TC_MATMUL_LAYOUT, splitK: 2 });
-      process.env['FLASHDEPTH_TC_MATMUL_SPLIT'] = 'few';
-      expect(tensorCoreMatMulLayout(2171, 1024, 4096, 49152)).to.deep.equal(DEFAULT_TC_MATMUL_LAYOUT);
-      process.env['FLASHDEPTH_TC_MATMUL_SPLIT'] = 'always';
-      expect(() => tensorCoreMatMulLayout(2171, 1024, 4096, 49152)).to.throw('Expected one of few, fill for FLASHDEPTH_TC_MATMUL_SPLIT but received "always"');
+    // The 128-row blocks' policy: FLASHDEPTH_TC_MATMUL_WAVES=off (the FLASHDEPTH_TC_MATMUL_WAVES test covers 'fit', the default).
+    withEnvRestored('FLASHDEPTH_TC_MATMUL_WAVES', () => {
+      process.env['FLASHDEPTH_TC_MATMUL_WAVES'] = 'off';
+      withEnvRestored('FLASHDEPTH_TC_MATMUL_SPLIT', () => {
+        process.env['FLASHDEPTH_TC_MATMUL_SPLIT'] = 'fill';
+        expect(tensorCoreMatMulLayout(2171, 1024, 4096, 49152)).to.deep.equal({ ...DEFAULT_TC_MATMUL_LAYOUT, splitK: 2 });
+        process.env['FLASHDEPTH_TC_MATMUL_SPLIT'] = 'few';
+        expect(tensorCoreMatMulLayout(2171, 1024, 4096, 49152)).to.deep.equal(DEFAULT_TC_MATMUL_LAYOUT);
+        process.env['FLASHDEPTH_TC_MATMUL_SPLIT'] = 'always';
+        expect(() => tensorCoreMatMulLayout(2171, 1024, 4096, 49152)).to.throw('Expected one of few, fill for FLASHDEPTH_TC_MATMUL_SPLIT but received "always"');
+      });
     });
   });
 
-  it('tensor-core matmul: FLASHDEPTH_TC_MATMUL_WAVES=fit gives unsplit products 144- or 96-row blocks where those take fewer whole waves; another value is a one-line error', () => {
+  it('tensor-core matmul: FLASHDEPTH_TC_MATMUL_WAVES=fit (the default) gives unsplit products 144- or 96-row blocks where those take fewer whole waves; another value is a one-line error', () => {
     const [rows144, rows96] = WAVE_FITTED_TC_MATMUL_LAYOUTS as [TensorCoreMatMulLayout, TensorCoreMatMulLayout];
     // 45.5 and 38 KiB double-buffered: one workgroup per multiprocessor, like the 128×128 block.
     expect(tcMatMulWorkgroupBytes(rows144)).to.equal(2 * (144 * 40 + 32 * 136) * 2 + 6 * 256 * 4);
@@ -234,6 +246,8 @@ describe('kernel mode and precision', () => {
       expect(tensorCoreMatMulLayout(1370, 384, 1536, 49152)).to.deep.equal({ ...SMALL_TC_MATMUL_LAYOUT, convertA: true });
       expect(tensorCoreMatMulLayout(361, 256, 2304, 49152)).to.deep.equal({ ...DEFAULT_TC_MATMUL_LAYOUT, splitK: 9, convertA: true });
       expect(tensorCoreMatMulLayout(2171, 1024, 1024, 32768)).to.deep.equal({ ...rows144, buffers: 1 });
+      delete process.env['FLASHDEPTH_TC_MATMUL_WAVES'];
+      expect(tensorCoreMatMulLayout(2171, 1024, 1024, 49152)).to.deep.equal(rows144);
       process.env['FLASHDEPTH_TC_MATMUL_WAVES'] = 'off';
       expect(tensorCoreMatMulLayout(2171, 1024, 1024, 49152)).to.deep.equal(DEFAULT_TC_MATMUL_LAYOUT);
       process.env['FLASHDEPTH_TC_MATMUL_WAVES'] = 'yes';
