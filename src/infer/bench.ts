@@ -247,12 +247,13 @@ export async function runBenchmark(options: BenchOptions): Promise<BenchResult> 
     // lease 16A), a one-off like the reference's compilation in its warm-up. Until session 16 a `--warmup` under 4 left
     // it in the timed window: with 30 timed L frames, ~5–8 ms per frame too many. So the warm-up goes on until the
     // frame is recorded and the timed frames all replay.
-    let warmed = Math.max(warmup, 1);
-    while (predictor.stats.recordedFrames === 0 && predictor.stats.unavailable === null && warmed < warmup + REPLAY_WARMUP_FRAMES + 2) {
+    const asked = Math.max(warmup, 1);
+    let warmed = asked;
+    while (predictor.stats.recordedFrames === 0 && predictor.stats.unavailable === null && warmed < asked + REPLAY_WARMUP_FRAMES + 2) {
       await latency(warmed);
       warmed++;
     }
-    if (warmed > Math.max(warmup, 1)) log.info(`bench: warm-up extended to ${warmed} frames, so that the frame replay records is not timed`);
+    if (warmed > asked) log.info(`bench: warm-up extended to ${warmed} frames, so that the frame replay records is not timed`);
 
     const times: number[] = [];
     const windowStart = performance.now();

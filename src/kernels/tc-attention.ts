@@ -14,7 +14,7 @@ import { webgpuCapabilities } from '../backend/webgpu.js';
 import { ConfigError, ShapeError } from '../errors.js';
 import type { FlashAttentionAttrs } from './flash-attention.js';
 import { attentionLayoutOverride, attentionScratchSync, attentionWaves } from './mode.js';
-import { MULTIPROCESSORS } from './tc-matmul_webgpu.js';
+import { WAVE_FIT_SHARE, wholeWaves } from './tc-matmul_webgpu.js';
 import type { WebGPUBackendLike } from './program.js';
 import {
   DEFAULT_TC_ATTENTION_LAYOUT, PackHeadsF16Program, attentionUniforms, packedPlanes, stageKeys, tcAttentionWorkgroupBytes, tcRowsPerWorkgroup, TensorCoreAttentionProgram,
@@ -54,17 +54,13 @@ const SMALL_GRID_WORKGROUPS = 96;
  */
 export const WAVE_FITTED_TC_ATTENTION_LAYOUT: TensorCoreAttentionLayout = { subgroups: 9, tiles: 2, blockK: 16, stageK: 32, kvBuffers: 1, oSplit: 4 };
 
-/** The fitted layout replaces the preferred one only where its predicted time is below this share of the other's. */
-const WAVE_FIT_SHARE = 0.9;
-
 /**
- * Predicted GPU time of an attention over `grid` in `layout`, in query rows: whole waves of workgroups (one per
- * multiprocessor at these layouts' 42–45 KiB) times the rows of one workgroup, a workgroup's time taken as
- * proportional to its rows.
+ * Predicted GPU time of an attention over `grid` in `layout`, in query rows: its whole waves of workgroups times the
+ * rows of one workgroup, a workgroup's time taken as proportional to its rows.
  */
 export function tcAttentionWaveCost(layout: TensorCoreAttentionLayout, grid: { rows: number; planes: number }): number {
   const rows = tcRowsPerWorkgroup(layout);
-  return Math.ceil((Math.ceil(grid.rows / rows) * grid.planes) / MULTIPROCESSORS) * rows;
+  return wholeWaves(Math.ceil(grid.rows / rows) * grid.planes) * rows;
 }
 
 /**

@@ -161,7 +161,18 @@ export function tensorCoreMatMulLayout(m: number, n: number, k: number, limitByt
 }
 
 /** Multiprocessors the wave model assumes: the H100 SXM's and the H200's 132 (WebGPU does not report the count). */
-export const MULTIPROCESSORS = 132;
+const MULTIPROCESSORS = 132;
+
+/**
+ * Whole waves a grid of `workgroups` takes at one workgroup per multiprocessor (the tensor-core matmul's and
+ * attention's 38–46 KiB workgroups): a wave that is mostly empty costs as much as a full one.
+ */
+export function wholeWaves(workgroups: number): number {
+  return Math.ceil(workgroups / MULTIPROCESSORS);
+}
+
+/** A wave-fitted layout (matmul block or attention workgroup) replaces the usual one only below this share of its predicted time. */
+export const WAVE_FIT_SHARE = 0.9;
 
 /**
  * The other block heights FLASHDEPTH_TC_MATMUL_WAVES=fit may take, each subgroup 64 columns wide like the 128×128
@@ -172,16 +183,12 @@ export const WAVE_FITTED_TC_MATMUL_LAYOUTS: readonly TensorCoreMatMulLayout[] = 
   { subgroups: { rows: 3, cols: 2 }, tiles: { rows: 2, cols: 4 } },
 ];
 
-/** A fitted block replaces the 128×128 one only where its predicted time is below this share of the other's. */
-const WAVE_FIT_SHARE = 0.9;
-
 /**
- * Predicted GPU time of an unsplit product in `layout`, in units of one 16-row block-row: the workgroups' whole waves
- * (one workgroup per multiprocessor at these blocks' 38–46 KiB) times the rows of a block, taking a block's time as
- * proportional to its rows — a wave that is mostly empty costs as much as a full one.
+ * Predicted GPU time of an unsplit product in `layout`, in units of one 16-row block-row: its whole waves times the
+ * rows of a block, taking a block's time as proportional to its rows.
  */
 export function tcMatMulWaveCost(m: number, n: number, layout: TensorCoreMatMulLayout): number {
-  return Math.ceil(tcMatMulBlocks(m, n, layout) / MULTIPROCESSORS) * (tcMatMulBlock(layout).rows / 16);
+  return wholeWaves(tcMatMulBlocks(m, n, layout)) * (tcMatMulBlock(layout).rows / 16);
 }
 
 /**

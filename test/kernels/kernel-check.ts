@@ -897,14 +897,10 @@ async function replayCheck(variant: 's' | 's-chunked' | 'full'): Promise<ReplayC
   const chunked = variant === 's-chunked';
   const model = variant === 'full' ? createFlashDepth('full', { overrides: FULL_REDUCED_TEACHER_OVERRIDES })
     : createFlashDepth('s', chunked ? { overrides: ['model.downsample_mamba=[1.0]'] } : {});
-  const savedChunks = process.env['FLASHDEPTH_MAMBA_CHUNK_TOKENS'];
-  if (chunked) process.env['FLASHDEPTH_MAMBA_CHUNK_TOKENS'] = String(REPLAY_SCAN_CHUNK_TOKENS);
-  try {
-    return await replayCheckOf(model, variant === 'full' ? 'Full (reduced teacher)' : chunked ? 'S, Mamba scan in time chunks' : 'S');
-  } finally {
-    if (savedChunks === undefined) delete process.env['FLASHDEPTH_MAMBA_CHUNK_TOKENS'];
-    else process.env['FLASHDEPTH_MAMBA_CHUNK_TOKENS'] = savedChunks;
-  }
+  return withEnvRestored('FLASHDEPTH_MAMBA_CHUNK_TOKENS', () => {
+    if (chunked) process.env['FLASHDEPTH_MAMBA_CHUNK_TOKENS'] = String(REPLAY_SCAN_CHUNK_TOKENS);
+    return replayCheckOf(model, variant === 'full' ? 'Full (reduced teacher)' : chunked ? 'S, Mamba scan in time chunks' : 'S');
+  });
 }
 
 async function replayCheckOf(model: FlashDepth, label: string): Promise<ReplayCheckResult> {
