@@ -19,6 +19,10 @@ B="node dist/src/cli/main.js bench --backend webgpu --precision mixed"
 CHUNK="FLASHDEPTH_MAMBA_CHUNK_TOKENS=64"
 ATW="FLASHDEPTH_ATTENTION_WAVES=fit"
 PIPE="FLASHDEPTH_ATTENTION_LAYOUT=12,1,16,1,4,64,1"
+# Every attention of Full (the 2K student too) in 2 or 3 query tiles per subgroup: each staged K/V matrix serves 32 or 48 rows.
+T2="FLASHDEPTH_ATTENTION_LAYOUT=9,2,16,1,4,32"
+T2B="FLASHDEPTH_ATTENTION_LAYOUT=6,2,16,1,4,64"
+T3="FLASHDEPTH_ATTENTION_LAYOUT=6,3,16,1,4,32"
 # step NAME TIMEOUT [VAR=value …] -- COMMAND …
 step() {
   local name=$1 tmo=$2; shift 2
@@ -37,19 +41,19 @@ bf() { local n=$1; shift; step "$n" 75 "$@" -- $B --config full --frames 25 --js
 bs() { local n=$1; shift; step "$n" 60 "$@" -- $B --config s --frames 100 --warmup 10 --json "$R/$n.json"; }
 if [[ $PART == 1 ]]; then
   bl l-new X=1
-  bl l-chunk $CHUNK
   step reference 150 PYTHONUNBUFFERED=1 -- python3 bench/reference/time_reference.py --models s,l,full --items 3 --out "$R/ref.jsonl"
   bf full-new X=1
-  bf full-atw $ATW
   bs s-new X=1
+  bf full-t2 $T2
+  bf full-t2b $T2B
+  bf full-t3 $T3
   bl l-new2 X=1
-  bl l-chunk2 $CHUNK
-  bl l-pipe $PIPE
   bf full-new2 X=1
-  bf full-chunk $CHUNK
-  step check-chunk 120 $CHUNK -- node dist/test/kernels/kernel-check.js --mixed-model-only
   step full-prof 90 X=1 -- $B --config full --frames 3 --profile
-  for c in 32 128 256; do bl "l-chunk$c" FLASHDEPTH_MAMBA_CHUNK_TOKENS=$c; done
+  bl l-chunk $CHUNK
+  bf full-atw $ATW
+  bl l-pipe $PIPE
+  step check-chunk 120 $CHUNK -- node dist/test/kernels/kernel-check.js --mixed-model-only
 else
   step att-sweep 240 X=1 -- node dist/test/kernels/kernel-timing.js --attention-only
   step mamba-sweep 90 X=1 -- node dist/test/kernels/kernel-timing.js --mamba-only

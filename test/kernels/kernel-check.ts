@@ -490,6 +490,14 @@ const CASES: Case[] = [
     inputs: () => [risingQkv(2)],
     run: ([qkv]) => twoHeadAttention(qkv!, { subgroups: 3, tiles: 2, blockK: 16, stageK: 32, kvBuffers: 1, oSplit: 4 }),
   },
+  {
+    // Three query tiles per subgroup (each K/V matrix from workgroup memory serves 48 rows; the lease's 6,3,16,1,4,32
+    // in 2 subgroups): 96 rows per workgroup (197 queries: the last workgroup's second subgroup past them), 32-key stages.
+    name: 'mixed attention, packed qkv, B=2 N=197 C=128 (2×64), 2 subgroups of 3 tiles, 32-key stages',
+    precision: 'mixed',
+    inputs: () => [risingQkv(2)],
+    run: ([qkv]) => twoHeadAttention(qkv!, { subgroups: 2, tiles: 3, blockK: 16, stageK: 32, kvBuffers: 1, oSplit: 4 }),
+  },
   // The LayerNorm kernels with each row summed over one subgroup (lavapipe's 8 lanes: 8 rows per workgroup), the
   // plain LayerNorm, its packing form and the split-K reduction's: row counts that leave a workgroup's rows unfilled.
   {

@@ -368,11 +368,12 @@ async function main(): Promise<void> {
       // permitting (12 subgroups staging one 16-key block, 10 staging 32 keys), and 2 tiles per subgroup in staged
       // layouts (each K/V matrix loaded from workgroup memory serves 32 query rows: the kernel's workgroup-memory
       // traffic per key falls by ~27%); 9 subgroups of 2 tiles (288 rows) put the Full teacher's 2170 queries × 16
-      // heads in 128 workgroups: one wave. Session 11's longer sweep (lease 11A): bench/README.md.
+      // heads in 128 workgroups: one wave; 3 and 4 tiles per subgroup (48 or 64 rows per K/V matrix, if their ~200 registers per lane
+      // fit without spilling). Session 11's longer sweep (lease 11A): bench/README.md.
       const layouts: TensorCoreAttentionLayout[] = ([[12, 1, 16, 2, 2, 'subgroup'], [4, 1, 32, 1, 2, 'subgroup'], [8, 1, 32, 2, 2, 'subgroup'], [8, 1, 32, 2, 2, 'workgroup'],
         [12, 1, 16, 1, 2, 'subgroup'], [6, 2, 16, 2, 2, 'subgroup'], [12, 1, 16, 2, 4, 'subgroup'], [12, 1, 16, 2, 4, 'subgroup', 32], [12, 1, 16, 1, 4, 'subgroup', 64], [8, 1, 16, 2, 2, 'subgroup', 32], [6, 2, 16, 2, 2, 'subgroup', 32],
         [8, 1, 16, 1, 4, 'subgroup', 64], [9, 1, 16, 1, 4, 'subgroup', 64], [10, 1, 16, 1, 4, 'subgroup', 64], [11, 1, 16, 1, 4, 'subgroup', 64],
-        [12, 1, 16, 1, 4, 'subgroup', 64, true], [12, 1, 16, 2, 4, 'subgroup', 32, true], [12, 1, 16, 1, 4, 'subgroup'], [10, 1, 16, 1, 4, 'subgroup', 32], [8, 2, 16, 1, 4, 'subgroup', 32], [6, 2, 16, 1, 4, 'subgroup', 64], [9, 2, 16, 1, 4, 'subgroup', 32]] as const)
+        [12, 1, 16, 1, 4, 'subgroup', 64, true], [12, 1, 16, 2, 4, 'subgroup', 32, true], [12, 1, 16, 1, 4, 'subgroup'], [10, 1, 16, 1, 4, 'subgroup', 32], [8, 2, 16, 1, 4, 'subgroup', 32], [6, 2, 16, 1, 4, 'subgroup', 64], [9, 2, 16, 1, 4, 'subgroup', 32], [6, 3, 16, 1, 4, 'subgroup', 32], [4, 4, 16, 1, 4, 'subgroup', 32], [4, 3, 16, 1, 4, 'subgroup', 64]] as const)
         .map(([subgroups, tiles, blockK, kvBuffers, oSplit, scratchSync, stageK, pipelined]) => ({ subgroups, tiles, blockK, kvBuffers, oSplit, scratchSync, ...(stageK ? { stageK } : {}), ...(pipelined ? { pipelined } : {}) }));
       for (const tcLayout of layouts) {
         if (tcAttentionWorkgroupBytes(tcLayout, 64) > webgpuCapabilities().maxWorkgroupStorageBytes) continue;
