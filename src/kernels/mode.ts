@@ -17,10 +17,11 @@
  * - tensor-core matmul waves: 'fit' (default since session 16: unsplit products in 144- or 96-row blocks where those
  *   need fewer whole waves of workgroups for the same rows — the Full teacher's 2171 rows are 17 blocks of 128, 16 of
  *   144; H200 lease 16A, Full 2.4–2.6 ms per frame faster) or 'off' (128-row blocks); FLASHDEPTH_TC_MATMUL_WAVES.
- * - tensor-core attention waves: 'fit' (a grid of more than one wave takes 9 subgroups of 2 query tiles, 288 rows per
- *   workgroup, where that needs fewer whole waves for the same rows: the Full teacher's 2171 queries × 16 heads, 192
- *   workgroups in two waves, 128 in one) or 'off' (default: H200 lease 16A, Full −0.5 ms, within the spread);
- *   FLASHDEPTH_ATTENTION_WAVES, for measurements.
+ * - tensor-core attention waves: 'fit' (default since session 17: a grid of more than one wave takes 9 subgroups of 2
+ *   query tiles, 288 rows per workgroup, where that needs fewer whole waves for the same rows: the Full teacher's 2171
+ *   queries × 16 heads, 192 workgroups in two waves, 128 in one; Full −0.5 ms on the H200 in lease 16A, −0.3 to −0.5
+ *   on the H100 in lease 17A, where the teacher's call took 0.224 instead of 0.251 ms) or 'off' (the 192-row default
+ *   layout everywhere); FLASHDEPTH_ATTENTION_WAVES, for measurements.
  * - tensor-core attention layout: FLASHDEPTH_ATTENTION_LAYOUT="subgroups,tiles,blockK,kvBuffers,oSplit[,stageK[,pipelined]]"
  *   replaces the preferred layout (where it fits and the grid is large enough), for measurements.
  * - attention branch: 'chained' (default: the qkv product writes the attention's f16 head planes, the attention writes
@@ -152,9 +153,9 @@ export function matMulWaves(): MatMulWaves {
   return fromEnv('FLASHDEPTH_TC_MATMUL_WAVES', MATMUL_WAVES, 'fit');
 }
 
-/** FLASHDEPTH_ATTENTION_WAVES (default 'off'): whether the tensor-core attention fits its workgroups' rows to waves. */
+/** FLASHDEPTH_ATTENTION_WAVES (default 'fit'): whether the tensor-core attention fits its workgroups' rows to waves. */
 export function attentionWaves(): AttentionWaves {
-  return fromEnv('FLASHDEPTH_ATTENTION_WAVES', ATTENTION_WAVES, 'off');
+  return fromEnv('FLASHDEPTH_ATTENTION_WAVES', ATTENTION_WAVES, 'fit');
 }
 
 /** FLASHDEPTH_MAMBA_CHUNK_TOKENS (a whole number ≥ 0), or null when unset: tokens per time chunk of the Mamba scan. */

@@ -149,6 +149,10 @@ async function replayedGpuMs(run: () => tf.Tensor, calls = 8, frames = 5): Promi
   tf.dispose(recorded.outputs);
   if (!recorded.frame) return null;
   try {
+    // Two untimed replays first: in lease 17A's sweep a row's first variant could time far slower than the same
+    // layout later in the row (the Full teacher's fc2 in 144-row blocks 0.37 then 0.19 ms, ViT-L's fc2 in 96-row
+    // ones 0.44 then 0.14), most likely a GPU not yet clocked up (it idles at 345 MHz).
+    await recorded.frame.timeDispatches([], 2);
     const { dispatches } = await recorded.frame.timeDispatches([], frames);
     return dispatches.reduce((sum, d) => sum + d.ms, 0) / calls;
   } catch (e) {

@@ -98,14 +98,15 @@ describe('kernel mode and precision', () => {
     const rows192 = { ...DEFAULT_TC_ATTENTION_LAYOUT, scratchSync: 'subgroup' };
     expect(tensorCoreAttentionLayout(64, 49152, { rows: 1370, planes: 6 })).to.deep.equal(rows64); // ViT-S at 518²: 8 × 6
     expect(tensorCoreAttentionLayout(64, 49152, { rows: 1370, planes: 16 })).to.deep.equal(rows192); // ViT-L at 518²: 8 × 16
-    expect(tensorCoreAttentionLayout(64, 49152, { rows: 2171, planes: 16 })).to.deep.equal(rows192); // Full teacher: 12 × 16
+    // The Full teacher (12 × 16 = 192 workgroups): the wave-fitted layout by default (next test).
+    expect(tensorCoreAttentionLayout(64, 49152, { rows: 2171, planes: 16 })).to.deep.equal({ ...WAVE_FITTED_TC_ATTENTION_LAYOUT, scratchSync: 'subgroup' });
     expect(tensorCoreAttentionLayout(64, 49152, { rows: 11973, planes: 6 })).to.deep.equal(rows192); // 2K student: 63 × 6
     // Where the 64-row layout is already the first that fits (32 KiB), a small grid keeps it.
     expect(tensorCoreAttentionLayout(64, 32768, { rows: 1370, planes: 6 })).to.deep.equal(rows64);
     expect(tensorCoreAttentionLayout(40, 49152, { rows: 1370, planes: 6 })).to.equal(null);
   });
 
-  it('tensor-core attention: FLASHDEPTH_ATTENTION_WAVES=fit gives grids of more than a wave 9 subgroups of 2 tiles where those take fewer whole waves; another value is a one-line error', () => {
+  it('tensor-core attention: FLASHDEPTH_ATTENTION_WAVES=fit (the default) gives grids of more than a wave 9 subgroups of 2 tiles where those take fewer whole waves, off the 192-row layout; another value is a one-line error', () => {
     const fitted = { ...WAVE_FITTED_TC_ATTENTION_LAYOUT, scratchSync: 'subgroup' };
     const teacher = { rows: 2171, planes: 16 };
     // The Full teacher: 12 × 16 = 192 workgroups of 192 rows (two waves) against 8 × 16 = 128 of 288 (one).
@@ -122,10 +123,15 @@ describe('kernel mode and precision', () => {
         process.env['FLASHDEPTH_ATTENTION_LAYOUT'] = '12,1,16,1,4';
         expect(tensorCoreAttentionLayout(64, 49152, teacher)).to.deep.equal({ subgroups: 12, tiles: 1, blockK: 16, kvBuffers: 1, oSplit: 4, scratchSync: 'subgroup' });
       });
+      process.env['FLASHDEPTH_ATTENTION_WAVES'] = 'off';
+      expect(tensorCoreAttentionLayout(64, 49152, teacher)).to.deep.equal({ ...DEFAULT_TC_ATTENTION_LAYOUT, scratchSync: 'subgroup' });
       process.env['FLASHDEPTH_ATTENTION_WAVES'] = 'all';
       expect(() => tensorCoreAttentionLayout(64, 49152, teacher)).to.throw('Expected one of off, fit for FLASHDEPTH_ATTENTION_WAVES but received "all"');
     });
-    expect(tensorCoreAttentionLayout(64, 49152, teacher)).to.deep.equal({ ...DEFAULT_TC_ATTENTION_LAYOUT, scratchSync: 'subgroup' });
+    withEnvRestored('FLASHDEPTH_ATTENTION_WAVES', () => {
+      delete process.env['FLASHDEPTH_ATTENTION_WAVES'];
+      expect(tensorCoreAttentionLayout(64, 49152, teacher)).to.deep.equal(fitted);
+    });
   });
 
   it('tensor-core attention: FLASHDEPTH_ATTENTION_SYNC=workgroup gives every chosen layout barrier-ordered scratch; another value is a one-line error', () => {
