@@ -86,9 +86,9 @@ export function tensorCoreAttentionLayout(headDim: number, limitBytes = webgpuCa
   if (Math.ceil(grid.rows / tcRowsPerWorkgroup(preferred)) * grid.planes < SMALL_GRID_WORKGROUPS) {
     return fitting.find((layout) => tcRowsPerWorkgroup(layout) < tcRowsPerWorkgroup(preferred)) ?? preferred;
   }
+  if (override || attentionWaves() !== 'fit') return preferred;
   const fitted = { ...WAVE_FITTED_TC_ATTENTION_LAYOUT, scratchSync };
-  const fits = !override && attentionWaves() === 'fit' && tcAttentionWorkgroupBytes(fitted, headDim) <= limitBytes
-    && tcAttentionWaveCost(fitted, grid) < WAVE_FIT_SHARE * tcAttentionWaveCost(preferred, grid);
+  const fits = tcAttentionWorkgroupBytes(fitted, headDim) <= limitBytes && tcAttentionWaveCost(fitted, grid) < WAVE_FIT_SHARE * tcAttentionWaveCost(preferred, grid);
   return fits ? fitted : preferred;
 }
 
