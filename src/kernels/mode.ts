@@ -8,6 +8,11 @@
  * - attention scratch sync: how the tensor-core attention orders each subgroup's own workgroup-memory round trips,
  *   'subgroup' (default: by the subgroup's program order) or 'workgroup' (barriers; the fallback if a driver gives
  *   wrong mixed-precision attention); FLASHDEPTH_ATTENTION_SYNC.
+ * - attention softmax: how the tensor-core attention's softmax moves a block of scores and P through workgroup
+ *   memory, 'vec4' (default since session 18: four adjacent columns per invocation, read as one vec4 from a vec4
+ *   scratch, their P written in one 8-byte store), 'packed' (the same, the scores read as four floats) or 'scalar'
+ *   (sessions 5–17: four single floats read and four halves written per row share); FLASHDEPTH_ATTENTION_SOFTMAX,
+ *   for measurements (tc-attention_webgpu.ts `TensorCoreAttentionLayout.softmax`).
  * - tensor-core matmul block: the 128×128 block's staging where it fills the GPU, 'double' (default: two 32-deep
  *   buffers per operand, 46 KiB), 'single' (one, 27 KiB) or 'double16' (two 16-deep ones, 29 KiB) — the last two fit
  *   two workgroups on an H100 multiprocessor; FLASHDEPTH_TC_MATMUL_BLOCK, for measurements.
@@ -17,6 +22,13 @@
  * - tensor-core matmul waves: 'fit' (default since session 16: unsplit products in 144- or 96-row blocks where those
  *   need fewer whole waves of workgroups for the same rows — the Full teacher's 2171 rows are 17 blocks of 128, 16 of
  *   144; H200 lease 16A, Full 2.4–2.6 ms per frame faster) or 'off' (128-row blocks); FLASHDEPTH_TC_MATMUL_WAVES.
+ * - tensor-core matmul subgroups: how many subgroups share the linear layers' large blocks (128×128, and the
+ *   wave-fitted 144 and 96 rows). 'deep' (default since session 18): twice as many, 32 columns wide instead of 64
+ *   (single-buffered where double buffers no longer fit), in products at least DEEP_K = 1024 deep — ViT-L's and the
+ *   Full teacher's: more warps to hide each one's latency, at more workgroup-memory loads per multiply; H100 lease
+ *   18C, Full 50.7–50.8 → 48.3 ms, L 15.2/17.6 → 14.6/17.4, S unchanged. 'many': in every product (the 2K student's
+ *   shallow ones too: no better than 'deep' in Full, slower per call). 'wide': 8 or 6 subgroups of 64 columns
+ *   everywhere (sessions 5–17); FLASHDEPTH_TC_MATMUL_SUBGROUPS, for measurements.
  * - tensor-core attention waves: 'fit' (default since session 17: a grid of more than one wave takes 9 subgroups of 2
  *   query tiles, 288 rows per workgroup, where that needs fewer whole waves for the same rows: the Full teacher's 2171
  *   queries × 16 heads, 192 workgroups in two waves, 128 in one; Full −0.5 ms on the H200 in lease 16A, −0.3 to −0.5
@@ -49,6 +61,9 @@ export type Precision = (typeof PRECISIONS)[number];
 export const ATTENTION_SYNCS = ['subgroup', 'workgroup'] as const;
 export type AttentionSync = (typeof ATTENTION_SYNCS)[number];
 
+export const ATTENTION_SOFTMAXES = ['scalar', 'packed', 'vec4'] as const;
+export type AttentionSoftmax = (typeof ATTENTION_SOFTMAXES)[number];
+
 export const ATTENTION_BRANCHES = ['chained', 'separate'] as const;
 export type AttentionBranch = (typeof ATTENTION_BRANCHES)[number];
 
@@ -60,6 +75,9 @@ export type MatMulSplit = (typeof MATMUL_SPLITS)[number];
 
 export const MATMUL_WAVES = ['off', 'fit'] as const;
 export type MatMulWaves = (typeof MATMUL_WAVES)[number];
+
+export const MATMUL_SUBGROUPS = ['wide', 'many', 'deep'] as const;
+export type MatMulSubgroups = (typeof MATMUL_SUBGROUPS)[number];
 
 export const ATTENTION_WAVES = ['off', 'fit'] as const;
 export type AttentionWaves = (typeof ATTENTION_WAVES)[number];
@@ -104,6 +122,11 @@ export function setPrecision(next: Precision): void {
 /** FLASHDEPTH_ATTENTION_SYNC (default 'subgroup'): `scratchSync` of the tensor-core attention layouts the kernels choose. */
 export function attentionScratchSync(): AttentionSync {
   return fromEnv('FLASHDEPTH_ATTENTION_SYNC', ATTENTION_SYNCS, 'subgroup');
+}
+
+/** FLASHDEPTH_ATTENTION_SOFTMAX (default 'vec4'): `softmax` of the tensor-core attention layouts the kernels choose. */
+export function attentionSoftmax(): AttentionSoftmax {
+  return fromEnv('FLASHDEPTH_ATTENTION_SOFTMAX', ATTENTION_SOFTMAXES, 'vec4');
 }
 
 /** The fields FLASHDEPTH_ATTENTION_LAYOUT sets, in order (the scratch sync comes from FLASHDEPTH_ATTENTION_SYNC). */
@@ -151,6 +174,11 @@ export function matMulSplit(): MatMulSplit {
 /** FLASHDEPTH_TC_MATMUL_WAVES (default 'fit'): whether unsplit tensor-core products fit their blocks' rows to waves. */
 export function matMulWaves(): MatMulWaves {
   return fromEnv('FLASHDEPTH_TC_MATMUL_WAVES', MATMUL_WAVES, 'fit');
+}
+
+/** FLASHDEPTH_TC_MATMUL_SUBGROUPS (default 'deep'): the register tiles of the tensor-core linear layers' large blocks. */
+export function matMulSubgroups(): MatMulSubgroups {
+  return fromEnv('FLASHDEPTH_TC_MATMUL_SUBGROUPS', MATMUL_SUBGROUPS, 'deep');
 }
 
 /** FLASHDEPTH_ATTENTION_WAVES (default 'fit'): whether the tensor-core attention fits its workgroups' rows to waves. */

@@ -13,7 +13,7 @@ import type * as tf from '@tensorflow/tfjs-core';
 import { webgpuCapabilities } from '../backend/webgpu.js';
 import { ConfigError, ShapeError } from '../errors.js';
 import type { FlashAttentionAttrs } from './flash-attention.js';
-import { attentionLayoutOverride, attentionScratchSync, attentionWaves } from './mode.js';
+import { attentionLayoutOverride, attentionScratchSync, attentionSoftmax, attentionWaves } from './mode.js';
 import { WAVE_FIT_SHARE, wholeWaves } from './tc-matmul_webgpu.js';
 import type { WebGPUBackendLike } from './program.js';
 import {
@@ -73,21 +73,25 @@ export function tcAttentionWaveCost(layout: TensorCoreAttentionLayout, grid: { r
  * FLASHDEPTH_ATTENTION_WAVES=fit (the default), WAVE_FITTED_TC_ATTENTION_LAYOUT where it fits and is predicted under WAVE_FIT_SHARE
  * of the preferred layout's time (the Full teacher: 128 workgroups, one wave of 288 rows, against 192 in two of
  * 192; the 2K student and ViT-L at 518² keep theirs), unless FLASHDEPTH_ATTENTION_LAYOUT is set. Every chosen layout
- * takes `scratchSync` from FLASHDEPTH_ATTENTION_SYNC, and FLASHDEPTH_ATTENTION_LAYOUT replaces the default (./mode.ts).
+ * takes `scratchSync` from FLASHDEPTH_ATTENTION_SYNC and `softmax` from FLASHDEPTH_ATTENTION_SOFTMAX, and FLASHDEPTH_ATTENTION_LAYOUT replaces the default (./mode.ts).
  */
 export function tensorCoreAttentionLayout(headDim: number, limitBytes = webgpuCapabilities().maxWorkgroupStorageBytes, grid?: { rows: number; planes: number }): TensorCoreAttentionLayout | null {
   if (!tensorCoreAttentionSupports(headDim)) return null;
   const scratchSync = attentionScratchSync();
+  const softmax = attentionSoftmax();
+  // The softmax's form is named only where it is not the kernel's default (vec4), so that chosen layouts compare equal
+  // to the constants.
+  const switches = { scratchSync, ...(softmax !== 'vec4' ? { softmax } : {}) };
   const override = attentionLayoutOverride();
   const preference = override ? [override, ...LAYOUTS_BY_PREFERENCE.slice(1)] : LAYOUTS_BY_PREFERENCE;
-  const fitting = preference.map((layout) => ({ ...layout, scratchSync })).filter((layout) => tcAttentionWorkgroupBytes(layout, headDim) <= limitBytes);
+  const fitting = preference.map((layout) => ({ ...layout, ...switches })).filter((layout) => tcAttentionWorkgroupBytes(layout, headDim) <= limitBytes);
   const preferred = fitting[0];
   if (!preferred || !grid) return preferred ?? null;
   if (Math.ceil(grid.rows / tcRowsPerWorkgroup(preferred)) * grid.planes < SMALL_GRID_WORKGROUPS) {
     return fitting.find((layout) => tcRowsPerWorkgroup(layout) < tcRowsPerWorkgroup(preferred)) ?? preferred;
   }
   if (override || attentionWaves() !== 'fit') return preferred;
-  const fitted = { ...WAVE_FITTED_TC_ATTENTION_LAYOUT, scratchSync };
+  const fitted = { ...WAVE_FITTED_TC_ATTENTION_LAYOUT, ...switches };
   const fits = tcAttentionWorkgroupBytes(fitted, headDim) <= limitBytes && tcAttentionWaveCost(fitted, grid) < WAVE_FIT_SHARE * tcAttentionWaveCost(preferred, grid);
   return fits ? fitted : preferred;
 }

@@ -13,7 +13,7 @@ import { LayerNormPackF16Program, layerNormPackUniforms } from './layer-norm_web
 import { selfAttentionPlanes, TC_SELF_ATTENTION, tensorCoreAttentionSupports, tensorCoreSelfAttentionLayout, type TensorCoreSelfAttentionAttrs } from './tc-attention.js';
 import type { WebGPUBackendLike } from './program.js';
 import { webgpuCapabilities } from '../backend/webgpu.js';
-import { layerNormRowLanes, matMulBlock, matMulSplit, matMulWaves } from './mode.js';
+import { layerNormRowLanes, matMulBlock, matMulSplit, matMulSubgroups, matMulWaves } from './mode.js';
 import {
   SLICE_K, SplitKReduceLayerNormProgram, SplitKReduceProgram, TensorCoreMatMulProgram, PackF16Program, checkTcMatMulLayout, packF16Uniforms, packedShape, splitKReduceUniforms, tcMatMulUniforms,
   tensorCoreMatMulLayout, type MatMulASource, type TensorCoreMatMulLayout, type PackedShape,
@@ -90,7 +90,7 @@ function tensorCoreMatMulWebGPU(args: { inputs: tf.NamedTensorInfoMap; backend: 
   if (attrs.layout) checkTcMatMulLayout(attrs.layout, limitBytes);
   // A 3×3 convolution keeps the 128-row block: loading its A (neighbourhoods of the image) bounds it, which fewer
   // subgroups do more slowly.
-  const layout = attrs.layout ?? tensorCoreMatMulLayout(m, n, k, limitBytes, matMulBlock(), matMulSplit(), conv ? 'off' : matMulWaves());
+  const layout = attrs.layout ?? tensorCoreMatMulLayout(m, n, k, limitBytes, matMulBlock(), matMulSplit(), conv ? 'off' : matMulWaves(), conv ? 'wide' : matMulSubgroups());
   // With a LayerNorm prologue A is always packed, by the LayerNorm itself.
   const layerNormEps = attrs.layerNormEps ?? null;
   // A conv's image is packed to f16 as a [pixels, Cin] matrix (no column padding: Cin is a multiple of 8).

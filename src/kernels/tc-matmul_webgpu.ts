@@ -35,7 +35,7 @@ import { ConfigError } from '../errors.js';
 import { ERF_VEC4_WGSL } from './elementwise_webgpu.js';
 import { layerNormDispatch, layerNormLanesKey, layerNormPackF16Code } from './layer-norm_webgpu.js';
 import { foldedDispatch, type WebGPUProgram } from './program.js';
-import { matMulBlock, matMulSplit, matMulWaves, type MatMulBlock, type MatMulSplit, type MatMulWaves } from './mode.js';
+import { matMulBlock, matMulSplit, matMulSubgroups, matMulWaves, type MatMulBlock, type MatMulSplit, type MatMulSubgroups, type MatMulWaves } from './mode.js';
 
 /** WGSL header shared by the tensor-core programs (hoisted above tfjs' header by src/backend/webgpu.ts). */
 export const TENSOR_CORE_DIRECTIVES = `
@@ -138,7 +138,9 @@ export function tcMatMulBlocks(m: number, n: number, layout: TensorCoreMatMulLay
  *   at 518² (33 blocks; 132 of 64×64) 0.052 → 0.033 in 64×64 blocks;
  * - else 64×64 blocks;
  * - an unsplit 128×128 block replaced by a 144- or 96-row one where that takes fewer whole waves
- *   (FLASHDEPTH_TC_MATMUL_WAVES=fit, the default: `waveFittedLayout`).
+ *   (FLASHDEPTH_TC_MATMUL_WAVES=fit, the default: `waveFittedLayout`);
+ * - with `subgroups` 'many' (FLASHDEPTH_TC_MATMUL_SUBGROUPS), that large or fitted block in twice the subgroups
+ *   (`withMoreSubgroups`); with 'deep', only where K ≥ DEEP_K.
  * Where the device's workgroup memory (`limitBytes`) is short of the large block's 46 KiB (software Vulkan: 32 KiB),
  * the large block single-buffered (27 KiB) — before, such a device failed to create the pipeline of any large product.
  * Blocks as narrow as N for the DPT head's 32- and 64-channel convolutions (4 subgroups in one column) were slower on
@@ -147,7 +149,7 @@ export function tcMatMulBlocks(m: number, n: number, layout: TensorCoreMatMulLay
  * at half the rate of 8.
  */
 export function tensorCoreMatMulLayout(m: number, n: number, k: number, limitBytes: number, block: MatMulBlock = matMulBlock(), split: MatMulSplit = matMulSplit(),
-  waves: MatMulWaves = matMulWaves()): TensorCoreMatMulLayout {
+  waves: MatMulWaves = matMulWaves(), subgroups: MatMulSubgroups = matMulSubgroups()): TensorCoreMatMulLayout {
   const chosen = LARGE_BLOCKS[block];
   const large = tcMatMulWorkgroupBytes(chosen) <= limitBytes ? chosen : SINGLE_BUFFERED_TC_MATMUL_LAYOUT;
   const blocks = tcMatMulBlocks(m, n, large);
@@ -157,7 +159,8 @@ export function tensorCoreMatMulLayout(m: number, n: number, k: number, limitByt
     : splits >= 2 && n % 4 === 0 ? (splitPays ? { ...large, splitK: splits } : blocks >= TARGET_WORKGROUPS / 4 ? large : SMALL_TC_MATMUL_LAYOUT)
     : SMALL_TC_MATMUL_LAYOUT;
   const fitted = layout === large && waves === 'fit' ? waveFittedLayout(m, n, large, limitBytes) : layout;
-  return m * n * k < CONVERT_A_BELOW ? { ...fitted, convertA: true } : fitted;
+  const shaped = subgroups === 'many' || (subgroups === 'deep' && k >= DEEP_K) ? withMoreSubgroups(fitted, limitBytes) : fitted;
+  return m * n * k < CONVERT_A_BELOW ? { ...shaped, convertA: true } : shaped;
 }
 
 /** Multiprocessors the wave model assumes: the H100 SXM's and the H200's 132 (WebGPU does not report the count). */
@@ -212,6 +215,29 @@ export function waveFittedLayout(m: number, n: number, large: TensorCoreMatMulLa
     }
   }
   return best;
+}
+
+/**
+ * Depth from which FLASHDEPTH_TC_MATMUL_SUBGROUPS=deep (the default) gives a product twice the subgroups: ViT-L's
+ * and the Full teacher's (K = 1024 and 4096), whose blocks got faster in them on the H100 (lease 18A,
+ * `kernel-timing.js --matmul-only`: ViT-L's fc1 at 518² 0.36 → 0.29 ms, the teacher's fc2 0.19 → 0.16), not the 2K
+ * student's qkv and fc1 (K = 384: 0.35 → 0.68 and 0.58 → 0.77 in that sweep).
+ */
+export const DEEP_K = 1024;
+
+/**
+ * `layout`'s block in twice its subgroups, each half as wide (32 columns instead of 64): double-buffered where that
+ * fits `limitBytes`, else single-buffered, else `layout` itself (as for a layout whose subgroups are not 64 wide).
+ * Twice the warps on a multiprocessor to hide each one's latency (the block's workgroups run one at a time), at
+ * more workgroup-memory loads per multiply: lease 17A timed the Full teacher's fc2 (2171 × 4096 × 1024) in 144-row
+ * blocks at 0.19 ms per call in 6 subgroups of 48×64 and 0.16 in 12 of 48×32, single-buffered.
+ */
+export function withMoreSubgroups(layout: TensorCoreMatMulLayout, limitBytes: number): TensorCoreMatMulLayout {
+  if (layout.tiles.cols !== 4) return layout;
+  const many: TensorCoreMatMulLayout = { ...layout, subgroups: { rows: layout.subgroups.rows, cols: 2 * layout.subgroups.cols }, tiles: { rows: layout.tiles.rows, cols: 2 } };
+  if (tcMatMulWorkgroupBytes(many) <= limitBytes) return many;
+  const single: TensorCoreMatMulLayout = { ...many, buffers: 1 };
+  return tcMatMulWorkgroupBytes(single) <= limitBytes ? single : layout;
 }
 
 /**

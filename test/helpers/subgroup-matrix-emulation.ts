@@ -27,7 +27,7 @@ export function emulateSubgroupMatrices(code: string): string {
   const loads = new Set<string>();
   const stores = new Set<string>();
   // Majorness is a template argument; offset and stride count elements of the array, which may hold the matrix's
-  // halves packed in u32 vectors (vec4<u32>: 8 halves, vec2<u32>: 4).
+  // halves packed in u32 vectors (vec4<u32>: 8 halves, vec2<u32>: 4) or its floats in vec4<f32>s.
   out = out.replace(/subgroupMatrixLoad<subgroup_matrix_(left|right|result)<(?:f16|f32), 16, 16>, (row|col)_major>\(&(\w+), ([^,]+), /g,
     (_m, kind: string, major: string, array: string, offset: string) => {
       loads.add(`${kind}|${array}`);
@@ -37,14 +37,18 @@ export function emulateSubgroupMatrices(code: string): string {
     stores.add(array);
     return `smStore_${array}(${offset}, ${matrix}, ${major === 'col'}, `;
   });
-  // Halves per element of each array the helpers read (1 for f16/f32 arrays), from its declaration.
-  const packedHalves = (array: string): number => {
+  const elementType = (array: string): string => {
     const type = new RegExp(`var(?:<[^>]*>)?\\s+${array}\\s*:\\s*array<(vec\\d<\\w+>|\\w+)`).exec(code)?.[1];
     if (type === undefined) throw new Error(`emulateSubgroupMatrices: no declaration of ${array}`);
-    return ({ 'vec4<u32>': 8, 'vec2<u32>': 4 } as Record<string, number>)[type] ?? 1;
+    return type;
   };
-  // Element h (in halves) of an array of packed halves, as f32.
+  // Matrix elements (halves or floats) per element of each array the helpers use (1 for f16/f32 arrays).
+  const packedHalves = (array: string): number => ({ 'vec4<u32>': 8, 'vec2<u32>': 4, 'vec4<f32>': 4 } as Record<string, number>)[elementType(array)] ?? 1;
+  // Matrix element h of an array, as f32 (halves packed in u32 vectors, floats in vec4s, or plain), and its reference.
+  const element = (array: string, index: string): string => `${array}[(${index}) / 4u][(${index}) % 4u]`;
   const read = (array: string, index: string): string => {
+    const type = elementType(array);
+    if (type === 'vec4<f32>') return element(array, index);
     const per = packedHalves(array);
     return per === 1 ? `f32(${array}[${index}])` : `emuHalf${per}(${array}[(${index}) / ${per}u], (${index}) % ${per}u)`;
   };
@@ -82,7 +86,11 @@ export function emulateSubgroupMatrices(code: string): string {
       const per = packedHalves(array);
       return `fn smLoad_${kind}_${array}(offset : u32, colMajor : bool, elementStride : u32) -> SM${kind} { let off = offset * ${per}u; let stride = elementStride * ${per}u; var m : SM${kind}; ${body} return m; }`;
     }),
-    ...[...stores].map((array) => `fn smStore_${array}(off : u32, m : SMresult, colMajor : bool, stride : u32) { ${loop('r', `${array}[${at(row, col)}] = m.v[r];`)} }`),
+    ...[...stores].map((array) => {
+      const vec = elementType(array) === 'vec4<f32>';
+      const per = vec ? 4 : 1;
+      return `fn smStore_${array}(offset : u32, m : SMresult, colMajor : bool, elementStride : u32) { let off = offset * ${per}u; let stride = elementStride * ${per}u; ${loop('r', `${vec ? element(array, at(row, col)) : `${array}[${at(row, col)}]`} = m.v[r];`)} }`;
+    }),
   ];
   // Module-scope functions may follow their callers; appended, they come after the arrays they use.
   return `${out}\n${helpers.join('\n')}\n`;

@@ -36,7 +36,7 @@ import { closeness, FIXTURES_DIR } from '../helpers/fixtures.js';
 import { withEnvRestored } from '../helpers/env.js';
 import type { WebGPUBackendLike } from '../../src/kernels/program.js';
 import { PackHeadsF16Program, packedPlanes, type TensorCoreAttentionLayout } from '../../src/kernels/tc-attention_webgpu.js';
-import { SINGLE_BUFFERED_TC_MATMUL_LAYOUT, SMALL_TC_MATMUL_LAYOUT, WAVE_FITTED_TC_MATMUL_LAYOUTS, type TensorCoreMatMulLayout } from '../../src/kernels/tc-matmul_webgpu.js';
+import { SINGLE_BUFFERED_TC_MATMUL_LAYOUT, SMALL_TC_MATMUL_LAYOUT, WAVE_FITTED_TC_MATMUL_LAYOUTS, withMoreSubgroups, type TensorCoreMatMulLayout } from '../../src/kernels/tc-matmul_webgpu.js';
 
 export interface KernelCheckResult {
   name: string;
@@ -372,6 +372,15 @@ const CASES: Case[] = [
     run: ([x, w, b, r, g]) => tcMatMulOr(x!, w!, b!, { ...WAVE_FITTED_TC_MATMUL_LAYOUTS[0]!, buffers: 1 }, { x: r!, gamma: g! }),
   },
   {
+    // FLASHDEPTH_TC_MATMUL_SUBGROUPS=many's form of the 144-row block: 3 × 4 subgroups of 3 × 2 tiles (48×32), one
+    // buffer (32 512 bytes: it just fits software Vulkan's 32 KiB); 384 invocations share 576 A and 512 B units per
+    // slice; 300 rows, 160 columns (the second block 32 wide: two of its four subgroup columns past N).
+    name: 'mixed matMul, 144-row blocks (12 subgroups of 48×32), [300, 256] · [256, 160] + bias + LayerScale residual',
+    precision: 'mixed',
+    inputs: () => [normal([300, 256]), normal([256, 160], 0.05), normal([160]), normal([300, 160]), normal([160])],
+    run: ([x, w, b, r, g]) => tcMatMulOr(x!, w!, b!, withMoreSubgroups(WAVE_FITTED_TC_MATMUL_LAYOUTS[0]!, 32768), { x: r!, gamma: g! }),
+  },
+  {
     // Its 96-row block (3 × 2 subgroups of 2 × 4 tiles): 250 rows in 3 blocks (the last 58), K = 96 in 3 slices.
     name: 'mixed matMul, 96-row blocks (6 subgroups of 32×64), [250, 96] · [96, 136] + bias',
     precision: 'mixed',
@@ -497,6 +506,34 @@ const CASES: Case[] = [
     precision: 'mixed',
     inputs: () => [risingQkv(2)],
     run: ([qkv]) => twoHeadAttention(qkv!, { subgroups: 2, tiles: 3, blockK: 16, stageK: 32, kvBuffers: 1, oSplit: 4 }),
+  },
+  {
+    // The softmax of sessions 5–17 (FLASHDEPTH_ATTENTION_SOFTMAX=scalar; the other cases take the default, vec4s):
+    // columns quad + 4i one float at a time, each P one f16 store; the default's staging (64-key stages of 16-key
+    // blocks, O in quarters); rising logits (rescales).
+    name: 'mixed attention, packed qkv, B=2 N=197 C=128 (2×64), 64-key stages of 16-key blocks, softmax scalar',
+    precision: 'mixed',
+    inputs: () => [risingQkv(2)],
+    run: ([qkv]) => twoHeadAttention(qkv!, { subgroups: 4, tiles: 1, blockK: 16, stageK: 64, kvBuffers: 1, oSplit: 4, softmax: 'scalar' }),
+  },
+  {
+    // The same with the scores read as single floats (FLASHDEPTH_ATTENTION_SOFTMAX=packed), 32-key blocks (two vec4s
+    // per row share; the last block of 197 keys masked from column 5) and the accumulators' round trips whole (16
+    // vec4s per row, four per invocation).
+    name: 'mixed attention, packed qkv, B=2 N=197 C=128 (2×64), 32-key blocks, O whole, softmax packed',
+    precision: 'mixed',
+    inputs: () => [risingQkv(2)],
+    run: ([qkv]) => twoHeadAttention(qkv!, { subgroups: 4, tiles: 1, blockK: 32, kvBuffers: 1, oSplit: 1, softmax: 'packed' }),
+  },
+  {
+    // The chained branch with the scalar softmax (the other branch cases write the projection's operand from vec4s).
+    name: 'mixed self-attention branch, softmax scalar, [2, 250, 128] (2×64)',
+    precision: 'mixed',
+    inputs: () => [normal([2, 250, 128], 2), normal([128, 384], 0.15), normal([384]), normal([128, 128], 0.1), normal([128])],
+    run: ([x, wq, bq, wp, bp]) => withEnvRestored('FLASHDEPTH_ATTENTION_SOFTMAX', () => {
+      process.env['FLASHDEPTH_ATTENTION_SOFTMAX'] = 'scalar';
+      return attentionBranch(x!, 2, { weight: wq!, bias: bq! }, { weight: wp!, bias: bp! });
+    }),
   },
   // The LayerNorm kernels with each row summed over one subgroup (lavapipe's 8 lanes: 8 rows per workgroup), the
   // plain LayerNorm, its packing form and the split-K reduction's: row counts that leave a workgroup's rows unfilled.

@@ -18,11 +18,12 @@ import { linear } from '../../src/models/ops.js';
 import { flashAttention } from '../../src/kernels/flash-attention.js';
 import {
   DEFAULT_TC_MATMUL_LAYOUT, PackF16Program, TensorCoreMatMulProgram, packF16Uniforms, tcMatMulUniforms,
-  tcMatMulBlocks, tcMatMulWorkgroupBytes, tensorCoreMatMulLayout, WAVE_FITTED_TC_MATMUL_LAYOUTS, type PackedShape, type TensorCoreMatMulLayout,
+  tcMatMulBlocks, tcMatMulWorkgroupBytes, tensorCoreMatMulLayout, WAVE_FITTED_TC_MATMUL_LAYOUTS, withMoreSubgroups, type PackedShape, type TensorCoreMatMulLayout,
 } from '../../src/kernels/tc-matmul_webgpu.js';
 import { TC_MATMUL, packedA, packedB, packedWeight } from '../../src/kernels/tc-matmul.js';
 import { TC_ATTENTION } from '../../src/kernels/tc-attention.js';
 import { tcAttentionWorkgroupBytes, type TensorCoreAttentionLayout } from '../../src/kernels/tc-attention_webgpu.js';
+import type { AttentionSoftmax } from '../../src/kernels/mode.js';
 import { emulateSubgroupMatrices, webgpuCapabilities } from '../../src/backend/webgpu.js';
 import { emulateSubgroupMatrices as emulateSubgroupMatrixBuiltins } from '../helpers/subgroup-matrix-emulation.js';
 import { fusedMambaScan, runMambaScan, type WebGPUBackendWithDispose } from '../../src/kernels/mamba-scan.js';
@@ -322,9 +323,10 @@ async function main(): Promise<void> {
       { subgroups: { rows: 4, cols: 2 }, tiles: { rows: 4, cols: 4 }, sliceK: 16 },
       { subgroups: { rows: 4, cols: 2 }, tiles: { rows: 4, cols: 4 }, buffers: 1 },
       { subgroups: { rows: 2, cols: 4 }, tiles: { rows: 4, cols: 4 }, sliceK: 16 },
-      // Blocks of 144 and 96 rows (WAVE_FITTED_TC_MATMUL_LAYOUTS), and 144 rows in 12 subgroups of 48×32 single-buffered.
+      // Blocks of 144 and 96 rows (WAVE_FITTED_TC_MATMUL_LAYOUTS), and FLASHDEPTH_TC_MATMUL_SUBGROUPS=many's forms of
+      // those and of the 128×128 block (twice the subgroups, 32 columns wide; single-buffered where double does not fit).
       ...WAVE_FITTED_TC_MATMUL_LAYOUTS,
-      { subgroups: { rows: 3, cols: 4 }, tiles: { rows: 3, cols: 2 }, buffers: 1 },
+      ...[...WAVE_FITTED_TC_MATMUL_LAYOUTS, DEFAULT_TC_MATMUL_LAYOUT].map((layout) => withMoreSubgroups(layout, webgpuCapabilities().maxWorkgroupStorageBytes)),
     ];
     const ref = linear(x, w, b);
     const refValues = await ref.data();
@@ -361,28 +363,22 @@ async function main(): Promise<void> {
     ref.dispose();
     const variants: [string, () => tf.Tensor][] = [['fp32', () => flashAttention(qkv, qkv, qkv, base)]];
     if (tensorCoresAvailable()) {
-      // [subgroups, tiles, blockK, K/V buffers, O column groups, scratch sync]: the default (12 subgroups, 192 rows)
-      // and the 64-row layout small grids get, session 10's 8 subgroups of 32-key blocks, the barrier-ordered scratch
-      // (sessions 5–10) for reference, and layouts that amortise each staged K/V matrix over more rows (6 subgroups of
-      // 2 tiles: the same 192 rows, half the K/V loads from workgroup memory per row), and deeper stages (stageK: 32
-      // or 64 keys per barrier, scored 16 at a time, room made by accumulator round trips in quarters), the 64-key
-      // stages pipelined (each block's scores issued beside the previous block's P·V), and the 64-key stages in 8–11
-      // subgroups (the Full teacher's 192 workgroups of 12 subgroups take 2 waves of 132 for 1.45 waves of work, 256
-      // of 9 subgroups 1.94), and layouts in ≤ 30 KiB that two workgroups could share a multiprocessor with, registers
-      // permitting (12 subgroups staging one 16-key block, 10 staging 32 keys), and 2 tiles per subgroup in staged
-      // layouts (each K/V matrix loaded from workgroup memory serves 32 query rows: the kernel's workgroup-memory
-      // traffic per key falls by ~27%); 9 subgroups of 2 tiles (288 rows) put the Full teacher's 2170 queries × 16
-      // heads in 128 workgroups: one wave; 3 and 4 tiles per subgroup (48 or 64 rows per K/V matrix, if their ~200 registers per lane
-      // fit without spilling). Session 11's longer sweep (lease 11A): bench/README.md.
-      const layouts: TensorCoreAttentionLayout[] = ([[12, 1, 16, 2, 2, 'subgroup'], [4, 1, 32, 1, 2, 'subgroup'], [8, 1, 32, 2, 2, 'subgroup'], [8, 1, 32, 2, 2, 'workgroup'],
-        [12, 1, 16, 1, 2, 'subgroup'], [6, 2, 16, 2, 2, 'subgroup'], [12, 1, 16, 2, 4, 'subgroup'], [12, 1, 16, 2, 4, 'subgroup', 32], [12, 1, 16, 1, 4, 'subgroup', 64], [8, 1, 16, 2, 2, 'subgroup', 32], [6, 2, 16, 2, 2, 'subgroup', 32],
-        [8, 1, 16, 1, 4, 'subgroup', 64], [9, 1, 16, 1, 4, 'subgroup', 64], [10, 1, 16, 1, 4, 'subgroup', 64], [11, 1, 16, 1, 4, 'subgroup', 64],
-        [12, 1, 16, 1, 4, 'subgroup', 64, true], [12, 1, 16, 2, 4, 'subgroup', 32, true], [12, 1, 16, 1, 4, 'subgroup'], [10, 1, 16, 1, 4, 'subgroup', 32], [8, 2, 16, 1, 4, 'subgroup', 32], [6, 2, 16, 1, 4, 'subgroup', 64], [9, 2, 16, 1, 4, 'subgroup', 32], [6, 3, 16, 1, 4, 'subgroup', 32], [4, 4, 16, 1, 4, 'subgroup', 32], [4, 3, 16, 1, 4, 'subgroup', 64]] as const)
-        .map(([subgroups, tiles, blockK, kvBuffers, oSplit, scratchSync, stageK, pipelined]) => ({ subgroups, tiles, blockK, kvBuffers, oSplit, scratchSync, ...(stageK ? { stageK } : {}), ...(pipelined ? { pipelined } : {}) }));
+      // [subgroups, tiles, blockK, K/V buffers, O column groups, stageK, pipelined, softmax]: the default (12 subgroups
+      // of 1 tile, 64-key stages of 16-key blocks in one buffer, O in quarters), the Full teacher's wave-fitted 9 × 2
+      // tiles with 32-key stages, session 11's default, the 64-key stages pipelined, the 64-row layout small grids
+      // get, all with the default softmax (vec4s); then the softmax of sessions 5–17 ('scalar') and the 'packed' form
+      // (single-float score reads) on the two main layouts, 32-key stages double-buffered, 32-key blocks. The
+      // longer sweeps of sessions 11–17 (2–4 tiles per subgroup, 8–11 subgroups, barrier-ordered scratch) are in
+      // bench/README.md; none beat the default on the 2K student.
+      const layouts: TensorCoreAttentionLayout[] = ([[12, 1, 16, 1, 4, 64], [9, 2, 16, 1, 4, 32], [12, 1, 16, 2, 2], [12, 1, 16, 1, 4, 64, true], [4, 1, 32, 1, 2],
+        [12, 1, 16, 1, 4, 64, false, 'scalar'], [12, 1, 16, 1, 4, 64, false, 'packed'], [9, 2, 16, 1, 4, 32, false, 'scalar'], [9, 2, 16, 1, 4, 32, false, 'packed'],
+        [12, 1, 16, 2, 4, 32], [8, 1, 32, 1, 4, 64], [8, 1, 32, 1, 4, 64, false, 'packed']] as const)
+        .map(([subgroups, tiles, blockK, kvBuffers, oSplit, stageK, pipelined, softmax]: readonly [number, number, number, 1 | 2, 1 | 2 | 4, number?, boolean?, AttentionSoftmax?]) => ({ subgroups, tiles, blockK, kvBuffers, oSplit, scratchSync: 'subgroup' as const,
+          ...(stageK ? { stageK } : {}), ...(pipelined ? { pipelined } : {}), ...(softmax ? { softmax } : {}) }));
       for (const tcLayout of layouts) {
         if (tcAttentionWorkgroupBytes(tcLayout, 64) > webgpuCapabilities().maxWorkgroupStorageBytes) continue;
         const attrs = { ...base, tcLayout } as unknown as tf.NamedAttrMap;
-        variants.push([`tc_sg${tcLayout.subgroups}_t${tcLayout.tiles}_k${tcLayout.blockK}_kv${tcLayout.kvBuffers ?? 2}_o${tcLayout.oSplit ?? 1}_${tcLayout.scratchSync === 'workgroup' ? 'wg' : 'sg'}${tcLayout.stageK ? `_s${tcLayout.stageK}` : ''}${tcLayout.pipelined ? '_pipe' : ''}_${tcAttentionWorkgroupBytes(tcLayout, 64)}B`, () => tf.engine().runKernel(TC_ATTENTION, { q: qkv, k: qkv, v: qkv }, attrs) as tf.Tensor]);
+        variants.push([`tc_sg${tcLayout.subgroups}_t${tcLayout.tiles}_k${tcLayout.blockK}_kv${tcLayout.kvBuffers ?? 2}_o${tcLayout.oSplit ?? 1}_${tcLayout.scratchSync === 'workgroup' ? 'wg' : 'sg'}${tcLayout.stageK ? `_s${tcLayout.stageK}` : ''}${tcLayout.pipelined ? '_pipe' : ''}${tcLayout.softmax ? `_${tcLayout.softmax}` : ''}_${tcAttentionWorkgroupBytes(tcLayout, 64)}B`, () => tf.engine().runKernel(TC_ATTENTION, { q: qkv, k: qkv, v: qkv }, attrs) as tf.Tensor]);
       }
     }
     for (const [key, run] of variants) {

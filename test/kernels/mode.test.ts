@@ -30,6 +30,14 @@ import { addScaled, gelu, linear } from '../../src/models/ops.js';
 import { useTestBackend } from '../helpers/backend.js';
 import { ConfigError, ShapeError } from '../../src/errors.js';
 
+/** `body` with the tensor-core linear layers' blocks in 64-column subgroups (the block, split and wave policies' tests). */
+function withWideSubgroups(body: () => void): void {
+  withEnvRestored('FLASHDEPTH_TC_MATMUL_SUBGROUPS', () => {
+    process.env['FLASHDEPTH_TC_MATMUL_SUBGROUPS'] = 'wide';
+    body();
+  });
+}
+
 describe('kernel mode and precision', () => {
   before(useTestBackend);
   afterEach(() => setPrecision('fp32'));
@@ -145,119 +153,188 @@ describe('kernel mode and precision', () => {
   });
 
   it('tensor-core matmul: 128×128 blocks where they fill the GPU or half a wave of them, 64×64 where a wave of those, else K split; single-buffered where workgroup memory is short, A converted in the kernel for small products, operands padded', () => {
-    // The 128-row blocks' policy: FLASHDEPTH_TC_MATMUL_WAVES=off (the FLASHDEPTH_TC_MATMUL_WAVES test covers 'fit', the default).
-    withEnvRestored('FLASHDEPTH_TC_MATMUL_WAVES', () => {
-      process.env['FLASHDEPTH_TC_MATMUL_WAVES'] = 'off';
-      // ViT-L fc1 at 518²: 11 × 32 large blocks, packed A; fc2 and proj: only 11 × 8, unsplit (half a wave of blocks);
-      // with FLASHDEPTH_TC_MATMUL_SPLIT=fill (sessions 9–12) K split in 3 (264 workgroups).
-      expect(tensorCoreMatMulLayout(1370, 4096, 1024, 49152)).to.deep.equal(DEFAULT_TC_MATMUL_LAYOUT);
-      expect(tensorCoreMatMulLayout(1370, 1024, 4096, 49152)).to.deep.equal(DEFAULT_TC_MATMUL_LAYOUT);
-      expect(tensorCoreMatMulLayout(1370, 1024, 1024, 49152)).to.deep.equal(DEFAULT_TC_MATMUL_LAYOUT);
-      expect(tensorCoreMatMulLayout(1370, 1024, 4096, 49152, 'double', 'fill')).to.deep.equal({ ...DEFAULT_TC_MATMUL_LAYOUT, splitK: 3 });
-      // The Full teacher's proj at 868×490 (17 × 8 blocks): unsplit ('fill': 2 splits); ViT-S fc2 at 518² (11 × 3 large
-      // blocks, 22 × 6 small ones): small blocks ('fill': 6 splits); a 3×3 conv at 19² (3 × 2 blocks, 6 × 4 small ones,
-      // K = 2304): 9 splits, at least 8 slices each.
-      expect(tensorCoreMatMulLayout(2171, 1024, 1024, 49152)).to.deep.equal(DEFAULT_TC_MATMUL_LAYOUT);
-      expect(tensorCoreMatMulLayout(2171, 1024, 1024, 49152, 'double', 'fill')).to.deep.equal({ ...DEFAULT_TC_MATMUL_LAYOUT, splitK: 2 });
-      expect(tensorCoreMatMulLayout(1370, 384, 1536, 49152)).to.deep.equal({ ...SMALL_TC_MATMUL_LAYOUT, convertA: true });
-      expect(tensorCoreMatMulLayout(1370, 384, 1536, 49152, 'double', 'fill')).to.deep.equal({ ...DEFAULT_TC_MATMUL_LAYOUT, splitK: 6, convertA: true });
-      expect(tensorCoreMatMulLayout(361, 256, 2304, 49152)).to.deep.equal({ ...DEFAULT_TC_MATMUL_LAYOUT, splitK: 9, convertA: true });
-      // ViT-S fc1 at 518² (8·10⁸ multiply-adds): 132 blocks but K = 384 too shallow to split: small blocks, A read as
-      // f32 (no pack dispatch); the 2K student's qkv: large.
-      expect(tensorCoreMatMulLayout(1370, 1536, 384, 49152)).to.deep.equal({ ...SMALL_TC_MATMUL_LAYOUT, convertA: true });
-      // The DPT head's convolution to 32 channels at 518²: 128×128 blocks (loading A bounds it; narrower blocks were slower).
-      expect(tensorCoreMatMulLayout(268324, 32, 576, 49152)).to.deep.equal(DEFAULT_TC_MATMUL_LAYOUT);
-      // Splits that would get no slices are dropped: 12 slices asked in 5 splits → 3 each, 4 splits.
-      expect([tcMatMulSlicesPerSplit(384, { ...DEFAULT_TC_MATMUL_LAYOUT, splitK: 5 }), tcMatMulSplits(384, { ...DEFAULT_TC_MATMUL_LAYOUT, splitK: 5 })]).to.deep.equal([3, 4]);
-      expect([tcMatMulSlicesPerSplit(384, DEFAULT_TC_MATMUL_LAYOUT), tcMatMulSplits(384, DEFAULT_TC_MATMUL_LAYOUT)]).to.deep.equal([12, 1]);
-      // An explicit layout that cannot run here is a one-line error, not a Dawn validation failure.
-      expect(() => checkTcMatMulLayout(DEFAULT_TC_MATMUL_LAYOUT, 32768))
-        .to.throw(ConfigError, /^tensor-core matmul layout \(4×2 subgroups of 2×4 tiles\): needs 46080 bytes of workgroup memory, the device allows 32768$/);
-      expect(() => checkTcMatMulLayout({ ...DEFAULT_TC_MATMUL_LAYOUT, splitK: 2.5 }, 49152)).to.throw(ConfigError, /splitK must be a whole number ≥ 1, got 2\.5$/);
-      expect(() => checkTcMatMulLayout({ ...DEFAULT_TC_MATMUL_LAYOUT, splitK: 3 }, 49152)).to.not.throw();
-      expect(() => checkTcAttentionLayout(DEFAULT_TC_ATTENTION_LAYOUT, 64, 32768))
-        .to.throw(ConfigError, /^tensor-core attention layout \(12 subgroups of 1 tiles, 16-key blocks\): needs \d+ bytes of workgroup memory for heads of 64, the device allows 32768$/);
-      expect(tensorCoreMatMulLayout(11972, 1152, 384, 49152)).to.deep.equal(DEFAULT_TC_MATMUL_LAYOUT);
-      // Software Vulkan's 32 KiB: the large block single-buffered (46 KiB → 27 KiB).
-      expect(tensorCoreMatMulLayout(11972, 1152, 384, 32768)).to.deep.equal({ ...DEFAULT_TC_MATMUL_LAYOUT, buffers: 1 });
-      expect(tcMatMulWorkgroupBytes(DEFAULT_TC_MATMUL_LAYOUT)).to.equal(2 * (128 * 40 + 32 * 136) * 2 + 8 * 256 * 4);
-      expect(tcMatMulWorkgroupBytes({ ...DEFAULT_TC_MATMUL_LAYOUT, buffers: 1 })).to.equal((128 * 40 + 32 * 136) * 2 + 8 * 256 * 4);
-      expect(tcMatMulWorkgroupBytes({ ...SMALL_TC_MATMUL_LAYOUT, buffers: 1, sliceK: 64 })).to.equal((64 * 72 + 64 * 72) * 2 + 4 * 256 * 4);
-      // Rows to whole 16-row tiles (at least 64), K to whole 32-deep slices, columns to 16 (at least 64).
-      expect(packedA(1370, 588)).to.deep.equal({ rows: 1370, cols: 588, rowsPad: 1376, colsPad: 608 });
-      expect(packedB(588, 1024)).to.deep.equal({ rows: 588, cols: 1024, rowsPad: 608, colsPad: 1024 });
-      expect(packedB(52, 20)).to.deep.equal({ rows: 52, cols: 20, rowsPad: 64, colsPad: 64 });
+    withWideSubgroups(() => {
+      // The 128-row blocks' policy: FLASHDEPTH_TC_MATMUL_WAVES=off (the FLASHDEPTH_TC_MATMUL_WAVES test covers 'fit', the default).
+      withEnvRestored('FLASHDEPTH_TC_MATMUL_WAVES', () => {
+        process.env['FLASHDEPTH_TC_MATMUL_WAVES'] = 'off';
+        // ViT-L fc1 at 518²: 11 × 32 large blocks, packed A; fc2 and proj: only 11 × 8, unsplit (half a wave of blocks);
+        // with FLASHDEPTH_TC_MATMUL_SPLIT=fill (sessions 9–12) K split in 3 (264 workgroups).
+        expect(tensorCoreMatMulLayout(1370, 4096, 1024, 49152)).to.deep.equal(DEFAULT_TC_MATMUL_LAYOUT);
+        expect(tensorCoreMatMulLayout(1370, 1024, 4096, 49152)).to.deep.equal(DEFAULT_TC_MATMUL_LAYOUT);
+        expect(tensorCoreMatMulLayout(1370, 1024, 1024, 49152)).to.deep.equal(DEFAULT_TC_MATMUL_LAYOUT);
+        expect(tensorCoreMatMulLayout(1370, 1024, 4096, 49152, 'double', 'fill')).to.deep.equal({ ...DEFAULT_TC_MATMUL_LAYOUT, splitK: 3 });
+        // The Full teacher's proj at 868×490 (17 × 8 blocks): unsplit ('fill': 2 splits); ViT-S fc2 at 518² (11 × 3 large
+        // blocks, 22 × 6 small ones): small blocks ('fill': 6 splits); a 3×3 conv at 19² (3 × 2 blocks, 6 × 4 small ones,
+        // K = 2304): 9 splits, at least 8 slices each.
+        expect(tensorCoreMatMulLayout(2171, 1024, 1024, 49152)).to.deep.equal(DEFAULT_TC_MATMUL_LAYOUT);
+        expect(tensorCoreMatMulLayout(2171, 1024, 1024, 49152, 'double', 'fill')).to.deep.equal({ ...DEFAULT_TC_MATMUL_LAYOUT, splitK: 2 });
+        expect(tensorCoreMatMulLayout(1370, 384, 1536, 49152)).to.deep.equal({ ...SMALL_TC_MATMUL_LAYOUT, convertA: true });
+        expect(tensorCoreMatMulLayout(1370, 384, 1536, 49152, 'double', 'fill')).to.deep.equal({ ...DEFAULT_TC_MATMUL_LAYOUT, splitK: 6, convertA: true });
+        expect(tensorCoreMatMulLayout(361, 256, 2304, 49152)).to.deep.equal({ ...DEFAULT_TC_MATMUL_LAYOUT, splitK: 9, convertA: true });
+        // ViT-S fc1 at 518² (8·10⁸ multiply-adds): 132 blocks but K = 384 too shallow to split: small blocks, A read as
+        // f32 (no pack dispatch); the 2K student's qkv: large.
+        expect(tensorCoreMatMulLayout(1370, 1536, 384, 49152)).to.deep.equal({ ...SMALL_TC_MATMUL_LAYOUT, convertA: true });
+        // The DPT head's convolution to 32 channels at 518²: 128×128 blocks (loading A bounds it; narrower blocks were slower).
+        expect(tensorCoreMatMulLayout(268324, 32, 576, 49152)).to.deep.equal(DEFAULT_TC_MATMUL_LAYOUT);
+        // Splits that would get no slices are dropped: 12 slices asked in 5 splits → 3 each, 4 splits.
+        expect([tcMatMulSlicesPerSplit(384, { ...DEFAULT_TC_MATMUL_LAYOUT, splitK: 5 }), tcMatMulSplits(384, { ...DEFAULT_TC_MATMUL_LAYOUT, splitK: 5 })]).to.deep.equal([3, 4]);
+        expect([tcMatMulSlicesPerSplit(384, DEFAULT_TC_MATMUL_LAYOUT), tcMatMulSplits(384, DEFAULT_TC_MATMUL_LAYOUT)]).to.deep.equal([12, 1]);
+        // An explicit layout that cannot run here is a one-line error, not a Dawn validation failure.
+        expect(() => checkTcMatMulLayout(DEFAULT_TC_MATMUL_LAYOUT, 32768))
+          .to.throw(ConfigError, /^tensor-core matmul layout \(4×2 subgroups of 2×4 tiles\): needs 46080 bytes of workgroup memory, the device allows 32768$/);
+        expect(() => checkTcMatMulLayout({ ...DEFAULT_TC_MATMUL_LAYOUT, splitK: 2.5 }, 49152)).to.throw(ConfigError, /splitK must be a whole number ≥ 1, got 2\.5$/);
+        expect(() => checkTcMatMulLayout({ ...DEFAULT_TC_MATMUL_LAYOUT, splitK: 3 }, 49152)).to.not.throw();
+        expect(() => checkTcAttentionLayout(DEFAULT_TC_ATTENTION_LAYOUT, 64, 32768))
+          .to.throw(ConfigError, /^tensor-core attention layout \(12 subgroups of 1 tiles, 16-key blocks\): needs \d+ bytes of workgroup memory for heads of 64, the device allows 32768$/);
+        expect(tensorCoreMatMulLayout(11972, 1152, 384, 49152)).to.deep.equal(DEFAULT_TC_MATMUL_LAYOUT);
+        // Software Vulkan's 32 KiB: the large block single-buffered (46 KiB → 27 KiB).
+        expect(tensorCoreMatMulLayout(11972, 1152, 384, 32768)).to.deep.equal({ ...DEFAULT_TC_MATMUL_LAYOUT, buffers: 1 });
+        expect(tcMatMulWorkgroupBytes(DEFAULT_TC_MATMUL_LAYOUT)).to.equal(2 * (128 * 40 + 32 * 136) * 2 + 8 * 256 * 4);
+        expect(tcMatMulWorkgroupBytes({ ...DEFAULT_TC_MATMUL_LAYOUT, buffers: 1 })).to.equal((128 * 40 + 32 * 136) * 2 + 8 * 256 * 4);
+        expect(tcMatMulWorkgroupBytes({ ...SMALL_TC_MATMUL_LAYOUT, buffers: 1, sliceK: 64 })).to.equal((64 * 72 + 64 * 72) * 2 + 4 * 256 * 4);
+        // Rows to whole 16-row tiles (at least 64), K to whole 32-deep slices, columns to 16 (at least 64).
+        expect(packedA(1370, 588)).to.deep.equal({ rows: 1370, cols: 588, rowsPad: 1376, colsPad: 608 });
+        expect(packedB(588, 1024)).to.deep.equal({ rows: 588, cols: 1024, rowsPad: 608, colsPad: 1024 });
+        expect(packedB(52, 20)).to.deep.equal({ rows: 52, cols: 20, rowsPad: 64, colsPad: 64 });
+      });
     });
   });
 
   it('tensor-core matmul: FLASHDEPTH_TC_MATMUL_BLOCK stages the 128×128 block in one buffer or two 16-deep ones; another value is a one-line error', () => {
-    // The 128-row blocks' policy: FLASHDEPTH_TC_MATMUL_WAVES=off (the FLASHDEPTH_TC_MATMUL_WAVES test covers 'fit', the default).
-    withEnvRestored('FLASHDEPTH_TC_MATMUL_WAVES', () => {
-      process.env['FLASHDEPTH_TC_MATMUL_WAVES'] = 'off';
-      withEnvRestored('FLASHDEPTH_TC_MATMUL_BLOCK', () => {
-        process.env['FLASHDEPTH_TC_MATMUL_BLOCK'] = 'double16';
-        expect(tensorCoreMatMulLayout(1370, 4096, 1024, 49152)).to.deep.equal({ ...DEFAULT_TC_MATMUL_LAYOUT, sliceK: 16 });
-        expect(tensorCoreMatMulLayout(1370, 1024, 4096, 49152)).to.deep.equal({ ...DEFAULT_TC_MATMUL_LAYOUT, sliceK: 16 });
-        expect(tensorCoreMatMulLayout(1370, 1024, 4096, 49152, 'double16', 'fill')).to.deep.equal({ ...DEFAULT_TC_MATMUL_LAYOUT, sliceK: 16, splitK: 3 });
-        // 29 KiB: two per H100 multiprocessor, and within software Vulkan's 32 KiB.
-        expect(tcMatMulWorkgroupBytes({ ...DEFAULT_TC_MATMUL_LAYOUT, sliceK: 16 })).to.equal(2 * (128 * 24 + 16 * 136) * 2 + 8 * 256 * 4);
-        expect(tensorCoreMatMulLayout(1370, 4096, 1024, 32768)).to.deep.equal({ ...DEFAULT_TC_MATMUL_LAYOUT, sliceK: 16 });
-        process.env['FLASHDEPTH_TC_MATMUL_BLOCK'] = 'single';
-        expect(tensorCoreMatMulLayout(1370, 4096, 1024, 49152)).to.deep.equal(SINGLE_BUFFERED_TC_MATMUL_LAYOUT);
-        process.env['FLASHDEPTH_TC_MATMUL_BLOCK'] = 'triple';
-        expect(() => tensorCoreMatMulLayout(1370, 4096, 1024, 49152)).to.throw('Expected one of double, single, double16 for FLASHDEPTH_TC_MATMUL_BLOCK but received "triple"');
+    withWideSubgroups(() => {
+      // The 128-row blocks' policy: FLASHDEPTH_TC_MATMUL_WAVES=off (the FLASHDEPTH_TC_MATMUL_WAVES test covers 'fit', the default).
+      withEnvRestored('FLASHDEPTH_TC_MATMUL_WAVES', () => {
+        process.env['FLASHDEPTH_TC_MATMUL_WAVES'] = 'off';
+        withEnvRestored('FLASHDEPTH_TC_MATMUL_BLOCK', () => {
+          process.env['FLASHDEPTH_TC_MATMUL_BLOCK'] = 'double16';
+          expect(tensorCoreMatMulLayout(1370, 4096, 1024, 49152)).to.deep.equal({ ...DEFAULT_TC_MATMUL_LAYOUT, sliceK: 16 });
+          expect(tensorCoreMatMulLayout(1370, 1024, 4096, 49152)).to.deep.equal({ ...DEFAULT_TC_MATMUL_LAYOUT, sliceK: 16 });
+          expect(tensorCoreMatMulLayout(1370, 1024, 4096, 49152, 'double16', 'fill')).to.deep.equal({ ...DEFAULT_TC_MATMUL_LAYOUT, sliceK: 16, splitK: 3 });
+          // 29 KiB: two per H100 multiprocessor, and within software Vulkan's 32 KiB.
+          expect(tcMatMulWorkgroupBytes({ ...DEFAULT_TC_MATMUL_LAYOUT, sliceK: 16 })).to.equal(2 * (128 * 24 + 16 * 136) * 2 + 8 * 256 * 4);
+          expect(tensorCoreMatMulLayout(1370, 4096, 1024, 32768)).to.deep.equal({ ...DEFAULT_TC_MATMUL_LAYOUT, sliceK: 16 });
+          process.env['FLASHDEPTH_TC_MATMUL_BLOCK'] = 'single';
+          expect(tensorCoreMatMulLayout(1370, 4096, 1024, 49152)).to.deep.equal(SINGLE_BUFFERED_TC_MATMUL_LAYOUT);
+          process.env['FLASHDEPTH_TC_MATMUL_BLOCK'] = 'triple';
+          expect(() => tensorCoreMatMulLayout(1370, 4096, 1024, 49152)).to.throw('Expected one of double, single, double16 for FLASHDEPTH_TC_MATMUL_BLOCK but received "triple"');
+        });
       });
     });
   });
 
   it('tensor-core matmul: FLASHDEPTH_TC_MATMUL_SPLIT=fill splits K until 256 workgroups, as sessions 9–12 did; another value is a one-line error', () => {
-    // The 128-row blocks' policy: FLASHDEPTH_TC_MATMUL_WAVES=off (the FLASHDEPTH_TC_MATMUL_WAVES test covers 'fit', the default).
-    withEnvRestored('FLASHDEPTH_TC_MATMUL_WAVES', () => {
-      process.env['FLASHDEPTH_TC_MATMUL_WAVES'] = 'off';
-      withEnvRestored('FLASHDEPTH_TC_MATMUL_SPLIT', () => {
-        process.env['FLASHDEPTH_TC_MATMUL_SPLIT'] = 'fill';
-        expect(tensorCoreMatMulLayout(2171, 1024, 4096, 49152)).to.deep.equal({ ...DEFAULT_TC_MATMUL_LAYOUT, splitK: 2 });
-        process.env['FLASHDEPTH_TC_MATMUL_SPLIT'] = 'few';
-        expect(tensorCoreMatMulLayout(2171, 1024, 4096, 49152)).to.deep.equal(DEFAULT_TC_MATMUL_LAYOUT);
-        process.env['FLASHDEPTH_TC_MATMUL_SPLIT'] = 'always';
-        expect(() => tensorCoreMatMulLayout(2171, 1024, 4096, 49152)).to.throw('Expected one of few, fill for FLASHDEPTH_TC_MATMUL_SPLIT but received "always"');
+    withWideSubgroups(() => {
+      // The 128-row blocks' policy: FLASHDEPTH_TC_MATMUL_WAVES=off (the FLASHDEPTH_TC_MATMUL_WAVES test covers 'fit', the default).
+      withEnvRestored('FLASHDEPTH_TC_MATMUL_WAVES', () => {
+        process.env['FLASHDEPTH_TC_MATMUL_WAVES'] = 'off';
+        withEnvRestored('FLASHDEPTH_TC_MATMUL_SPLIT', () => {
+          process.env['FLASHDEPTH_TC_MATMUL_SPLIT'] = 'fill';
+          expect(tensorCoreMatMulLayout(2171, 1024, 4096, 49152)).to.deep.equal({ ...DEFAULT_TC_MATMUL_LAYOUT, splitK: 2 });
+          process.env['FLASHDEPTH_TC_MATMUL_SPLIT'] = 'few';
+          expect(tensorCoreMatMulLayout(2171, 1024, 4096, 49152)).to.deep.equal(DEFAULT_TC_MATMUL_LAYOUT);
+          process.env['FLASHDEPTH_TC_MATMUL_SPLIT'] = 'always';
+          expect(() => tensorCoreMatMulLayout(2171, 1024, 4096, 49152)).to.throw('Expected one of few, fill for FLASHDEPTH_TC_MATMUL_SPLIT but received "always"');
+        });
       });
     });
   });
 
   it('tensor-core matmul: FLASHDEPTH_TC_MATMUL_WAVES=fit (the default) gives unsplit products 144- or 96-row blocks where those take fewer whole waves; another value is a one-line error', () => {
+    withWideSubgroups(() => {
+      const [rows144, rows96] = WAVE_FITTED_TC_MATMUL_LAYOUTS as [TensorCoreMatMulLayout, TensorCoreMatMulLayout];
+      // 45.5 and 38 KiB double-buffered: one workgroup per multiprocessor, like the 128×128 block.
+      expect(tcMatMulWorkgroupBytes(rows144)).to.equal(2 * (144 * 40 + 32 * 136) * 2 + 6 * 256 * 4);
+      expect(tcMatMulWorkgroupBytes(rows96)).to.equal(2 * (96 * 40 + 32 * 136) * 2 + 6 * 256 * 4);
+      // The Full teacher's proj / fc2: 17 × 8 = 136 blocks of 128 rows, two waves (2 × 8 block-rows) against one of
+      // 16 × 8 blocks of 144 rows (9).
+      expect([tcMatMulWaveCost(2171, 1024, DEFAULT_TC_MATMUL_LAYOUT), tcMatMulWaveCost(2171, 1024, rows144), tcMatMulWaveCost(2171, 1024, rows96)]).to.deep.equal([16, 9, 12]);
+      withEnvRestored('FLASHDEPTH_TC_MATMUL_WAVES', () => {
+        process.env['FLASHDEPTH_TC_MATMUL_WAVES'] = 'fit';
+        expect(tensorCoreMatMulLayout(2171, 1024, 1024, 49152)).to.deep.equal(rows144);
+        expect(tensorCoreMatMulLayout(2171, 1024, 4096, 49152)).to.deep.equal(rows144);
+        // Its qkv (17 × 24 blocks: 4 waves of 8 against 3 of 9); not its fc1 (5 × 8 against 4 × 9: not under 90%).
+        expect(tensorCoreMatMulLayout(2171, 3072, 1024, 49152)).to.deep.equal(rows144);
+        expect(tensorCoreMatMulLayout(2171, 4096, 1024, 49152)).to.deep.equal(DEFAULT_TC_MATMUL_LAYOUT);
+        // ViT-L's proj / fc2 at 518²: 88 blocks of 128 rows or 120 of 96 are one wave either way, the second shorter.
+        expect(tensorCoreMatMulLayout(1371, 1024, 4096, 49152)).to.deep.equal(rows96);
+        // Its qkv (264 blocks: exactly two waves) and fc1 (352: 3 × 8; 96 rows: 4 × 6, not under 90% of it) keep 128 rows.
+        expect(tensorCoreMatMulLayout(1371, 3072, 1024, 49152)).to.deep.equal(DEFAULT_TC_MATMUL_LAYOUT);
+        expect(tensorCoreMatMulLayout(1371, 4096, 1024, 49152)).to.deep.equal(DEFAULT_TC_MATMUL_LAYOUT);
+        // The 2K student's proj (282 blocks: 3 waves of 8; 252 of 144 rows: 2 of 9), its qkv (7 × 8 against 6 × 9: under 10% less) not.
+        expect(tensorCoreMatMulLayout(11973, 384, 384, 49152)).to.deep.equal(rows144);
+        expect(tensorCoreMatMulLayout(11973, 1152, 384, 49152)).to.deep.equal(DEFAULT_TC_MATMUL_LAYOUT);
+        // Split or small-block products stay as they were; a device short of 45.5 KiB gets the fitted block single-buffered.
+        expect(tensorCoreMatMulLayout(1370, 384, 1536, 49152)).to.deep.equal({ ...SMALL_TC_MATMUL_LAYOUT, convertA: true });
+        expect(tensorCoreMatMulLayout(361, 256, 2304, 49152)).to.deep.equal({ ...DEFAULT_TC_MATMUL_LAYOUT, splitK: 9, convertA: true });
+        expect(tensorCoreMatMulLayout(2171, 1024, 1024, 32768)).to.deep.equal({ ...rows144, buffers: 1 });
+        delete process.env['FLASHDEPTH_TC_MATMUL_WAVES'];
+        expect(tensorCoreMatMulLayout(2171, 1024, 1024, 49152)).to.deep.equal(rows144);
+        process.env['FLASHDEPTH_TC_MATMUL_WAVES'] = 'off';
+        expect(tensorCoreMatMulLayout(2171, 1024, 1024, 49152)).to.deep.equal(DEFAULT_TC_MATMUL_LAYOUT);
+        process.env['FLASHDEPTH_TC_MATMUL_WAVES'] = 'yes';
+        expect(() => tensorCoreMatMulLayout(2171, 1024, 1024, 49152)).to.throw('Expected one of off, fit for FLASHDEPTH_TC_MATMUL_WAVES but received "yes"');
+      });
+    });
+  });
+
+  it('tensor-core matmul: FLASHDEPTH_TC_MATMUL_SUBGROUPS=deep (the default) or many doubles the large blocks\' subgroups at half their width (deep: in products ≥ 1024 deep), single-buffered where double buffers do not fit; small blocks keep theirs; another value is a one-line error', () => {
     const [rows144, rows96] = WAVE_FITTED_TC_MATMUL_LAYOUTS as [TensorCoreMatMulLayout, TensorCoreMatMulLayout];
-    // 45.5 and 38 KiB double-buffered: one workgroup per multiprocessor, like the 128×128 block.
-    expect(tcMatMulWorkgroupBytes(rows144)).to.equal(2 * (144 * 40 + 32 * 136) * 2 + 6 * 256 * 4);
-    expect(tcMatMulWorkgroupBytes(rows96)).to.equal(2 * (96 * 40 + 32 * 136) * 2 + 6 * 256 * 4);
-    // The Full teacher's proj / fc2: 17 × 8 = 136 blocks of 128 rows, two waves (2 × 8 block-rows) against one of
-    // 16 × 8 blocks of 144 rows (9).
-    expect([tcMatMulWaveCost(2171, 1024, DEFAULT_TC_MATMUL_LAYOUT), tcMatMulWaveCost(2171, 1024, rows144), tcMatMulWaveCost(2171, 1024, rows96)]).to.deep.equal([16, 9, 12]);
-    withEnvRestored('FLASHDEPTH_TC_MATMUL_WAVES', () => {
-      process.env['FLASHDEPTH_TC_MATMUL_WAVES'] = 'fit';
-      expect(tensorCoreMatMulLayout(2171, 1024, 1024, 49152)).to.deep.equal(rows144);
-      expect(tensorCoreMatMulLayout(2171, 1024, 4096, 49152)).to.deep.equal(rows144);
-      // Its qkv (17 × 24 blocks: 4 waves of 8 against 3 of 9); not its fc1 (5 × 8 against 4 × 9: not under 90%).
-      expect(tensorCoreMatMulLayout(2171, 3072, 1024, 49152)).to.deep.equal(rows144);
-      expect(tensorCoreMatMulLayout(2171, 4096, 1024, 49152)).to.deep.equal(DEFAULT_TC_MATMUL_LAYOUT);
-      // ViT-L's proj / fc2 at 518²: 88 blocks of 128 rows or 120 of 96 are one wave either way, the second shorter.
-      expect(tensorCoreMatMulLayout(1371, 1024, 4096, 49152)).to.deep.equal(rows96);
-      // Its qkv (264 blocks: exactly two waves) and fc1 (352: 3 × 8; 96 rows: 4 × 6, not under 90% of it) keep 128 rows.
-      expect(tensorCoreMatMulLayout(1371, 3072, 1024, 49152)).to.deep.equal(DEFAULT_TC_MATMUL_LAYOUT);
-      expect(tensorCoreMatMulLayout(1371, 4096, 1024, 49152)).to.deep.equal(DEFAULT_TC_MATMUL_LAYOUT);
-      // The 2K student's proj (282 blocks: 3 waves of 8; 252 of 144 rows: 2 of 9), its qkv (7 × 8 against 6 × 9: under 10% less) not.
-      expect(tensorCoreMatMulLayout(11973, 384, 384, 49152)).to.deep.equal(rows144);
-      expect(tensorCoreMatMulLayout(11973, 1152, 384, 49152)).to.deep.equal(DEFAULT_TC_MATMUL_LAYOUT);
-      // Split or small-block products stay as they were; a device short of 45.5 KiB gets the fitted block single-buffered.
+    withEnvRestored('FLASHDEPTH_TC_MATMUL_SUBGROUPS', () => {
+      process.env['FLASHDEPTH_TC_MATMUL_SUBGROUPS'] = 'many';
+      // The Full teacher's fc2: 144 rows in 3 × 4 subgroups of 48×32; double-buffered it would take 52 736 bytes.
+      expect(tcMatMulWorkgroupBytes({ ...rows144, subgroups: { rows: 3, cols: 4 }, tiles: { rows: 3, cols: 2 } })).to.equal(2 * (144 * 40 + 32 * 136) * 2 + 12 * 256 * 4);
+      expect(tensorCoreMatMulLayout(2171, 1024, 4096, 49152)).to.deep.equal({ subgroups: { rows: 3, cols: 4 }, tiles: { rows: 3, cols: 2 }, buffers: 1 });
+      // 96 rows in 12 subgroups still fit double-buffered (45 056 bytes); 128×128 in 16 subgroups do not.
+      expect(tensorCoreMatMulLayout(1371, 1024, 4096, 49152)).to.deep.equal({ ...rows96, subgroups: { rows: 3, cols: 4 }, tiles: { rows: 2, cols: 2 } });
+      expect(tensorCoreMatMulLayout(2171, 4096, 1024, 49152)).to.deep.equal({ subgroups: { rows: 4, cols: 4 }, tiles: { rows: 2, cols: 2 }, buffers: 1 });
+      // Split products too; the 64×64 block (subgroups 32 wide already) as it was.
+      expect(tensorCoreMatMulLayout(361, 256, 2304, 49152)).to.deep.equal({ subgroups: { rows: 4, cols: 4 }, tiles: { rows: 2, cols: 2 }, buffers: 1, splitK: 9, convertA: true });
       expect(tensorCoreMatMulLayout(1370, 384, 1536, 49152)).to.deep.equal({ ...SMALL_TC_MATMUL_LAYOUT, convertA: true });
-      expect(tensorCoreMatMulLayout(361, 256, 2304, 49152)).to.deep.equal({ ...DEFAULT_TC_MATMUL_LAYOUT, splitK: 9, convertA: true });
-      expect(tensorCoreMatMulLayout(2171, 1024, 1024, 32768)).to.deep.equal({ ...rows144, buffers: 1 });
-      delete process.env['FLASHDEPTH_TC_MATMUL_WAVES'];
-      expect(tensorCoreMatMulLayout(2171, 1024, 1024, 49152)).to.deep.equal(rows144);
-      process.env['FLASHDEPTH_TC_MATMUL_WAVES'] = 'off';
-      expect(tensorCoreMatMulLayout(2171, 1024, 1024, 49152)).to.deep.equal(DEFAULT_TC_MATMUL_LAYOUT);
-      process.env['FLASHDEPTH_TC_MATMUL_WAVES'] = 'yes';
-      expect(() => tensorCoreMatMulLayout(2171, 1024, 1024, 49152)).to.throw('Expected one of off, fit for FLASHDEPTH_TC_MATMUL_WAVES but received "yes"');
+      // A device whose workgroup memory takes neither form keeps the wide subgroups.
+      expect(tensorCoreMatMulLayout(2171, 4096, 1024, 32768)).to.deep.equal(SINGLE_BUFFERED_TC_MATMUL_LAYOUT);
+      // 'deep': only products at least 1024 deep (the 2K student's qkv, K = 384, keeps 8 subgroups; its fc2, K = 1536, not).
+      process.env['FLASHDEPTH_TC_MATMUL_SUBGROUPS'] = 'deep';
+      expect(tensorCoreMatMulLayout(2171, 1024, 4096, 49152)).to.deep.equal({ subgroups: { rows: 3, cols: 4 }, tiles: { rows: 3, cols: 2 }, buffers: 1 });
+      expect(tensorCoreMatMulLayout(2171, 4096, 1024, 49152)).to.deep.equal({ subgroups: { rows: 4, cols: 4 }, tiles: { rows: 2, cols: 2 }, buffers: 1 });
+      expect(tensorCoreMatMulLayout(11973, 1152, 384, 49152)).to.deep.equal(DEFAULT_TC_MATMUL_LAYOUT);
+      expect(tensorCoreMatMulLayout(11973, 384, 1536, 49152)).to.deep.equal({ subgroups: { rows: 3, cols: 4 }, tiles: { rows: 3, cols: 2 }, buffers: 1 });
+      // 'deep' is the default; 'wide' is sessions 5–17's 64-column subgroups everywhere.
+      delete process.env['FLASHDEPTH_TC_MATMUL_SUBGROUPS'];
+      expect(tensorCoreMatMulLayout(2171, 1024, 4096, 49152)).to.deep.equal({ subgroups: { rows: 3, cols: 4 }, tiles: { rows: 3, cols: 2 }, buffers: 1 });
+      expect(tensorCoreMatMulLayout(11973, 1152, 384, 49152)).to.deep.equal(DEFAULT_TC_MATMUL_LAYOUT);
+      process.env['FLASHDEPTH_TC_MATMUL_SUBGROUPS'] = 'wide';
+      expect(tensorCoreMatMulLayout(2171, 1024, 4096, 49152)).to.deep.equal(rows144);
+      process.env['FLASHDEPTH_TC_MATMUL_SUBGROUPS'] = 'more';
+      expect(() => tensorCoreMatMulLayout(2171, 1024, 4096, 49152)).to.throw('Expected one of wide, many, deep for FLASHDEPTH_TC_MATMUL_SUBGROUPS but received "more"');
+    });
+  });
+
+  it('tensor-core attention: the softmax in vec4s by default; FLASHDEPTH_ATTENTION_SOFTMAX=packed or scalar names its form in every chosen layout (and its shader); another value is a one-line error', () => {
+    withEnvRestored('FLASHDEPTH_ATTENTION_SOFTMAX', () => {
+      delete process.env['FLASHDEPTH_ATTENTION_SOFTMAX'];
+      const layout = tensorCoreAttentionLayout(64, 49152)!;
+      expect(layout).to.not.have.property('softmax');
+      // The scratch as vec4<f32>s (subgroup-matrix offsets and strides in vec4s), P as vec2<u32>s of packed halves.
+      const code = new TensorCoreAttentionProgram(1, 300, 6, 64, layout).getUserCode();
+      expect(code).to.match(/var<workgroup> scratch : array<vec4<f32>, \d+>/);
+      expect(code).to.match(/var<workgroup> pTile : array<vec2<u32>, \d+>/);
+      expect(code).to.include('SS / 4u');
+      process.env['FLASHDEPTH_ATTENTION_SOFTMAX'] = 'vec4';
+      expect(tensorCoreAttentionLayout(64, 49152)).to.deep.equal(layout);
+      process.env['FLASHDEPTH_ATTENTION_SOFTMAX'] = 'packed';
+      expect(tensorCoreAttentionLayout(64, 49152, { rows: 2171, planes: 16 })).to.deep.equal({ ...WAVE_FITTED_TC_ATTENTION_LAYOUT, scratchSync: 'subgroup', softmax: 'packed' });
+      const packedLayout = tensorCoreAttentionLayout(64, 49152)!;
+      expect(packedLayout).to.deep.equal({ ...DEFAULT_TC_ATTENTION_LAYOUT, scratchSync: 'subgroup', softmax: 'packed' });
+      const packed = new TensorCoreAttentionProgram(1, 300, 6, 64, packedLayout);
+      expect(packed.getUserCode()).to.match(/var<workgroup> scratch : array<f32, \d+>/);
+      expect(packed.getUserCode()).to.match(/var<workgroup> pTile : array<vec2<u32>, \d+>/);
+      expect(packed.shaderKey).to.match(/_packed$/);
+      process.env['FLASHDEPTH_ATTENTION_SOFTMAX'] = 'scalar';
+      const scalar = new TensorCoreAttentionProgram(1, 300, 6, 64, tensorCoreAttentionLayout(64, 49152)!).getUserCode();
+      expect(scalar).to.match(/var<workgroup> scratch : array<f32, \d+>/);
+      expect(scalar).to.match(/var<workgroup> pTile : array<f16, \d+>/);
+      process.env['FLASHDEPTH_ATTENTION_SOFTMAX'] = 'f16';
+      expect(() => tensorCoreAttentionLayout(64, 49152)).to.throw('Expected one of scalar, packed, vec4 for FLASHDEPTH_ATTENTION_SOFTMAX but received "f16"');
     });
   });
 
