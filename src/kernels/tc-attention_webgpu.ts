@@ -21,10 +21,10 @@
  * stage's 16-byte units in registers, and writes them into the other buffer after its last use. Each subgroup scores
  * a stage BLOCK_K keys at a time, with no barrier between those blocks. Every Kᵀ and V matrix loaded from workgroup
  * memory serves all of a subgroup's tiles. Per block
- * a subgroup computes its tiles' 16×BLOCK_K scores on tensor cores and stores them to its own scratch; invocation
- * (r8 = lane / 4, quad = lane % 4) takes rows r8 and r8 + 8 of each tile, columns quad + 4i (no bank conflicts with
- * 16-byte row padding), row maxima over the four invocations of a row by shuffles, and writes P = exp2(s − m) as f16,
- * which the tensor cores then multiply by V into O.
+ * a subgroup computes its tiles' 16×BLOCK_K scores on tensor cores and stores them to its own scratch; each
+ * invocation takes two rows of each tile (the four invocations of a row share it) and four adjacent columns of each
+ * 16 (one vec4 read; `softmax`), row maxima over the four by shuffles, and writes P = exp2(s − m) as packed f16 (one
+ * 8-byte store per four), which the tensor cores then multiply by V into O.
  *
  * Online softmax with a lazy rescale (FlashAttention-4's trick): m is only raised when a block's row maximum exceeds it
  * by more than 8 (log2 units), so P ≤ 2⁸ stays well inside f16 and the normalisation by l (accumulated with the same
