@@ -88,8 +88,8 @@ function tensorCoreMatMulWebGPU(args: { inputs: tf.NamedTensorInfoMap; backend: 
   const bShape = packedB(k, n);
   const limitBytes = webgpuCapabilities().maxWorkgroupStorageBytes;
   if (attrs.layout) checkTcMatMulLayout(attrs.layout, limitBytes);
-  // A 3×3 convolution keeps the 128-row block: loading its A (neighbourhoods of the image) bounds it, which fewer
-  // subgroups do more slowly.
+  // A 3×3 convolution keeps the 128-row block in 8 subgroups: loading its A (neighbourhoods of the image) bounds it,
+  // which fewer subgroups do more slowly (and more, single-buffered, was not measured there).
   const layout = attrs.layout ?? tensorCoreMatMulLayout(m, n, k, limitBytes, matMulBlock(), matMulSplit(), conv ? 'off' : matMulWaves(), conv ? 'wide' : matMulSubgroups());
   // With a LayerNorm prologue A is always packed, by the LayerNorm itself.
   const layerNormEps = attrs.layerNormEps ?? null;

@@ -43,13 +43,15 @@ export function emulateSubgroupMatrices(code: string): string {
     return type;
   };
   // Matrix elements (halves or floats) per element of each array the helpers use (1 for f16/f32 arrays).
-  const packedHalves = (array: string): number => ({ 'vec4<u32>': 8, 'vec2<u32>': 4, 'vec4<f32>': 4 } as Record<string, number>)[elementType(array)] ?? 1;
-  // Matrix element h of an array, as f32 (halves packed in u32 vectors, floats in vec4s, or plain), and its reference.
-  const element = (array: string, index: string): string => `${array}[(${index}) / 4u][(${index}) % 4u]`;
+  const elementsPer = (array: string): number => ({ 'vec4<u32>': 8, 'vec2<u32>': 4, 'vec4<f32>': 4 } as Record<string, number>)[elementType(array)] ?? 1;
+  // The f32 matrix element `index` of a plain f32 array or of one of vec4<f32>s (assignable: the stores write it).
+  const floatAt = (array: string, index: string): string =>
+    (elementType(array) === 'vec4<f32>' ? `${array}[(${index}) / 4u][(${index}) % 4u]` : `${array}[${index}]`);
+  // Matrix element `index` of an array, as f32: halves packed in u32 vectors, f16s, or floats.
   const read = (array: string, index: string): string => {
     const type = elementType(array);
-    if (type === 'vec4<f32>') return element(array, index);
-    const per = packedHalves(array);
+    if (type === 'f32' || type === 'vec4<f32>') return floatAt(array, index);
+    const per = elementsPer(array);
     return per === 1 ? `f32(${array}[${index}])` : `emuHalf${per}(${array}[(${index}) / ${per}u], (${index}) % ${per}u)`;
   };
   out = out
@@ -83,14 +85,10 @@ export function emulateSubgroupMatrices(code: string): string {
         : kind === 'right' ? loop('k', `m.v[k] = ${read(array, at('k', col))};`)
         : loop('r', `m.v[r] = ${read(array, at(row, col))};`);
       // Offset and stride in elements of the array → in halves.
-      const per = packedHalves(array);
+      const per = elementsPer(array);
       return `fn smLoad_${kind}_${array}(offset : u32, colMajor : bool, elementStride : u32) -> SM${kind} { let off = offset * ${per}u; let stride = elementStride * ${per}u; var m : SM${kind}; ${body} return m; }`;
     }),
-    ...[...stores].map((array) => {
-      const vec = elementType(array) === 'vec4<f32>';
-      const per = vec ? 4 : 1;
-      return `fn smStore_${array}(offset : u32, m : SMresult, colMajor : bool, elementStride : u32) { let off = offset * ${per}u; let stride = elementStride * ${per}u; ${loop('r', `${vec ? element(array, at(row, col)) : `${array}[${at(row, col)}]`} = m.v[r];`)} }`;
-    }),
+    ...[...stores].map((array) => `fn smStore_${array}(offset : u32, m : SMresult, colMajor : bool, elementStride : u32) { let off = offset * ${elementsPer(array)}u; let stride = elementStride * ${elementsPer(array)}u; ${loop('r', `${floatAt(array, at(row, col))} = m.v[r];`)} }`),
   ];
   // Module-scope functions may follow their callers; appended, they come after the arrays they use.
   return `${out}\n${helpers.join('\n')}\n`;

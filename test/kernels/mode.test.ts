@@ -279,28 +279,31 @@ describe('kernel mode and precision', () => {
 
   it('tensor-core matmul: FLASHDEPTH_TC_MATMUL_SUBGROUPS=deep (the default) or many doubles the large blocks\' subgroups at half their width (deep: in products ≥ 1024 deep), single-buffered where double buffers do not fit; small blocks keep theirs; another value is a one-line error', () => {
     const [rows144, rows96] = WAVE_FITTED_TC_MATMUL_LAYOUTS as [TensorCoreMatMulLayout, TensorCoreMatMulLayout];
+    // Twice the subgroups, 32 columns wide: 144 rows in 3 × 4 of 48×32, 128 rows in 4 × 4 of 32×32, both single-buffered.
+    const rows144Many: TensorCoreMatMulLayout = { subgroups: { rows: 3, cols: 4 }, tiles: { rows: 3, cols: 2 }, buffers: 1 };
+    const rows128Many: TensorCoreMatMulLayout = { subgroups: { rows: 4, cols: 4 }, tiles: { rows: 2, cols: 2 }, buffers: 1 };
     withEnvRestored('FLASHDEPTH_TC_MATMUL_SUBGROUPS', () => {
       process.env['FLASHDEPTH_TC_MATMUL_SUBGROUPS'] = 'many';
       // The Full teacher's fc2: 144 rows in 3 × 4 subgroups of 48×32; double-buffered it would take 52 736 bytes.
-      expect(tcMatMulWorkgroupBytes({ ...rows144, subgroups: { rows: 3, cols: 4 }, tiles: { rows: 3, cols: 2 } })).to.equal(2 * (144 * 40 + 32 * 136) * 2 + 12 * 256 * 4);
-      expect(tensorCoreMatMulLayout(2171, 1024, 4096, 49152)).to.deep.equal({ subgroups: { rows: 3, cols: 4 }, tiles: { rows: 3, cols: 2 }, buffers: 1 });
+      expect(tcMatMulWorkgroupBytes({ ...rows144Many, buffers: 2 })).to.equal(2 * (144 * 40 + 32 * 136) * 2 + 12 * 256 * 4);
+      expect(tensorCoreMatMulLayout(2171, 1024, 4096, 49152)).to.deep.equal(rows144Many);
       // 96 rows in 12 subgroups still fit double-buffered (45 056 bytes); 128×128 in 16 subgroups do not.
       expect(tensorCoreMatMulLayout(1371, 1024, 4096, 49152)).to.deep.equal({ ...rows96, subgroups: { rows: 3, cols: 4 }, tiles: { rows: 2, cols: 2 } });
-      expect(tensorCoreMatMulLayout(2171, 4096, 1024, 49152)).to.deep.equal({ subgroups: { rows: 4, cols: 4 }, tiles: { rows: 2, cols: 2 }, buffers: 1 });
+      expect(tensorCoreMatMulLayout(2171, 4096, 1024, 49152)).to.deep.equal(rows128Many);
       // Split products too; the 64×64 block (subgroups 32 wide already) as it was.
-      expect(tensorCoreMatMulLayout(361, 256, 2304, 49152)).to.deep.equal({ subgroups: { rows: 4, cols: 4 }, tiles: { rows: 2, cols: 2 }, buffers: 1, splitK: 9, convertA: true });
+      expect(tensorCoreMatMulLayout(361, 256, 2304, 49152)).to.deep.equal({ ...rows128Many, splitK: 9, convertA: true });
       expect(tensorCoreMatMulLayout(1370, 384, 1536, 49152)).to.deep.equal({ ...SMALL_TC_MATMUL_LAYOUT, convertA: true });
       // A device whose workgroup memory takes neither form keeps the wide subgroups.
       expect(tensorCoreMatMulLayout(2171, 4096, 1024, 32768)).to.deep.equal(SINGLE_BUFFERED_TC_MATMUL_LAYOUT);
-      // 'deep': only products at least 1024 deep (the 2K student's qkv, K = 384, keeps 8 subgroups; its fc2, K = 1536, not).
+      // 'deep': only products at least 1024 deep (the 2K student's qkv, K = 384, keeps 8 subgroups; its fc2, K = 1536, takes 12).
       process.env['FLASHDEPTH_TC_MATMUL_SUBGROUPS'] = 'deep';
-      expect(tensorCoreMatMulLayout(2171, 1024, 4096, 49152)).to.deep.equal({ subgroups: { rows: 3, cols: 4 }, tiles: { rows: 3, cols: 2 }, buffers: 1 });
-      expect(tensorCoreMatMulLayout(2171, 4096, 1024, 49152)).to.deep.equal({ subgroups: { rows: 4, cols: 4 }, tiles: { rows: 2, cols: 2 }, buffers: 1 });
+      expect(tensorCoreMatMulLayout(2171, 1024, 4096, 49152)).to.deep.equal(rows144Many);
+      expect(tensorCoreMatMulLayout(2171, 4096, 1024, 49152)).to.deep.equal(rows128Many);
       expect(tensorCoreMatMulLayout(11973, 1152, 384, 49152)).to.deep.equal(DEFAULT_TC_MATMUL_LAYOUT);
-      expect(tensorCoreMatMulLayout(11973, 384, 1536, 49152)).to.deep.equal({ subgroups: { rows: 3, cols: 4 }, tiles: { rows: 3, cols: 2 }, buffers: 1 });
+      expect(tensorCoreMatMulLayout(11973, 384, 1536, 49152)).to.deep.equal(rows144Many);
       // 'deep' is the default; 'wide' is sessions 5–17's 64-column subgroups everywhere.
       delete process.env['FLASHDEPTH_TC_MATMUL_SUBGROUPS'];
-      expect(tensorCoreMatMulLayout(2171, 1024, 4096, 49152)).to.deep.equal({ subgroups: { rows: 3, cols: 4 }, tiles: { rows: 3, cols: 2 }, buffers: 1 });
+      expect(tensorCoreMatMulLayout(2171, 1024, 4096, 49152)).to.deep.equal(rows144Many);
       expect(tensorCoreMatMulLayout(11973, 1152, 384, 49152)).to.deep.equal(DEFAULT_TC_MATMUL_LAYOUT);
       process.env['FLASHDEPTH_TC_MATMUL_SUBGROUPS'] = 'wide';
       expect(tensorCoreMatMulLayout(2171, 1024, 4096, 49152)).to.deep.equal(rows144);
