@@ -13,6 +13,9 @@
  *   scratch, their P written in one 8-byte store), 'packed' (the same, the scores read as four floats) or 'scalar'
  *   (sessions 5–17: four single floats read and four halves written per row share); FLASHDEPTH_ATTENTION_SOFTMAX,
  *   for measurements (tc-attention_webgpu.ts `TensorCoreAttentionLayout.softmax`).
+ * - attention masking: which key blocks the tensor-core attention's softmax masks against the sequence's end,
+ *   'crossing' (default since session 19: only the one that crosses it) or 'every' (sessions 5–18);
+ *   FLASHDEPTH_ATTENTION_MASKING, for measurements.
  * - tensor-core matmul block: the 128×128 block's staging where it fills the GPU, 'double' (default: two 32-deep
  *   buffers per operand, 46 KiB), 'single' (one, 27 KiB) or 'double16' (two 16-deep ones, 29 KiB) — the last two fit
  *   two workgroups on an H100 multiprocessor; FLASHDEPTH_TC_MATMUL_BLOCK, for measurements.
@@ -29,11 +32,15 @@
  *   18C, Full 50.7–50.8 → 48.3 ms, L 15.2/17.6 → 14.6/17.4, S unchanged. 'many': in every product (the 2K student's
  *   shallow ones too: no better than 'deep' in Full, slower per call). 'wide': 8 or 6 subgroups of 64 columns
  *   everywhere (sessions 5–17); FLASHDEPTH_TC_MATMUL_SUBGROUPS, for measurements.
- * - tensor-core attention waves: 'fit' (default since session 17: a grid of more than one wave takes 9 subgroups of 2
- *   query tiles, 288 rows per workgroup, where that needs fewer whole waves for the same rows: the Full teacher's 2171
- *   queries × 16 heads, 192 workgroups in two waves, 128 in one; Full −0.5 ms on the H200 in lease 16A, −0.3 to −0.5
- *   on the H100 in lease 17A, where the teacher's call took 0.224 instead of 0.251 ms) or 'off' (the 192-row default
- *   layout everywhere); FLASHDEPTH_ATTENTION_WAVES, for measurements.
+ * - tensor-core conv block: 3×3 convolutions to at most 64 channels, where they fill two waves, in blocks as narrow as
+ *   their channels ('narrow', default since session 19: 128×32 for the DPT head's 32, 8 subgroups of 16 rows; H100
+ *   lease 19B, Full 47.7/47.8 → 47.2/47.3 ms) or in 128×128 blocks ('square', sessions 7–18);
+ *   FLASHDEPTH_TC_CONV_BLOCK, for measurements.
+ * - tensor-core attention waves: 'fit' (default since session 17: a grid of more than one wave takes workgroups of 288
+ *   rows — since session 19 18 subgroups of one query tile, before that 9 of two — where those need no more whole
+ *   waves for the same rows: the Full teacher's 2171 queries × 16 heads, 192 workgroups of 192 rows in two waves, 128
+ *   in one; the 2K student's 378 in three, 252 in two; H100 lease 19B, per call 0.23 → 0.179 and 1.61 → 1.556 ms) or
+ *   'off' (the 192-row default layout everywhere); FLASHDEPTH_ATTENTION_WAVES, for measurements.
  * - tensor-core attention layout: FLASHDEPTH_ATTENTION_LAYOUT="subgroups,tiles,blockK,kvBuffers,oSplit[,stageK[,pipelined]]"
  *   replaces the preferred layout (where it fits and the grid is large enough), for measurements.
  * - attention branch: 'chained' (default: the qkv product writes the attention's f16 head planes, the attention writes
@@ -64,6 +71,9 @@ export type AttentionSync = (typeof ATTENTION_SYNCS)[number];
 export const ATTENTION_SOFTMAXES = ['scalar', 'packed', 'vec4'] as const;
 export type AttentionSoftmax = (typeof ATTENTION_SOFTMAXES)[number];
 
+export const ATTENTION_MASKINGS = ['crossing', 'every'] as const;
+export type AttentionMasking = (typeof ATTENTION_MASKINGS)[number];
+
 export const ATTENTION_BRANCHES = ['chained', 'separate'] as const;
 export type AttentionBranch = (typeof ATTENTION_BRANCHES)[number];
 
@@ -76,6 +86,8 @@ export type MatMulSplit = (typeof MATMUL_SPLITS)[number];
 export const MATMUL_WAVES = ['off', 'fit'] as const;
 export type MatMulWaves = (typeof MATMUL_WAVES)[number];
 
+export const CONV_BLOCKS = ['square', 'narrow'] as const;
+export type ConvBlock = (typeof CONV_BLOCKS)[number];
 export const MATMUL_SUBGROUPS = ['wide', 'many', 'deep'] as const;
 export type MatMulSubgroups = (typeof MATMUL_SUBGROUPS)[number];
 
@@ -129,6 +141,11 @@ export function attentionSoftmax(): AttentionSoftmax {
   return fromEnv('FLASHDEPTH_ATTENTION_SOFTMAX', ATTENTION_SOFTMAXES, 'vec4');
 }
 
+/** FLASHDEPTH_ATTENTION_MASKING (default 'crossing'): `masking` of the tensor-core attention layouts the kernels choose. */
+export function attentionMasking(): AttentionMasking {
+  return fromEnv('FLASHDEPTH_ATTENTION_MASKING', ATTENTION_MASKINGS, 'crossing');
+}
+
 /** The fields FLASHDEPTH_ATTENTION_LAYOUT sets, in order (the scratch sync comes from FLASHDEPTH_ATTENTION_SYNC). */
 export interface AttentionLayoutOverride {
   subgroups: number;
@@ -147,11 +164,19 @@ export interface AttentionLayoutOverride {
 export function attentionLayoutOverride(): AttentionLayoutOverride | null {
   const raw = process.env['FLASHDEPTH_ATTENTION_LAYOUT'];
   if (raw === undefined || raw.trim() === '') return null;
+  return parseAttentionLayout(raw, 'FLASHDEPTH_ATTENTION_LAYOUT');
+}
+
+/**
+ * One attention layout written as FLASHDEPTH_ATTENTION_LAYOUT takes it ("subgroups,tiles,blockK,kvBuffers,oSplit[,stageK
+ * [,pipelined]]"); anything else is a one-line error naming `source` (the variable or flag it came from).
+ */
+export function parseAttentionLayout(raw: string, source: string): AttentionLayoutOverride {
   const fields = raw.split(',').map((f) => Number(f.trim()));
   const [subgroups, tiles, blockK, kvBuffers, oSplit, stageK, pipelined] = fields as [number, number, number, number, number, number | undefined, number | undefined];
   if (fields.length < 5 || fields.length > 7 || !fields.every((f, i) => Number.isInteger(f) && (f > 0 || i === 6)) || (kvBuffers !== 1 && kvBuffers !== 2) || ![1, 2, 4].includes(oSplit)
     || blockK % 16 !== 0 || (stageK ?? blockK) % blockK !== 0 || (pipelined !== undefined && pipelined !== 0 && pipelined !== 1)) {
-    throw invalidParameterError('FLASHDEPTH_ATTENTION_LAYOUT', '"subgroups,tiles,blockK,kvBuffers,oSplit[,stageK[,pipelined]]" (whole numbers; blockK a multiple of 16, kvBuffers 1 or 2, oSplit 1, 2 or 4, stageK a multiple of blockK, pipelined 0 or 1)', raw);
+    throw invalidParameterError(source, '"subgroups,tiles,blockK,kvBuffers,oSplit[,stageK[,pipelined]]" (whole numbers; blockK a multiple of 16, kvBuffers 1 or 2, oSplit 1, 2 or 4, stageK a multiple of blockK, pipelined 0 or 1)', raw);
   }
   return { subgroups, tiles, blockK, kvBuffers, oSplit: oSplit as 1 | 2 | 4, ...(stageK !== undefined ? { stageK } : {}), ...(pipelined === 1 ? { pipelined: true } : {}) };
 }
@@ -174,6 +199,11 @@ export function matMulSplit(): MatMulSplit {
 /** FLASHDEPTH_TC_MATMUL_WAVES (default 'fit'): whether unsplit tensor-core products fit their blocks' rows to waves. */
 export function matMulWaves(): MatMulWaves {
   return fromEnv('FLASHDEPTH_TC_MATMUL_WAVES', MATMUL_WAVES, 'fit');
+}
+
+/** FLASHDEPTH_TC_CONV_BLOCK (default 'narrow'): the block of 3×3 convolutions to at most 64 channels. */
+export function convBlock(): ConvBlock {
+  return fromEnv('FLASHDEPTH_TC_CONV_BLOCK', CONV_BLOCKS, 'narrow');
 }
 
 /** FLASHDEPTH_TC_MATMUL_SUBGROUPS (default 'deep'): the register tiles of the tensor-core linear layers' large blocks. */

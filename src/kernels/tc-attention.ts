@@ -13,8 +13,8 @@ import type * as tf from '@tensorflow/tfjs-core';
 import { webgpuCapabilities } from '../backend/webgpu.js';
 import { ConfigError, ShapeError } from '../errors.js';
 import type { FlashAttentionAttrs } from './flash-attention.js';
-import { attentionLayoutOverride, attentionScratchSync, attentionSoftmax, attentionWaves } from './mode.js';
-import { WAVE_FIT_SHARE, wholeWaves } from './tc-matmul_webgpu.js';
+import { attentionLayoutOverride, attentionMasking, attentionScratchSync, attentionSoftmax, attentionWaves } from './mode.js';
+import { wholeWaves } from './tc-matmul_webgpu.js';
 import type { WebGPUBackendLike } from './program.js';
 import {
   DEFAULT_TC_ATTENTION_LAYOUT, PackHeadsF16Program, attentionUniforms, packedPlanes, stageKeys, tcAttentionWorkgroupBytes, tcRowsPerWorkgroup, TensorCoreAttentionProgram,
@@ -49,13 +49,22 @@ const LAYOUTS_BY_PREFERENCE: readonly TensorCoreAttentionLayout[] = [
 const SMALL_GRID_WORKGROUPS = 96;
 
 /**
- * The layout FLASHDEPTH_ATTENTION_WAVES=fit (the default since session 17) may take instead: 9 subgroups of 2 query
- * tiles (288 rows per workgroup; each staged K/V matrix serves 32 query rows), 32 keys staged per barrier, 45 KiB.
- * H100 lease 17A, per call: the Full teacher 0.251 → 0.224 ms (one wave instead of two). Where the wave count is the
- * same, fewer warps lose: the 2K student 1.655 ms in the default against 1.95 in this layout, and 2.2–4.0 in 6 or 4
- * subgroups of 2–4 tiles (the kernel is bound by the latency of each subgroup's round trips, which 12 warps hide).
+ * The layout FLASHDEPTH_ATTENTION_WAVES=fit (the default since session 17) may take instead: since session 19, 18
+ * subgroups of 1 query tile (288 rows per workgroup, 576 invocations), 32 keys staged per barrier, 45 KiB — the most
+ * warps that fit one workgroup. H100 lease 19B, GPU time per call (`kernel-timing.js --attention-only`): the 2K
+ * student 1.61 → 1.556 ms (2 waves of 252 workgroups instead of 3 of 378), the Full teacher 0.23 → 0.179 (one wave;
+ * session 17's 9 subgroups of 2 tiles took 0.206 in lease 18A); 17 subgroups (3 waves for the student) 2.23, 16 1.99,
+ * 14 1.75, 20 with 16-key stages 1.71; layouts of ≤ 31 KiB (8–12 subgroups, 16–32-key stages) that could run two
+ * workgroups per multiprocessor 1.75–2.47. SESSION17_WAVE_FITTED_TC_ATTENTION_LAYOUT is the one it replaces.
  */
-export const WAVE_FITTED_TC_ATTENTION_LAYOUT: TensorCoreAttentionLayout = { subgroups: 9, tiles: 2, blockK: 16, stageK: 32, kvBuffers: 1, oSplit: 4 };
+export const WAVE_FITTED_TC_ATTENTION_LAYOUT: TensorCoreAttentionLayout = { subgroups: 18, tiles: 1, blockK: 16, stageK: 32, kvBuffers: 1, oSplit: 4 };
+
+/**
+ * Session 17's wave-fitted layout: 9 subgroups of 2 query tiles (288 rows; each staged K/V matrix serves 32 query
+ * rows), 32-key stages, 45 KiB. H100 lease 17A, per call: the Full teacher 0.251 → 0.224 ms (one wave instead of two);
+ * the 2K student 1.655 ms in the default against 1.95 in this layout, and 2.2–4.0 in 6 or 4 subgroups of 2–4 tiles.
+ */
+export const SESSION17_WAVE_FITTED_TC_ATTENTION_LAYOUT: TensorCoreAttentionLayout = { subgroups: 9, tiles: 2, blockK: 16, stageK: 32, kvBuffers: 1, oSplit: 4 };
 
 /**
  * Predicted GPU time of an attention over `grid` in `layout`, in query rows: its whole waves of workgroups times the
@@ -70,18 +79,21 @@ export function tcAttentionWaveCost(layout: TensorCoreAttentionLayout, grid: { r
  * The layout for head size `headDim`, or null where none fits the device's workgroup memory (the fp32 flash kernel runs
  * instead): the first of LAYOUTS_BY_PREFERENCE that fits, unless `grid` (query rows, and batch × heads planes) gives it
  * under SMALL_GRID_WORKGROUPS workgroups; then the first fitting one with fewer rows per workgroup. With
- * FLASHDEPTH_ATTENTION_WAVES=fit (the default), WAVE_FITTED_TC_ATTENTION_LAYOUT where it fits and is predicted under WAVE_FIT_SHARE
- * of the preferred layout's time (the Full teacher: 128 workgroups, one wave of 288 rows, against 192 in two of
- * 192; the 2K student and ViT-L at 518² keep theirs), unless FLASHDEPTH_ATTENTION_LAYOUT is set. Every chosen layout
- * takes `scratchSync` from FLASHDEPTH_ATTENTION_SYNC and `softmax` from FLASHDEPTH_ATTENTION_SOFTMAX, and FLASHDEPTH_ATTENTION_LAYOUT replaces the default (./mode.ts).
+ * FLASHDEPTH_ATTENTION_WAVES=fit (the default), WAVE_FITTED_TC_ATTENTION_LAYOUT where it fits and is predicted to take
+ * at most the preferred layout's time (the Full teacher: 128 workgroups, one wave of 288 rows, against 192 in two of
+ * 192; the 2K student: 252 in two waves of 288 rows against 378 in three of 192; ViT-L at 518² keeps its one wave of
+ * 192), unless FLASHDEPTH_ATTENTION_LAYOUT is set. Every chosen layout
+ * takes `scratchSync` from FLASHDEPTH_ATTENTION_SYNC, `softmax` from FLASHDEPTH_ATTENTION_SOFTMAX and `masking` from
+ * FLASHDEPTH_ATTENTION_MASKING, and FLASHDEPTH_ATTENTION_LAYOUT replaces the default (./mode.ts).
  */
 export function tensorCoreAttentionLayout(headDim: number, limitBytes = webgpuCapabilities().maxWorkgroupStorageBytes, grid?: { rows: number; planes: number }): TensorCoreAttentionLayout | null {
   if (!tensorCoreAttentionSupports(headDim)) return null;
   const scratchSync = attentionScratchSync();
   const softmax = attentionSoftmax();
-  // The softmax's form is named only where it is not the kernel's default (vec4), so that chosen layouts compare equal
-  // to the constants.
-  const switches = { scratchSync, ...(softmax !== 'vec4' ? { softmax } : {}) };
+  const masking = attentionMasking();
+  // The softmax's form and masking are named only where they are not the kernel's defaults (vec4, crossing), so that
+  // chosen layouts compare equal to the constants.
+  const switches = { scratchSync, ...(softmax !== 'vec4' ? { softmax } : {}), ...(masking !== 'crossing' ? { masking } : {}) };
   const override = attentionLayoutOverride();
   const preference = override ? [override, ...LAYOUTS_BY_PREFERENCE.slice(1)] : LAYOUTS_BY_PREFERENCE;
   const fitting = preference.map((layout) => ({ ...layout, ...switches })).filter((layout) => tcAttentionWorkgroupBytes(layout, headDim) <= limitBytes);
@@ -91,8 +103,9 @@ export function tensorCoreAttentionLayout(headDim: number, limitBytes = webgpuCa
     return fitting.find((layout) => tcRowsPerWorkgroup(layout) < tcRowsPerWorkgroup(preferred)) ?? preferred;
   }
   if (override || attentionWaves() !== 'fit') return preferred;
+  // Ties go to the fitted layout: at the same predicted time its 18 warps per multiprocessor ran faster (the 2K student).
   const fitted = { ...WAVE_FITTED_TC_ATTENTION_LAYOUT, ...switches };
-  const fits = tcAttentionWorkgroupBytes(fitted, headDim) <= limitBytes && tcAttentionWaveCost(fitted, grid) < WAVE_FIT_SHARE * tcAttentionWaveCost(preferred, grid);
+  const fits = tcAttentionWorkgroupBytes(fitted, headDim) <= limitBytes && tcAttentionWaveCost(fitted, grid) <= tcAttentionWaveCost(preferred, grid);
   return fits ? fitted : preferred;
 }
 

@@ -44,7 +44,7 @@
  */
 import { TENSOR_CORE_DIRECTIVES } from './tc-matmul_webgpu.js';
 import { foldedDispatch, type WebGPUProgram } from './program.js';
-import type { AttentionSoftmax, AttentionSync } from './mode.js';
+import type { AttentionMasking, AttentionSoftmax, AttentionSync } from './mode.js';
 
 /**
  * Where TensorCoreAttentionProgram writes its output: f32 token rows [batch, lq, heads·Dh], or the packed f16 token
@@ -111,6 +111,12 @@ export interface TensorCoreAttentionLayout {
    * columns quad + 4i of its rows one float at a time (conflict-free) and writes each P as one half.
    */
   softmax?: AttentionSoftmax;
+  /**
+   * Which blocks' scores the softmax masks against lk. 'crossing' (default since session 19): only the block that
+   * crosses it, every other one through a branch without the compare and select per score; 'every' (sessions 5–18):
+   * all of them.
+   */
+  masking?: AttentionMasking;
 }
 
 /**
@@ -307,7 +313,7 @@ export class TensorCoreAttentionProgram implements WebGPUProgram {
     this.workgroupSize = [32 * layout.subgroups, 1, 1];
     this.outputShape = this.packedOutput ? [rowsPad, (numHeads * headDim) / 2] : [batch, lq, numHeads * headDim];
     this.dispatch = [Math.ceil(lq / tcRowsPerWorkgroup(layout)), numHeads, batch];
-    this.shaderKey = `tcAttention_${headDim}_${layout.subgroups}_${layout.tiles}_${layout.blockK}${layout.kvBuffers === 1 ? '_kv1' : ''}${(layout.oSplit ?? 1) > 1 ? `_o${layout.oSplit}` : ''}${layout.scratchSync === 'workgroup' ? '_wgsync' : ''}${stageKeys(layout) !== layout.blockK ? `_s${stageKeys(layout)}` : ''}${pipelinedBlocks(layout) ? '_pipe' : ''}${(layout.softmax ?? 'vec4') !== 'vec4' ? `_${layout.softmax}` : ''}${this.packedOutput ? '_packedOut' : ''}`;
+    this.shaderKey = `tcAttention_${headDim}_${layout.subgroups}_${layout.tiles}_${layout.blockK}${layout.kvBuffers === 1 ? '_kv1' : ''}${(layout.oSplit ?? 1) > 1 ? `_o${layout.oSplit}` : ''}${layout.scratchSync === 'workgroup' ? '_wgsync' : ''}${stageKeys(layout) !== layout.blockK ? `_s${stageKeys(layout)}` : ''}${pipelinedBlocks(layout) ? '_pipe' : ''}${(layout.softmax ?? 'vec4') !== 'vec4' ? `_${layout.softmax}` : ''}${(layout.masking ?? 'crossing') !== 'crossing' ? '_maskEvery' : ''}${this.packedOutput ? '_packedOut' : ''}`;
   }
 
   /**
@@ -406,22 +412,36 @@ export class TensorCoreAttentionProgram implements WebGPUProgram {
     // Softmax: invocation (r8, quad) takes rows r8 and r8 + 8 of every tile, columns quad + 4i (no bank conflicts with
     // 16-byte row padding), or in the adjacent forms columns 4·quad + 16i, read and written four at a time; row
     // maxima over the 4 invocations of a row by two shuffles.
-    const softmax: string[] = [];
+    // Only a block that crosses lk needs its scores masked ('crossing', the default): every other block loads them in
+    // a branch without the compare and select per score. Only the loads are in the branch (keysLeft is
+    // workgroup-uniform), so the shuffles after it are written once.
     const vecCols = [...Array(blockK / 16).keys()];
+    const loaded = adjacent ? vecCols : cols;
+    const rowAt = (t: number, h: number) => `sBase + ${t * 16 + 8 * h}u * SS + r8 * SS + ${adjacent ? '4u * quad' : 'quad'}`;
+    const loads = (masked: boolean) => T.flatMap((t) => H.flatMap((h) => loaded.map((i) => {
+      const x = `x${t}_${h}_${i}`;
+      if (adjacent) {
+        const value = read4(`${rowAt(t, h)} + ${16 * i}u`);
+        return `${x} = ${masked ? `select(vec4<f32>(MASKED), ${value}, col4 + ${16 * i}u < vec4<u32>(keysLeft))` : value};`;
+      }
+      const value = `scratch[${rowAt(t, h)} + ${4 * i}u]`;
+      return `${x} = ${masked ? `select(MASKED, ${value}, quad + ${4 * i}u < keysLeft)` : value};`;
+    })));
+    const softmax: string[] = [
+      ...T.flatMap((t) => H.flatMap((h) => loaded.map((i) => `var x${t}_${h}_${i} : ${adjacent ? 'vec4<f32>' : 'f32'};`))),
+      ...((this.layout.masking ?? 'crossing') === 'every' ? loads(true) : ['if (keysLeft >= BLOCK_K) {', ...loads(false), '} else {', ...loads(true), '}']),
+    ];
     for (const t of T) for (const h of H) {
       const v = `${t}_${h}`;
-      const rowAt = `sBase + ${t * 16 + 8 * h}u * SS + r8 * SS`;
       const pRowAt = `pBase + ${t * 16 + 8 * h}u * PS + r8 * PS`;
-      const [load, rowMax, pStore, rowSum] = adjacent
-        ? [vecCols.map((i) => `let x${i} = select(vec4<f32>(MASKED), ${read4(`row + ${16 * i}u`)}, col4 + ${16 * i}u < vec4<u32>(keysLeft));`),
-          vecCols.map((i) => `max(max(x${i}.x, x${i}.y), max(x${i}.z, x${i}.w))`).reduce((x, y) => `max(${x}, ${y})`),
+      const [rowMax, pStore, rowSum] = adjacent
+        ? [vecCols.map((i) => `max(max(x${v}_${i}.x, x${v}_${i}.y), max(x${v}_${i}.z, x${v}_${i}.w))`).reduce((x, y) => `max(${x}, ${y})`),
           vecCols.map((i) => `pTile[prow + ${4 * i}u] = vec2<u32>(pack2x16float(p${i}.xy), pack2x16float(p${i}.zw));`),
           `dot(${vecCols.map((i) => `p${i}`).join(' + ')}, vec4<f32>(1.0))`]
-        : [cols.map((i) => `let x${i} = select(MASKED, scratch[row + ${4 * i}u], quad + ${4 * i}u < keysLeft);`),
-          cols.map((i) => `x${i}`).reduce((x, y) => `max(${x}, ${y})`),
+        : [cols.map((i) => `x${v}_${i}`).reduce((x, y) => `max(${x}, ${y})`),
           cols.map((i) => `pTile[prow + ${4 * i}u] = f16(p${i});`),
           cols.map((i) => `p${i}`).join(' + ')];
-      softmax.push(`{`, `let row = ${rowAt} + ${adjacent ? '4u * quad' : 'quad'};`, ...load,
+      softmax.push(`{`,
         `var bm = ${rowMax};`,
         'bm = max(bm, subgroupShuffleXor(bm, 1u));',
         'bm = max(bm, subgroupShuffleXor(bm, 2u));',
@@ -431,7 +451,7 @@ export class TensorCoreAttentionProgram implements WebGPUProgram {
         `m${v} = mNew;`,
         `raised${t} = raised${t} || raise;`,
         `let prow = ${adjacent ? `(${pRowAt} + 4u * quad) / 4u` : `${pRowAt} + quad`};`,
-        ...(adjacent ? vecCols : cols).map((i) => `let p${i} = exp2(x${i} - mNew);`),
+        ...loaded.map((i) => `let p${i} = exp2(x${v}_${i} - mNew);`),
         ...pStore,
         `l${v} = l${v} * a${v} + ${rowSum};`, '}');
     }

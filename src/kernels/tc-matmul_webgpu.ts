@@ -108,6 +108,28 @@ export const DEFAULT_TC_MATMUL_LAYOUT: TensorCoreMatMulLayout = { subgroups: { r
 /** 4 subgroups of 32×32: a 64×64 block, for grids that 128×128 blocks would leave short of work. */
 export const SMALL_TC_MATMUL_LAYOUT: TensorCoreMatMulLayout = { subgroups: { rows: 2, cols: 2 }, tiles: { rows: 2, cols: 2 } };
 
+/**
+ * The narrow block of a 3×3 convolution to at most 64 channels: the 128 rows of the usual block in 8 subgroups of 16
+ * rows each, only as wide as N (128×32 for the DPT head's 32 channels, where the 128×128 block multiplies three
+ * quarters padding; 34–38 KiB double-buffered). A's loads — which bound these products — are spread over as many
+ * invocations as before.
+ */
+export function narrowConvBlock(n: number): TensorCoreMatMulLayout {
+  return { subgroups: { rows: 8, cols: 1 }, tiles: { rows: 1, cols: Math.ceil(n / 16) } };
+}
+
+/**
+ * FLASHDEPTH_TC_CONV_BLOCK=narrow's layout (the default since session 19) for an M×N convolution product, or null
+ * where the usual choice stays: more than 64 channels, over `limitBytes`, or under two waves of blocks (small grids
+ * keep the square logic's 64×64 blocks and K splits). H100 lease 19B: Full 47.7/47.8 → 47.2/47.3 ms per frame (the
+ * student's DPT and head at 2K: 32- and 64-channel convolutions of 47 888 to 2 346 512 rows).
+ */
+export function narrowConvLayout(m: number, n: number, limitBytes: number): TensorCoreMatMulLayout | null {
+  if (n > 64) return null;
+  const layout = narrowConvBlock(n);
+  return tcMatMulWorkgroupBytes(layout) <= limitBytes && tcMatMulBlocks(m, n, layout) >= TARGET_WORKGROUPS ? layout : null;
+}
+
 /** Products smaller than this (multiply-adds) convert A while staging: below it the host's time per dispatch dominates. */
 export const CONVERT_A_BELOW = 2 ** 30;
 

@@ -23,7 +23,7 @@ import {
 import { TC_MATMUL, packedA, packedB, packedWeight } from '../../src/kernels/tc-matmul.js';
 import { TC_ATTENTION } from '../../src/kernels/tc-attention.js';
 import { tcAttentionWorkgroupBytes, type TensorCoreAttentionLayout } from '../../src/kernels/tc-attention_webgpu.js';
-import type { AttentionSoftmax } from '../../src/kernels/mode.js';
+import { parseAttentionLayout, type AttentionSoftmax } from '../../src/kernels/mode.js';
 import { emulateSubgroupMatrices, webgpuCapabilities } from '../../src/backend/webgpu.js';
 import { emulateSubgroupMatrices as emulateSubgroupMatrixBuiltins } from '../helpers/subgroup-matrix-emulation.js';
 import { fusedMambaScan, runMambaScan, type WebGPUBackendWithDispose } from '../../src/kernels/mamba-scan.js';
@@ -352,7 +352,10 @@ async function main(): Promise<void> {
     console.log(JSON.stringify(row));
     tf.dispose([x, w, b]);
   }
-  const attentions: [string, number, number][] = only && only !== '--attention-only' ? [] : [['S 518', 1370, 6], ['L 518', 1370, 16], ['L teacher 868×490', 2170, 16], ['S 2K student', 11972, 6]];
+  // FLASHDEPTH_SWEEP_ATTENTION_SHAPES: the attention shapes whose names contain one of its comma-separated parts.
+  const shapeFilter = process.env['FLASHDEPTH_SWEEP_ATTENTION_SHAPES']?.split(',').map((part) => part.trim()).filter((part) => part !== '');
+  const attentions = (only && only !== '--attention-only' ? [] : [['S 518', 1370, 6], ['L 518', 1370, 16], ['L teacher 868×490', 2170, 16], ['S 2K student', 11972, 6]] as [string, number, number][])
+    .filter(([name]) => !shapeFilter || shapeFilter.some((part) => name.includes(part)));
   for (const [name, n, heads] of attentions) {
     const c = heads * 64;
     const qkv = tf.randomNormal([1, n, 3 * c], 0, 1, 'float32', 4) as tf.Tensor3D;
@@ -364,21 +367,37 @@ async function main(): Promise<void> {
     const variants: [string, () => tf.Tensor][] = [['fp32', () => flashAttention(qkv, qkv, qkv, base)]];
     if (tensorCoresAvailable()) {
       // [subgroups, tiles, blockK, K/V buffers, O column groups, stageK, pipelined, softmax]: the default (12 subgroups
-      // of 1 tile, 64-key stages of 16-key blocks in one buffer, O in quarters), the Full teacher's wave-fitted 9 × 2
-      // tiles with 32-key stages, session 11's default, the 64-key stages pipelined, the 64-row layout small grids
+      // of 1 tile, 64-key stages of 16-key blocks in one buffer, O in quarters), the wave-fitted 18 subgroups of 1 tile
+      // (since session 19) and 9 × 2 tiles (session 17) with 32-key stages, session 11's default, the 64-key stages pipelined, the 64-row layout small grids
       // get, all with the default softmax (vec4s); then the softmax of sessions 5–17 ('scalar') and the 'packed' form
       // (single-float score reads) on the two main layouts, 32-key stages double-buffered, 32-key blocks. The
       // longer sweeps of sessions 11–17 (2–4 tiles per subgroup, 8–11 subgroups, barrier-ordered scratch) are in
       // bench/README.md; none beat the default on the 2K student.
-      const layouts: TensorCoreAttentionLayout[] = ([[12, 1, 16, 1, 4, 64], [9, 2, 16, 1, 4, 32], [12, 1, 16, 2, 2], [12, 1, 16, 1, 4, 64, true], [4, 1, 32, 1, 2],
+      const layouts: TensorCoreAttentionLayout[] = ([[12, 1, 16, 1, 4, 64], [18, 1, 16, 1, 4, 32], [9, 2, 16, 1, 4, 32], [12, 1, 16, 2, 2], [12, 1, 16, 1, 4, 64, true], [4, 1, 32, 1, 2],
         [12, 1, 16, 1, 4, 64, false, 'scalar'], [12, 1, 16, 1, 4, 64, false, 'packed'], [9, 2, 16, 1, 4, 32, false, 'scalar'], [9, 2, 16, 1, 4, 32, false, 'packed'],
         [12, 1, 16, 2, 4, 32], [8, 1, 32, 1, 4, 64], [8, 1, 32, 1, 4, 64, false, 'packed']] as const)
         .map(([subgroups, tiles, blockK, kvBuffers, oSplit, stageK, pipelined, softmax]: readonly [number, number, number, 1 | 2, 1 | 2 | 4, number?, boolean?, AttentionSoftmax?]) => ({ subgroups, tiles, blockK, kvBuffers, oSplit, scratchSync: 'subgroup' as const,
           ...(stageK ? { stageK } : {}), ...(pipelined ? { pipelined } : {}), ...(softmax ? { softmax } : {}) }));
+      // FLASHDEPTH_SWEEP_ATTENTION_LAYOUTS ("12,1,16,1,4,64;18,1,16,1,4,32/every;…", FLASHDEPTH_ATTENTION_LAYOUT's form,
+      // optionally /every, /scalar or /packed) replaces the list above, after the default layout timed twice (a row's
+      // first entry sometimes times slow).
+      const sweepList = process.env['FLASHDEPTH_SWEEP_ATTENTION_LAYOUTS'];
+      if (sweepList) {
+        layouts.splice(0, layouts.length, layouts[0]!, layouts[0]!, ...sweepList.split(';').filter((entry) => entry.trim() !== '').map((entry) => {
+          const [fields, ...options] = entry.split('/');
+          return { ...parseAttentionLayout(fields!, 'FLASHDEPTH_SWEEP_ATTENTION_LAYOUTS'), scratchSync: 'subgroup' as const,
+            ...(options.includes('every') ? { masking: 'every' as const } : {}),
+            ...(options.includes('scalar') ? { softmax: 'scalar' as const } : options.includes('packed') ? { softmax: 'packed' as const } : {}) };
+        }));
+      }
+      const seen = new Map<string, number>();
       for (const tcLayout of layouts) {
         if (tcAttentionWorkgroupBytes(tcLayout, 64) > webgpuCapabilities().maxWorkgroupStorageBytes) continue;
         const attrs = { ...base, tcLayout } as unknown as tf.NamedAttrMap;
-        variants.push([`tc_sg${tcLayout.subgroups}_t${tcLayout.tiles}_k${tcLayout.blockK}_kv${tcLayout.kvBuffers ?? 2}_o${tcLayout.oSplit ?? 1}_${tcLayout.scratchSync === 'workgroup' ? 'wg' : 'sg'}${tcLayout.stageK ? `_s${tcLayout.stageK}` : ''}${tcLayout.pipelined ? '_pipe' : ''}${tcLayout.softmax ? `_${tcLayout.softmax}` : ''}_${tcAttentionWorkgroupBytes(tcLayout, 64)}B`, () => tf.engine().runKernel(TC_ATTENTION, { q: qkv, k: qkv, v: qkv }, attrs) as tf.Tensor]);
+        const name = `tc_sg${tcLayout.subgroups}_t${tcLayout.tiles}_k${tcLayout.blockK}_kv${tcLayout.kvBuffers ?? 2}_o${tcLayout.oSplit ?? 1}_${tcLayout.scratchSync === 'workgroup' ? 'wg' : 'sg'}${tcLayout.stageK ? `_s${tcLayout.stageK}` : ''}${tcLayout.pipelined ? '_pipe' : ''}${tcLayout.softmax ? `_${tcLayout.softmax}` : ''}${tcLayout.masking ? `_mask${tcLayout.masking}` : ''}_${tcAttentionWorkgroupBytes(tcLayout, 64)}B`;
+        const repeat = seen.get(name) ?? 0;
+        seen.set(name, repeat + 1);
+        variants.push([repeat ? `${name}_${repeat + 1}` : name, () => tf.engine().runKernel(TC_ATTENTION, { q: qkv, k: qkv, v: qkv }, attrs) as tf.Tensor]);
       }
     }
     for (const [key, run] of variants) {

@@ -16,12 +16,12 @@ import {
 } from '../../src/kernels/tc-attention_webgpu.js';
 import { packedA, packedB } from '../../src/kernels/tc-matmul.js';
 import { mixedMlp, mixedMlpSupports, mixedSelfAttentionSupports } from '../../src/kernels/mixed-matmul.js';
-import { attentionBranch, attentionLayoutOverride, layerNormRowLanes, layerNormSums, mambaChunkTokensOverride } from '../../src/kernels/mode.js';
+import { attentionBranch, attentionLayoutOverride, convBlock, layerNormRowLanes, layerNormSums, mambaChunkTokensOverride } from '../../src/kernels/mode.js';
 import { emulateSubgroupMatrices } from '../helpers/subgroup-matrix-emulation.js';
 import { MambaChunkStateProgram, MambaScanProgram, scanChunks, scanLanes } from '../../src/kernels/mamba-scan_webgpu.js';
 import {
   DEFAULT_TC_MATMUL_LAYOUT, HEAD_PLANES_UNIFORMS, PackF16Program, SINGLE_BUFFERED_TC_MATMUL_LAYOUT, SMALL_TC_MATMUL_LAYOUT, SplitKReduceLayerNormProgram, SplitKReduceProgram, TensorCoreMatMulProgram,
-  checkTcMatMulLayout, tcMatMulSlicesPerSplit, tcMatMulSplits, tcMatMulWaveCost, tcMatMulWorkgroupBytes, tensorCoreMatMulLayout,
+  checkTcMatMulLayout, narrowConvBlock, narrowConvLayout, tcMatMulSlicesPerSplit, tcMatMulSplits, tcMatMulWaveCost, tcMatMulWorkgroupBytes, tensorCoreMatMulLayout,
   WAVE_FITTED_TC_MATMUL_LAYOUTS, type TensorCoreMatMulLayout,
 } from '../../src/kernels/tc-matmul_webgpu.js';
 import { layerNormLanes, LayerNormPackF16Program, LayerNormProgram } from '../../src/kernels/layer-norm_webgpu.js';
@@ -106,15 +106,19 @@ describe('kernel mode and precision', () => {
     const rows192 = { ...DEFAULT_TC_ATTENTION_LAYOUT, scratchSync: 'subgroup' };
     expect(tensorCoreAttentionLayout(64, 49152, { rows: 1370, planes: 6 })).to.deep.equal(rows64); // ViT-S at 518²: 8 × 6
     expect(tensorCoreAttentionLayout(64, 49152, { rows: 1370, planes: 16 })).to.deep.equal(rows192); // ViT-L at 518²: 8 × 16
-    // The Full teacher (12 × 16 = 192 workgroups): the wave-fitted layout by default (next test).
+    // The Full teacher (12 × 16 = 192 workgroups) and the 2K student (63 × 6): the wave-fitted layout by default (next test).
     expect(tensorCoreAttentionLayout(64, 49152, { rows: 2171, planes: 16 })).to.deep.equal({ ...WAVE_FITTED_TC_ATTENTION_LAYOUT, scratchSync: 'subgroup' });
-    expect(tensorCoreAttentionLayout(64, 49152, { rows: 11973, planes: 6 })).to.deep.equal(rows192); // 2K student: 63 × 6
+    expect(tensorCoreAttentionLayout(64, 49152, { rows: 11973, planes: 6 })).to.deep.equal({ ...WAVE_FITTED_TC_ATTENTION_LAYOUT, scratchSync: 'subgroup' });
+    withEnvRestored('FLASHDEPTH_ATTENTION_WAVES', () => {
+      process.env['FLASHDEPTH_ATTENTION_WAVES'] = 'off';
+      expect(tensorCoreAttentionLayout(64, 49152, { rows: 11973, planes: 6 })).to.deep.equal(rows192);
+    });
     // Where the 64-row layout is already the first that fits (32 KiB), a small grid keeps it.
     expect(tensorCoreAttentionLayout(64, 32768, { rows: 1370, planes: 6 })).to.deep.equal(rows64);
     expect(tensorCoreAttentionLayout(40, 49152, { rows: 1370, planes: 6 })).to.equal(null);
   });
 
-  it('tensor-core attention: FLASHDEPTH_ATTENTION_WAVES=fit (the default) gives grids of more than a wave 9 subgroups of 2 tiles where those take fewer whole waves, off the 192-row layout; another value is a one-line error', () => {
+  it('tensor-core attention: FLASHDEPTH_ATTENTION_WAVES=fit (the default) gives grids of more than a wave 18 subgroups of 1 tile where those take no more whole waves, off the 192-row layout; another value is a one-line error', () => {
     const fitted = { ...WAVE_FITTED_TC_ATTENTION_LAYOUT, scratchSync: 'subgroup' };
     const teacher = { rows: 2171, planes: 16 };
     // The Full teacher: 12 × 16 = 192 workgroups of 192 rows (two waves) against 8 × 16 = 128 of 288 (one).
@@ -122,8 +126,11 @@ describe('kernel mode and precision', () => {
     withEnvRestored('FLASHDEPTH_ATTENTION_WAVES', () => {
       process.env['FLASHDEPTH_ATTENTION_WAVES'] = 'fit';
       expect(tensorCoreAttentionLayout(64, 49152, teacher)).to.deep.equal(fitted);
-      // The 2K student (378 workgroups: 3 waves of 192 rows, or 252: 2 of 288, the same) and ViT-L at 518² (one wave) keep theirs.
-      expect(tensorCoreAttentionLayout(64, 49152, { rows: 11973, planes: 6 })).to.deep.equal({ ...DEFAULT_TC_ATTENTION_LAYOUT, scratchSync: 'subgroup' });
+      // The 2K student: 378 workgroups, 3 waves of 192 rows, or 252, 2 of 288 — a tie, which goes to the 18 warps.
+      const student = { rows: 11973, planes: 6 };
+      expect([tcAttentionWaveCost(DEFAULT_TC_ATTENTION_LAYOUT, student), tcAttentionWaveCost(WAVE_FITTED_TC_ATTENTION_LAYOUT, student)]).to.deep.equal([576, 576]);
+      expect(tensorCoreAttentionLayout(64, 49152, student)).to.deep.equal(fitted);
+      // ViT-L at 518²: one wave of 192 rows against one of 288 keeps the default.
       expect(tensorCoreAttentionLayout(64, 49152, { rows: 1371, planes: 16 })).to.deep.equal({ ...DEFAULT_TC_ATTENTION_LAYOUT, scratchSync: 'subgroup' });
       // Software Vulkan's 32 KiB takes neither 45 KiB layout.
       expect(tensorCoreAttentionLayout(64, 32768, teacher)?.subgroups).to.equal(4);
@@ -309,6 +316,49 @@ describe('kernel mode and precision', () => {
       expect(tensorCoreMatMulLayout(2171, 1024, 4096, 49152)).to.deep.equal(rows144);
       process.env['FLASHDEPTH_TC_MATMUL_SUBGROUPS'] = 'more';
       expect(() => tensorCoreMatMulLayout(2171, 1024, 4096, 49152)).to.throw('Expected one of wide, many, deep for FLASHDEPTH_TC_MATMUL_SUBGROUPS but received "more"');
+    });
+  });
+
+  it('tensor-core conv: 3×3 convolutions to at most 64 channels whose narrow blocks fill two waves take them (FLASHDEPTH_TC_CONV_BLOCK=narrow, the default); wider ones, smaller grids and square keep the usual blocks', () => {
+    // The Full head's 32-channel conv at 2044×1148 (18 333 blocks of 128×32, 8 subgroups of 16×32) and a 64-channel
+    // refinenet conv at 584×328 (1497 blocks of 128×64).
+    expect(narrowConvLayout(2346512, 32, 49152)).to.deep.equal({ subgroups: { rows: 8, cols: 1 }, tiles: { rows: 1, cols: 2 } });
+    expect(narrowConvLayout(191552, 64, 49152)).to.deep.equal({ subgroups: { rows: 8, cols: 1 }, tiles: { rows: 1, cols: 4 } });
+    expect(tcMatMulWorkgroupBytes(narrowConvBlock(32))).to.equal(2 * (128 * 40 + 32 * 40) * 2 + 8 * 256 * 4);
+    // 255 blocks of 128 rows are under two waves; 128 channels are not narrow; 32 KiB takes the 64-channel block (37 888 bytes) no more.
+    expect(narrowConvLayout(255 * 128, 32, 49152)).to.equal(null);
+    expect(narrowConvLayout(256 * 128, 32, 49152)).to.not.equal(null);
+    expect(narrowConvLayout(2346512, 128, 49152)).to.equal(null);
+    expect(narrowConvLayout(191552, 64, 32768)).to.equal(null);
+    withEnvRestored('FLASHDEPTH_TC_CONV_BLOCK', () => {
+      delete process.env['FLASHDEPTH_TC_CONV_BLOCK'];
+      expect(convBlock()).to.equal('narrow');
+      process.env['FLASHDEPTH_TC_CONV_BLOCK'] = 'square';
+      expect(convBlock()).to.equal('square');
+      process.env['FLASHDEPTH_TC_CONV_BLOCK'] = 'thin';
+      expect(() => convBlock()).to.throw('Expected one of square, narrow for FLASHDEPTH_TC_CONV_BLOCK but received "thin"');
+    });
+  });
+
+  it('tensor-core attention: only the key block that crosses the keys\' end is masked by default; FLASHDEPTH_ATTENTION_MASKING=every names its form in every chosen layout (and its shader); another value is a one-line error', () => {
+    withEnvRestored('FLASHDEPTH_ATTENTION_MASKING', () => {
+      delete process.env['FLASHDEPTH_ATTENTION_MASKING'];
+      const layout = tensorCoreAttentionLayout(64, 49152)!;
+      expect(layout).to.not.have.property('masking');
+      // One branch around the loads: unmasked where a whole block lies before lk, masked in the other; the shuffles once.
+      const code = new TensorCoreAttentionProgram(1, 300, 6, 64, layout).getUserCode();
+      expect(code).to.include('if (keysLeft >= BLOCK_K) {');
+      expect(code.match(/subgroupShuffleXor\(bm, 1u\)/g)).to.have.length(2);
+      expect(code.match(/vec4<u32>\(keysLeft\)/g)).to.have.length(2);
+      process.env['FLASHDEPTH_ATTENTION_MASKING'] = 'every';
+      const every = tensorCoreAttentionLayout(64, 49152)!;
+      expect(every.masking).to.equal('every');
+      const program = new TensorCoreAttentionProgram(1, 300, 6, 64, every);
+      expect(program.shaderKey).to.match(/_maskEvery/);
+      expect(program.getUserCode()).to.not.include('keysLeft >= BLOCK_K');
+      expect(program.getUserCode().match(/vec4<u32>\(keysLeft\)/g)).to.have.length(2);
+      process.env['FLASHDEPTH_ATTENTION_MASKING'] = 'some';
+      expect(() => tensorCoreAttentionLayout(64, 49152)).to.throw('Expected one of crossing, every for FLASHDEPTH_ATTENTION_MASKING but received "some"');
     });
   });
 
