@@ -414,6 +414,15 @@ const CASES: Case[] = [
       : conv2d(x as tf.Tensor4D, w as tf.Tensor4D, b!, 1, 1, { activation: 'relu' }),
   },
   {
+    // The narrow block as the models run it, double-buffered: 16 channels (128×16, 31 KiB) fit software Vulkan's 32.
+    name: 'mixed conv 3×3 + bias + relu, [1, 37, 45, 64] → 16, narrow block double-buffered',
+    precision: 'mixed',
+    inputs: () => [normal([1, 37, 45, 64]), normal([3, 3, 64, 16], 0.05), normal([16])],
+    run: ([x, w, b]) => useTensorCores()
+      ? tensorCoreConv3x3(x as tf.Tensor4D, w as tf.Tensor4D, b!, true, 1, narrowConvBlock(16))
+      : conv2d(x as tf.Tensor4D, w as tf.Tensor4D, b!, 1, 1, { activation: 'relu' }),
+  },
+  {
     // Implicit GEMM with K split in 5 (36 slices: 8 each, the last 4), two images.
     name: 'mixed conv 3×3 + bias, K split in 5, [2, 9, 11, 128] → 64',
     precision: 'mixed',
