@@ -55,16 +55,11 @@ const SMALL_GRID_WORKGROUPS = 96;
  * student 1.61 → 1.556 ms (2 waves of 252 workgroups instead of 3 of 378), the Full teacher 0.23 → 0.179 (one wave;
  * session 17's 9 subgroups of 2 tiles took 0.206 in lease 18A); 17 subgroups (3 waves for the student) 2.23, 16 1.99,
  * 14 1.75, 20 with 16-key stages 1.71; layouts of ≤ 31 KiB (8–12 subgroups, 16–32-key stages) that could run two
- * workgroups per multiprocessor 1.75–2.47. SESSION17_WAVE_FITTED_TC_ATTENTION_LAYOUT is the one it replaces.
+ * workgroups per multiprocessor 1.75–2.47. It replaces session 17's 9 subgroups of 2 query tiles (same rows and
+ * stages; lease 17A: the teacher 0.251 → 0.224 ms, the 2K student 1.95 against the default's 1.655), which
+ * `kernel-timing.js --attention-only` still sweeps.
  */
 export const WAVE_FITTED_TC_ATTENTION_LAYOUT: TensorCoreAttentionLayout = { subgroups: 18, tiles: 1, blockK: 16, stageK: 32, kvBuffers: 1, oSplit: 4 };
-
-/**
- * Session 17's wave-fitted layout: 9 subgroups of 2 query tiles (288 rows; each staged K/V matrix serves 32 query
- * rows), 32-key stages, 45 KiB. H100 lease 17A, per call: the Full teacher 0.251 → 0.224 ms (one wave instead of two);
- * the 2K student 1.655 ms in the default against 1.95 in this layout, and 2.2–4.0 in 6 or 4 subgroups of 2–4 tiles.
- */
-export const SESSION17_WAVE_FITTED_TC_ATTENTION_LAYOUT: TensorCoreAttentionLayout = { subgroups: 9, tiles: 2, blockK: 16, stageK: 32, kvBuffers: 1, oSplit: 4 };
 
 /**
  * Predicted GPU time of an attention over `grid` in `layout`, in query rows: its whole waves of workgroups times the

@@ -13,10 +13,10 @@ import { LayerNormPackF16Program, layerNormPackUniforms } from './layer-norm_web
 import { selfAttentionPlanes, TC_SELF_ATTENTION, tensorCoreAttentionSupports, tensorCoreSelfAttentionLayout, type TensorCoreSelfAttentionAttrs } from './tc-attention.js';
 import type { WebGPUBackendLike } from './program.js';
 import { webgpuCapabilities } from '../backend/webgpu.js';
-import { convBlock, layerNormRowLanes, matMulBlock, matMulSplit, matMulSubgroups, matMulWaves } from './mode.js';
+import { layerNormRowLanes } from './mode.js';
 import {
-  SLICE_K, SplitKReduceLayerNormProgram, SplitKReduceProgram, TensorCoreMatMulProgram, PackF16Program, checkTcMatMulLayout, narrowConvLayout, packF16Uniforms, packedShape, splitKReduceUniforms, tcMatMulUniforms,
-  tensorCoreMatMulLayout, type MatMulASource, type TensorCoreMatMulLayout, type PackedShape,
+  SLICE_K, SplitKReduceLayerNormProgram, SplitKReduceProgram, TensorCoreMatMulProgram, PackF16Program, checkTcMatMulLayout, packF16Uniforms, packedShape, splitKReduceUniforms, tcMatMulUniforms,
+  tensorCoreConvLayout, tensorCoreMatMulLayout, type MatMulASource, type TensorCoreMatMulLayout, type PackedShape,
 } from './tc-matmul_webgpu.js';
 
 export const PACK_F16 = 'FlashDepthPackF16';
@@ -88,12 +88,7 @@ function tensorCoreMatMulWebGPU(args: { inputs: tf.NamedTensorInfoMap; backend: 
   const bShape = packedB(k, n);
   const limitBytes = webgpuCapabilities().maxWorkgroupStorageBytes;
   if (attrs.layout) checkTcMatMulLayout(attrs.layout, limitBytes);
-  // A 3×3 convolution keeps 128-row blocks in 8 subgroups: loading its A (neighbourhoods of the image) bounds it,
-  // which fewer subgroups do more slowly (and more, single-buffered, was not measured there); to at most 64 channels
-  // and where they fill two waves, the blocks are only as wide as N (`narrowConvLayout`).
-  const narrow = conv && convBlock() === 'narrow' ? narrowConvLayout(m, n, limitBytes) : null;
-  const layout = attrs.layout ?? narrow
-    ?? tensorCoreMatMulLayout(m, n, k, limitBytes, matMulBlock(), matMulSplit(), conv ? 'off' : matMulWaves(), conv ? 'wide' : matMulSubgroups());
+  const layout = attrs.layout ?? (conv ? tensorCoreConvLayout(m, n, k, limitBytes) : tensorCoreMatMulLayout(m, n, k, limitBytes));
   // With a LayerNorm prologue A is always packed, by the LayerNorm itself.
   const layerNormEps = attrs.layerNormEps ?? null;
   // A conv's image is packed to f16 as a [pixels, Cin] matrix (no column padding: Cin is a multiple of 8).

@@ -35,7 +35,7 @@ import { ConfigError } from '../errors.js';
 import { ERF_VEC4_WGSL } from './elementwise_webgpu.js';
 import { layerNormDispatch, layerNormLanesKey, layerNormPackF16Code } from './layer-norm_webgpu.js';
 import { foldedDispatch, type WebGPUProgram } from './program.js';
-import { matMulBlock, matMulSplit, matMulSubgroups, matMulWaves, type MatMulBlock, type MatMulSplit, type MatMulSubgroups, type MatMulWaves } from './mode.js';
+import { convBlock, matMulBlock, matMulSplit, matMulSubgroups, matMulWaves, type ConvBlock, type MatMulBlock, type MatMulSplit, type MatMulSubgroups, type MatMulWaves } from './mode.js';
 
 /** WGSL header shared by the tensor-core programs (hoisted above tfjs' header by src/backend/webgpu.ts). */
 export const TENSOR_CORE_DIRECTIVES = `
@@ -130,6 +130,16 @@ export function narrowConvLayout(m: number, n: number, limitBytes: number): Tens
   return tcMatMulWorkgroupBytes(layout) <= limitBytes && tcMatMulBlocks(m, n, layout) >= TARGET_WORKGROUPS ? layout : null;
 }
 
+/**
+ * The layout of a 3×3 convolution's M×N×K product: the narrow block where `narrowConvLayout` gives one (with
+ * FLASHDEPTH_TC_CONV_BLOCK=narrow, the default), else tensorCoreMatMulLayout's with 128-row blocks (no wave fitting)
+ * in 8 subgroups of 64 columns: loading A (neighbourhoods of the image) bounds these products, which fewer subgroups
+ * do more slowly (and more, single-buffered, were not measured on them).
+ */
+export function tensorCoreConvLayout(m: number, n: number, k: number, limitBytes: number, block: ConvBlock = convBlock()): TensorCoreMatMulLayout {
+  return (block === 'narrow' ? narrowConvLayout(m, n, limitBytes) : null) ?? tensorCoreMatMulLayout(m, n, k, limitBytes, matMulBlock(), matMulSplit(), 'off', 'wide');
+}
+
 /** Products smaller than this (multiply-adds) convert A while staging: below it the host's time per dispatch dominates. */
 export const CONVERT_A_BELOW = 2 ** 30;
 
@@ -165,7 +175,8 @@ export function tcMatMulBlocks(m: number, n: number, layout: TensorCoreMatMulLay
  *   (`withMoreSubgroups`); with 'deep', only where K ≥ DEEP_K.
  * Where the device's workgroup memory (`limitBytes`) is short of the large block's 46 KiB (software Vulkan: 32 KiB),
  * the large block single-buffered (27 KiB) — before, such a device failed to create the pipeline of any large product.
- * Blocks as narrow as N for the DPT head's 32- and 64-channel convolutions (4 subgroups in one column) were slower on
+ * (3×3 convolutions take `tensorCoreConvLayout`.) Blocks as narrow as N for the DPT head's 32- and 64-channel
+ * convolutions in 4 subgroups of one column were slower on
  * the H100 than 128×128 blocks that mostly multiply padding (lease 10A: Full's 2K head conv to 32 channels 2.36 →
  * 5.77 ms): those products are bound by loading A (3×3 neighbourhoods, then of the f32 image), which 4 subgroups do
  * at half the rate of 8.

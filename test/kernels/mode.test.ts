@@ -21,7 +21,7 @@ import { emulateSubgroupMatrices } from '../helpers/subgroup-matrix-emulation.js
 import { MambaChunkStateProgram, MambaScanProgram, scanChunks, scanLanes } from '../../src/kernels/mamba-scan_webgpu.js';
 import {
   DEFAULT_TC_MATMUL_LAYOUT, HEAD_PLANES_UNIFORMS, PackF16Program, SINGLE_BUFFERED_TC_MATMUL_LAYOUT, SMALL_TC_MATMUL_LAYOUT, SplitKReduceLayerNormProgram, SplitKReduceProgram, TensorCoreMatMulProgram,
-  checkTcMatMulLayout, narrowConvBlock, narrowConvLayout, tcMatMulSlicesPerSplit, tcMatMulSplits, tcMatMulWaveCost, tcMatMulWorkgroupBytes, tensorCoreMatMulLayout,
+  checkTcMatMulLayout, narrowConvBlock, narrowConvLayout, tcMatMulSlicesPerSplit, tensorCoreConvLayout, tcMatMulSplits, tcMatMulWaveCost, tcMatMulWorkgroupBytes, tensorCoreMatMulLayout,
   WAVE_FITTED_TC_MATMUL_LAYOUTS, type TensorCoreMatMulLayout,
 } from '../../src/kernels/tc-matmul_webgpu.js';
 import { layerNormLanes, LayerNormPackF16Program, LayerNormProgram } from '../../src/kernels/layer-norm_webgpu.js';
@@ -330,6 +330,10 @@ describe('kernel mode and precision', () => {
     expect(narrowConvLayout(256 * 128, 32, 49152)).to.not.equal(null);
     expect(narrowConvLayout(2346512, 128, 49152)).to.equal(null);
     expect(narrowConvLayout(191552, 64, 32768)).to.equal(null);
+    // The conv's layout: narrow where it applies, else 128×128 blocks in 8 subgroups of 64 columns (no wave fit, no doubled subgroups).
+    expect(tensorCoreConvLayout(2346512, 32, 288, 49152, 'narrow')).to.deep.equal(narrowConvBlock(32));
+    expect(tensorCoreConvLayout(2346512, 32, 288, 49152, 'square')).to.deep.equal(DEFAULT_TC_MATMUL_LAYOUT);
+    expect(tensorCoreConvLayout(191552, 256, 2304, 49152, 'narrow')).to.deep.equal(DEFAULT_TC_MATMUL_LAYOUT);
     withEnvRestored('FLASHDEPTH_TC_CONV_BLOCK', () => {
       delete process.env['FLASHDEPTH_TC_CONV_BLOCK'];
       expect(convBlock()).to.equal('narrow');
