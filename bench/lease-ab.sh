@@ -5,11 +5,15 @@
 #
 #   BUDGET=540 bash bench/lease-ab.sh            # part 1: every tensor-core case on the card, then the open A/Bs on
 #                                                # the models (REF=1: the reference first; SWEEP=1: an attention sweep
-#                                                # and the driver's shader cache at the end)
+#                                                # on ViT-L at 518² and the driver's shader cache at the end)
 #   PART=3 BEST="VAR=value …" BUDGET=540 bash bench/lease-ab.sh
 #                                                # part 3: the reference, then BEST (part 1's winners) and the defaults
 #                                                # again beside it, and a Full profile with BEST
 #   PART=2 BUDGET=540 bash bench/lease-ab.sh     # part 2: per-call kernel sweeps (attention, matmul)
+#   PART=4 BUDGET=540 bash bench/lease-ab.sh     # part 4: the attention's spread banks and f16 exponentials (sweep
+#                                                # and Full A/B), the reference's per-kernel profile, a Full profile
+#   PART=5 BUDGET=330 bash bench/lease-ab.sh     # part 5: the spread-bank defaults against session 19's on Full (twice)
+#                                                # and L, then the reference's Full profile
 #
 # BUDGET (seconds of this command): a step starts only if half its timeout still fits, and is cut at BUDGET + 20.
 # Results: $OUT/summary.txt (one block per step: its switches, ms/frame and FPS) and $OUT/r.tgz (every log and JSON),
@@ -21,13 +25,17 @@ BUDGET=${BUDGET:-540}
 PART=${PART:-1}
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm,temperature.gpu --format=csv,noheader >> "$SUM" 2>&1
 B="node dist/src/cli/main.js bench --backend webgpu --precision mixed"
-# The open questions after session 19: its narrow conv blocks on S and L (only Full was measured: −0.5 ms; L's one
-# run was inside its spread, S was not run), and its 18-subgroup attention through the wave fit (measured as an
-# explicit layout) against the 12-subgroup layout everywhere.
-SQUARE="FLASHDEPTH_TC_CONV_BLOCK=square"
-NOFIT="FLASHDEPTH_ATTENTION_WAVES=off"
-# SWEEP=1: the attention layouts part 1's sweep times on the 2K student and the Full teacher (after the default, twice).
-SWEEP_LAYOUTS="12,1,16,1,4,64/every;18,1,16,1,4,32;17,1,16,1,4,32;16,1,16,1,4,48;14,1,16,1,4,64;20,1,16,1,4,16;12,1,16,1,4,16;9,1,16,1,4,32"
+# The open questions after session 20: the matmul epilogue ordered by each subgroup instead of two workgroup barriers
+# per accumulator tile (untimed), and the spread banks in the 12-subgroup attention layout on ViT-L at 518² (its
+# sweep row in lease 20B was disturbed; the explicit layout takes the wave fit off, which L's one-wave grid does not
+# use anyway).
+EPISG="FLASHDEPTH_TC_MATMUL_EPILOGUE_SYNC=subgroup"
+LSPREAD="FLASHDEPTH_ATTENTION_LAYOUT=12,1,16,1,4,64/spread"
+# SWEEP=1: the attention layouts part 1's sweep times on ViT-L at 518² (after the default, twice).
+SWEEP_LAYOUTS="12,1,16,1,4,64/spread;18,1,16,1,4,16/spread;12,1,16,1,4,64;8,1,32,1,4,64/spread"
+# PART=4: the spread banks (with dense P rows where 18 subgroups need them to fit 48 KiB) and f16 exponentials against
+# each layout as it is, on the 2K student, the Full teacher and ViT-L at 518².
+SPREAD_LAYOUTS="18,1,16,1,4,32/spread/dense;18,1,16,1,4,32/exp16;18,1,16,1,4,32/spread/dense/exp16;18,1,16,1,4,16/spread;12,1,16,1,4,64/spread;16,1,16,1,4,32/spread;9,2,16,1,4,32/spread/dense;8,1,32,1,4,64/spread;18,1,16,1,4,32"
 # step NAME TIMEOUT [VAR=value …] -- COMMAND …
 step() {
   local name=$1 tmo=$2; shift 2
@@ -49,28 +57,52 @@ if [[ $PART == 1 ]]; then
   [[ ${CHECK:-1} == 1 ]] && step check-tc 120 X=1 -- node dist/test/kernels/kernel-check.js --emulate-subgroup-matrices
   # REF=1: the reference first, in the same call (a lease may have room for one call only).
   [[ ${REF:-0} == 1 ]] && step reference 150 PYTHONUNBUFFERED=1 -- python3 bench/reference/time_reference.py --models s,l,full --items 3 --out "$R/ref.jsonl"
-  bs s-new X=1
-  bs s-square $SQUARE
-  bl l-new X=1
-  bl l-square $SQUARE
   bf full-new X=1
-  bf full-square $SQUARE
-  bf full-nofit $NOFIT
-  bs s-new2 X=1
-  bs s-square2 $SQUARE
-  bl l-new2 X=1
-  bl l-square2 $SQUARE
+  bf full-episg $EPISG
+  bl l-new X=1
+  bl l-episg $EPISG
+  bl l-spread $LSPREAD
+  bs s-new X=1
+  bs s-episg $EPISG
   bf full-new2 X=1
-  bf full-square2 $SQUARE
+  bf full-episg2 $EPISG
+  bl l-new2 X=1
+  bl l-episg2 $EPISG
+  bl l-spread2 $LSPREAD
   # The attention sweep, with the NVIDIA driver's shader cache kept for scripts/sass-dump.py (on driver 580 it holds
   # no CUDA ELF images; the script then keeps the cache).
   if [[ ${SWEEP:-0} == 1 ]]; then
     rm -rf /tmp/nvcache; mkdir -p /tmp/nvcache
-    step att-sweep 200 FLASHDEPTH_SWEEP_ATTENTION_SHAPES="2K,teacher" FLASHDEPTH_SWEEP_ATTENTION_LAYOUTS="$SWEEP_LAYOUTS" \
+    step att-sweep 200 FLASHDEPTH_SWEEP_ATTENTION_SHAPES="L 518" FLASHDEPTH_SWEEP_ATTENTION_LAYOUTS="$SWEEP_LAYOUTS" \
       __GL_SHADER_DISK_CACHE=1 __GL_SHADER_DISK_CACHE_PATH=/tmp/nvcache __GL_SHADER_DISK_CACHE_SKIP_CLEANUP=1 \
       -- node dist/test/kernels/kernel-timing.js --attention-only
     step sass 60 X=1 -- python3 scripts/sass-dump.py /tmp/nvcache --out "$R/sass" --min-shared 20000
   fi
+elif [[ $PART == 4 ]]; then
+  # Session 20: the attention's workgroup-memory banks spread (score rows of blockK + 8 floats, softmax rows dealt so
+  # that its reads and P stores are conflict-free), P's exponentials in f16, and the reference's per-kernel profile.
+  [[ ${CHECK:-1} == 1 ]] && step check-tc 120 X=1 -- node dist/test/kernels/kernel-check.js --emulate-subgroup-matrices
+  step att-sweep 200 FLASHDEPTH_SWEEP_ATTENTION_SHAPES="2K,teacher,L 518" FLASHDEPTH_SWEEP_ATTENTION_LAYOUTS="$SPREAD_LAYOUTS" \
+    -- node dist/test/kernels/kernel-timing.js --attention-only
+  bf full-def X=1
+  bf full-spread "FLASHDEPTH_ATTENTION_LAYOUT=18,1,16,1,4,32/spread/dense"
+  bf full-spread16 "FLASHDEPTH_ATTENTION_LAYOUT=18,1,16,1,4,32/spread/dense/exp16"
+  step reference-prof 150 PYTHONUNBUFFERED=1 -- python3 bench/reference/time_reference.py --models l,full --items 2 --profile 10 --out "$R/ref.jsonl"
+  bf full-def2 X=1
+  bf full-spread2 "FLASHDEPTH_ATTENTION_LAYOUT=18,1,16,1,4,32/spread/dense"
+  step full-prof 90 X=1 -- $B --config full --frames 3 --profile --json "$R/full-prof.json"
+elif [[ $PART == 5 ]]; then
+  # Session 20's spread banks as the default (wave-fitted 18 subgroups in 16-key stages, the 12-subgroup layout in
+  # 64-key stages) against session 19's layouts (FLASHDEPTH_ATTENTION_BANKS=session19), and the reference's Full
+  # profile (item 0 is its warm-up).
+  S19="FLASHDEPTH_ATTENTION_BANKS=session19"
+  bf full-new X=1
+  bf full-s19 $S19
+  bf full-new2 X=1
+  bf full-s192 $S19
+  bl l-new X=1
+  bl l-s19 $S19
+  step reference-prof 150 PYTHONUNBUFFERED=1 -- python3 bench/reference/time_reference.py --models full --items 1 --profile 8 --out "$R/ref.jsonl"
 elif [[ $PART == 3 ]]; then
   read -r -a BESTV <<< "${BEST:-X=1}"
   step reference 150 PYTHONUNBUFFERED=1 -- python3 bench/reference/time_reference.py --models s,l,full --items 3 --out "$R/ref.jsonl"

@@ -476,6 +476,12 @@ def run_model(key, args, model_mod, out_file, clock, logtap):
         emit(rec, out_file)
         results.append(rec)
 
+    if args.profile:
+        try:
+            profile_model(key, args, model, eval_args, gif_path, h, w, base, out_file)
+        except Exception as exc:  # noqa: BLE001 - the timed items above stand without the profile
+            traceback.print_exc()
+            emit(dict(base, profile=True, error=f"{type(exc).__name__}: {exc}".splitlines()[0][:500]), out_file)
     del video, model
     fps = [r["fps"] for r in results]
     later = fps[1:] if len(fps) > 1 else fps
@@ -489,6 +495,75 @@ def run_model(key, args, model_mod, out_file, clock, logtap):
         "fps_after_warmup_median": round(statistics.median(later), 3),
         "peak_gpu_gib": max(r["peak_gpu_gib"] for r in results),
     }
+
+
+# Kernel families of the per-frame profile, by the CUDA kernel's name (first match wins).
+KERNEL_FAMILIES = (
+    ("attention", re.compile(r"flash|fmha|attention|sdpa|cudnn.*(mha|attn)", re.I)),
+    ("conv", re.compile(r"conv|implicit_gemm|dgrad|wgrad|winograd|xmma_fprop|fprop", re.I)),
+    ("gemm", re.compile(r"gemm|cutlass|sm90_xmma|nvjet|cublas|matmul", re.I)),
+    ("mamba (triton)", re.compile(r"_chunk|_state|_bmm|ssd|selective|causal_conv", re.I)),
+    ("norm", re.compile(r"norm", re.I)),
+    ("resize", re.compile(r"upsample|interp|bilinear|bicubic", re.I)),
+)
+
+
+def kernel_family(name):
+    for family, pattern in KERNEL_FAMILIES:
+        if pattern.search(name):
+            return family
+    return "elementwise / other"
+
+
+def profile_model(key, args, model, eval_args, gif_path, h, w, base, out_file):
+    """One more forward of `args.profile` frames under torch.profiler (CUDA kernels only): GPU time per frame by
+    kernel and by family (attention, gemm, conv, ...), printed as a table and emitted as one JSON line; every kernel
+    in launch order goes to <--out>.<model>.kernels.json when --out is given."""
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    frames = args.profile
+    video = torch.randn(1, frames, 3, h, w)
+    torch.cuda.synchronize()
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        with torch.no_grad(), torch.autocast("cuda", dtype=torch.bfloat16):
+            model(video, gif_path=gif_path, **eval_args)
+        torch.cuda.synchronize()
+    kernels = []
+    for evt in prof.events():
+        if evt.device_type != torch.autograd.DeviceType.CUDA:
+            continue
+        dur = evt.time_range.elapsed_us()
+        if dur <= 0:
+            continue
+        kernels.append((evt.time_range.start, evt.name, dur))
+    kernels.sort()
+    by_name, by_family = {}, {}
+    for _, name, dur in kernels:
+        count, total = by_name.get(name, (0, 0.0))
+        by_name[name] = (count + 1, total + dur)
+        fam = kernel_family(name)
+        by_family[fam] = by_family.get(fam, 0.0) + dur
+    total_ms = sum(d for _, _, d in kernels) / 1e3 / frames
+    span_ms = (kernels[-1][0] + kernels[-1][2] - kernels[0][0]) / 1e3 / frames if kernels else 0.0
+    top = sorted(by_name.items(), key=lambda kv: -kv[1][1])[: args.profile_top]
+    note(f"{key}: profile of {frames} frames: {total_ms:.2f} ms of kernels per frame in a {span_ms:.2f} ms span")
+    for fam, us in sorted(by_family.items(), key=lambda kv: -kv[1]):
+        print(f"  {fam:<22} {us / 1e3 / frames:8.3f} ms/frame", flush=True)
+    for name, (count, us) in top:
+        print(f"  {us / 1e3 / frames:8.3f} ms/frame {count / frames:7.1f} calls/frame  {name[:140]}", flush=True)
+    emit(dict(base, profile=True, profiled_frames=frames, kernel_ms_per_frame=round(total_ms, 3),
+              span_ms_per_frame=round(span_ms, 3),
+              families_ms_per_frame={f: round(us / 1e3 / frames, 3) for f, us in by_family.items()},
+              top=[{"name": n[:300], "calls_per_frame": round(c / frames, 2), "ms_per_frame": round(us / 1e3 / frames, 4),
+                    "family": kernel_family(n)} for n, (c, us) in top]), out_file)
+    if args.out is not None:
+        path = args.out.with_name(f"{args.out.stem}.{key}.kernels.json")
+        t0 = kernels[0][0] if kernels else 0
+        with open(path, "w", encoding="utf-8") as fh:
+            json.dump([{"start_us": round(s - t0, 1), "us": round(d, 2), "name": n[:300]} for s, n, d in kernels], fh)
+        note(f"{key}: {len(kernels)} kernels in launch order -> {path}")
+    del video
 
 
 def self_test(model_mod=None):
@@ -567,6 +642,10 @@ def main(argv=None):
     ap.add_argument("--hw-full", type=parse_hw, default=None, help="input HxW for full (default 1148x2044)")
     ap.add_argument("--teacher-res", type=int, default=None,
                     help="override hybrid_configs.teacher_resolution for full (config: 490)")
+    ap.add_argument("--profile", type=int, default=0, metavar="FRAMES",
+                    help="after the timed items, one more forward of FRAMES frames (> 5) under torch.profiler: "
+                         "GPU time per frame by kernel and kernel family (default 0: off)")
+    ap.add_argument("--profile-top", type=int, default=40, help="kernels listed in the profile (default 40)")
     ap.add_argument("--build-only", action="store_true",
                     help="import and build the models (on CPU if there is no GPU), no timing")
     ap.add_argument("--self-test", action="store_true",
@@ -575,6 +654,8 @@ def main(argv=None):
 
     if args.frames <= REF_WARMUP_FRAMES:
         ap.error(f"--frames must be more than {REF_WARMUP_FRAMES} (the reference's un-timed frames)")
+    if args.profile and args.profile <= REF_WARMUP_FRAMES:
+        ap.error(f"--profile must be more than {REF_WARMUP_FRAMES} frames (the reference's forward syncs at frame 5)")
     if args.items < 1:
         ap.error("--items must be at least 1")
     if args.src is None:

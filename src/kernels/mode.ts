@@ -74,6 +74,12 @@ export type AttentionSoftmax = (typeof ATTENTION_SOFTMAXES)[number];
 export const ATTENTION_MASKINGS = ['crossing', 'every'] as const;
 export type AttentionMasking = (typeof ATTENTION_MASKINGS)[number];
 
+export const ATTENTION_BANKS = ['spread', 'session19'] as const;
+export type AttentionBanks = (typeof ATTENTION_BANKS)[number];
+
+export const MATMUL_EPILOGUE_SYNCS = ['workgroup', 'subgroup'] as const;
+export type MatMulEpilogueSync = (typeof MATMUL_EPILOGUE_SYNCS)[number];
+
 export const ATTENTION_BRANCHES = ['chained', 'separate'] as const;
 export type AttentionBranch = (typeof ATTENTION_BRANCHES)[number];
 
@@ -146,7 +152,18 @@ export function attentionMasking(): AttentionMasking {
   return fromEnv('FLASHDEPTH_ATTENTION_MASKING', ATTENTION_MASKINGS, 'crossing');
 }
 
-/** The fields FLASHDEPTH_ATTENTION_LAYOUT sets, in order (the scratch sync comes from FLASHDEPTH_ATTENTION_SYNC). */
+/**
+ * FLASHDEPTH_ATTENTION_BANKS (default 'spread'): whether the tensor-core attention's wave-fitted layout is session 20's
+ * (spread workgroup-memory banks, `spreadBanks`, in 16-key stages) or session 19's ('session19': 32-key stages).
+ */
+export function attentionBanks(): AttentionBanks {
+  return fromEnv('FLASHDEPTH_ATTENTION_BANKS', ATTENTION_BANKS, 'spread');
+}
+
+/**
+ * The fields FLASHDEPTH_ATTENTION_LAYOUT sets: the numbers in order, then the options after '/' (the scratch sync
+ * comes from FLASHDEPTH_ATTENTION_SYNC; softmax and masking from their variables unless an option names them).
+ */
 export interface AttentionLayoutOverride {
   subgroups: number;
   tiles: number;
@@ -155,7 +172,22 @@ export interface AttentionLayoutOverride {
   oSplit: 1 | 2 | 4;
   stageK?: number;
   pipelined?: boolean;
+  masking?: AttentionMasking;
+  softmax?: AttentionSoftmax;
+  spreadBanks?: boolean;
+  denseP?: boolean;
+  exp2F16?: boolean;
 }
+
+/** The options an attention layout may carry after its numbers ("18,1,16,1,4,32/spread/exp16"), and what each sets. */
+const ATTENTION_LAYOUT_OPTIONS: Record<string, Partial<AttentionLayoutOverride>> = {
+  every: { masking: 'every' },
+  scalar: { softmax: 'scalar' },
+  packed: { softmax: 'packed' },
+  spread: { spreadBanks: true },
+  dense: { denseP: true },
+  exp16: { exp2F16: true },
+};
 
 /**
  * FLASHDEPTH_ATTENTION_LAYOUT ("12,1,16,2,2", with a sixth field, stageK, and a seventh, pipelined: 0 or 1), or null
@@ -169,16 +201,23 @@ export function attentionLayoutOverride(): AttentionLayoutOverride | null {
 
 /**
  * One attention layout written as FLASHDEPTH_ATTENTION_LAYOUT takes it ("subgroups,tiles,blockK,kvBuffers,oSplit[,stageK
- * [,pipelined]]"); anything else is a one-line error naming `source` (the variable or flag it came from).
+ * [,pipelined]][/option…]", options from ATTENTION_LAYOUT_OPTIONS); anything else is a one-line error naming `source`
+ * (the variable or flag it came from).
  */
 export function parseAttentionLayout(raw: string, source: string): AttentionLayoutOverride {
-  const fields = raw.split(',').map((f) => Number(f.trim()));
+  const [numbers, ...optionNames] = raw.split('/').map((part) => part.trim());
+  const unknown = optionNames.find((name) => !Object.hasOwn(ATTENTION_LAYOUT_OPTIONS, name));
+  if (unknown !== undefined) {
+    throw invalidParameterError(source, `a layout whose options after '/' are among ${Object.keys(ATTENTION_LAYOUT_OPTIONS).join(', ')}`, raw);
+  }
+  const options = Object.assign({}, ...optionNames.map((name) => ATTENTION_LAYOUT_OPTIONS[name])) as Partial<AttentionLayoutOverride>;
+  const fields = numbers!.split(',').map((f) => Number(f.trim()));
   const [subgroups, tiles, blockK, kvBuffers, oSplit, stageK, pipelined] = fields as [number, number, number, number, number, number | undefined, number | undefined];
   if (fields.length < 5 || fields.length > 7 || !fields.every((f, i) => Number.isInteger(f) && (f > 0 || i === 6)) || (kvBuffers !== 1 && kvBuffers !== 2) || ![1, 2, 4].includes(oSplit)
     || blockK % 16 !== 0 || (stageK ?? blockK) % blockK !== 0 || (pipelined !== undefined && pipelined !== 0 && pipelined !== 1)) {
     throw invalidParameterError(source, '"subgroups,tiles,blockK,kvBuffers,oSplit[,stageK[,pipelined]]" (whole numbers; blockK a multiple of 16, kvBuffers 1 or 2, oSplit 1, 2 or 4, stageK a multiple of blockK, pipelined 0 or 1)', raw);
   }
-  return { subgroups, tiles, blockK, kvBuffers, oSplit: oSplit as 1 | 2 | 4, ...(stageK !== undefined ? { stageK } : {}), ...(pipelined === 1 ? { pipelined: true } : {}) };
+  return { subgroups, tiles, blockK, kvBuffers, oSplit: oSplit as 1 | 2 | 4, ...(stageK !== undefined ? { stageK } : {}), ...(pipelined === 1 ? { pipelined: true } : {}), ...options };
 }
 
 /** FLASHDEPTH_ATTENTION_BRANCH (default 'chained'): how a ViT attention branch's three steps hand over on tensor cores. */
@@ -199,6 +238,14 @@ export function matMulSplit(): MatMulSplit {
 /** FLASHDEPTH_TC_MATMUL_WAVES (default 'fit'): whether unsplit tensor-core products fit their blocks' rows to waves. */
 export function matMulWaves(): MatMulWaves {
   return fromEnv('FLASHDEPTH_TC_MATMUL_WAVES', MATMUL_WAVES, 'fit');
+}
+
+/**
+ * FLASHDEPTH_TC_MATMUL_EPILOGUE_SYNC (default 'workgroup'): how the tensor-core matmul orders each subgroup's round
+ * trips of its accumulators through the epilogue's scratch (`epilogueSync` of its layout).
+ */
+export function matMulEpilogueSync(): MatMulEpilogueSync {
+  return fromEnv('FLASHDEPTH_TC_MATMUL_EPILOGUE_SYNC', MATMUL_EPILOGUE_SYNCS, 'workgroup');
 }
 
 /** FLASHDEPTH_TC_CONV_BLOCK (default 'narrow'): the block of 3×3 convolutions to at most 64 channels. */

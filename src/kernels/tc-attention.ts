@@ -13,7 +13,7 @@ import type * as tf from '@tensorflow/tfjs-core';
 import { webgpuCapabilities } from '../backend/webgpu.js';
 import { ConfigError, ShapeError } from '../errors.js';
 import type { FlashAttentionAttrs } from './flash-attention.js';
-import { attentionLayoutOverride, attentionMasking, attentionScratchSync, attentionSoftmax, attentionWaves } from './mode.js';
+import { attentionBanks, attentionLayoutOverride, attentionMasking, attentionScratchSync, attentionSoftmax, attentionWaves } from './mode.js';
 import { wholeWaves } from './tc-matmul_webgpu.js';
 import type { WebGPUBackendLike } from './program.js';
 import {
@@ -49,17 +49,24 @@ const LAYOUTS_BY_PREFERENCE: readonly TensorCoreAttentionLayout[] = [
 const SMALL_GRID_WORKGROUPS = 96;
 
 /**
- * The layout FLASHDEPTH_ATTENTION_WAVES=fit (the default since session 17) may take instead: since session 19, 18
- * subgroups of 1 query tile (288 rows per workgroup, 576 invocations), 32 keys staged per barrier, 45 KiB — the most
- * warps that fit one workgroup. H100 lease 19B, GPU time per call (`kernel-timing.js --attention-only`): the 2K
- * student 1.61 → 1.556 ms (2 waves of 252 workgroups instead of 3 of 378), the Full teacher 0.23 → 0.179 (one wave;
- * session 17's 9 subgroups of 2 tiles took 0.206 in lease 18A); 17 subgroups (3 waves for the student) 2.23, 16 1.99,
- * 14 1.75, 20 with 16-key stages 1.71; layouts of ≤ 31 KiB (8–12 subgroups, 16–32-key stages) that could run two
- * workgroups per multiprocessor 1.75–2.47. It replaces session 17's 9 subgroups of 2 query tiles (same rows and
- * stages; lease 17A: the teacher 0.251 → 0.224 ms, the 2K student 1.95 against the default's 1.655), which
- * `kernel-timing.js --attention-only` still sweeps.
+ * The layout FLASHDEPTH_ATTENTION_WAVES=fit (the default since session 17) may take instead: since session 20, 18
+ * subgroups of 1 query tile (288 rows per workgroup, 576 invocations) with spread banks (`spreadBanks`: score rows of
+ * 24 floats and the softmax's rows dealt to lanes so that the scores' stores, their vec4 reads and the P stores are
+ * all free of bank conflicts), 16 keys staged per barrier to stay in 48 KiB (45 KiB). H100 lease 20B, GPU time per call
+ * (`kernel-timing.js --attention-only`): the 2K student 1.556 → 1.408 ms (156 TFLOP/s), the Full teacher 0.178 →
+ * 0.169; with P rows unpadded to keep 32-key stages (`denseP`, whose reload as a matrix then meets two rows per bank)
+ * 1.527 and 0.174; P's exponentials in f16 (`exp2F16`) 1.615 and 0.183 (slower). Lease 20C, Full per frame: 45.2,
+ * 44.6 ms against 46.6, 46.5 with session 19's layout. Session 19's (SESSION19_WAVE_FITTED_TC_ATTENTION_LAYOUT, 32-key
+ * stages, 45 KiB; lease 19B: the student 1.61 → 1.556, the teacher 0.23 → 0.179 against the default's 12 subgroups)
+ * stays behind FLASHDEPTH_ATTENTION_BANKS=session19. The 12-subgroup default keeps session 18's banks: spread, it
+ * took 9% off the student and the teacher in lease 20B, but ViT-L at 518² (with Full's four cross-attentions, the
+ * models that run it) is untimed that way: its sweep row in 20B was disturbed, and one L pair in 20C (16.3 against
+ * 14.6 ms) is inside L's bimodal spread. `FLASHDEPTH_ATTENTION_LAYOUT=12,1,16,1,4,64/spread` times it.
  */
-export const WAVE_FITTED_TC_ATTENTION_LAYOUT: TensorCoreAttentionLayout = { subgroups: 18, tiles: 1, blockK: 16, stageK: 32, kvBuffers: 1, oSplit: 4 };
+export const WAVE_FITTED_TC_ATTENTION_LAYOUT: TensorCoreAttentionLayout = { subgroups: 18, tiles: 1, blockK: 16, kvBuffers: 1, oSplit: 4, spreadBanks: true };
+
+/** Session 19's wave-fitted layout (FLASHDEPTH_ATTENTION_BANKS=session19): 32-key stages, session 18's banks. */
+export const SESSION19_WAVE_FITTED_TC_ATTENTION_LAYOUT: TensorCoreAttentionLayout = { subgroups: 18, tiles: 1, blockK: 16, stageK: 32, kvBuffers: 1, oSplit: 4 };
 
 /**
  * Predicted GPU time of an attention over `grid` in `layout`, in query rows: its whole waves of workgroups times the
@@ -86,12 +93,15 @@ export function tensorCoreAttentionLayout(headDim: number, limitBytes = webgpuCa
   const scratchSync = attentionScratchSync();
   const softmax = attentionSoftmax();
   const masking = attentionMasking();
+  const banks = attentionBanks();
   // The softmax's form and masking are named only where they are not the kernel's defaults (vec4, crossing), so that
   // chosen layouts compare equal to the constants.
   const switches = { scratchSync, ...(softmax !== 'vec4' ? { softmax } : {}), ...(masking !== 'crossing' ? { masking } : {}) };
   const override = attentionLayoutOverride();
   const preference = override ? [override, ...LAYOUTS_BY_PREFERENCE.slice(1)] : LAYOUTS_BY_PREFERENCE;
-  const fitting = preference.map((layout) => ({ ...layout, ...switches })).filter((layout) => tcAttentionWorkgroupBytes(layout, headDim) <= limitBytes);
+  // An override's own options ("/every", "/spread", …) win over the variables.
+  const fitting = preference.map((layout) => ({ ...layout, ...switches, ...(layout === override ? override : {}) }))
+    .filter((layout) => tcAttentionWorkgroupBytes(layout, headDim) <= limitBytes);
   const preferred = fitting[0];
   if (!preferred || !grid) return preferred ?? null;
   if (Math.ceil(grid.rows / tcRowsPerWorkgroup(preferred)) * grid.planes < SMALL_GRID_WORKGROUPS) {
@@ -99,7 +109,7 @@ export function tensorCoreAttentionLayout(headDim: number, limitBytes = webgpuCa
   }
   if (override || attentionWaves() !== 'fit') return preferred;
   // Ties go to the fitted layout: at the same predicted time its 18 warps per multiprocessor ran faster (the 2K student).
-  const fitted = { ...WAVE_FITTED_TC_ATTENTION_LAYOUT, ...switches };
+  const fitted = { ...(banks === 'spread' ? WAVE_FITTED_TC_ATTENTION_LAYOUT : SESSION19_WAVE_FITTED_TC_ATTENTION_LAYOUT), ...switches };
   const fits = tcAttentionWorkgroupBytes(fitted, headDim) <= limitBytes && tcAttentionWaveCost(fitted, grid) <= tcAttentionWaveCost(preferred, grid);
   return fits ? fitted : preferred;
 }

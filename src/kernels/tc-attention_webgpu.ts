@@ -42,7 +42,7 @@
  * subgroupAny. Barriers stay workgroup-uniform (the key loop has the same trip count in every subgroup; only the work
  * between barriers is conditional).
  */
-import { TENSOR_CORE_DIRECTIVES } from './tc-matmul_webgpu.js';
+import { SUBGROUP_SCRATCH_SYNC, TENSOR_CORE_DIRECTIVES } from './tc-matmul_webgpu.js';
 import { foldedDispatch, type WebGPUProgram } from './program.js';
 import type { AttentionMasking, AttentionSoftmax, AttentionSync } from './mode.js';
 
@@ -117,14 +117,22 @@ export interface TensorCoreAttentionLayout {
    * all of them.
    */
   masking?: AttentionMasking;
+  /**
+   * Workgroup-memory banks spread for the vec4 softmax's three accesses per block: score rows of blockK + 8 floats
+   * (≡ 8 mod 32 words: the scores' subgroup-matrix stores, two f32 per invocation over four rows per half-subgroup, hit
+   * every bank once, where rows of blockK + 4 put two rows on the same banks), and the softmax's rows dealt to its lanes
+   * in the order `softmaxRowOrder` finds, under which its vec4 score reads (8-lane phases) and 8-byte P stores
+   * (16-lane phases) are conflict-free too. Default off (session 18's rows of blockK + 4 and lanes on rows r, r + 4).
+   */
+  spreadBanks?: boolean;
+  /**
+   * P rows of blockK halves with no padding (default: blockK + 8), so that 18 subgroups with spread banks still fit
+   * 48 KiB; their reload as a subgroup matrix then meets two rows per bank.
+   */
+  denseP?: boolean;
+  /** P = exp2(s − m) evaluated in f16 (two per special-function op on NVIDIA) instead of f32. Default off. */
+  exp2F16?: boolean;
 }
-
-/**
- * The call a program emits where a subgroup's own workgroup-memory round trip needs ordering under `scratchSync:
- * 'subgroup'`: a function that does nothing on a device with subgroup matrices; the plain-WGSL emulation (whose
- * "subgroup" of 32 invocations spans several of lavapipe's) turns each call into a workgroupBarrier.
- */
-export const SUBGROUP_SCRATCH_SYNC = 'subgroupScratchSync';
 
 /**
  * 12 subgroups of 1 query tile (192 rows per workgroup), 16-key blocks, 64 keys staged per barrier in one K/V buffer,
@@ -153,6 +161,74 @@ const KV_PAD = 8;
 /** Floats of padding per score / accumulator scratch row (16 bytes). */
 const F32_PAD = 4;
 
+/** Floats per score row in the scratch. */
+function scoreRowFloats(layout: TensorCoreAttentionLayout): number {
+  return layout.blockK + (layout.spreadBanks ? 8 : F32_PAD);
+}
+
+/** Halves per P row. */
+function pRowHalves(layout: TensorCoreAttentionLayout): number {
+  return layout.blockK + (layout.denseP ? 0 : KV_PAD);
+}
+
+/**
+ * Workgroup-memory wavefronts of one subgroup's accesses, on 32 banks of 4 bytes: `access(lane)` gives the first
+ * word a lane touches and `words` how many it touches (1, 2 or 4: 32-, 64- or 128-bit accesses, served in phases of
+ * 32, 16 or 8 lanes); each phase costs the most distinct words any one bank holds.
+ */
+export function bankWavefronts(words: 1 | 2 | 4, access: (lane: number) => number): number {
+  const phase = 32 / words;
+  let total = 0;
+  for (let first = 0; first < 32; first += phase) {
+    const perBank = new Map<number, Set<number>>();
+    for (let lane = first; lane < first + phase; lane++) {
+      for (let w = 0; w < words; w++) {
+        const word = access(lane) + w;
+        const bank = word % 32;
+        if (!perBank.has(bank)) perBank.set(bank, new Set());
+        perBank.get(bank)!.add(word);
+      }
+    }
+    total += Math.max(...[...perBank.values()].map((set) => set.size));
+  }
+  return total;
+}
+
+/** softmaxRowOrder's orders by score and P row strides (searched once per pair). */
+const rowOrders = new Map<string, number[]>();
+
+/**
+ * The softmax's rows of a tile half dealt to its lanes: lanes 4i…4i + 3 take row order[i] (its four vec4 columns).
+ * Without spread banks, session 18's order (rows r and r + 4 in each 8-lane phase); with them, the first order (of
+ * the 8! permutations) whose vec4 score reads and 8-byte P stores cost the fewest wavefronts.
+ */
+export function softmaxRowOrder(layout: TensorCoreAttentionLayout): number[] {
+  if (!layout.spreadBanks) return [0, 4, 1, 5, 2, 6, 3, 7];
+  const key = `${scoreRowFloats(layout)}_${pRowHalves(layout)}`;
+  const cached = rowOrders.get(key);
+  if (cached) return cached;
+  const ss = scoreRowFloats(layout);
+  const psWords = pRowHalves(layout) / 2;
+  const cost = (order: number[]) => bankWavefronts(4, (lane) => order[lane >> 2]! * ss + 4 * (lane & 3))
+    + bankWavefronts(2, (lane) => order[lane >> 2]! * psWords + 2 * (lane & 3));
+  let best: number[] = [0, 1, 2, 3, 4, 5, 6, 7];
+  let bestCost = cost(best);
+  // One wavefront per phase (4 of the reads, 2 of the stores) is the least any order can cost.
+  const floor = 4 + 2;
+  const permute = (prefix: number[], rest: number[]): void => {
+    if (bestCost === floor) return;
+    if (rest.length === 0) {
+      const c = cost(prefix);
+      if (c < bestCost) { best = prefix; bestCost = c; }
+      return;
+    }
+    for (const r of rest) permute([...prefix, r], rest.filter((x) => x !== r));
+  };
+  permute([], [0, 1, 2, 3, 4, 5, 6, 7]);
+  rowOrders.set(key, best);
+  return best;
+}
+
 /** Keys staged per barrier: `stageK`, or one block. */
 export function stageKeys(layout: TensorCoreAttentionLayout): number {
   return layout.stageK ?? layout.blockK;
@@ -172,14 +248,14 @@ function accumulatorGroups(layout: TensorCoreAttentionLayout, headDim: number): 
 
 /** Floats of one subgroup's scratch: the scores of its tiles, or (reused) one 16-row accumulator tile. */
 function scratchFloats(layout: TensorCoreAttentionLayout, headDim: number): number {
-  return Math.max(layout.tiles * TC_ROWS * (layout.blockK + F32_PAD), TC_ROWS * (headDim / accumulatorGroups(layout, headDim) + F32_PAD));
+  return Math.max(layout.tiles * TC_ROWS * scoreRowFloats(layout), TC_ROWS * (headDim / accumulatorGroups(layout, headDim) + F32_PAD));
 }
 
 /** Workgroup memory a layout needs for head size `headDim`, in bytes. */
 export function tcAttentionWorkgroupBytes(layout: TensorCoreAttentionLayout, headDim: number): number {
   const kv = (layout.kvBuffers ?? 2) * 2 * stageKeys(layout) * (headDim + KV_PAD) * 2; // K and V per buffer
   const scratch = layout.subgroups * scratchFloats(layout, headDim) * 4;
-  const p = layout.subgroups * layout.tiles * TC_ROWS * (layout.blockK + KV_PAD) * 2;
+  const p = layout.subgroups * layout.tiles * TC_ROWS * pRowHalves(layout) * 2;
   return kv + scratch + p + (layout.scratchSync === 'workgroup' ? layout.subgroups * 4 : 0);
 }
 
@@ -313,7 +389,7 @@ export class TensorCoreAttentionProgram implements WebGPUProgram {
     this.workgroupSize = [32 * layout.subgroups, 1, 1];
     this.outputShape = this.packedOutput ? [rowsPad, (numHeads * headDim) / 2] : [batch, lq, numHeads * headDim];
     this.dispatch = [Math.ceil(lq / tcRowsPerWorkgroup(layout)), numHeads, batch];
-    this.shaderKey = `tcAttention_${headDim}_${layout.subgroups}_${layout.tiles}_${layout.blockK}${layout.kvBuffers === 1 ? '_kv1' : ''}${(layout.oSplit ?? 1) > 1 ? `_o${layout.oSplit}` : ''}${layout.scratchSync === 'workgroup' ? '_wgsync' : ''}${stageKeys(layout) !== layout.blockK ? `_s${stageKeys(layout)}` : ''}${pipelinedBlocks(layout) ? '_pipe' : ''}${(layout.softmax ?? 'vec4') !== 'vec4' ? `_${layout.softmax}` : ''}${(layout.masking ?? 'crossing') !== 'crossing' ? '_maskEvery' : ''}${this.packedOutput ? '_packedOut' : ''}`;
+    this.shaderKey = `tcAttention_${headDim}_${layout.subgroups}_${layout.tiles}_${layout.blockK}${layout.kvBuffers === 1 ? '_kv1' : ''}${(layout.oSplit ?? 1) > 1 ? `_o${layout.oSplit}` : ''}${layout.scratchSync === 'workgroup' ? '_wgsync' : ''}${stageKeys(layout) !== layout.blockK ? `_s${stageKeys(layout)}` : ''}${pipelinedBlocks(layout) ? '_pipe' : ''}${(layout.softmax ?? 'vec4') !== 'vec4' ? `_${layout.softmax}` : ''}${(layout.masking ?? 'crossing') !== 'crossing' ? '_maskEvery' : ''}${layout.spreadBanks ? '_spread' : ''}${layout.denseP ? '_denseP' : ''}${layout.exp2F16 ? '_exp16' : ''}${this.packedOutput ? '_packedOut' : ''}`;
   }
 
   /**
@@ -415,6 +491,7 @@ export class TensorCoreAttentionProgram implements WebGPUProgram {
     // Only a block that crosses lk needs its scores masked ('crossing', the default): every other block loads them in
     // a branch without the compare and select per score. Only the loads are in the branch (keysLeft is
     // workgroup-uniform), so the shuffles after it are written once.
+    const exp16 = this.layout.exp2F16 === true;
     const vecCols = [...Array(blockK / 16).keys()];
     const loaded = adjacent ? vecCols : cols;
     const rowAt = (t: number, h: number) => `sBase + ${t * 16 + 8 * h}u * SS + r8 * SS + ${adjacent ? '4u * quad' : 'quad'}`;
@@ -436,11 +513,11 @@ export class TensorCoreAttentionProgram implements WebGPUProgram {
       const pRowAt = `pBase + ${t * 16 + 8 * h}u * PS + r8 * PS`;
       const [rowMax, pStore, rowSum] = adjacent
         ? [vecCols.map((i) => `max(max(x${v}_${i}.x, x${v}_${i}.y), max(x${v}_${i}.z, x${v}_${i}.w))`).reduce((x, y) => `max(${x}, ${y})`),
-          vecCols.map((i) => `pTile[prow + ${4 * i}u] = vec2<u32>(pack2x16float(p${i}.xy), pack2x16float(p${i}.zw));`),
-          `dot(${vecCols.map((i) => `p${i}`).join(' + ')}, vec4<f32>(1.0))`]
+          vecCols.map((i) => (exp16 ? `pTile[prow + ${4 * i}u] = bitcast<vec2<u32>>(p${i});` : `pTile[prow + ${4 * i}u] = vec2<u32>(pack2x16float(p${i}.xy), pack2x16float(p${i}.zw));`)),
+          `dot(${exp16 ? vecCols.map((i) => `vec4<f32>(p${i})`).join(' + ') : vecCols.map((i) => `p${i}`).join(' + ')}, vec4<f32>(1.0))`]
         : [cols.map((i) => `x${v}_${i}`).reduce((x, y) => `max(${x}, ${y})`),
-          cols.map((i) => `pTile[prow + ${4 * i}u] = f16(p${i});`),
-          cols.map((i) => `p${i}`).join(' + ')];
+          cols.map((i) => (exp16 ? `pTile[prow + ${4 * i}u] = p${i};` : `pTile[prow + ${4 * i}u] = f16(p${i});`)),
+          cols.map((i) => (exp16 ? `f32(p${i})` : `p${i}`)).join(' + ')];
       softmax.push(`{`,
         `var bm = ${rowMax};`,
         'bm = max(bm, subgroupShuffleXor(bm, 1u));',
@@ -451,7 +528,7 @@ export class TensorCoreAttentionProgram implements WebGPUProgram {
         `m${v} = mNew;`,
         `raised${t} = raised${t} || raise;`,
         `let prow = ${adjacent ? `(${pRowAt} + 4u * quad) / 4u` : `${pRowAt} + quad`};`,
-        ...loaded.map((i) => `let p${i} = exp2(x${v}_${i} - mNew);`),
+        ...loaded.map((i) => (exp16 ? `let p${i} = exp2(${adjacent ? 'vec4<f16>' : 'f16'}(x${v}_${i} - mNew));` : `let p${i} = exp2(x${v}_${i} - mNew);`)),
         ...pStore,
         `l${v} = l${v} * a${v} + ${rowSum};`, '}');
     }
@@ -586,6 +663,11 @@ export class TensorCoreAttentionProgram implements WebGPUProgram {
           workgroupBarrier();
         }`;
     const perLane = T.flatMap((t) => H.map((h) => `var m${t}_${h} = MASKED; var l${t}_${h} = 0.0; var a${t}_${h} = 1.0;`));
+    // The adjacent forms' row of a lane: session 18's expression, or the spread order as eight 4-bit entries.
+    const order = softmaxRowOrder(this.layout);
+    const rowOfLane = this.layout.spreadBanks
+      ? `(${order.reduceRight((word, row) => word * 16 + row, 0)}u >> (4u * (lane / 4u))) & 7u`
+      : '(lane / 8u) + 4u * ((lane / 4u) % 2u)';
     return `
       ${TENSOR_CORE_DIRECTIVES}
       // flashdepth:bind P array<f16>
@@ -593,22 +675,22 @@ export class TensorCoreAttentionProgram implements WebGPUProgram {
       const BLOCK_K : u32 = ${blockK}u;
       const STAGE_K : u32 = ${stageKeys(this.layout)}u;
       const KS : u32 = ${dh + KV_PAD}u;
-      const SS : u32 = ${blockK + F32_PAD}u;
+      const SS : u32 = ${scoreRowFloats(this.layout)}u;
       const OW : u32 = ${dh / oSplit}u;
       const OS : u32 = ${dh / oSplit + F32_PAD}u;
-      const PS : u32 = ${blockK + KV_PAD}u;
+      const PS : u32 = ${pRowHalves(this.layout)}u;
       const SCRATCH : u32 = ${scratchFloats(this.layout, dh)}u;
       const MASKED : f32 = -3.0e38;
       var<workgroup> kvTile : array<vec4<u32>, ${(kvBuffers * 2 * stageKeys(this.layout) * (dh + KV_PAD)) / 8}>;
       var<workgroup> scratch : array<${vecScratch ? 'vec4<f32>' : 'f32'}, ${(subgroups * scratchFloats(this.layout, dh)) / (vecScratch ? 4 : 1)}>;
-      var<workgroup> pTile : array<${adjacent ? 'vec2<u32>' : 'f16'}, ${(subgroups * tiles * 16 * (blockK + KV_PAD)) / (adjacent ? 4 : 1)}>;
+      var<workgroup> pTile : array<${adjacent ? 'vec2<u32>' : 'f16'}, ${(subgroups * tiles * 16 * pRowHalves(this.layout)) / (adjacent ? 4 : 1)}>;
       ${subgroupSync ? `fn ${SUBGROUP_SCRATCH_SYNC}() {}` : `var<workgroup> needRescale : array<u32, ${subgroups}>;`}
 
       fn main() {
         let sg = localIndex / 32u;
         let lane = localIndex % 32u;
         // Rows r8 and r8 + 8 of each tile. Adjacent softmax forms pair rows r and r + 4 in each 8-lane phase.
-        let r8 = ${adjacent ? '(lane / 8u) + 4u * ((lane / 4u) % 2u)' : 'lane / 4u'};
+        let r8 = ${adjacent ? rowOfLane : 'lane / 4u'};
         let quad = lane % 4u;
         ${adjacent ? 'let col4 = vec4<u32>(4u * quad) + vec4<u32>(0u, 1u, 2u, 3u);' : ''}
         let head = workgroupId.y;

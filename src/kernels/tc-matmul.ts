@@ -7,13 +7,14 @@
  * only; `mixedMatMul` and `conv2d` (src/models/ops.ts) route here under `--precision mixed`.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { ShapeError } from '../errors.js';
 import type { MatMulEpilogue } from './tc-matmul_webgpu.js';
 import { planeSegments, type PackedPlanes } from './tc-attention_webgpu.js';
 import { LayerNormPackF16Program, layerNormPackUniforms } from './layer-norm_webgpu.js';
 import { selfAttentionPlanes, TC_SELF_ATTENTION, tensorCoreAttentionSupports, tensorCoreSelfAttentionLayout, type TensorCoreSelfAttentionAttrs } from './tc-attention.js';
 import type { WebGPUBackendLike } from './program.js';
 import { webgpuCapabilities } from '../backend/webgpu.js';
-import { layerNormRowLanes } from './mode.js';
+import { layerNormRowLanes, matMulEpilogueSync } from './mode.js';
 import {
   SLICE_K, SplitKReduceLayerNormProgram, SplitKReduceProgram, TensorCoreMatMulProgram, PackF16Program, checkTcMatMulLayout, packF16Uniforms, packedShape, splitKReduceUniforms, tcMatMulUniforms,
   tensorCoreConvLayout, tensorCoreMatMulLayout, type MatMulASource, type TensorCoreMatMulLayout, type PackedShape,
@@ -60,6 +61,8 @@ export interface Conv3x3Image {
   stride: number;
   oh: number;
   ow: number;
+  /** ReLU of the image, applied while packing it to f16 (a ResidualConvUnit's outer ReLU). */
+  reluInput?: boolean;
 }
 
 function tensorCoreMatMulWebGPU(args: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf.NamedAttrMap }): tf.TensorInfo | tf.TensorInfo[] {
@@ -88,13 +91,16 @@ function tensorCoreMatMulWebGPU(args: { inputs: tf.NamedTensorInfoMap; backend: 
   const bShape = packedB(k, n);
   const limitBytes = webgpuCapabilities().maxWorkgroupStorageBytes;
   if (attrs.layout) checkTcMatMulLayout(attrs.layout, limitBytes);
-  const layout = attrs.layout ?? (conv ? tensorCoreConvLayout(m, n, k, limitBytes) : tensorCoreMatMulLayout(m, n, k, limitBytes));
+  const chosen = attrs.layout ?? (conv ? tensorCoreConvLayout(m, n, k, limitBytes) : tensorCoreMatMulLayout(m, n, k, limitBytes));
+  // FLASHDEPTH_TC_MATMUL_EPILOGUE_SYNC applies to every layout that does not name its own.
+  const epilogueSync = chosen.epilogueSync ?? matMulEpilogueSync();
+  const layout = epilogueSync === 'subgroup' ? { ...chosen, epilogueSync } : chosen;
   // With a LayerNorm prologue A is always packed, by the LayerNorm itself.
   const layerNormEps = attrs.layerNormEps ?? null;
   // A conv's image is packed to f16 as a [pixels, Cin] matrix (no column padding: Cin is a multiple of 8).
   const aSource: MatMulASource = conv ? 'conv3x3' : layout.convertA && layerNormEps === null && !prepacked ? 'f32' : 'packed';
   const imageShape = conv ? packedShape(a!.shape[0]! * conv.h * conv.w, conv.cin, 16, CONV_CHANNEL_MULTIPLE) : undefined;
-  const a16 = imageShape ? backend.runWebGPUProgram(new PackF16Program(imageShape), [a!], 'int32', packF16Uniforms(imageShape))
+  const a16 = imageShape ? backend.runWebGPUProgram(new PackF16Program(imageShape, false, conv!.reluInput === true), [a!], 'int32', packF16Uniforms(imageShape))
     : aSource !== 'packed' || prepacked ? undefined
     : layerNormEps !== null
       ? backend.runWebGPUProgram(new LayerNormPackF16Program(aShape, layerNormRowLanes()), [a!, lnGamma!, lnBeta!], 'int32', layerNormPackUniforms(layerNormEps, m))
@@ -103,7 +109,7 @@ function tensorCoreMatMulWebGPU(args: { inputs: tf.NamedTensorInfoMap; backend: 
     const packOutput = attrs.packOutput === true;
     const output = packOutput ? 'packedF16' : 'f32';
     const operands = [a16 ?? a!, b16!];
-    const extras = [...(bias ? [bias] : []), ...(epilogue === 'scaleAdd' ? [residual!, gamma!] : [])];
+    const extras = [...(bias ? [bias] : []), ...(epilogue === 'scaleAdd' ? [residual!, gamma!] : epilogue === 'add' ? [residual!] : [])];
     const uniforms = tcMatMulUniforms(m, n, k, aShape, bShape, layout, conv);
     const planes = attrs.headPlanes ?? null;
     if (planes) {
@@ -214,15 +220,30 @@ export interface TensorCoreMatMulInputs {
  * ReLU) as an implicit GEMM on tensor cores; Cin a multiple of 8 and Cout of 4 (`tensorCoreConvSupports`).
  * `layout`: tuning (default `tensorCoreMatMulLayout`).
  */
-export function tensorCoreConv3x3(x: tf.Tensor4D, filter: tf.Tensor4D, bias: tf.Tensor | undefined, relu: boolean, stride = 1, layout?: TensorCoreMatMulLayout): tf.Tensor4D {
+export function tensorCoreConv3x3(x: tf.Tensor4D, filter: tf.Tensor4D, bias: tf.Tensor | undefined, relu: boolean, stride = 1, layout?: TensorCoreMatMulLayout,
+  fused: TensorCoreConvFusion = {}): tf.Tensor4D {
   const [b, h, w, cin] = x.shape;
   const cout = filter.shape[3];
   // PyTorch's output size for kernel 3, padding 1.
   const oh = Math.floor((h - 1) / stride) + 1;
   const ow = Math.floor((w - 1) / stride) + 1;
+  const { residual } = fused;
+  if (residual && (relu || residual.shape.join() !== [b, oh, ow, cout].join())) {
+    throw new ShapeError(`tensorCoreConv3x3: a residual is added to a linear output of the same shape, got [${residual.shape.join(', ')}] for [${[b, oh, ow, cout].join(', ')}]${relu ? ' with a ReLU' : ''}`);
+  }
   const weight = tf.reshape(filter, [9 * cin, cout]) as tf.Tensor2D;
-  const y = runTensorCoreMatMul(x, weight, bias ? { bias } : {}, relu ? 'relu' : 'none', layout, { h, w, cin, stride, oh, ow });
+  const extra = { ...(bias ? { bias } : {}), ...(residual ? { residual: tf.reshape(residual, [b * oh * ow, cout]) } : {}) };
+  const y = runTensorCoreMatMul(x, weight, extra, residual ? 'add' : relu ? 'relu' : 'none', layout,
+    { h, w, cin, stride, oh, ow, ...(fused.reluInput ? { reluInput: true } : {}) });
   return tf.reshape(y, [b, oh, ow, cout]) as tf.Tensor4D;
+}
+
+/** What tensorCoreConv3x3 fuses around the convolution besides bias and ReLU. */
+export interface TensorCoreConvFusion {
+  /** ReLU of the input, inside the f16 packing of the image. */
+  reluInput?: boolean;
+  /** Added to the (linear) output in the epilogue: the output's shape. */
+  residual?: tf.Tensor4D;
 }
 
 /**
@@ -260,10 +281,8 @@ function matMulCall(a: tf.Tensor, weight: tf.Tensor2D, extra: Pick<TensorCoreMat
   const transposeWeight = extra.transposeWeight ?? false;
   const named: tf.NamedTensorMap = { a, b16: packedWeight(weight, transposeWeight) };
   if (extra.bias) named['bias'] = extra.bias;
-  if (extra.residual && extra.gamma) {
-    named['residual'] = extra.residual;
-    named['gamma'] = extra.gamma;
-  }
+  if (extra.residual) named['residual'] = extra.residual;
+  if (extra.residual && extra.gamma) named['gamma'] = extra.gamma;
   if (extra.layerNorm) {
     named['lnGamma'] = extra.layerNorm.weight;
     named['lnBeta'] = extra.layerNorm.bias;

@@ -35,7 +35,7 @@ import { ConfigError } from '../errors.js';
 import { ERF_VEC4_WGSL } from './elementwise_webgpu.js';
 import { layerNormDispatch, layerNormLanesKey, layerNormPackF16Code } from './layer-norm_webgpu.js';
 import { foldedDispatch, type WebGPUProgram } from './program.js';
-import { convBlock, matMulBlock, matMulSplit, matMulSubgroups, matMulWaves, type ConvBlock, type MatMulBlock, type MatMulSplit, type MatMulSubgroups, type MatMulWaves } from './mode.js';
+import { convBlock, matMulBlock, matMulSplit, matMulSubgroups, matMulWaves, type ConvBlock, type MatMulBlock, type MatMulEpilogueSync, type MatMulSplit, type MatMulSubgroups, type MatMulWaves } from './mode.js';
 
 /** WGSL header shared by the tensor-core programs (hoisted above tfjs' header by src/backend/webgpu.ts). */
 export const TENSOR_CORE_DIRECTIVES = `
@@ -46,7 +46,7 @@ diagnostic(off, chromium.subgroup_matrix_uniformity);
 `;
 
 /** What runs on C after the bias: nothing, exact GELU, ReLU, or `residual + γ·C` (DINOv2's LayerScale residual). */
-export type MatMulEpilogue = 'none' | 'gelu' | 'relu' | 'scaleAdd';
+export type MatMulEpilogue = 'none' | 'gelu' | 'relu' | 'scaleAdd' | 'add';
 
 /**
  * Where A's rows come from: the packed f16 copy, the f32 matrix itself (converted while staging), or the 3×3
@@ -95,7 +95,22 @@ export interface TensorCoreMatMulLayout {
    * blocks alone would leave most multiprocessors idle (ViT-L's 1370×1024 products at 518²: 88 blocks of 128×128).
    */
   splitK?: number;
+  /**
+   * How each subgroup orders its accumulators' round trips through the epilogue's scratch (its own 16×16 region,
+   * which no other subgroup touches): 'workgroup' (default) by two workgroupBarriers per tile, every subgroup of the
+   * workgroup waiting for the slowest at each; 'subgroup' by the subgroup's program order alone, as the tensor-core
+   * attention orders its scratch (`SUBGROUP_SCRATCH_SYNC`). Untimed on a GPU.
+   */
+  epilogueSync?: MatMulEpilogueSync;
 }
+
+/**
+ * The call a program emits where a subgroup's own workgroup-memory round trip needs ordering by the subgroup's
+ * program order alone (the attention's `scratchSync: 'subgroup'`, the matmul's `epilogueSync: 'subgroup'`): a
+ * function that does nothing on a device with subgroup matrices; the plain-WGSL emulation (whose "subgroup" of 32
+ * invocations spans several of lavapipe's) turns each call into a workgroupBarrier.
+ */
+export const SUBGROUP_SCRATCH_SYNC = 'subgroupScratchSync';
 
 /**
  * 8 subgroups of 32×64: a 128×128 block (46 KiB of workgroup memory: one workgroup per multiprocessor on the H100,
@@ -314,7 +329,7 @@ const roundUp = (x: number, m: number): number => Math.ceil(x / m) * m;
 function layoutKeySuffix(layout: TensorCoreMatMulLayout): string {
   const sliceK = layout.sliceK ?? SLICE_K;
   const buffers = layout.buffers ?? 2;
-  return `${sliceK !== SLICE_K ? `_k${sliceK}` : ''}${buffers !== 2 ? `_b${buffers}` : ''}${(layout.splitK ?? 1) > 1 ? '_split' : ''}`;
+  return `${sliceK !== SLICE_K ? `_k${sliceK}` : ''}${buffers !== 2 ? `_b${buffers}` : ''}${(layout.splitK ?? 1) > 1 ? '_split' : ''}${layout.epilogueSync === 'subgroup' ? '_epiSubgroup' : ''}`;
 }
 
 /** Bytes of workgroup memory the tensor-core matmul takes with `layout` (A and B tiles, the f32 epilogue scratch). */
@@ -353,12 +368,15 @@ export class PackF16Program implements WebGPUProgram {
   workgroupSize: [number, number, number] = [256, 1, 1];
   uniforms = 'rows : i32, cols4 : i32, colsPad4 : i32, units : i32,';
   private readonly transposed: boolean;
+  private readonly relu: boolean;
 
-  constructor(shape: PackedShape, transposed = false) {
+  /** `relu`: ReLU of X while packing it (a conv's input, ResidualConvUnit's outer ReLU; exact in f16). */
+  constructor(shape: PackedShape, transposed = false, relu = false) {
     const units = (shape.rowsPad * shape.colsPad) / 4;
     this.transposed = transposed;
+    this.relu = relu;
     this.variableComponents = [transposed ? 1 : 4];
-    this.shaderKey = `packF16${transposed ? 'T' : ''}`;
+    this.shaderKey = `packF16${transposed ? 'T' : ''}${relu ? '_relu' : ''}`;
     this.outputShape = [units * 2];
     this.dispatch = foldedDispatch(Math.ceil(units / 256));
   }
@@ -374,6 +392,7 @@ export class PackF16Program implements WebGPUProgram {
         let c = u % uniforms.colsPad4;
         var v = vec4<f32>(0.0);
         if (r < uniforms.rows && c < uniforms.cols4) { ${read} }
+        ${this.relu ? 'v = max(v, vec4<f32>(0.0));' : ''}
         result[u] = vec2<i32>(bitcast<i32>(pack2x16float(v.xy)), bitcast<i32>(pack2x16float(v.zw)));
       }
     `;
@@ -410,6 +429,7 @@ function vec4EpilogueCode(hasBias: boolean, epilogue: MatMulEpilogue, output: Ma
     : epilogue === 'relu' ? 'v = max(v, vec4<f32>(0.0));'
     : epilogue === 'scaleAdd'
       ? 'v = vec4<f32>(Residual[o], Residual[o + 1u], Residual[o + 2u], Residual[o + 3u]) + vec4<f32>(Gamma[c], Gamma[c + 1u], Gamma[c + 2u], Gamma[c + 3u]) * v;'
+      : epilogue === 'add' ? 'v = vec4<f32>(Residual[o], Residual[o + 1u], Residual[o + 2u], Residual[o + 3u]) + v;'
       : '';
   const halves = (at: string, x: string) => `let h = (${at}) / 2u; result[h] = bitcast<i32>(pack2x16float(${x}.xy)); result[h + 1u] = bitcast<i32>(pack2x16float(${x}.zw));`;
   // Four columns of one head (Dh a multiple of 4): segment (q, k or v), head, channel; the row's sequence and token.
@@ -434,7 +454,7 @@ function vec4EpilogueCode(hasBias: boolean, epilogue: MatMulEpilogue, output: Ma
 
 /** The epilogue's extra inputs, in binding order after the operands. */
 function epilogueInputs(hasBias: boolean, epilogue: MatMulEpilogue): string[] {
-  return [...(hasBias ? ['Bias'] : []), ...(epilogue === 'scaleAdd' ? ['Residual', 'Gamma'] : [])];
+  return [...(hasBias ? ['Bias'] : []), ...(epilogue === 'scaleAdd' ? ['Residual', 'Gamma'] : epilogue === 'add' ? ['Residual'] : [])];
 }
 
 export class TensorCoreMatMulProgram implements WebGPUProgram {
@@ -499,7 +519,7 @@ export class TensorCoreMatMulProgram implements WebGPUProgram {
                 let col = c + i;
                 var x = cTile[s + i];
                 ${this.hasBias ? 'x = x + Bias[col];' : ''}
-                ${this.epilogue === 'gelu' ? `x = 0.5 * x * (1.0 + erfVec4(vec4<f32>(x * ${Math.SQRT1_2.toFixed(9)})).x);` : this.epilogue === 'relu' ? 'x = max(x, 0.0);' : this.epilogue === 'scaleAdd' ? 'x = Residual[o + i] + Gamma[col] * x;' : ''}
+                ${this.epilogue === 'gelu' ? `x = 0.5 * x * (1.0 + erfVec4(vec4<f32>(x * ${Math.SQRT1_2.toFixed(9)})).x);` : this.epilogue === 'relu' ? 'x = max(x, 0.0);' : this.epilogue === 'scaleAdd' ? 'x = Residual[o + i] + Gamma[col] * x;' : this.epilogue === 'add' ? 'x = Residual[o + i] + x;' : ''}
                 result[o + i] = x;
               }`;
     // Four consecutive columns per invocation and step, so that GELU's erf runs on whole vec4s; columns past n
@@ -507,6 +527,7 @@ export class TensorCoreMatMulProgram implements WebGPUProgram {
     return `
       ${this.epilogue === 'gelu' ? ERF_VEC4_WGSL : ''}
       var<workgroup> cTile : array<f32, ${sg.rows * sg.cols * 256}>;
+      ${this.layout.epilogueSync === 'subgroup' ? `fn ${SUBGROUP_SCRATCH_SYNC}() {}` : ''}
 
       fn writeTile(sg : u32, lane : u32, r0 : u32, c0 : u32) {
         for (var e = 0u; e < 2u; e++) {
@@ -533,14 +554,15 @@ export class TensorCoreMatMulProgram implements WebGPUProgram {
    */
   private storeCode(): string {
     const { tiles } = this.layout;
+    const sync = this.layout.epilogueSync === 'subgroup' ? `${SUBGROUP_SCRATCH_SYNC}();` : 'workgroupBarrier();';
     const store: string[] = [];
     for (let i = 0; i < tiles.rows; i++) for (let j = 0; j < tiles.cols; j++) {
       store.push(this.partials
         ? `subgroupMatrixStore<row_major>(&result, (plane + rs + ${i * 16}u) * partialCols + cs + ${j * 16}u, acc${i}_${j}, partialCols);`
         : `subgroupMatrixStore<row_major>(&cTile, sg * 256u, acc${i}_${j}, 16u);
-        workgroupBarrier();
+        ${sync}
         writeTile(sg, lane, rs + ${i * 16}u, cs + ${j * 16}u);
-        workgroupBarrier();`);
+        ${sync}`);
     }
     const plane = this.partials ? ['let partialCols = u32(uniforms.outShape.z);', 'let plane = workgroupId.z * u32(uniforms.outShape.y);'] : [];
     return [...plane, ...store].join('\n        ');

@@ -39,9 +39,10 @@ export class ResidualConvUnit extends FlashModule {
   }
 
   forward(x: tf.Tensor4D): tf.Tensor4D {
-    // The inner ReLU runs inside conv1's kernel; the outer one cannot, since the skip needs the un-activated x.
-    const out = this.conv2.forward(this.conv1.forward(tf.relu(x), { activation: 'relu' }));
-    return tf.add(out, x);
+    // The skip needs the un-activated x, so the outer ReLU is conv1's input's, not x's: on tensor cores it runs while
+    // conv1 packs its image to f16, the inner one in conv1's epilogue, and the skip in conv2's (elsewhere, ops of
+    // their own).
+    return this.conv2.forward(this.conv1.forward(x, { reluInput: true, activation: 'relu' }), { residual: x });
   }
 
   override call(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor {

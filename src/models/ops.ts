@@ -6,6 +6,7 @@ import * as tf from '@tensorflow/tfjs-core';
 // The core ops' gradients are registered as a side effect of loading tfjs-layers (its Node bundle carries
 // tfjs-core's register_all_gradients, which cannot be imported on its own under Node ESM).
 import '@tensorflow/tfjs-layers';
+import { ShapeError } from '../errors.js';
 import {
   fusedGelu, fusedLayerNorm, fusedPointwiseConv, fusedResizeAlignCorners, fusedScaleAdd, mixedMatMul, mixedMatMulSupports, mixedMlp, mixedMlpSupports, pointwiseConvSupports, tensorCoreConv3x3, tensorCoreConvSupports, useFusedKernels, useTensorCores, vec4Compatible,
   type LayerNormParams,
@@ -105,16 +106,21 @@ export function silu(x: tf.Tensor): tf.Tensor {
  */
 export const MAX_CONV_OUTPUT_PIXELS = 2 ** 19;
 
-/** What the conv kernel may apply to its output in the same dispatch. */
+/** What the conv kernel may apply around the convolution in the same dispatch. */
 export interface ConvEpilogue {
   /** ReLU of the biased output (PyTorch's `conv → nn.ReLU`). */
   activation?: 'relu';
+  /** ReLU of the input first (a ResidualConvUnit's outer ReLU; on tensor cores, inside the image's f16 packing). */
+  reluInput?: boolean;
+  /** Added to the (linear) output, the output's shape (a ResidualConvUnit's skip; on tensor cores, in the epilogue). */
+  residual?: tf.Tensor4D;
 }
 
 /**
  * 2-D convolution, NHWC input, [kh, kw, in, out] filter, with PyTorch's explicit symmetric zero padding
  * (TF 'same' pads asymmetrically for stride 2, which differs from PyTorch's padding=1). The padding, bias and
- * `epilogue` run inside the conv kernel: one dispatch, no separate pad op.
+ * activation run inside the conv kernel: one dispatch, no separate pad op; on tensor cores (3×3) so do `reluInput`
+ * and `residual`, elsewhere they are ops of their own.
  */
 export function conv2d(
   x: tf.Tensor4D,
@@ -125,10 +131,23 @@ export function conv2d(
   epilogue: ConvEpilogue = {},
 ): tf.Tensor4D {
   const activation = epilogue.activation ?? 'linear';
+  const { reluInput = false, residual } = epilogue;
+  if (residual && activation !== 'linear') throw new ShapeError('conv2d: a residual is added to a linear output only (no activation)');
   if (useTensorCores()) {
-    // --precision mixed: 3×3 convs as implicit GEMMs and 1×1 convs as plain products on tensor cores.
     const [kh, kw, cin, cout] = filter.shape;
-    if (tensorCoreConvSupports(kh, kw, stride, padding, cin, cout)) return tensorCoreConv3x3(x, filter, bias, activation === 'relu', stride);
+    if (tensorCoreConvSupports(kh, kw, stride, padding, cin, cout)) {
+      return tensorCoreConv3x3(x, filter, bias, activation === 'relu', stride, undefined, { reluInput, ...(residual ? { residual } : {}) });
+    }
+  }
+  const y = convUnfused(reluInput ? tf.relu(x) : x, filter, bias, stride, padding, activation);
+  return residual ? tf.add(y, residual) : y;
+}
+
+/** conv2d but for the tensor-core 3×3 path, `reluInput` and `residual`. */
+function convUnfused(x: tf.Tensor4D, filter: tf.Tensor4D, bias: tf.Tensor | undefined, stride: number, padding: number, activation: 'relu' | 'linear'): tf.Tensor4D {
+  if (useTensorCores()) {
+    // --precision mixed: 3×3 convs as implicit GEMMs (conv2d) and 1×1 convs as plain products on tensor cores.
+    const [kh, kw, cin, cout] = filter.shape;
     if (kh === 1 && kw === 1 && stride === 1 && padding === 0 && mixedMatMulSupports(cin, cout)) {
       const [b, h, w] = x.shape;
       const y = mixedMatMul(tf.reshape(x, [b * h * w, cin]) as tf.Tensor2D, tf.reshape(filter, [cin, cout]) as tf.Tensor2D, { bias, ...(activation === 'relu' ? { activation: 'relu' as const } : {}) });

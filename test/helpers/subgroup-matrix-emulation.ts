@@ -11,13 +11,13 @@
  * - `subgroupAny` over 32 invocations (lavapipe's subgroups have 8): it is replaced by `true`, so the attention's lazy
  *   rescale runs on every block after the first (exact: rows whose maximum did not rise are scaled by 1).
  * - Timing, and the memory-ordering behaviour of real subgroup-matrix instructions. Where a program relies on a real
- *   subgroup's program order (`subgroupScratchSync()` calls, tc-attention_webgpu.ts), the emulated subgroup gets a
+ *   subgroup's program order (`subgroupScratchSync()` calls, tc-attention_webgpu.ts and tc-matmul_webgpu.ts), the emulated subgroup gets a
  *   workgroupBarrier instead — so only the card checks that reliance (kernel-check.js).
  * Loop bounds are read at run time (`emu16()`), which keeps the shader compiler from unrolling the loops at every call
  * site (seconds instead of minutes of compilation on lavapipe).
  */
 
-import { SUBGROUP_SCRATCH_SYNC } from '../../src/kernels/tc-attention_webgpu.js';
+import { SUBGROUP_SCRATCH_SYNC } from '../../src/kernels/tc-matmul_webgpu.js';
 
 export function emulateSubgroupMatrices(code: string): string {
   if (!code.includes('chromium_experimental_subgroup_matrix')) return code;

@@ -593,6 +593,38 @@ const CASES: Case[] = [
       chainVit = null;
     },
   },
+  // Last in the list, so that the cases above keep their seeds. The spread banks' row orders (softmaxRowOrder) with
+  // dense P rows and P's exponentials in f16, then with padded P rows in 32-key blocks; rising logits (rescales).
+  {
+    name: 'mixed attention, packed qkv, B=2 N=197 C=128 (2×64), 32-key stages of 16-key blocks, spread banks, dense P, exp2 in f16',
+    precision: 'mixed',
+    inputs: () => [risingQkv(2)],
+    run: ([qkv]) => twoHeadAttention(qkv!, { subgroups: 4, tiles: 1, blockK: 16, stageK: 32, kvBuffers: 1, oSplit: 4, spreadBanks: true, denseP: true, exp2F16: true }),
+  },
+  {
+    name: 'mixed attention, packed qkv, B=2 N=197 C=128 (2×64), 32-key blocks, spread banks',
+    precision: 'mixed',
+    inputs: () => [risingQkv(2)],
+    run: ([qkv]) => twoHeadAttention(qkv!, { subgroups: 4, tiles: 1, blockK: 32, kvBuffers: 1, oSplit: 4, spreadBanks: true }),
+  },
+  {
+    // A ResidualConvUnit's second half in one product: ReLU of the input while packing it to f16, the skip added in
+    // the epilogue (the narrow block, double-buffered as the models run it).
+    name: 'mixed conv 3×3 + bias of ReLU(x) + residual, [1, 37, 45, 16] → 16, narrow block',
+    precision: 'mixed',
+    inputs: () => [normal([1, 37, 45, 16]), normal([3, 3, 16, 16], 0.1), normal([16]), normal([1, 37, 45, 16])],
+    run: ([x, w, b, r]) => useTensorCores()
+      ? tensorCoreConv3x3(x as tf.Tensor4D, w as tf.Tensor4D, b!, false, 1, narrowConvBlock(16), { reluInput: true, residual: r as tf.Tensor4D })
+      : conv2d(x as tf.Tensor4D, w as tf.Tensor4D, b!, 1, 1, { reluInput: true, residual: r as tf.Tensor4D }),
+  },
+  {
+    // The epilogue's scratch ordered by each subgroup's program order (FLASHDEPTH_TC_MATMUL_EPILOGUE_SYNC=subgroup):
+    // a barrier under the emulation, so this checks the generated code, not the ordering (only the card does).
+    name: 'mixed matMul, epilogue ordered by subgroups, [300, 256] · [256, 160] + bias + LayerScale residual',
+    precision: 'mixed',
+    inputs: () => [normal([300, 256]), normal([256, 160], 0.1), normal([160]), normal([300, 160]), normal([160], 0.5)],
+    run: ([x, w, b, r, g]) => tcMatMulOr(x!, w!, b!, { ...SMALL_TC_MATMUL_LAYOUT, epilogueSync: 'subgroup' }, { x: r!, gamma: g! }),
+  },
 ];
 
 /** Mamba2 layers with random weights of realistic magnitude (A_log in [0, log 16], dt_bias ±0.1), one per config. */

@@ -23,7 +23,7 @@ import {
 import { TC_MATMUL, packedA, packedB, packedWeight } from '../../src/kernels/tc-matmul.js';
 import { TC_ATTENTION } from '../../src/kernels/tc-attention.js';
 import { tcAttentionWorkgroupBytes, type TensorCoreAttentionLayout } from '../../src/kernels/tc-attention_webgpu.js';
-import { parseAttentionLayout, type AttentionSoftmax } from '../../src/kernels/mode.js';
+import { parseAttentionLayout } from '../../src/kernels/mode.js';
 import { emulateSubgroupMatrices, webgpuCapabilities } from '../../src/backend/webgpu.js';
 import { emulateSubgroupMatrices as emulateSubgroupMatrixBuiltins } from '../helpers/subgroup-matrix-emulation.js';
 import { fusedMambaScan, runMambaScan, type WebGPUBackendWithDispose } from '../../src/kernels/mamba-scan.js';
@@ -366,35 +366,26 @@ async function main(): Promise<void> {
     ref.dispose();
     const variants: [string, () => tf.Tensor][] = [['fp32', () => flashAttention(qkv, qkv, qkv, base)]];
     if (tensorCoresAvailable()) {
-      // [subgroups, tiles, blockK, K/V buffers, O column groups, stageK, pipelined, softmax]: the default (12 subgroups
-      // of 1 tile, 64-key stages of 16-key blocks in one buffer, O in quarters), the wave-fitted 18 subgroups of 1 tile
-      // (since session 19) and 9 × 2 tiles (session 17) with 32-key stages, session 11's default, the 64-key stages pipelined, the 64-row layout small grids
-      // get, all with the default softmax (vec4s); then the softmax of sessions 5–17 ('scalar') and the 'packed' form
-      // (single-float score reads) on the two main layouts, 32-key stages double-buffered, 32-key blocks. The
-      // longer sweeps of sessions 11–17 (2–4 tiles per subgroup, 8–11 subgroups, barrier-ordered scratch) are in
-      // bench/README.md; none beat the default on the 2K student.
-      const layouts: TensorCoreAttentionLayout[] = ([[12, 1, 16, 1, 4, 64], [18, 1, 16, 1, 4, 32], [9, 2, 16, 1, 4, 32], [12, 1, 16, 2, 2], [12, 1, 16, 1, 4, 64, true], [4, 1, 32, 1, 2],
-        [12, 1, 16, 1, 4, 64, false, 'scalar'], [12, 1, 16, 1, 4, 64, false, 'packed'], [9, 2, 16, 1, 4, 32, false, 'scalar'], [9, 2, 16, 1, 4, 32, false, 'packed'],
-        [12, 1, 16, 2, 4, 32], [8, 1, 32, 1, 4, 64], [8, 1, 32, 1, 4, 64, false, 'packed']] as const)
-        .map(([subgroups, tiles, blockK, kvBuffers, oSplit, stageK, pipelined, softmax]: readonly [number, number, number, 1 | 2, 1 | 2 | 4, number?, boolean?, AttentionSoftmax?]) => ({ subgroups, tiles, blockK, kvBuffers, oSplit, scratchSync: 'subgroup' as const,
-          ...(stageK ? { stageK } : {}), ...(pipelined ? { pipelined } : {}), ...(softmax ? { softmax } : {}) }));
-      // FLASHDEPTH_SWEEP_ATTENTION_LAYOUTS ("12,1,16,1,4,64;18,1,16,1,4,32/every;…", FLASHDEPTH_ATTENTION_LAYOUT's form,
-      // optionally /every, /scalar or /packed) replaces the list above, after the default layout timed twice (a row's
-      // first entry sometimes times slow).
+      // In FLASHDEPTH_ATTENTION_LAYOUT's form: the default (12 subgroups of 1 tile, 64-key stages of 16-key blocks in
+      // one buffer, O in quarters), the wave-fitted 18 subgroups of 1 tile with spread banks in 16-key stages (session
+      // 20), the same in 32-key stages with dense P rows and session 19's 32-key stages, the default with spread banks,
+      // 9 × 2 tiles (session 17), session 11's default, the 64-key stages pipelined, the 64-row layout small grids get;
+      // then the softmax of sessions 5–17 ('scalar') and the 'packed' form (single-float score reads) on the default,
+      // P's exponentials in f16, 32-key stages double-buffered, 32-key blocks. The longer sweeps of sessions 11–20
+      // (2–4 tiles per subgroup, 8–20 subgroups, barrier-ordered scratch) are in bench/README.md.
+      // FLASHDEPTH_SWEEP_ATTENTION_LAYOUTS (the same form) replaces all but the default. The default is timed twice (a
+      // row's first entry sometimes times slow).
+      const defaultSweep = '12,1,16,1,4,64;18,1,16,1,4,16/spread;18,1,16,1,4,32/spread/dense;18,1,16,1,4,32;12,1,16,1,4,64/spread;9,2,16,1,4,32;12,1,16,2,2;'
+        + '12,1,16,1,4,64,1;4,1,32,1,2;12,1,16,1,4,64/scalar;12,1,16,1,4,64/packed;18,1,16,1,4,16/spread/exp16;12,1,16,2,4,32;8,1,32,1,4,64';
       const sweepList = process.env['FLASHDEPTH_SWEEP_ATTENTION_LAYOUTS'];
-      if (sweepList) {
-        layouts.splice(0, layouts.length, layouts[0]!, layouts[0]!, ...sweepList.split(';').filter((entry) => entry.trim() !== '').map((entry) => {
-          const [fields, ...options] = entry.split('/');
-          return { ...parseAttentionLayout(fields!, 'FLASHDEPTH_SWEEP_ATTENTION_LAYOUTS'), scratchSync: 'subgroup' as const,
-            ...(options.includes('every') ? { masking: 'every' as const } : {}),
-            ...(options.includes('scalar') ? { softmax: 'scalar' as const } : options.includes('packed') ? { softmax: 'packed' as const } : {}) };
-        }));
-      }
+      const entries = sweepList ? ['12,1,16,1,4,64', ...sweepList.split(';')] : defaultSweep.split(';');
+      const layouts: TensorCoreAttentionLayout[] = [entries[0]!, ...entries].filter((entry) => entry.trim() !== '')
+        .map((entry) => ({ ...parseAttentionLayout(entry, 'FLASHDEPTH_SWEEP_ATTENTION_LAYOUTS'), scratchSync: 'subgroup' as const }));
       const seen = new Map<string, number>();
       for (const tcLayout of layouts) {
         if (tcAttentionWorkgroupBytes(tcLayout, 64) > webgpuCapabilities().maxWorkgroupStorageBytes) continue;
         const attrs = { ...base, tcLayout } as unknown as tf.NamedAttrMap;
-        const name = `tc_sg${tcLayout.subgroups}_t${tcLayout.tiles}_k${tcLayout.blockK}_kv${tcLayout.kvBuffers ?? 2}_o${tcLayout.oSplit ?? 1}_${tcLayout.scratchSync === 'workgroup' ? 'wg' : 'sg'}${tcLayout.stageK ? `_s${tcLayout.stageK}` : ''}${tcLayout.pipelined ? '_pipe' : ''}${tcLayout.softmax ? `_${tcLayout.softmax}` : ''}${tcLayout.masking ? `_mask${tcLayout.masking}` : ''}_${tcAttentionWorkgroupBytes(tcLayout, 64)}B`;
+        const name = `tc_sg${tcLayout.subgroups}_t${tcLayout.tiles}_k${tcLayout.blockK}_kv${tcLayout.kvBuffers ?? 2}_o${tcLayout.oSplit ?? 1}_${tcLayout.scratchSync === 'workgroup' ? 'wg' : 'sg'}${tcLayout.stageK ? `_s${tcLayout.stageK}` : ''}${tcLayout.pipelined ? '_pipe' : ''}${tcLayout.softmax ? `_${tcLayout.softmax}` : ''}${tcLayout.masking ? `_mask${tcLayout.masking}` : ''}${tcLayout.spreadBanks ? '_spread' : ''}${tcLayout.denseP ? '_dense' : ''}${tcLayout.exp2F16 ? '_exp16' : ''}_${tcAttentionWorkgroupBytes(tcLayout, 64)}B`;
         const repeat = seen.get(name) ?? 0;
         seen.set(name, repeat + 1);
         variants.push([repeat ? `${name}_${repeat + 1}` : name, () => tf.engine().runKernel(TC_ATTENTION, { q: qkv, k: qkv, v: qkv }, attrs) as tf.Tensor]);

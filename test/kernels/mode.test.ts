@@ -9,18 +9,19 @@ import * as tf from '@tensorflow/tfjs-core';
 import { hoistDirectives, retypeBindings } from '../../src/backend/webgpu.js';
 import { withEnvRestored } from '../helpers/env.js';
 import {
-  WAVE_FITTED_TC_ATTENTION_LAYOUT, checkTcAttentionLayout, selfAttentionPlanes, tcAttentionWaveCost, tensorCoreAttentionLayout, tensorCoreAttentionSupports,
+  SESSION19_WAVE_FITTED_TC_ATTENTION_LAYOUT, WAVE_FITTED_TC_ATTENTION_LAYOUT, checkTcAttentionLayout, selfAttentionPlanes, tcAttentionWaveCost, tensorCoreAttentionLayout, tensorCoreAttentionSupports,
 } from '../../src/kernels/tc-attention.js';
 import {
-  DEFAULT_TC_ATTENTION_LAYOUT, EIGHT_SUBGROUP_TC_ATTENTION_LAYOUT, SESSION11_TC_ATTENTION_LAYOUT, TensorCoreAttentionProgram, packedPlanes, tcAttentionWorkgroupBytes, tcRowsPerWorkgroup,
+  DEFAULT_TC_ATTENTION_LAYOUT, EIGHT_SUBGROUP_TC_ATTENTION_LAYOUT, SESSION11_TC_ATTENTION_LAYOUT, TensorCoreAttentionProgram, bankWavefronts, packedPlanes, softmaxRowOrder,
+  tcAttentionWorkgroupBytes, tcRowsPerWorkgroup, type TensorCoreAttentionLayout,
 } from '../../src/kernels/tc-attention_webgpu.js';
 import { packedA, packedB } from '../../src/kernels/tc-matmul.js';
 import { mixedMlp, mixedMlpSupports, mixedSelfAttentionSupports } from '../../src/kernels/mixed-matmul.js';
-import { attentionBranch, attentionLayoutOverride, convBlock, layerNormRowLanes, layerNormSums, mambaChunkTokensOverride } from '../../src/kernels/mode.js';
+import { attentionBranch, attentionLayoutOverride, convBlock, layerNormRowLanes, layerNormSums, mambaChunkTokensOverride, matMulEpilogueSync } from '../../src/kernels/mode.js';
 import { emulateSubgroupMatrices } from '../helpers/subgroup-matrix-emulation.js';
 import { MambaChunkStateProgram, MambaScanProgram, scanChunks, scanLanes } from '../../src/kernels/mamba-scan_webgpu.js';
 import {
-  DEFAULT_TC_MATMUL_LAYOUT, HEAD_PLANES_UNIFORMS, PackF16Program, SINGLE_BUFFERED_TC_MATMUL_LAYOUT, SMALL_TC_MATMUL_LAYOUT, SplitKReduceLayerNormProgram, SplitKReduceProgram, TensorCoreMatMulProgram,
+  DEFAULT_TC_MATMUL_LAYOUT, HEAD_PLANES_UNIFORMS, PackF16Program, SINGLE_BUFFERED_TC_MATMUL_LAYOUT, SMALL_TC_MATMUL_LAYOUT, SUBGROUP_SCRATCH_SYNC, SplitKReduceLayerNormProgram, SplitKReduceProgram, TensorCoreMatMulProgram,
   checkTcMatMulLayout, narrowConvBlock, narrowConvLayout, tcMatMulSlicesPerSplit, tensorCoreConvLayout, tcMatMulSplits, tcMatMulWaveCost, tcMatMulWorkgroupBytes, tensorCoreMatMulLayout,
   WAVE_FITTED_TC_MATMUL_LAYOUTS, type TensorCoreMatMulLayout,
 } from '../../src/kernels/tc-matmul_webgpu.js';
@@ -79,9 +80,17 @@ describe('kernel mode and precision', () => {
     expect(tensorCoreAttentionLayout(64, 49152)).to.deep.equal({ subgroups: 12, tiles: 1, blockK: 16, stageK: 64, kvBuffers: 1, oSplit: 4, scratchSync: 'subgroup' });
     // One buffer of K and V (64 keys, rows padded to 72 halves), per-subgroup scratch of max(1 tile of 16-key scores,
     // a quarter accumulator tile: 16 rows of 16 + 4 floats alike) and P as f16: 192 query rows per workgroup; the
-    // rescale flags too where barriers order the scratch.
+    // rescale flags too where barriers order the scratch. Spread banks: score rows of 16 + 8 floats.
     expect(tcAttentionWorkgroupBytes(DEFAULT_TC_ATTENTION_LAYOUT, 64)).to.equal(2 * 64 * 72 * 2 + 12 * 16 * 20 * 4 + 12 * 16 * 24 * 2);
     expect(tcAttentionWorkgroupBytes({ ...DEFAULT_TC_ATTENTION_LAYOUT, scratchSync: 'workgroup' }, 64)).to.equal(2 * 64 * 72 * 2 + 12 * 16 * 20 * 4 + 12 * 16 * 24 * 2 + 12 * 4);
+    expect(tcAttentionWorkgroupBytes({ ...DEFAULT_TC_ATTENTION_LAYOUT, spreadBanks: true }, 64)).to.equal(2 * 64 * 72 * 2 + 12 * 16 * 24 * 4 + 12 * 16 * 24 * 2);
+    withEnvRestored('FLASHDEPTH_ATTENTION_BANKS', () => {
+      process.env['FLASHDEPTH_ATTENTION_BANKS'] = 'session19';
+      expect(tensorCoreAttentionLayout(64, 49152, { rows: 11973, planes: 6 })).to.deep.equal({ ...SESSION19_WAVE_FITTED_TC_ATTENTION_LAYOUT, scratchSync: 'subgroup' });
+      expect(tensorCoreAttentionLayout(64, 49152, { rows: 1370, planes: 16 })).to.deep.equal({ ...DEFAULT_TC_ATTENTION_LAYOUT, scratchSync: 'subgroup' });
+      process.env['FLASHDEPTH_ATTENTION_BANKS'] = 'wide';
+      expect(() => tensorCoreAttentionLayout(64, 49152)).to.throw('Expected one of spread, session19 for FLASHDEPTH_ATTENTION_BANKS but received "wide"');
+    });
     // Session 11's: two buffers of 16 keys, accumulators in halves (16 rows of 32 + 4 floats).
     expect(tcAttentionWorkgroupBytes(SESSION11_TC_ATTENTION_LAYOUT, 64)).to.equal(2 * 2 * 16 * 72 * 2 + 12 * 16 * 36 * 4 + 12 * 16 * 24 * 2);
     expect(tcRowsPerWorkgroup(DEFAULT_TC_ATTENTION_LAYOUT)).to.equal(192);
@@ -395,6 +404,28 @@ describe('kernel mode and precision', () => {
     });
   });
 
+  it('matmul epilogue: two workgroup barriers per accumulator tile by default, the subgroup\'s program order with epilogueSync \'subgroup\' (FLASHDEPTH_TC_MATMUL_EPILOGUE_SYNC)', () => {
+    const program = (layout: TensorCoreMatMulLayout) => new TensorCoreMatMulProgram(300, 160, packedA(300, 256), true, 'scaleAdd', layout, 'packed');
+    const byBarriers = program(SMALL_TC_MATMUL_LAYOUT);
+    const bySubgroups = program({ ...SMALL_TC_MATMUL_LAYOUT, epilogueSync: 'subgroup' });
+    // 2 × 2 tiles per subgroup: 8 syncs around the scratch, plus the main loop's barriers (unchanged).
+    const count = (code: string, pattern: RegExp) => code.match(pattern)?.length ?? 0;
+    const loopBarriers = count(byBarriers.getUserCode(), /workgroupBarrier\(\);/g) - 8;
+    expect(count(bySubgroups.getUserCode(), /workgroupBarrier\(\);/g)).to.equal(loopBarriers);
+    expect(count(bySubgroups.getUserCode(), new RegExp(`${SUBGROUP_SCRATCH_SYNC}\\(\\);`, 'g'))).to.equal(8);
+    expect(bySubgroups.getUserCode()).to.contain(`fn ${SUBGROUP_SCRATCH_SYNC}() {}`);
+    expect(byBarriers.getUserCode()).to.not.contain(SUBGROUP_SCRATCH_SYNC);
+    expect(bySubgroups.shaderKey).to.equal(`${byBarriers.shaderKey}_epiSubgroup`);
+    withEnvRestored('FLASHDEPTH_TC_MATMUL_EPILOGUE_SYNC', () => {
+      delete process.env['FLASHDEPTH_TC_MATMUL_EPILOGUE_SYNC'];
+      expect(matMulEpilogueSync()).to.equal('workgroup');
+      process.env['FLASHDEPTH_TC_MATMUL_EPILOGUE_SYNC'] = 'subgroup';
+      expect(matMulEpilogueSync()).to.equal('subgroup');
+      process.env['FLASHDEPTH_TC_MATMUL_EPILOGUE_SYNC'] = 'none';
+      expect(() => matMulEpilogueSync()).to.throw('Expected one of workgroup, subgroup for FLASHDEPTH_TC_MATMUL_EPILOGUE_SYNC but received "none"');
+    });
+  });
+
   it('attention branch: the qkv product writes head planes for the layout, the attention writes packed token rows; FLASHDEPTH_ATTENTION_BRANCH=separate turns the chain off', () => {
     const l = DEFAULT_TC_ATTENTION_LAYOUT;
     // ViT-L at 518²: 1370 queries padded to whole 192-row workgroups (1536), keys to whole 64-key stages (1408).
@@ -433,7 +464,37 @@ describe('kernel mode and precision', () => {
       expect(() => attentionLayoutOverride()).to.throw(/pipelined 0 or 1\) for FLASHDEPTH_ATTENTION_LAYOUT but received "12,1,16,1,4,64,2"$/);
       expect(new TensorCoreAttentionProgram(1, 1370, 16, 64, { ...l, pipelined: true }).shaderKey).to.equal('tcAttention_64_12_1_16_kv1_o4_s64_pipe');
       expect(new TensorCoreAttentionProgram(1, 1370, 16, 64, { ...l, stageK: 16, pipelined: true }).shaderKey).to.equal('tcAttention_64_12_1_16_kv1_o4');
+      // Options after '/' win over the variables; unknown ones are a one-line error listing the known.
+      process.env['FLASHDEPTH_ATTENTION_LAYOUT'] = '18,1,16,1,4,32/spread/dense/exp16/every';
+      const spread = { subgroups: 18, tiles: 1, blockK: 16, kvBuffers: 1 as const, oSplit: 4 as const, stageK: 32, masking: 'every' as const, spreadBanks: true, denseP: true, exp2F16: true };
+      expect(attentionLayoutOverride()).to.deep.equal(spread);
+      expect(tensorCoreAttentionLayout(64, 49152, { rows: 11972, planes: 6 })).to.deep.equal({ ...spread, scratchSync: 'subgroup' });
+      process.env['FLASHDEPTH_ATTENTION_LAYOUT'] = '18,1,16,1,4,32/wide';
+      expect(() => attentionLayoutOverride()).to.throw(/^Expected a layout whose options after '\/' are among every, scalar, packed, spread, dense, exp16 for FLASHDEPTH_ATTENTION_LAYOUT but received "18,1,16,1,4,32\/wide"$/);
     });
+    // Spread banks: score rows of blockK + 8 floats. The wave-fitted layout stages 16 keys per barrier to fit 48 KiB;
+    // with dense P rows 18 subgroups of 32-key stages fit too.
+    expect(tcAttentionWorkgroupBytes(WAVE_FITTED_TC_ATTENTION_LAYOUT, 64)).to.equal(16 * 2 * 72 * 2 + 18 * 16 * 24 * 4 + 18 * 16 * 24 * 2);
+    expect(tcAttentionWorkgroupBytes({ ...SESSION19_WAVE_FITTED_TC_ATTENTION_LAYOUT, spreadBanks: true }, 64)).to.be.above(49152);
+    const spread = { ...SESSION19_WAVE_FITTED_TC_ATTENTION_LAYOUT, spreadBanks: true, denseP: true };
+    expect(tcAttentionWorkgroupBytes(spread, 64)).to.equal(32 * 2 * 72 * 2 + 18 * 16 * 24 * 4 + 18 * 16 * 16 * 2);
+    expect(new TensorCoreAttentionProgram(1, 11972, 6, 64, { ...spread, exp2F16: true }).shaderKey).to.equal('tcAttention_64_18_1_16_kv1_o4_s32_spread_denseP_exp16');
+    // Session 18's order costs 4 wavefronts per P store (two rows per bank); the spread orders reach the minimum, 2,
+    // with the vec4 score reads at their minimum of 4 (one per 8-lane phase) for both P strides.
+    const costs = (layout: TensorCoreAttentionLayout, ss: number, psWords: number) => {
+      const order = softmaxRowOrder(layout);
+      expect([...order].sort()).to.deep.equal([0, 1, 2, 3, 4, 5, 6, 7]);
+      return [bankWavefronts(4, (lane) => order[lane >> 2]! * ss + 4 * (lane & 3)), bankWavefronts(2, (lane) => order[lane >> 2]! * psWords + 2 * (lane & 3))];
+    };
+    expect(softmaxRowOrder(SESSION19_WAVE_FITTED_TC_ATTENTION_LAYOUT)).to.deep.equal([0, 4, 1, 5, 2, 6, 3, 7]);
+    expect(costs(SESSION19_WAVE_FITTED_TC_ATTENTION_LAYOUT, 20, 12)).to.deep.equal([4, 4]);
+    expect(costs(spread, 24, 8)).to.deep.equal([4, 2]);
+    expect(costs({ ...spread, denseP: false }, 24, 12)).to.deep.equal([4, 2]);
+    expect(costs({ ...spread, blockK: 32, stageK: 32, denseP: false }, 40, 20)).to.deep.equal([4, 2]);
+    // The scores' subgroup-matrix store (two f32 per invocation, rows lane / 4): 4 wavefronts per 8 columns at 20
+    // floats per row, 2 at 24.
+    expect(bankWavefronts(2, (lane) => (lane >> 2) * 20 + 2 * (lane & 3))).to.equal(4);
+    expect(bankWavefronts(2, (lane) => (lane >> 2) * 24 + 2 * (lane & 3))).to.equal(2);
     withEnvRestored('FLASHDEPTH_ATTENTION_BRANCH', () => {
       delete process.env['FLASHDEPTH_ATTENTION_BRANCH'];
       expect(attentionBranch()).to.equal('chained');

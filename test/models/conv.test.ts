@@ -48,6 +48,18 @@ describe('models/ops conv2d: padding and ReLU inside the conv kernel', () => {
     });
   });
 
+  it('ReLU of the input and a residual on the output (a ResidualConvUnit): the ops they stand for; a residual with a ReLU is an error', () => {
+    tf.tidy(() => {
+      const x = tf.tensor4d([-1, 2, -3, 4, 5, -6, 7, -8, 9], [1, 3, 3, 1]);
+      const w = tf.tensor4d([0, 0, 0, 0, 1, 0, 0, 0, 0], [3, 3, 1, 1]); // the centre tap: out = in
+      const skip = tf.tensor4d([10, 20, 30, 40, 50, 60, 70, 80, 90], [1, 3, 3, 1]);
+      // relu(x) + 1 (bias) + skip
+      expect(Array.from(conv2d(x, w, tf.tensor1d([1]), 1, 1, { reluInput: true, residual: skip }).dataSync())).to.deep.equal([11, 23, 31, 45, 56, 61, 78, 81, 100]);
+      expect(Array.from(conv2d(x, w, tf.tensor1d([1]), 1, 1, { reluInput: true, activation: 'relu' }).dataSync())).to.deep.equal([1, 3, 1, 5, 6, 1, 8, 1, 10]);
+      expect(() => conv2d(x, w, tf.tensor1d([1]), 1, 1, { activation: 'relu', residual: skip })).to.throw('conv2d: a residual is added to a linear output only (no activation)');
+    });
+  });
+
   it('runs a padded 3×3 conv with bias and ReLU as one FusedConv2D kernel (no PadV2, no Relu)', async () => {
     const x = tf.randomNormal([1, 8, 8, 4], 0, 1, 'float32', 2) as tf.Tensor4D;
     const w = tf.randomNormal([3, 3, 4, 4], 0, 1, 'float32', 3) as tf.Tensor4D;
