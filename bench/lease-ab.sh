@@ -4,8 +4,9 @@
 # (bench/reference/README.md says how to export the reference into .ref/):
 #
 #   BUDGET=540 bash bench/lease-ab.sh            # part 1: every tensor-core case on the card, then the open A/Bs on
-#                                                # the models (REF=1: the reference first; SWEEP=1: an attention sweep
-#                                                # on ViT-L at 518² and the driver's shader cache at the end)
+#                                                # the models (REF=1: the reference first; REFPROF=1: then its Full
+#                                                # profile; SWEEP=1: an attention sweep on ViT-L at 518² and the
+#                                                # driver's shader cache at the end)
 #   PART=3 BEST="VAR=value …" BUDGET=540 bash bench/lease-ab.sh
 #                                                # part 3: the reference, then BEST (part 1's winners) and the defaults
 #                                                # again beside it, and a Full profile with BEST
@@ -25,11 +26,13 @@ BUDGET=${BUDGET:-540}
 PART=${PART:-1}
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm,temperature.gpu --format=csv,noheader >> "$SUM" 2>&1
 B="node dist/src/cli/main.js bench --backend webgpu --precision mixed"
-# The open questions after session 20: the matmul epilogue ordered by each subgroup instead of two workgroup barriers
-# per accumulator tile (untimed), and the spread banks in the 12-subgroup attention layout on ViT-L at 518² (its
+# The open questions after session 20: its untimed fusions (against UNFUSED), the matmul epilogue ordered by each
+# subgroup instead of two workgroup barriers per accumulator tile (untimed), and the spread banks in the 12-subgroup attention layout on ViT-L at 518² (its
 # sweep row in lease 20B was disturbed; the explicit layout takes the wave fit off, which L's one-wave grid does not
 # use anyway).
 EPISG="FLASHDEPTH_TC_MATMUL_EPILOGUE_SYNC=subgroup"
+# Session 20's two fusions (on by default, untimed) taken off: the RCUs' ReLU and skip, the ViT norm's CLS slice.
+UNFUSED="FLASHDEPTH_RCU_FUSION=off FLASHDEPTH_PATCH_NORM_FUSION=off"
 LSPREAD="FLASHDEPTH_ATTENTION_LAYOUT=12,1,16,1,4,64/spread"
 # SWEEP=1: the attention layouts part 1's sweep times on ViT-L at 518² (after the default, twice).
 SWEEP_LAYOUTS="12,1,16,1,4,64/spread;18,1,16,1,4,16/spread;12,1,16,1,4,64;8,1,32,1,4,64/spread"
@@ -57,8 +60,11 @@ if [[ $PART == 1 ]]; then
   [[ ${CHECK:-1} == 1 ]] && step check-tc 120 X=1 -- node dist/test/kernels/kernel-check.js --emulate-subgroup-matrices
   # REF=1: the reference first, in the same call (a lease may have room for one call only).
   [[ ${REF:-0} == 1 ]] && step reference 150 PYTHONUNBUFFERED=1 -- python3 bench/reference/time_reference.py --models s,l,full --items 3 --out "$R/ref.jsonl"
+  # REFPROF=1: the reference's Full frame by kernel (its GPU time per family; lease 20B's step ran out of time).
+  [[ ${REFPROF:-0} == 1 ]] && step reference-prof 150 PYTHONUNBUFFERED=1 -- python3 bench/reference/time_reference.py --models full --items 1 --profile 8 --out "$R/ref.jsonl"
   bf full-new X=1
   bf full-episg $EPISG
+  bf full-unfused $UNFUSED
   bl l-new X=1
   bl l-episg $EPISG
   bl l-spread $LSPREAD
@@ -66,6 +72,7 @@ if [[ $PART == 1 ]]; then
   bs s-episg $EPISG
   bf full-new2 X=1
   bf full-episg2 $EPISG
+  bf full-unfused2 $UNFUSED
   bl l-new2 X=1
   bl l-episg2 $EPISG
   bl l-spread2 $LSPREAD

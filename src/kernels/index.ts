@@ -5,7 +5,7 @@
 import './register.js';
 
 export { flashAttention, flashAttentionSupports, type FlashAttentionAttrs } from './flash-attention.js';
-export { fusedLayerNorm } from './layer-norm.js';
+export { fusedLayerNorm, fusedLayerNormDroppingFirst } from './layer-norm.js';
 export { fusedResizeAlignCorners } from './resize.js';
 export { fusedPointwiseConv, pointwiseConvSupports } from './pointwise-conv.js';
 export { fusedGelu, fusedScaleAdd, vec4Compatible } from './elementwise.js';
@@ -18,6 +18,6 @@ export { tensorCoreAttentionLayout, tensorCoreAttentionSupports } from './tc-att
 export { freeStalePackedWeights, tensorCoreConv3x3, tensorCoreConvSupports, tidyRows, type LayerNormParams, type NormalizedRows } from './tc-matmul.js';
 export { REGISTERED_KERNELS } from './register.js';
 export {
-  KERNEL_MODES, PRECISIONS, kernelMode, setKernelMode, precisionMode, setPrecision, applyPrecision, useFusedKernels, tensorCoresAvailable, useTensorCores,
+  KERNEL_MODES, PRECISIONS, kernelMode, setKernelMode, precisionMode, setPrecision, applyPrecision, useFusedKernels, tensorCoresAvailable, useTensorCores, rcuFusion, patchNormFusion,
   type KernelMode, type Precision,
 } from './mode.js';

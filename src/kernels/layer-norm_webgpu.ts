@@ -81,14 +81,23 @@ export class LayerNormProgram implements WebGPUProgram {
   uniforms = 'eps : f32,';
   private readonly cols: number;
   private readonly lanes: number;
+  private readonly dropFirst: boolean;
 
-  /** `lanes`: invocations per row (layerNormLanes: 0, the workgroup, or the device's fixed subgroup size). */
-  constructor(rows: number, cols: number, lanes = 0) {
+  /**
+   * `lanes`: invocations per row (layerNormLanes: 0, the workgroup, or the device's fixed subgroup size).
+   * `tokens` (> 1): X's rows are sequences of that many tokens and the first of each is left out of the output (a
+   * ViT's CLS token: the output is the patch tokens', [rows / tokens · (tokens − 1), cols]); the `tokens` uniform
+   * follows `eps`.
+   */
+  constructor(rows: number, cols: number, lanes = 0, tokens = 0) {
     this.cols = cols;
     this.lanes = lanes;
-    this.outputShape = [rows, cols];
-    this.dispatch = layerNormDispatch(rows, lanes);
-    this.shaderKey = `layerNorm_${cols}${layerNormLanesKey(lanes)}`;
+    this.dropFirst = tokens > 1;
+    const outRows = this.dropFirst ? (rows / tokens) * (tokens - 1) : rows;
+    if (this.dropFirst) this.uniforms += ' tokens : i32,';
+    this.outputShape = [outRows, cols];
+    this.dispatch = layerNormDispatch(outRows, lanes);
+    this.shaderKey = `layerNorm_${cols}${layerNormLanesKey(lanes)}${this.dropFirst ? '_dropFirst' : ''}`;
   }
 
   getUserCode(): string {
@@ -99,11 +108,12 @@ export class LayerNormProgram implements WebGPUProgram {
       ${rowReductionCode(this.lanes)}
 
       fn main() {
-        let rows = uniforms.xShape.x;
+        let rows = uniforms.outShape.x;
         let row = rowIndex();
         // Rows past the last one (y-folding, a workgroup's spare rows) compute row rows-1 again but write nothing:
         // barriers stay uniform.
-        let base = min(row, rows - 1) * C;
+        let outRow = min(row, rows - 1);
+        ${this.dropFirst ? 'let base = (outRow + outRow / (uniforms.tokens - 1) + 1) * C; // output row r: token r % (tokens − 1) + 1 of sequence r / (tokens − 1)' : 'let base = outRow * C;'}
         let tid = laneIndex();
         var v : array<f32, ${perThread}>;
         var sum = 0.0;
@@ -123,7 +133,7 @@ export class LayerNormProgram implements WebGPUProgram {
         if (row < rows) {
           for (var i = 0; i < PER; i++) {
             let c = tid + i * LANES;
-            if (c < C) { result[base + c] = (v[i] - mean) * invStd * Gamma[c] + Beta[c]; }
+            if (c < C) { result[outRow * C + c] = (v[i] - mean) * invStd * Gamma[c] + Beta[c]; }
           }
         }
       }

@@ -80,6 +80,9 @@ export type AttentionBanks = (typeof ATTENTION_BANKS)[number];
 export const MATMUL_EPILOGUE_SYNCS = ['workgroup', 'subgroup'] as const;
 export type MatMulEpilogueSync = (typeof MATMUL_EPILOGUE_SYNCS)[number];
 
+export const FUSION_SWITCHES = ['on', 'off'] as const;
+export type FusionSwitch = (typeof FUSION_SWITCHES)[number];
+
 export const ATTENTION_BRANCHES = ['chained', 'separate'] as const;
 export type AttentionBranch = (typeof ATTENTION_BRANCHES)[number];
 
@@ -246,6 +249,22 @@ export function matMulWaves(): MatMulWaves {
  */
 export function matMulEpilogueSync(): MatMulEpilogueSync {
   return fromEnv('FLASHDEPTH_TC_MATMUL_EPILOGUE_SYNC', MATMUL_EPILOGUE_SYNCS, 'workgroup');
+}
+
+/**
+ * FLASHDEPTH_RCU_FUSION (default 'on'): whether a DPT ResidualConvUnit hands its outer ReLU and its skip to its
+ * convolutions (on tensor cores: conv1's f16 packing and conv2's epilogue) or runs them as ops of their own ('off').
+ */
+export function rcuFusion(): FusionSwitch {
+  return fromEnv('FLASHDEPTH_RCU_FUSION', FUSION_SWITCHES, 'on');
+}
+
+/**
+ * FLASHDEPTH_PATCH_NORM_FUSION (default 'on'): whether the ViT's final norm writes only the patch tokens (the fused
+ * kernel leaves each CLS token out) or normalises every token and slices the CLS tokens off after it ('off').
+ */
+export function patchNormFusion(): FusionSwitch {
+  return fromEnv('FLASHDEPTH_PATCH_NORM_FUSION', FUSION_SWITCHES, 'on');
 }
 
 /** FLASHDEPTH_TC_CONV_BLOCK (default 'narrow'): the block of 3×3 convolutions to at most 64 channels. */

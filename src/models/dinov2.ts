@@ -18,7 +18,9 @@ import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { invalidParameterError, ShapeError } from '../errors.js';
 import { DEFAULT_MAX_SCORE_ELEMENTS, selfAttention } from './attention.js';
-import { mixedMlpChain, mixedMlpSupports, mixedSelfAttention, mixedSelfAttentionChain, mixedSelfAttentionSupports, tidyRows, useTensorCores, type LayerNormParams, type NormalizedRows } from '../kernels/index.js';
+import {
+  mixedMlpChain, mixedMlpSupports, mixedSelfAttention, mixedSelfAttentionChain, mixedSelfAttentionSupports, patchNormFusion, tidyRows, useTensorCores, type LayerNormParams, type NormalizedRows,
+} from '../kernels/index.js';
 import { LayerNorm, Linear, singleInput } from './layers.js';
 import { FlashModule, type FlashModuleArgs } from './module.js';
 import { linear, mlp, type LinearFusion } from './ops.js';
@@ -373,7 +375,6 @@ export class DinoV2 extends FlashModule {
     const [ph, pw] = this.patchGrid(x.shape);
     const b = x.shape[0];
     const n = ph * pw;
-    const d = this.embedDim;
     const patches = this.patch_embed.forward(x);
     const posEmbed = this.interpolatedPosEmbed(ph, pw);
     if (debug) {
@@ -404,10 +405,12 @@ export class DinoV2 extends FlashModule {
       }
       if (this.tapIndices.includes(i)) taps.set(i, tokens);
     }
-    return this.tapIndices.map((i) => {
-      const normed = this.norm.forward(taps.get(i)!);
-      return tf.slice(normed, [0, 1, 0], [b, n, d]) as tf.Tensor3D;
-    });
+    // The final norm of the patch tokens only (the CLS token left out in the same dispatch on the fused path;
+    // FLASHDEPTH_PATCH_NORM_FUSION=off: every token normalised, then the CLS tokens sliced off).
+    if (patchNormFusion() === 'off') {
+      return this.tapIndices.map((i) => tf.slice(this.norm.forward(taps.get(i)!), [0, 1, 0], [b, n, this.embedDim]) as tf.Tensor3D);
+    }
+    return this.tapIndices.map((i) => this.norm.forwardDroppingFirst(taps.get(i)!));
   }
 
   /** Layers-API entry: the same as `getIntermediateLayers`. */

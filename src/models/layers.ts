@@ -6,7 +6,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { ShapeError } from '../errors.js';
 import { FlashModule, type FlashModuleArgs, type Initializer } from './module.js';
-import { conv2d, layerNorm, linear, type ConvEpilogue, type LinearFusion } from './ops.js';
+import { conv2d, layerNorm, layerNormDroppingFirst, linear, type ConvEpilogue, type LinearFusion } from './ops.js';
 import type { LayerNormParams } from '../kernels/index.js';
 
 /** PyTorch's default Conv/Linear init, U(±1/√fan_in), so a freshly built module computes something non-trivial. */
@@ -141,6 +141,11 @@ export class LayerNorm extends FlashModule {
 
   forward<T extends tf.Tensor>(x: T): T {
     return layerNorm(x, this.weight.read(), this.bias.read(), this.eps) as T;
+  }
+
+  /** This norm of tokens 1… of each sequence of x [B, T, C] (a ViT's patch tokens): [B, T − 1, C]. */
+  forwardDroppingFirst(x: tf.Tensor3D): tf.Tensor3D {
+    return layerNormDroppingFirst(x, this.weight.read(), this.bias.read(), this.eps);
   }
 
   /** This norm as a linear layer's prologue (`Linear.forward(x, { layerNorm })` computes linear(norm(x))). */

@@ -8,7 +8,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-layers';
 import { ShapeError } from '../errors.js';
 import {
-  fusedGelu, fusedLayerNorm, fusedPointwiseConv, fusedResizeAlignCorners, fusedScaleAdd, mixedMatMul, mixedMatMulSupports, mixedMlp, mixedMlpSupports, pointwiseConvSupports, tensorCoreConv3x3, tensorCoreConvSupports, useFusedKernels, useTensorCores, vec4Compatible,
+  fusedGelu, fusedLayerNorm, fusedLayerNormDroppingFirst, fusedPointwiseConv, fusedResizeAlignCorners, fusedScaleAdd, mixedMatMul, mixedMatMulSupports, mixedMlp, mixedMlpSupports, pointwiseConvSupports, tensorCoreConv3x3, tensorCoreConvSupports, useFusedKernels, useTensorCores, vec4Compatible,
   type LayerNormParams,
 } from '../kernels/index.js';
 
@@ -79,6 +79,16 @@ export function layerNorm(x: tf.Tensor, weight: tf.Tensor, bias: tf.Tensor, eps:
   const axis = x.shape.length - 1;
   const { mean, variance } = tf.moments(x, axis, true);
   return tf.add(tf.mul(tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, eps))), weight), bias);
+}
+
+/**
+ * layerNorm of tokens 1… of each sequence of x [B, T, C] (a ViT's patch tokens; its CLS token left out): [B, T − 1, C].
+ * One dispatch on the fused path; elsewhere the slice, then the norm (per token, so the same as norm, then slice).
+ */
+export function layerNormDroppingFirst(x: tf.Tensor3D, weight: tf.Tensor, bias: tf.Tensor, eps: number): tf.Tensor3D {
+  if (useFusedKernels()) return fusedLayerNormDroppingFirst(x, weight, bias, eps);
+  const [b, t, c] = x.shape;
+  return layerNorm(tf.slice(x, [0, 1, 0], [b, t - 1, c]), weight, bias, eps) as tf.Tensor3D;
 }
 
 /** Exact (erf) GELU, as torch.nn.GELU() with approximate='none'. */

@@ -16,7 +16,7 @@ import { flashAttention, mixedMatMul, mixedSelfAttention, mixedSelfAttentionSupp
 import { TC_ATTENTION } from '../../src/kernels/tc-attention.js';
 import { freeStalePackedWeights, packedB, packedWeight, releasePackedWeights, tensorCoreConv3x3 } from '../../src/kernels/tc-matmul.js';
 import { scaledDotProductAttention, selfAttention } from '../../src/models/attention.js';
-import { addScaled, conv2d, convTransposeNoOverlap, gelu, layerNorm, linear, mlp, resizeAlignCorners } from '../../src/models/ops.js';
+import { addScaled, conv2d, convTransposeNoOverlap, gelu, layerNorm, layerNormDroppingFirst, linear, mlp, resizeAlignCorners } from '../../src/models/ops.js';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { float16ToFloat32 } from '../../src/io/half.js';
@@ -624,6 +624,17 @@ const CASES: Case[] = [
     precision: 'mixed',
     inputs: () => [normal([300, 256]), normal([256, 160], 0.1), normal([160]), normal([300, 160]), normal([160], 0.5)],
     run: ([x, w, b, r, g]) => tcMatMulOr(x!, w!, b!, { ...SMALL_TC_MATMUL_LAYOUT, epilogueSync: 'subgroup' }, { x: r!, gamma: g! }),
+  },
+  // The ViT's final norm of its patch tokens: each sequence's first token (CLS) left out in the same dispatch.
+  {
+    name: 'layerNorm of the tokens after each sequence\'s first, [2, 131, 384] → [2, 130, 384], eps 1e-6',
+    inputs: () => [tf.add(normal([2, 131, 384], 2), 3), normal([384]), normal([384])],
+    run: ([x, w, b]) => layerNormDroppingFirst(x as tf.Tensor3D, w!, b!, 1e-6),
+  },
+  {
+    name: 'layerNorm of the tokens after each sequence\'s first, [3, 9, 100] → [3, 8, 100], rows summed by subgroups, eps 1e-5',
+    inputs: () => [normal([3, 9, 100]), normal([100]), normal([100])],
+    run: ([x, w, b]) => subgroupRowSums(() => layerNormDroppingFirst(x as tf.Tensor3D, w!, b!, 1e-5)),
   },
 ];
 

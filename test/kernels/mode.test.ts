@@ -17,7 +17,7 @@ import {
 } from '../../src/kernels/tc-attention_webgpu.js';
 import { packedA, packedB } from '../../src/kernels/tc-matmul.js';
 import { mixedMlp, mixedMlpSupports, mixedSelfAttentionSupports } from '../../src/kernels/mixed-matmul.js';
-import { attentionBranch, attentionLayoutOverride, convBlock, layerNormRowLanes, layerNormSums, mambaChunkTokensOverride, matMulEpilogueSync } from '../../src/kernels/mode.js';
+import { attentionBranch, attentionLayoutOverride, convBlock, layerNormRowLanes, layerNormSums, mambaChunkTokensOverride, matMulEpilogueSync, patchNormFusion, rcuFusion } from '../../src/kernels/mode.js';
 import { emulateSubgroupMatrices } from '../helpers/subgroup-matrix-emulation.js';
 import { MambaChunkStateProgram, MambaScanProgram, scanChunks, scanLanes } from '../../src/kernels/mamba-scan_webgpu.js';
 import {
@@ -424,6 +424,19 @@ describe('kernel mode and precision', () => {
       process.env['FLASHDEPTH_TC_MATMUL_EPILOGUE_SYNC'] = 'none';
       expect(() => matMulEpilogueSync()).to.throw('Expected one of workgroup, subgroup for FLASHDEPTH_TC_MATMUL_EPILOGUE_SYNC but received "none"');
     });
+  });
+
+  it('FLASHDEPTH_RCU_FUSION and FLASHDEPTH_PATCH_NORM_FUSION: on by default, off turns the fusion off, anything else is a one-line error', () => {
+    for (const [name, read] of [['FLASHDEPTH_RCU_FUSION', rcuFusion], ['FLASHDEPTH_PATCH_NORM_FUSION', patchNormFusion]] as const) {
+      withEnvRestored(name, () => {
+        delete process.env[name];
+        expect(read()).to.equal('on');
+        process.env[name] = 'off';
+        expect(read()).to.equal('off');
+        process.env[name] = 'yes';
+        expect(() => read()).to.throw(`Expected one of on, off for ${name} but received "yes"`);
+      });
+    }
   });
 
   it('attention branch: the qkv product writes head planes for the layout, the attention writes packed token rows; FLASHDEPTH_ATTENTION_BRANCH=separate turns the chain off', () => {

@@ -15,6 +15,7 @@ import { createDinoV2, DinoV2, type DinoV2Debug, type DinoV2Options } from '../.
 import { bicubicMatrix, needsInterpolation } from '../../src/models/pos-embed.js';
 import { loadWeights, torchShape } from '../../src/models/weights.js';
 import { useTestBackend } from '../helpers/backend.js';
+import { withEnvRestored } from '../helpers/env.js';
 import { expectClose, fixture, fixtureTensor, REPO_ROOT } from '../helpers/fixtures.js';
 
 /** The reduced ViT-L of l_reduced_model.pth (= the Full teacher of full/): embed 128, 8 blocks, 2 heads. */
@@ -119,6 +120,11 @@ describe('models/dinov2', () => {
           for (const [name, r] of Object.entries(results)) {
             console.log(`      ${c.dir}/${c.prefix}${name}_f0: max|err| ${r.maxAbsErr.toExponential(2)} (max|ref| ${r.maxAbsRef.toFixed(3)}, rel ${(r.maxAbsErr / r.maxAbsRef).toExponential(2)})`);
           }
+          // Every token normalised, then the CLS tokens sliced off (FLASHDEPTH_PATCH_NORM_FUSION=off): the same taps.
+          withEnvRestored('FLASHDEPTH_PATCH_NORM_FUSION', () => {
+            process.env['FLASHDEPTH_PATCH_NORM_FUSION'] = 'off';
+            expect(Array.from(tf.concat(vit.getIntermediateLayers(x), 0).dataSync())).to.deep.equal(Array.from(tf.concat(taps, 0).dataSync()));
+          });
         });
       });
     });

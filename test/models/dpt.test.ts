@@ -24,6 +24,7 @@ import { Conv2d } from '../../src/models/layers.js';
 import type { FlashModule } from '../../src/models/module.js';
 import { loadWeights, torchShape } from '../../src/models/weights.js';
 import { useTestBackend } from '../helpers/backend.js';
+import { withEnvRestored } from '../helpers/env.js';
 import { closeness, expectClose, fixture, fixtureTensor, REPO_ROOT } from '../helpers/fixtures.js';
 
 const S_DPT: DPTHeadOptions = { inChannels: 384, features: 64, outChannels: [48, 96, 192, 384] };
@@ -141,6 +142,11 @@ describe('models/dpt', function () {
         rcu.conv2.bias!.write(tf.tensor1d([0.5]));
         const y = rcu.forward(tf.tensor4d([-1, 2], [1, 1, 2, 1]));
         expect(Array.from(y.dataSync())).to.deep.equal([-0.5, 11.5]);
+        // The same with the ReLU and the skip as ops of their own (FLASHDEPTH_RCU_FUSION=off).
+        withEnvRestored('FLASHDEPTH_RCU_FUSION', () => {
+          process.env['FLASHDEPTH_RCU_FUSION'] = 'off';
+          expect(Array.from(rcu.forward(tf.tensor4d([-1, 2], [1, 1, 2, 1])).dataSync())).to.deep.equal([-0.5, 11.5]);
+        });
       });
       rcu.disposeParameters();
     });

@@ -1,11 +1,22 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { expect } from 'chai';
-import { conv2d, MAX_CONV_OUTPUT_PIXELS } from '../../src/models/ops.js';
+import { conv2d, layerNorm, layerNormDroppingFirst, MAX_CONV_OUTPUT_PIXELS } from '../../src/models/ops.js';
 import { useTestBackend } from '../helpers/backend.js';
 import { expectClose } from '../helpers/fixtures.js';
 
 describe('models/ops', () => {
   before(() => useTestBackend());
+
+  it('layerNormDroppingFirst is the norm of every sequence\'s tokens but its first, exactly as norm then slice', () => {
+    tf.tidy(() => {
+      const x = tf.randomNormal([2, 5, 12], 1, 2, 'float32', 7) as tf.Tensor3D;
+      const w = tf.randomNormal([12], 1, 0.5, 'float32', 8);
+      const b = tf.randomNormal([12], 0, 0.5, 'float32', 9);
+      const y = layerNormDroppingFirst(x, w, b, 1e-6);
+      expect(y.shape).to.deep.equal([2, 4, 12]);
+      expect(Array.from(y.dataSync())).to.deep.equal(Array.from(tf.slice(layerNorm(x, w, b, 1e-6), [0, 1, 0], [2, 4, 12]).dataSync()));
+    });
+  });
 
   it('conv2d computes outputs larger than one dispatch in row bands, exactly as one conv', () => {
     tf.tidy(() => {
