@@ -41,8 +41,14 @@
  *   waves for the same rows: the Full teacher's 2171 queries × 16 heads, 192 workgroups of 192 rows in two waves, 128
  *   in one; the 2K student's 378 in three, 252 in two; H100 lease 19B, per call 0.23 → 0.179 and 1.61 → 1.556 ms) or
  *   'off' (the 192-row default layout everywhere); FLASHDEPTH_ATTENTION_WAVES, for measurements.
- * - tensor-core attention layout: FLASHDEPTH_ATTENTION_LAYOUT="subgroups,tiles,blockK,kvBuffers,oSplit[,stageK[,pipelined]]"
- *   replaces the preferred layout (where it fits and the grid is large enough), for measurements.
+ * - attention banks: the wave-fitted layout with spread workgroup-memory banks in 16-key stages ('spread', default
+ *   since session 20) or session 19's in 32-key stages ('session19'); FLASHDEPTH_ATTENTION_BANKS, for measurements.
+ * - tensor-core attention layout: FLASHDEPTH_ATTENTION_LAYOUT="subgroups,tiles,blockK,kvBuffers,oSplit[,stageK[,pipelined]]
+ *   [/option…]" replaces the preferred layout (where it fits and the grid is large enough), for measurements.
+ * - matmul epilogue sync: 'workgroup' (default: two barriers per accumulator tile) or 'subgroup' (program order);
+ *   FLASHDEPTH_TC_MATMUL_EPILOGUE_SYNC, for measurements.
+ * - fusions: a ResidualConvUnit's outer ReLU and skip inside its convolutions (FLASHDEPTH_RCU_FUSION) and the ViT's
+ *   final norm writing only the patch tokens (FLASHDEPTH_PATCH_NORM_FUSION), 'on' by default, 'off' for measurements.
  * - attention branch: 'chained' (default: the qkv product writes the attention's f16 head planes, the attention writes
  *   the projection's f16 operand; three dispatches) or 'separate' (session 11: qkv in f32, packed into head planes,
  *   attention out in f32, packed again for the projection: five); FLASHDEPTH_ATTENTION_BRANCH, for measurements.

@@ -282,7 +282,7 @@ function matMulCall(a: tf.Tensor, weight: tf.Tensor2D, extra: Pick<TensorCoreMat
   const named: tf.NamedTensorMap = { a, b16: packedWeight(weight, transposeWeight) };
   if (extra.bias) named['bias'] = extra.bias;
   if (extra.residual) named['residual'] = extra.residual;
-  if (extra.residual && extra.gamma) named['gamma'] = extra.gamma;
+  if (extra.gamma) named['gamma'] = extra.gamma;
   if (extra.layerNorm) {
     named['lnGamma'] = extra.layerNorm.weight;
     named['lnBeta'] = extra.layerNorm.bias;

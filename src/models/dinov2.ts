@@ -19,7 +19,7 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import { invalidParameterError, ShapeError } from '../errors.js';
 import { DEFAULT_MAX_SCORE_ELEMENTS, selfAttention } from './attention.js';
 import {
-  mixedMlpChain, mixedMlpSupports, mixedSelfAttention, mixedSelfAttentionChain, mixedSelfAttentionSupports, patchNormFusion, tidyRows, useTensorCores, type LayerNormParams, type NormalizedRows,
+  mixedMlpChain, mixedMlpSupports, mixedSelfAttention, mixedSelfAttentionChain, mixedSelfAttentionSupports, tidyRows, useTensorCores, type LayerNormParams, type NormalizedRows,
 } from '../kernels/index.js';
 import { LayerNorm, Linear, singleInput } from './layers.js';
 import { FlashModule, type FlashModuleArgs } from './module.js';
@@ -405,11 +405,7 @@ export class DinoV2 extends FlashModule {
       }
       if (this.tapIndices.includes(i)) taps.set(i, tokens);
     }
-    // The final norm of the patch tokens only (the CLS token left out in the same dispatch on the fused path;
-    // FLASHDEPTH_PATCH_NORM_FUSION=off: every token normalised, then the CLS tokens sliced off).
-    if (patchNormFusion() === 'off') {
-      return this.tapIndices.map((i) => tf.slice(this.norm.forward(taps.get(i)!), [0, 1, 0], [b, n, this.embedDim]) as tf.Tensor3D);
-    }
+    // The final norm of the patch tokens only (the CLS token left out in the same dispatch on the fused path).
     return this.tapIndices.map((i) => this.norm.forwardDroppingFirst(taps.get(i)!));
   }
 

@@ -10,7 +10,6 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { ShapeError } from '../errors.js';
-import { rcuFusion } from '../kernels/index.js';
 import { Conv2d, singleInput } from './layers.js';
 import { FlashModule, type FlashModuleArgs } from './module.js';
 import { resizeAlignCorners } from './ops.js';
@@ -42,8 +41,7 @@ export class ResidualConvUnit extends FlashModule {
   forward(x: tf.Tensor4D): tf.Tensor4D {
     // The skip needs the un-activated x, so the outer ReLU is conv1's input's, not x's: on tensor cores it runs while
     // conv1 packs its image to f16, the inner one in conv1's epilogue, and the skip in conv2's (elsewhere, and with
-    // FLASHDEPTH_RCU_FUSION=off, ops of their own).
-    if (rcuFusion() === 'off') return tf.add(this.conv2.forward(this.conv1.forward(tf.relu(x), { activation: 'relu' })), x);
+    // FLASHDEPTH_RCU_FUSION=off, ops of their own: conv2d).
     return this.conv2.forward(this.conv1.forward(x, { reluInput: true, activation: 'relu' }), { residual: x });
   }
 

@@ -8,7 +8,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-layers';
 import { ShapeError } from '../errors.js';
 import {
-  fusedGelu, fusedLayerNorm, fusedLayerNormDroppingFirst, fusedPointwiseConv, fusedResizeAlignCorners, fusedScaleAdd, mixedMatMul, mixedMatMulSupports, mixedMlp, mixedMlpSupports, pointwiseConvSupports, tensorCoreConv3x3, tensorCoreConvSupports, useFusedKernels, useTensorCores, vec4Compatible,
+  fusedGelu, fusedLayerNorm, fusedLayerNormDroppingFirst, fusedPointwiseConv, fusedResizeAlignCorners, fusedScaleAdd, mixedMatMul, mixedMatMulSupports, mixedMlp, mixedMlpSupports, patchNormFusion, pointwiseConvSupports, rcuFusion, tensorCoreConv3x3, tensorCoreConvSupports, useFusedKernels, useTensorCores, vec4Compatible,
   type LayerNormParams,
 } from '../kernels/index.js';
 
@@ -83,11 +83,15 @@ export function layerNorm(x: tf.Tensor, weight: tf.Tensor, bias: tf.Tensor, eps:
 
 /**
  * layerNorm of tokens 1… of each sequence of x [B, T, C] (a ViT's patch tokens; its CLS token left out): [B, T − 1, C].
- * One dispatch on the fused path; elsewhere the slice, then the norm (per token, so the same as norm, then slice).
+ * One dispatch on the fused path (FLASHDEPTH_PATCH_NORM_FUSION=off: the norm of every token, then a slice);
+ * elsewhere the slice, then the norm (per token, so the same as norm, then slice).
  */
 export function layerNormDroppingFirst(x: tf.Tensor3D, weight: tf.Tensor, bias: tf.Tensor, eps: number): tf.Tensor3D {
-  if (useFusedKernels()) return fusedLayerNormDroppingFirst(x, weight, bias, eps);
   const [b, t, c] = x.shape;
+  if (useFusedKernels()) {
+    if (patchNormFusion() === 'on') return fusedLayerNormDroppingFirst(x, weight, bias, eps);
+    return tf.slice(fusedLayerNorm(x, weight, bias, eps), [0, 1, 0], [b, t - 1, c]) as tf.Tensor3D;
+  }
   return layerNorm(tf.slice(x, [0, 1, 0], [b, t - 1, c]), weight, bias, eps) as tf.Tensor3D;
 }
 
@@ -130,7 +134,7 @@ export interface ConvEpilogue {
  * 2-D convolution, NHWC input, [kh, kw, in, out] filter, with PyTorch's explicit symmetric zero padding
  * (TF 'same' pads asymmetrically for stride 2, which differs from PyTorch's padding=1). The padding, bias and
  * activation run inside the conv kernel: one dispatch, no separate pad op; on tensor cores (3×3) so do `reluInput`
- * and `residual`, elsewhere they are ops of their own.
+ * and `residual` unless FLASHDEPTH_RCU_FUSION=off; elsewhere they are ops of their own.
  */
 export function conv2d(
   x: tf.Tensor4D,
@@ -143,21 +147,20 @@ export function conv2d(
   const activation = epilogue.activation ?? 'linear';
   const { reluInput = false, residual } = epilogue;
   if (residual && activation !== 'linear') throw new ShapeError('conv2d: a residual is added to a linear output only (no activation)');
-  if (useTensorCores()) {
-    const [kh, kw, cin, cout] = filter.shape;
-    if (tensorCoreConvSupports(kh, kw, stride, padding, cin, cout)) {
-      return tensorCoreConv3x3(x, filter, bias, activation === 'relu', stride, undefined, { reluInput, ...(residual ? { residual } : {}) });
-    }
+  const [kh, kw, cin, cout] = filter.shape;
+  if ((reluInput || residual) && useTensorCores() && tensorCoreConvSupports(kh, kw, stride, padding, cin, cout) && rcuFusion() === 'on') {
+    return tensorCoreConv3x3(x, filter, bias, activation === 'relu', stride, undefined, { reluInput, ...(residual ? { residual } : {}) });
   }
   const y = convUnfused(reluInput ? tf.relu(x) : x, filter, bias, stride, padding, activation);
   return residual ? tf.add(y, residual) : y;
 }
 
-/** conv2d but for the tensor-core 3×3 path, `reluInput` and `residual`. */
+/** conv2d without `reluInput` and `residual`. */
 function convUnfused(x: tf.Tensor4D, filter: tf.Tensor4D, bias: tf.Tensor | undefined, stride: number, padding: number, activation: 'relu' | 'linear'): tf.Tensor4D {
   if (useTensorCores()) {
-    // --precision mixed: 3×3 convs as implicit GEMMs (conv2d) and 1×1 convs as plain products on tensor cores.
+    // --precision mixed: 3×3 convs as implicit GEMMs and 1×1 convs as plain products on tensor cores.
     const [kh, kw, cin, cout] = filter.shape;
+    if (tensorCoreConvSupports(kh, kw, stride, padding, cin, cout)) return tensorCoreConv3x3(x, filter, bias, activation === 'relu', stride);
     if (kh === 1 && kw === 1 && stride === 1 && padding === 0 && mixedMatMulSupports(cin, cout)) {
       const [b, h, w] = x.shape;
       const y = mixedMatMul(tf.reshape(x, [b * h * w, cin]) as tf.Tensor2D, tf.reshape(filter, [cin, cout]) as tf.Tensor2D, { bias, ...(activation === 'relu' ? { activation: 'relu' as const } : {}) });
