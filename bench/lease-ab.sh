@@ -15,6 +15,9 @@
 #                                                # and Full A/B), the reference's per-kernel profile, a Full profile
 #   PART=5 BUDGET=330 bash bench/lease-ab.sh     # part 5: the spread-bank defaults against session 19's on Full (twice)
 #                                                # and L, then the reference's Full profile
+#   REF=1 PART=6 BUDGET=480 bash bench/lease-ab.sh
+#                                                # part 6 (session 21): S with the old epilogue sync, Full with the
+#                                                # residual prefetch, L with spread banks (twice each), a Full profile
 #
 # BUDGET (seconds of this command): a step starts only if half its timeout still fits, and is cut at BUDGET + 20.
 # Results: $OUT/summary.txt (one block per step: its switches, ms/frame and FPS) and $OUT/r.tgz (every log and JSON),
@@ -85,6 +88,26 @@ if [[ $PART == 1 ]]; then
       -- node dist/test/kernels/kernel-timing.js --attention-only
     step sass 60 X=1 -- python3 scripts/sass-dump.py /tmp/nvcache --out "$R/sass" --min-shared 20000
   fi
+elif [[ $PART == 6 ]]; then
+  # Session 21: the epilogue ordered by subgroups (the default since lease 21A; WG is the old one) on S, the residual
+  # prefetch on Full, the 12-subgroup attention layout with spread banks on L, then a Full profile of the defaults.
+  WG="FLASHDEPTH_TC_MATMUL_EPILOGUE_SYNC=workgroup"
+  PRE="FLASHDEPTH_TC_MATMUL_RESIDUAL_PREFETCH=on"
+  [[ ${CHECK:-1} == 1 ]] && step check-tc 120 X=1 -- node dist/test/kernels/kernel-check.js --emulate-subgroup-matrices
+  [[ ${REF:-0} == 1 ]] && step reference 150 PYTHONUNBUFFERED=1 -- python3 bench/reference/time_reference.py --models s,l,full --items 3 --out "$R/ref.jsonl"
+  bf full-new X=1
+  bf full-pre $PRE
+  bl l-new X=1
+  bl l-spread $LSPREAD
+  bs s-new X=1
+  bs s-wg $WG
+  bf full-new2 X=1
+  bf full-pre2 $PRE
+  bl l-new2 X=1
+  bl l-spread2 $LSPREAD
+  bs s-new2 X=1
+  bs s-wg2 $WG
+  step full-prof 90 X=1 -- $B --config full --frames 3 --profile --json "$R/full-prof.json"
 elif [[ $PART == 4 ]]; then
   # Session 20: the attention's workgroup-memory banks spread (score rows of blockK + 8 floats, softmax rows dealt so
   # that its reads and P stores are conflict-free), P's exponentials in f16, and the reference's per-kernel profile.

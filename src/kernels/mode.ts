@@ -45,8 +45,12 @@
  *   since session 20) or session 19's in 32-key stages ('session19'); FLASHDEPTH_ATTENTION_BANKS, for measurements.
  * - tensor-core attention layout: FLASHDEPTH_ATTENTION_LAYOUT="subgroups,tiles,blockK,kvBuffers,oSplit[,stageK[,pipelined]]
  *   [/option…]" replaces the preferred layout (where it fits and the grid is large enough), for measurements.
- * - matmul epilogue sync: 'workgroup' (default: two barriers per accumulator tile) or 'subgroup' (program order);
- *   FLASHDEPTH_TC_MATMUL_EPILOGUE_SYNC, for measurements.
+ * - matmul epilogue sync: 'subgroup' (default since session 21: each subgroup's scratch round trips ordered by its
+ *   program order; H100 lease 21A, Full 44.2/46.0 → 43.8/43.9 ms, L 18.2 both) or 'workgroup' (two barriers per
+ *   accumulator tile); FLASHDEPTH_TC_MATMUL_EPILOGUE_SYNC, for measurements.
+ * - matmul residual prefetch: 'off' (default until timed) or 'on' (a subgroup's residual values, of the LayerScale
+ *   residual and the ResidualConvUnit's skip, loaded before its first tile's epilogue);
+ *   FLASHDEPTH_TC_MATMUL_RESIDUAL_PREFETCH.
  * - fusions: a ResidualConvUnit's outer ReLU and skip inside its convolutions (FLASHDEPTH_RCU_FUSION) and the ViT's
  *   final norm writing only the patch tokens (FLASHDEPTH_PATCH_NORM_FUSION), 'on' by default, 'off' for measurements.
  * - attention branch: 'chained' (default: the qkv product writes the attention's f16 head planes, the attention writes
@@ -86,8 +90,8 @@ export type AttentionBanks = (typeof ATTENTION_BANKS)[number];
 export const MATMUL_EPILOGUE_SYNCS = ['workgroup', 'subgroup'] as const;
 export type MatMulEpilogueSync = (typeof MATMUL_EPILOGUE_SYNCS)[number];
 
-export const FUSION_SWITCHES = ['on', 'off'] as const;
-export type FusionSwitch = (typeof FUSION_SWITCHES)[number];
+export const ON_OFF = ['on', 'off'] as const;
+export type OnOff = (typeof ON_OFF)[number];
 
 export const ATTENTION_BRANCHES = ['chained', 'separate'] as const;
 export type AttentionBranch = (typeof ATTENTION_BRANCHES)[number];
@@ -250,27 +254,36 @@ export function matMulWaves(): MatMulWaves {
 }
 
 /**
- * FLASHDEPTH_TC_MATMUL_EPILOGUE_SYNC (default 'workgroup'): how the tensor-core matmul orders each subgroup's round
- * trips of its accumulators through the epilogue's scratch (`epilogueSync` of its layout).
+ * FLASHDEPTH_TC_MATMUL_EPILOGUE_SYNC (default 'subgroup' since session 21): how the tensor-core matmul orders each
+ * subgroup's round trips of its accumulators through the epilogue's scratch (`epilogueSync` of its layout).
  */
 export function matMulEpilogueSync(): MatMulEpilogueSync {
-  return fromEnv('FLASHDEPTH_TC_MATMUL_EPILOGUE_SYNC', MATMUL_EPILOGUE_SYNCS, 'workgroup');
+  return fromEnv('FLASHDEPTH_TC_MATMUL_EPILOGUE_SYNC', MATMUL_EPILOGUE_SYNCS, 'subgroup');
+}
+
+/**
+ * FLASHDEPTH_TC_MATMUL_RESIDUAL_PREFETCH (default 'off' until timed): whether a tensor-core product whose epilogue adds
+ * a residual loads all of a subgroup's residual values before its first accumulator tile ('on': one memory latency per
+ * block) or each tile's as it writes that tile ('off': one per tile, 8 in a 32×64 subgroup, each exposed).
+ */
+export function matMulResidualPrefetch(): OnOff {
+  return fromEnv('FLASHDEPTH_TC_MATMUL_RESIDUAL_PREFETCH', ON_OFF, 'off');
 }
 
 /**
  * FLASHDEPTH_RCU_FUSION (default 'on'): whether a DPT ResidualConvUnit hands its outer ReLU and its skip to its
  * convolutions (on tensor cores: conv1's f16 packing and conv2's epilogue) or runs them as ops of their own ('off').
  */
-export function rcuFusion(): FusionSwitch {
-  return fromEnv('FLASHDEPTH_RCU_FUSION', FUSION_SWITCHES, 'on');
+export function rcuFusion(): OnOff {
+  return fromEnv('FLASHDEPTH_RCU_FUSION', ON_OFF, 'on');
 }
 
 /**
  * FLASHDEPTH_PATCH_NORM_FUSION (default 'on'): whether the ViT's final norm writes only the patch tokens (the fused
  * kernel leaves each CLS token out) or normalises every token and slices the CLS tokens off after it ('off').
  */
-export function patchNormFusion(): FusionSwitch {
-  return fromEnv('FLASHDEPTH_PATCH_NORM_FUSION', FUSION_SWITCHES, 'on');
+export function patchNormFusion(): OnOff {
+  return fromEnv('FLASHDEPTH_PATCH_NORM_FUSION', ON_OFF, 'on');
 }
 
 /** FLASHDEPTH_TC_CONV_BLOCK (default 'narrow'): the block of 3×3 convolutions to at most 64 channels. */

@@ -99,9 +99,17 @@ export interface TensorCoreMatMulLayout {
    * How each subgroup orders its accumulators' round trips through the epilogue's scratch (its own 16×16 region,
    * which no other subgroup touches): 'workgroup' (default) by two workgroupBarriers per tile, every subgroup of the
    * workgroup waiting for the slowest at each; 'subgroup' by the subgroup's program order alone, as the tensor-core
-   * attention orders its scratch (`SUBGROUP_SCRATCH_SYNC`). Untimed on a GPU.
+   * attention orders its scratch (`SUBGROUP_SCRATCH_SYNC`); FLASHDEPTH_TC_MATMUL_EPILOGUE_SYNC gives it to layouts
+   * that do not name it.
    */
   epilogueSync?: MatMulEpilogueSync;
+  /**
+   * With a residual in the epilogue ('scaleAdd', 'add'): each invocation loads its residual values of all the
+   * subgroup's tiles (two vec4s per tile) before the first tile's round trip, so that the loads' latencies overlap
+   * instead of one being exposed per tile; FLASHDEPTH_TC_MATMUL_RESIDUAL_PREFETCH gives it to layouts that do not
+   * name it.
+   */
+  residualPrefetch?: boolean;
 }
 
 /**
@@ -329,7 +337,7 @@ const roundUp = (x: number, m: number): number => Math.ceil(x / m) * m;
 function layoutKeySuffix(layout: TensorCoreMatMulLayout): string {
   const sliceK = layout.sliceK ?? SLICE_K;
   const buffers = layout.buffers ?? 2;
-  return `${sliceK !== SLICE_K ? `_k${sliceK}` : ''}${buffers !== 2 ? `_b${buffers}` : ''}${(layout.splitK ?? 1) > 1 ? '_split' : ''}${layout.epilogueSync === 'subgroup' ? '_epiSubgroup' : ''}`;
+  return `${sliceK !== SLICE_K ? `_k${sliceK}` : ''}${buffers !== 2 ? `_b${buffers}` : ''}${(layout.splitK ?? 1) > 1 ? '_split' : ''}${layout.epilogueSync === 'subgroup' ? '_epiSubgroup' : ''}${layout.residualPrefetch ? '_resPrefetch' : ''}`;
 }
 
 /** Bytes of workgroup memory the tensor-core matmul takes with `layout` (A and B tiles, the f32 epilogue scratch). */
@@ -422,14 +430,14 @@ export const HEAD_PLANES_UNIFORMS = 'tokens : u32, heads : u32, headDim : u32, l
  * WGSL statements: bias and epilogue on four columns `v` of C (row `row`, first column `c`, flat index `o`), stored to
  * `result` as f32 or as packed halves. Shared by the product's own epilogue and by the split-K reduction.
  */
-function vec4EpilogueCode(hasBias: boolean, epilogue: MatMulEpilogue, output: MatMulStore): string {
+function vec4EpilogueCode(hasBias: boolean, epilogue: MatMulEpilogue, output: MatMulStore, residual = RESIDUAL_VEC4): string {
   const bias = hasBias ? 'v = v + vec4<f32>(Bias[c], Bias[c + 1u], Bias[c + 2u], Bias[c + 3u]);' : '';
   const apply = epilogue === 'gelu'
     ? `v = 0.5 * v * (1.0 + erfVec4(v * ${Math.SQRT1_2.toFixed(9)}));`
     : epilogue === 'relu' ? 'v = max(v, vec4<f32>(0.0));'
     : epilogue === 'scaleAdd'
-      ? 'v = vec4<f32>(Residual[o], Residual[o + 1u], Residual[o + 2u], Residual[o + 3u]) + vec4<f32>(Gamma[c], Gamma[c + 1u], Gamma[c + 2u], Gamma[c + 3u]) * v;'
-      : epilogue === 'add' ? 'v = vec4<f32>(Residual[o], Residual[o + 1u], Residual[o + 2u], Residual[o + 3u]) + v;'
+      ? `v = ${residual} + vec4<f32>(Gamma[c], Gamma[c + 1u], Gamma[c + 2u], Gamma[c + 3u]) * v;`
+      : epilogue === 'add' ? `v = ${residual} + v;`
       : '';
   const halves = (at: string, x: string) => `let h = (${at}) / 2u; result[h] = bitcast<i32>(pack2x16float(${x}.xy)); result[h + 1u] = bitcast<i32>(pack2x16float(${x}.zw));`;
   // Four columns of one head (Dh a multiple of 4): segment (q, k or v), head, channel; the row's sequence and token.
@@ -450,6 +458,14 @@ function vec4EpilogueCode(hasBias: boolean, epilogue: MatMulEpilogue, output: Ma
   return `${bias}
               ${apply}
               ${store}`;
+}
+
+/** WGSL: the residual's four values at flat index `o` (read where the epilogue needs them). */
+const RESIDUAL_VEC4 = 'vec4<f32>(Residual[o], Residual[o + 1u], Residual[o + 2u], Residual[o + 3u])';
+
+/** Whether an epilogue adds a residual read from C's own layout. */
+function readsResidual(epilogue: MatMulEpilogue): boolean {
+  return epilogue === 'scaleAdd' || epilogue === 'add';
 }
 
 /** The epilogue's extra inputs, in binding order after the operands. */
@@ -512,9 +528,15 @@ export class TensorCoreMatMulProgram implements WebGPUProgram {
     this.shaderKey = `tcMatMul_${hasBias}_${epilogue}_${sg.rows}x${sg.cols}_${layout.tiles.rows}x${layout.tiles.cols}_${aSource}${outputKey}${layoutKeySuffix(layout)}`;
   }
 
+  /** Whether this program loads its residual values before the tiles' round trips (`residualPrefetch`). */
+  private prefetchesResidual(): boolean {
+    return this.layout.residualPrefetch === true && readsResidual(this.epilogue) && !this.partials;
+  }
+
   /** WGSL: the f32 scratch the accumulators leave through, and the epilogue that writes one 16×16 tile of C. */
   private epilogueCode(): string {
     const { subgroups: sg } = this.layout;
+    const prefetch = this.prefetchesResidual();
     const tail = this.packedOutput ? '' : `for (var i = 0u; i < uniforms.n - c; i++) {
                 let col = c + i;
                 var x = cTile[s + i];
@@ -529,7 +551,20 @@ export class TensorCoreMatMulProgram implements WebGPUProgram {
       var<workgroup> cTile : array<f32, ${sg.rows * sg.cols * 256}>;
       ${this.layout.epilogueSync === 'subgroup' ? `fn ${SUBGROUP_SCRATCH_SYNC}() {}` : ''}
 
-      fn writeTile(sg : u32, lane : u32, r0 : u32, c0 : u32) {
+      ${prefetch ? `// Unit e of this invocation in a tile at (r0, c0): its residual values, zero outside C or in a column tail
+      // (which the scalar path reads itself).
+      fn loadResidual(lane : u32, r0 : u32, c0 : u32, e : u32) -> vec4<f32> {
+        let unit = lane + e * 32u;
+        let row = r0 + unit / 4u;
+        let c = c0 + (unit % 4u) * 4u;
+        if (row < uniforms.m && c + 4u <= uniforms.n) {
+          let o = row * uniforms.n + c;
+          return ${RESIDUAL_VEC4};
+        }
+        return vec4<f32>(0.0);
+      }` : ''}
+
+      fn writeTile(sg : u32, lane : u32, r0 : u32, c0 : u32${prefetch ? ', res0 : vec4<f32>, res1 : vec4<f32>' : ''}) {
         for (var e = 0u; e < 2u; e++) {
           let unit = lane + e * 32u;
           let row = r0 + unit / 4u;
@@ -539,7 +574,7 @@ export class TensorCoreMatMulProgram implements WebGPUProgram {
             var v = vec4<f32>(cTile[s], cTile[s + 1u], cTile[s + 2u], cTile[s + 3u]);
             let o = row * uniforms.n + c;
             if (c + 4u <= uniforms.n) {
-              ${vec4EpilogueCode(this.hasBias, this.epilogue, this.store)}
+              ${vec4EpilogueCode(this.hasBias, this.epilogue, this.store, prefetch ? 'select(res1, res0, e == 0u)' : RESIDUAL_VEC4)}
             } else {
               ${tail}
             }
@@ -555,17 +590,22 @@ export class TensorCoreMatMulProgram implements WebGPUProgram {
   private storeCode(): string {
     const { tiles } = this.layout;
     const sync = this.layout.epilogueSync === 'subgroup' ? `${SUBGROUP_SCRATCH_SYNC}();` : 'workgroupBarrier();';
+    const prefetch = this.prefetchesResidual();
+    const loads: string[] = [];
     const store: string[] = [];
     for (let i = 0; i < tiles.rows; i++) for (let j = 0; j < tiles.cols; j++) {
+      if (prefetch) {
+        for (const e of [0, 1]) loads.push(`let res${i}_${j}_${e} = loadResidual(lane, rs + ${i * 16}u, cs + ${j * 16}u, ${e}u);`);
+      }
       store.push(this.partials
         ? `subgroupMatrixStore<row_major>(&result, (plane + rs + ${i * 16}u) * partialCols + cs + ${j * 16}u, acc${i}_${j}, partialCols);`
         : `subgroupMatrixStore<row_major>(&cTile, sg * 256u, acc${i}_${j}, 16u);
         ${sync}
-        writeTile(sg, lane, rs + ${i * 16}u, cs + ${j * 16}u);
+        writeTile(sg, lane, rs + ${i * 16}u, cs + ${j * 16}u${prefetch ? `, res${i}_${j}_0, res${i}_${j}_1` : ''});
         ${sync}`);
     }
     const plane = this.partials ? ['let partialCols = u32(uniforms.outShape.z);', 'let plane = workgroupId.z * u32(uniforms.outShape.y);'] : [];
-    return [...plane, ...store].join('\n        ');
+    return [...plane, ...loads, ...store].join('\n        ');
   }
 
   private declareCode(): string {

@@ -636,6 +636,30 @@ const CASES: Case[] = [
     inputs: () => [normal([3, 9, 100]), normal([100]), normal([100])],
     run: ([x, w, b]) => subgroupRowSums(() => layerNormDroppingFirst(x as tf.Tensor3D, w!, b!, 1e-5)),
   },
+  {
+    // Two workgroup barriers per accumulator tile (FLASHDEPTH_TC_MATMUL_EPILOGUE_SYNC=workgroup, the default until
+    // session 21).
+    name: 'mixed matMul, epilogue ordered by workgroup barriers, [300, 256] · [256, 160] + bias + LayerScale residual',
+    precision: 'mixed',
+    inputs: () => [normal([300, 256]), normal([256, 160], 0.1), normal([160]), normal([300, 160]), normal([160], 0.5)],
+    run: ([x, w, b, r, g]) => tcMatMulOr(x!, w!, b!, { ...SMALL_TC_MATMUL_LAYOUT, epilogueSync: 'workgroup' }, { x: r!, gamma: g! }),
+  },
+  {
+    // The residual loaded before the tiles' round trips (FLASHDEPTH_TC_MATMUL_RESIDUAL_PREFETCH=on); 300 rows and 136
+    // columns, so that the last tiles of both are partly outside C (their units there load and write nothing).
+    name: 'mixed matMul, residual prefetched, [300, 256] · [256, 136] + bias + LayerScale residual',
+    precision: 'mixed',
+    inputs: () => [normal([300, 256]), normal([256, 136], 0.1), normal([136]), normal([300, 136]), normal([136], 0.5)],
+    run: ([x, w, b, r, g]) => tcMatMulOr(x!, w!, b!, { ...SMALL_TC_MATMUL_LAYOUT, residualPrefetch: true }, { x: r!, gamma: g! }),
+  },
+  {
+    name: 'mixed conv 3×3 + bias of ReLU(x) + residual, [1, 37, 45, 16] → 16, narrow block, residual prefetched',
+    precision: 'mixed',
+    inputs: () => [normal([1, 37, 45, 16]), normal([3, 3, 16, 16], 0.1), normal([16]), normal([1, 37, 45, 16])],
+    run: ([x, w, b, r]) => useTensorCores()
+      ? tensorCoreConv3x3(x as tf.Tensor4D, w as tf.Tensor4D, b!, false, 1, { ...narrowConvBlock(16), residualPrefetch: true }, { reluInput: true, residual: r as tf.Tensor4D })
+      : conv2d(x as tf.Tensor4D, w as tf.Tensor4D, b!, 1, 1, { reluInput: true, residual: r as tf.Tensor4D }),
+  },
 ];
 
 /** Mamba2 layers with random weights of realistic magnitude (A_log in [0, log 16], dt_bias ±0.1), one per config. */

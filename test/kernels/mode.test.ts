@@ -17,13 +17,13 @@ import {
 } from '../../src/kernels/tc-attention_webgpu.js';
 import { packedA, packedB } from '../../src/kernels/tc-matmul.js';
 import { mixedMlp, mixedMlpSupports, mixedSelfAttentionSupports } from '../../src/kernels/mixed-matmul.js';
-import { attentionBranch, attentionLayoutOverride, convBlock, layerNormRowLanes, layerNormSums, mambaChunkTokensOverride, matMulEpilogueSync, patchNormFusion, rcuFusion } from '../../src/kernels/mode.js';
+import { attentionBranch, attentionLayoutOverride, convBlock, layerNormRowLanes, layerNormSums, mambaChunkTokensOverride, matMulEpilogueSync, matMulResidualPrefetch, patchNormFusion, rcuFusion } from '../../src/kernels/mode.js';
 import { emulateSubgroupMatrices } from '../helpers/subgroup-matrix-emulation.js';
 import { MambaChunkStateProgram, MambaScanProgram, scanChunks, scanLanes } from '../../src/kernels/mamba-scan_webgpu.js';
 import {
   DEFAULT_TC_MATMUL_LAYOUT, HEAD_PLANES_UNIFORMS, PackF16Program, SINGLE_BUFFERED_TC_MATMUL_LAYOUT, SMALL_TC_MATMUL_LAYOUT, SUBGROUP_SCRATCH_SYNC, SplitKReduceLayerNormProgram, SplitKReduceProgram, TensorCoreMatMulProgram,
   checkTcMatMulLayout, narrowConvBlock, narrowConvLayout, tcMatMulSlicesPerSplit, tensorCoreConvLayout, tcMatMulSplits, tcMatMulWaveCost, tcMatMulWorkgroupBytes, tensorCoreMatMulLayout,
-  WAVE_FITTED_TC_MATMUL_LAYOUTS, type TensorCoreMatMulLayout,
+  WAVE_FITTED_TC_MATMUL_LAYOUTS, type MatMulEpilogue, type TensorCoreMatMulLayout,
 } from '../../src/kernels/tc-matmul_webgpu.js';
 import { layerNormLanes, LayerNormPackF16Program, LayerNormProgram } from '../../src/kernels/layer-norm_webgpu.js';
 import { applyPrecision, precisionMode, setPrecision, useTensorCores } from '../../src/kernels/index.js';
@@ -404,9 +404,10 @@ describe('kernel mode and precision', () => {
     });
   });
 
-  it('matmul epilogue: two workgroup barriers per accumulator tile by default, the subgroup\'s program order with epilogueSync \'subgroup\' (FLASHDEPTH_TC_MATMUL_EPILOGUE_SYNC)', () => {
+  it('matmul epilogue: two workgroup barriers per accumulator tile with epilogueSync \'workgroup\', the subgroup\'s program order with \'subgroup\' (FLASHDEPTH_TC_MATMUL_EPILOGUE_SYNC, default subgroup)', () => {
     const program = (layout: TensorCoreMatMulLayout) => new TensorCoreMatMulProgram(300, 160, packedA(300, 256), true, 'scaleAdd', layout, 'packed');
     const byBarriers = program(SMALL_TC_MATMUL_LAYOUT);
+    expect(program({ ...SMALL_TC_MATMUL_LAYOUT, epilogueSync: 'workgroup' }).getUserCode()).to.equal(byBarriers.getUserCode());
     const bySubgroups = program({ ...SMALL_TC_MATMUL_LAYOUT, epilogueSync: 'subgroup' });
     // 2 × 2 tiles per subgroup: 8 syncs around the scratch, plus the main loop's barriers (unchanged).
     const count = (code: string, pattern: RegExp) => code.match(pattern)?.length ?? 0;
@@ -418,11 +419,35 @@ describe('kernel mode and precision', () => {
     expect(bySubgroups.shaderKey).to.equal(`${byBarriers.shaderKey}_epiSubgroup`);
     withEnvRestored('FLASHDEPTH_TC_MATMUL_EPILOGUE_SYNC', () => {
       delete process.env['FLASHDEPTH_TC_MATMUL_EPILOGUE_SYNC'];
-      expect(matMulEpilogueSync()).to.equal('workgroup');
-      process.env['FLASHDEPTH_TC_MATMUL_EPILOGUE_SYNC'] = 'subgroup';
       expect(matMulEpilogueSync()).to.equal('subgroup');
+      process.env['FLASHDEPTH_TC_MATMUL_EPILOGUE_SYNC'] = 'workgroup';
+      expect(matMulEpilogueSync()).to.equal('workgroup');
       process.env['FLASHDEPTH_TC_MATMUL_EPILOGUE_SYNC'] = 'none';
       expect(() => matMulEpilogueSync()).to.throw('Expected one of workgroup, subgroup for FLASHDEPTH_TC_MATMUL_EPILOGUE_SYNC but received "none"');
+    });
+  });
+
+  it('matmul residual prefetch: every residual value of a subgroup\'s tiles loaded before the first round trip, only where the epilogue reads a residual (FLASHDEPTH_TC_MATMUL_RESIDUAL_PREFETCH, default off)', () => {
+    const program = (epilogue: MatMulEpilogue, layout: TensorCoreMatMulLayout) => new TensorCoreMatMulProgram(300, 160, packedA(300, 256), true, epilogue, layout, 'packed');
+    const prefetching = { ...SMALL_TC_MATMUL_LAYOUT, residualPrefetch: true };
+    const code = program('scaleAdd', prefetching).getUserCode();
+    // 2 × 2 tiles, two units each: 8 loads, all before the first tile's store into the scratch.
+    const loads = [...code.matchAll(/let res\d_\d_\d = loadResidual\(/g)].map((m) => m.index!);
+    expect(loads).to.have.length(8);
+    expect(Math.max(...loads)).to.be.below(code.indexOf('subgroupMatrixStore<row_major>(&cTile'));
+    expect(code).to.contain('writeTile(sg, lane, rs + 16u, cs + 16u, res1_1_0, res1_1_1);');
+    expect(program('scaleAdd', prefetching).shaderKey).to.equal(`${program('scaleAdd', SMALL_TC_MATMUL_LAYOUT).shaderKey}_resPrefetch`);
+    // No residual in the epilogue (GELU), or split-K partials (the reduction adds it): nothing to prefetch.
+    expect(program('gelu', prefetching).getUserCode()).to.equal(program('gelu', SMALL_TC_MATMUL_LAYOUT).getUserCode());
+    const partials = new TensorCoreMatMulProgram(300, 160, packedA(300, 256), false, 'none', { ...prefetching, splitK: 2 }, 'packed', 'partials').getUserCode();
+    expect(partials).to.not.contain('loadResidual');
+    withEnvRestored('FLASHDEPTH_TC_MATMUL_RESIDUAL_PREFETCH', () => {
+      delete process.env['FLASHDEPTH_TC_MATMUL_RESIDUAL_PREFETCH'];
+      expect(matMulResidualPrefetch()).to.equal('off');
+      process.env['FLASHDEPTH_TC_MATMUL_RESIDUAL_PREFETCH'] = 'on';
+      expect(matMulResidualPrefetch()).to.equal('on');
+      process.env['FLASHDEPTH_TC_MATMUL_RESIDUAL_PREFETCH'] = 'yes';
+      expect(() => matMulResidualPrefetch()).to.throw('Expected one of on, off for FLASHDEPTH_TC_MATMUL_RESIDUAL_PREFETCH but received "yes"');
     });
   });
 
