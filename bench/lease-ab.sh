@@ -18,6 +18,9 @@
 #   REF=1 PART=6 BUDGET=480 bash bench/lease-ab.sh
 #                                                # part 6 (session 21): S with the old epilogue sync, Full with the
 #                                                # residual prefetch, L with spread banks (twice each), a Full profile
+#   PART=7 REF=1 BUDGET=520 bash bench/lease-ab.sh
+#                                                # part 7 (session 21): loads two slices ahead (with and without the
+#                                                # residual prefetch) on Full, L and S, a Full profile, the reference
 #
 # BUDGET (seconds of this command): a step starts only if half its timeout still fits, and is cut at BUDGET + 20.
 # Results: $OUT/summary.txt (one block per step: its switches, ms/frame and FPS) and $OUT/r.tgz (every log and JSON),
@@ -108,6 +111,28 @@ elif [[ $PART == 6 ]]; then
   bs s-new2 X=1
   bs s-wg2 $WG
   step full-prof 90 X=1 -- $B --config full --frames 3 --profile --json "$R/full-prof.json"
+elif [[ $PART == 7 ]]; then
+  # Session 21, second: global loads two slices ahead of the multiplies (AHEAD), alone and with the residual prefetch,
+  # on Full, L and S (twice each), a Full profile with AHEAD, then (REF=1) the reference last.
+  AHEAD="FLASHDEPTH_TC_MATMUL_LOAD_AHEAD=2"
+  PRE="FLASHDEPTH_TC_MATMUL_RESIDUAL_PREFETCH=on"
+  [[ ${CHECK:-1} == 1 ]] && step check-tc 120 X=1 -- node dist/test/kernels/kernel-check.js --emulate-subgroup-matrices
+  bf full-new X=1
+  bf full-ahead $AHEAD
+  bf full-aheadpre $AHEAD $PRE
+  bl l-new X=1
+  bl l-ahead $AHEAD
+  bs s-new X=1
+  bs s-ahead $AHEAD
+  bf full-new2 X=1
+  bf full-ahead2 $AHEAD
+  bf full-aheadpre2 $AHEAD $PRE
+  bl l-new2 X=1
+  bl l-ahead2 $AHEAD
+  bs s-new2 X=1
+  bs s-ahead2 $AHEAD
+  step full-prof 90 $AHEAD -- $B --config full --frames 3 --profile --json "$R/full-prof.json"
+  [[ ${REF:-0} == 1 ]] && step reference 150 PYTHONUNBUFFERED=1 -- python3 bench/reference/time_reference.py --models s,l,full --items 3 --out "$R/ref.jsonl"
 elif [[ $PART == 4 ]]; then
   # Session 20: the attention's workgroup-memory banks spread (score rows of blockK + 8 floats, softmax rows dealt so
   # that its reads and P stores are conflict-free), P's exponentials in f16, and the reference's per-kernel profile.

@@ -51,6 +51,8 @@
  * - matmul residual prefetch: 'off' (default until timed) or 'on' (a subgroup's residual values, of the LayerScale
  *   residual and the ResidualConvUnit's skip, loaded before its first tile's epilogue);
  *   FLASHDEPTH_TC_MATMUL_RESIDUAL_PREFETCH.
+ * - matmul loads ahead: '1' (default until timed: slice s + 1's global loads in flight while slice s multiplies) or
+ *   '2' (slice s + 2's, into a second set of registers); FLASHDEPTH_TC_MATMUL_LOAD_AHEAD.
  * - fusions: a ResidualConvUnit's outer ReLU and skip inside its convolutions (FLASHDEPTH_RCU_FUSION) and the ViT's
  *   final norm writing only the patch tokens (FLASHDEPTH_PATCH_NORM_FUSION), 'on' by default, 'off' for measurements.
  * - attention branch: 'chained' (default: the qkv product writes the attention's f16 head planes, the attention writes
@@ -89,6 +91,9 @@ export type AttentionBanks = (typeof ATTENTION_BANKS)[number];
 
 export const MATMUL_EPILOGUE_SYNCS = ['workgroup', 'subgroup'] as const;
 export type MatMulEpilogueSync = (typeof MATMUL_EPILOGUE_SYNCS)[number];
+
+export const MATMUL_LOADS_AHEAD = ['1', '2'] as const;
+export type MatMulLoadsAhead = (typeof MATMUL_LOADS_AHEAD)[number];
 
 export const ON_OFF = ['on', 'off'] as const;
 export type OnOff = (typeof ON_OFF)[number];
@@ -268,6 +273,14 @@ export function matMulEpilogueSync(): MatMulEpilogueSync {
  */
 export function matMulResidualPrefetch(): OnOff {
   return fromEnv('FLASHDEPTH_TC_MATMUL_RESIDUAL_PREFETCH', ON_OFF, 'off');
+}
+
+/**
+ * FLASHDEPTH_TC_MATMUL_LOAD_AHEAD (default '1' until timed): how many slices the tensor-core matmul's global loads run
+ * ahead of its multiplies in double-buffered layouts (`loadAhead` of its layout).
+ */
+export function matMulLoadAhead(): 1 | 2 {
+  return fromEnv('FLASHDEPTH_TC_MATMUL_LOAD_AHEAD', MATMUL_LOADS_AHEAD, '1') === '2' ? 2 : 1;
 }
 
 /**

@@ -14,7 +14,7 @@ import { LayerNormPackF16Program, layerNormPackUniforms } from './layer-norm_web
 import { selfAttentionPlanes, TC_SELF_ATTENTION, tensorCoreAttentionSupports, tensorCoreSelfAttentionLayout, type TensorCoreSelfAttentionAttrs } from './tc-attention.js';
 import type { WebGPUBackendLike } from './program.js';
 import { webgpuCapabilities } from '../backend/webgpu.js';
-import { layerNormRowLanes, matMulEpilogueSync, matMulResidualPrefetch } from './mode.js';
+import { layerNormRowLanes, matMulEpilogueSync, matMulLoadAhead, matMulResidualPrefetch } from './mode.js';
 import {
   SLICE_K, SplitKReduceLayerNormProgram, SplitKReduceProgram, TensorCoreMatMulProgram, PackF16Program, checkTcMatMulLayout, packF16Uniforms, packedShape, splitKReduceUniforms, tcMatMulUniforms,
   tensorCoreConvLayout, tensorCoreMatMulLayout, type MatMulASource, type TensorCoreMatMulLayout, type PackedShape,
@@ -92,12 +92,13 @@ function tensorCoreMatMulWebGPU(args: { inputs: tf.NamedTensorInfoMap; backend: 
   const limitBytes = webgpuCapabilities().maxWorkgroupStorageBytes;
   if (attrs.layout) checkTcMatMulLayout(attrs.layout, limitBytes);
   const chosen = attrs.layout ?? (conv ? tensorCoreConvLayout(m, n, k, limitBytes) : tensorCoreMatMulLayout(m, n, k, limitBytes));
-  // FLASHDEPTH_TC_MATMUL_EPILOGUE_SYNC and FLASHDEPTH_TC_MATMUL_RESIDUAL_PREFETCH apply to every layout that does not
-  // name its own.
+  // FLASHDEPTH_TC_MATMUL_EPILOGUE_SYNC, _RESIDUAL_PREFETCH and _LOAD_AHEAD apply to every layout that does not name its
+  // own.
   const layout: TensorCoreMatMulLayout = {
     ...chosen,
     epilogueSync: chosen.epilogueSync ?? matMulEpilogueSync(),
     residualPrefetch: chosen.residualPrefetch ?? matMulResidualPrefetch() === 'on',
+    loadAhead: chosen.loadAhead ?? matMulLoadAhead(),
   };
   // With a LayerNorm prologue A is always packed, by the LayerNorm itself.
   const layerNormEps = attrs.layerNormEps ?? null;

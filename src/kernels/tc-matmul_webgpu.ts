@@ -110,6 +110,13 @@ export interface TensorCoreMatMulLayout {
    * name it.
    */
   residualPrefetch?: boolean;
+  /**
+   * Slices whose global loads are in flight while a slice multiplies (double-buffered layouts only): 1 (default)
+   * loads slice s + 1 into registers while slice s multiplies, which covers one slice's multiplies of load latency;
+   * 2 loads slice s + 2 into a second set of registers (16–32 more per invocation), covering two.
+   * FLASHDEPTH_TC_MATMUL_LOAD_AHEAD gives it to layouts that do not name it.
+   */
+  loadAhead?: 1 | 2;
 }
 
 /**
@@ -333,11 +340,16 @@ const LARGE_BLOCKS: Record<MatMulBlock, TensorCoreMatMulLayout> = {
 
 const roundUp = (x: number, m: number): number => Math.ceil(x / m) * m;
 
+/** Slices a layout's global loads run ahead of its multiplies: 2 only where asked and double-buffered. */
+export function loadsAhead(layout: TensorCoreMatMulLayout): 1 | 2 {
+  return layout.loadAhead === 2 && (layout.buffers ?? 2) === 2 ? 2 : 1;
+}
+
 /** The shader-key part of the tuning knobs (empty at their defaults, so default keys stay as they were). */
 function layoutKeySuffix(layout: TensorCoreMatMulLayout): string {
   const sliceK = layout.sliceK ?? SLICE_K;
   const buffers = layout.buffers ?? 2;
-  return `${sliceK !== SLICE_K ? `_k${sliceK}` : ''}${buffers !== 2 ? `_b${buffers}` : ''}${(layout.splitK ?? 1) > 1 ? '_split' : ''}${layout.epilogueSync === 'subgroup' ? '_epiSubgroup' : ''}${layout.residualPrefetch ? '_resPrefetch' : ''}`;
+  return `${sliceK !== SLICE_K ? `_k${sliceK}` : ''}${buffers !== 2 ? `_b${buffers}` : ''}${(layout.splitK ?? 1) > 1 ? '_split' : ''}${layout.epilogueSync === 'subgroup' ? '_epiSubgroup' : ''}${layout.residualPrefetch ? '_resPrefetch' : ''}${loadsAhead(layout) === 2 ? '_ahead2' : ''}`;
 }
 
 /** Bytes of workgroup memory the tensor-core matmul takes with `layout` (A and B tiles, the f32 epilogue scratch). */
@@ -615,6 +627,35 @@ export class TensorCoreMatMulProgram implements WebGPUProgram {
     return declare.join('\n        ');
   }
 
+  /**
+   * WGSL: the main loop with global loads two slices ahead (`loadAhead` 2), unrolled by two so that each step names
+   * its buffer and register sets statically. Entering step s, slice s is in buffer s % 2 and slice s + 1 in register
+   * set (s + 1) % 2 (still arriving); step s loads slice s + 2 into set s % 2 (stored to the workgroup tile the step
+   * before), multiplies slice s, then stores set (s + 1) % 2 into the other buffer (read by the step before, which
+   * the barrier between closed).
+   */
+  private twoAheadLoop(loads: string[], stores: string[], mma: string[], slice8: number): string {
+    const step = (at: string, cur: 0 | 1) => `let cur = ${cur}u;
+            if (${at} + 2u < count) {
+              k8 = (first + ${at} + 2u) * ${slice8}u;
+              ${loads.map((l) => inRegisterSet(l, cur)).join('\n              ')}
+            }
+            ${mma.join('\n            ')}
+            if (${at} + 1u < count) {
+              buf = ${1 - cur}u;
+              ${stores.map((l) => inRegisterSet(l, (1 - cur) as 0 | 1)).join('\n              ')}
+            }
+            workgroupBarrier();`;
+    return `for (var s = 0u; s < count; s += 2u) {
+          {
+            ${step('s', 0)}
+          }
+          if (s + 1u < count) {
+            ${step('(s + 1u)', 1)}
+          }
+        }`;
+  }
+
   getUserCode(): string {
     const { subgroups: sg, tiles } = this.layout;
     const threads = 32 * sg.rows * sg.cols;
@@ -685,6 +726,7 @@ export class TensorCoreMatMulProgram implements WebGPUProgram {
       stores.push(`if (ub${p} < ${bUnits}u) { bTile[${buffers === 2 ? `buf * ${(bk * bs) / 8}u + ` : ''}(ub${p} / ${bn / 8}u) * ${bs / 8}u + ub${p} % ${bn / 8}u] = bitcast<vec4<u32>>(rb${p}); }`);
     }
     const regs = [...Array(aPer).keys()].map((p) => `var ra${p} = vec4<${convertA ? 'f32' : 'i32'}>();`).concat([...Array(bPer).keys()].map((p) => `var rb${p} = vec4<i32>();`));
+    const ahead = loadsAhead(this.layout);
     const mma: string[] = [];
     for (let kk = 0; kk < bk; kk += 16) {
       for (let i = 0; i < tiles.rows; i++) mma.push(`let a${kk}_${i} = subgroupMatrixLoad<${left}, row_major>(&aTile, ${buffers === 2 ? `cur * ${(bm * as) / aWidth}u + ` : ''}(sgRow + ${i * 16}u) * ${as / aWidth}u + ${kk / aWidth}u, ${as / aWidth}u);`);
@@ -721,13 +763,18 @@ export class TensorCoreMatMulProgram implements WebGPUProgram {
         let count = slices;`}
         ${this.declareCode()}
         ${regs.join('\n        ')}
+        ${ahead === 2 ? regs.map((r) => inRegisterSet(r, 1)).join('\n        ') : ''}
         ${units.join('\n        ')}
         var k8 = first * ${bk / 8}u;
         ${buffers === 2 ? 'var buf = 0u;' : ''}
         ${loads.join('\n        ')}
         ${stores.join('\n        ')}
+        ${ahead === 2 ? `if (count > 1u) {
+          k8 = (first + 1u) * ${bk / 8}u;
+          ${loads.map((l) => inRegisterSet(l, 1)).join('\n          ')}
+        }` : ''}
         workgroupBarrier();
-        ${buffers === 2 ? `for (var s = 0u; s < count; s++) {
+        ${ahead === 2 ? this.twoAheadLoop(loads, stores, mma, bk / 8) : buffers === 2 ? `for (var s = 0u; s < count; s++) {
           let cur = s % 2u;
           let more = s + 1u < count;
           if (more) {
@@ -757,6 +804,11 @@ export class TensorCoreMatMulProgram implements WebGPUProgram {
       }
     `;
   }
+}
+
+/** WGSL `code` with its staging registers (ra0…, rb0…) renamed to those of register set `set` (set 0: as written). */
+function inRegisterSet(code: string, set: 0 | 1): string {
+  return set === 0 ? code : code.replace(/\b(r[ab]\d+)\b/g, `$1_${set}`);
 }
 
 /** Uniform values of TensorCoreMatMulProgram, in its `uniforms` order. */

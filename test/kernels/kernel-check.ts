@@ -660,6 +660,34 @@ const CASES: Case[] = [
       ? tensorCoreConv3x3(x as tf.Tensor4D, w as tf.Tensor4D, b!, false, 1, { ...narrowConvBlock(16), residualPrefetch: true }, { reluInput: true, residual: r as tf.Tensor4D })
       : conv2d(x as tf.Tensor4D, w as tf.Tensor4D, b!, 1, 1, { reluInput: true, residual: r as tf.Tensor4D }),
   },
+  // Global loads two slices ahead of the multiplies (FLASHDEPTH_TC_MATMUL_LOAD_AHEAD=2): odd and even slice counts,
+  // one slice, a split K whose last split has fewer slices, and a convolution's neighbourhoods.
+  {
+    name: 'mixed matMul, loads two slices ahead, 5 slices, [130, 160] · [160, 200] + bias',
+    precision: 'mixed',
+    inputs: () => [normal([130, 160]), normal([160, 200], 0.1), normal([200])],
+    run: ([x, w, b]) => tcMatMulOr(x!, w!, b!, { ...SMALL_TC_MATMUL_LAYOUT, loadAhead: 2 }),
+  },
+  {
+    name: 'mixed matMul, loads two slices ahead, one slice, [77, 24] · [24, 20] + bias',
+    precision: 'mixed',
+    inputs: () => [normal([77, 24]), normal([24, 20], 0.2), normal([20])],
+    run: ([x, w, b]) => tcMatMulOr(x!, w!, b!, { ...SMALL_TC_MATMUL_LAYOUT, loadAhead: 2 }),
+  },
+  {
+    name: 'mixed matMul, loads two slices ahead, K split in 3 (4, 4 and 3 slices), [150, 352] · [352, 128] + bias + LayerScale residual',
+    precision: 'mixed',
+    inputs: () => [normal([150, 352]), normal([352, 128], 0.1), normal([128]), normal([150, 128]), normal([128], 0.5)],
+    run: ([x, w, b, r, g]) => tcMatMulOr(x!, w!, b!, { ...SMALL_TC_MATMUL_LAYOUT, splitK: 3, loadAhead: 2 }, { x: r!, gamma: g! }),
+  },
+  {
+    name: 'mixed conv 3×3 + bias + relu, [1, 37, 45, 64] → 16, narrow block, loads two slices ahead',
+    precision: 'mixed',
+    inputs: () => [normal([1, 37, 45, 64]), normal([3, 3, 64, 16], 0.1), normal([16])],
+    run: ([x, w, b]) => useTensorCores()
+      ? tensorCoreConv3x3(x as tf.Tensor4D, w as tf.Tensor4D, b!, true, 1, { ...narrowConvBlock(16), loadAhead: 2 })
+      : conv2d(x as tf.Tensor4D, w as tf.Tensor4D, b!, 1, 1, { activation: 'relu' }),
+  },
 ];
 
 /** Mamba2 layers with random weights of realistic magnitude (A_log in [0, log 16], dt_bias ±0.1), one per config. */

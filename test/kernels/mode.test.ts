@@ -17,7 +17,7 @@ import {
 } from '../../src/kernels/tc-attention_webgpu.js';
 import { packedA, packedB } from '../../src/kernels/tc-matmul.js';
 import { mixedMlp, mixedMlpSupports, mixedSelfAttentionSupports } from '../../src/kernels/mixed-matmul.js';
-import { attentionBranch, attentionLayoutOverride, convBlock, layerNormRowLanes, layerNormSums, mambaChunkTokensOverride, matMulEpilogueSync, matMulResidualPrefetch, patchNormFusion, rcuFusion } from '../../src/kernels/mode.js';
+import { attentionBranch, attentionLayoutOverride, convBlock, layerNormRowLanes, layerNormSums, mambaChunkTokensOverride, matMulEpilogueSync, matMulLoadAhead, matMulResidualPrefetch, patchNormFusion, rcuFusion } from '../../src/kernels/mode.js';
 import { emulateSubgroupMatrices } from '../helpers/subgroup-matrix-emulation.js';
 import { MambaChunkStateProgram, MambaScanProgram, scanChunks, scanLanes } from '../../src/kernels/mamba-scan_webgpu.js';
 import {
@@ -448,6 +448,29 @@ describe('kernel mode and precision', () => {
       expect(matMulResidualPrefetch()).to.equal('on');
       process.env['FLASHDEPTH_TC_MATMUL_RESIDUAL_PREFETCH'] = 'yes';
       expect(() => matMulResidualPrefetch()).to.throw('Expected one of on, off for FLASHDEPTH_TC_MATMUL_RESIDUAL_PREFETCH but received "yes"');
+    });
+  });
+
+  it('matmul loads ahead: a second register set and a loop unrolled by two with loadAhead 2, double-buffered layouts only (FLASHDEPTH_TC_MATMUL_LOAD_AHEAD, default 1)', () => {
+    const program = (layout: TensorCoreMatMulLayout) => new TensorCoreMatMulProgram(300, 160, packedA(300, 256), true, 'none', layout, 'packed');
+    const one = program(SMALL_TC_MATMUL_LAYOUT);
+    const two = program({ ...SMALL_TC_MATMUL_LAYOUT, loadAhead: 2 });
+    expect(one.getUserCode()).to.not.match(/\bra0_1\b/);
+    expect(two.getUserCode()).to.match(/var ra0_1 = vec4<i32>\(\);/);
+    expect(two.getUserCode()).to.contain('for (var s = 0u; s < count; s += 2u) {');
+    // Slice s + 2 loaded into the set that slice s left, the other set stored after the multiplies.
+    expect(two.getUserCode()).to.match(/k8 = \(first \+ s \+ 2u\) \* 4u;\s+if \(ua0 < \d+u\) \{ ra0 = /);
+    expect(two.getUserCode()).to.match(/buf = 1u;\s+if \(ua0 < \d+u\) \{ aTile\[buf \* \d+u \+ [^\]]+\] = bitcast<vec4<u32>>\(ra0_1\); \}/);
+    expect(two.shaderKey).to.equal(`${one.shaderKey}_ahead2`);
+    const single = { ...SMALL_TC_MATMUL_LAYOUT, buffers: 1 as const };
+    expect(program({ ...single, loadAhead: 2 }).getUserCode()).to.equal(program(single).getUserCode());
+    withEnvRestored('FLASHDEPTH_TC_MATMUL_LOAD_AHEAD', () => {
+      delete process.env['FLASHDEPTH_TC_MATMUL_LOAD_AHEAD'];
+      expect(matMulLoadAhead()).to.equal(1);
+      process.env['FLASHDEPTH_TC_MATMUL_LOAD_AHEAD'] = '2';
+      expect(matMulLoadAhead()).to.equal(2);
+      process.env['FLASHDEPTH_TC_MATMUL_LOAD_AHEAD'] = '3';
+      expect(() => matMulLoadAhead()).to.throw('Expected one of 1, 2 for FLASHDEPTH_TC_MATMUL_LOAD_AHEAD but received "3"');
     });
   });
 
