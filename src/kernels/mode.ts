@@ -48,11 +48,12 @@
  * - matmul epilogue sync: 'subgroup' (default since session 21: each subgroup's scratch round trips ordered by its
  *   program order; H100 lease 21A, Full 44.2/46.0 → 43.8/43.9 ms, L 18.2 both) or 'workgroup' (two barriers per
  *   accumulator tile); FLASHDEPTH_TC_MATMUL_EPILOGUE_SYNC, for measurements.
- * - matmul residual prefetch: 'off' (default until timed) or 'on' (a subgroup's residual values, of the LayerScale
- *   residual and the ResidualConvUnit's skip, loaded before its first tile's epilogue);
- *   FLASHDEPTH_TC_MATMUL_RESIDUAL_PREFETCH.
- * - matmul loads ahead: '1' (default until timed: slice s + 1's global loads in flight while slice s multiplies) or
- *   '2' (slice s + 2's, into a second set of registers); FLASHDEPTH_TC_MATMUL_LOAD_AHEAD.
+ * - matmul residual prefetch: 'off' (default) or 'on' (a subgroup's residual values, of the LayerScale residual and
+ *   the ResidualConvUnit's skip, loaded before its first tile's epilogue; H100 lease 21B, Full 43.7/43.1 against
+ *   43.4/45.8 ms: level within the spread); FLASHDEPTH_TC_MATMUL_RESIDUAL_PREFETCH, for measurements.
+ * - matmul loads ahead: '1' (default: slice s + 1's global loads in flight while slice s multiplies) or '2' (slice
+ *   s + 2's, into a second set of registers; H100 lease 21C, no product's GPU time changed: global-load latency is not
+ *   what bounds them); FLASHDEPTH_TC_MATMUL_LOAD_AHEAD, for measurements.
  * - fusions: a ResidualConvUnit's outer ReLU and skip inside its convolutions (FLASHDEPTH_RCU_FUSION) and the ViT's
  *   final norm writing only the patch tokens (FLASHDEPTH_PATCH_NORM_FUSION), 'on' by default, 'off' for measurements.
  * - attention branch: 'chained' (default: the qkv product writes the attention's f16 head planes, the attention writes
@@ -267,7 +268,7 @@ export function matMulEpilogueSync(): MatMulEpilogueSync {
 }
 
 /**
- * FLASHDEPTH_TC_MATMUL_RESIDUAL_PREFETCH (default 'off' until timed): whether a tensor-core product whose epilogue adds
+ * FLASHDEPTH_TC_MATMUL_RESIDUAL_PREFETCH (default 'off'; level with 'on' in lease 21B): whether a tensor-core product whose epilogue adds
  * a residual loads all of a subgroup's residual values before its first accumulator tile ('on': one memory latency per
  * block) or each tile's as it writes that tile ('off': one per tile, 8 in a 32×64 subgroup, each exposed).
  */
@@ -276,7 +277,7 @@ export function matMulResidualPrefetch(): OnOff {
 }
 
 /**
- * FLASHDEPTH_TC_MATMUL_LOAD_AHEAD (default '1' until timed): how many slices the tensor-core matmul's global loads run
+ * FLASHDEPTH_TC_MATMUL_LOAD_AHEAD (default '1'; '2' changed no product's GPU time in lease 21C): how many slices the tensor-core matmul's global loads run
  * ahead of its multiplies in double-buffered layouts (`loadAhead` of its layout).
  */
 export function matMulLoadAhead(): 1 | 2 {

@@ -113,8 +113,8 @@ export interface TensorCoreMatMulLayout {
   /**
    * Slices whose global loads are in flight while a slice multiplies (double-buffered layouts only): 1 (default)
    * loads slice s + 1 into registers while slice s multiplies, which covers one slice's multiplies of load latency;
-   * 2 loads slice s + 2 into a second set of registers (16–32 more per invocation), covering two.
-   * FLASHDEPTH_TC_MATMUL_LOAD_AHEAD gives it to layouts that do not name it.
+   * 2 loads slice s + 2 into a second set of registers (16–32 more per invocation), covering two (H100 lease 21C: no
+   * product's GPU time changed). FLASHDEPTH_TC_MATMUL_LOAD_AHEAD gives it to layouts that do not name it.
    */
   loadAhead?: 1 | 2;
 }
