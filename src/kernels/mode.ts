@@ -268,17 +268,17 @@ export function matMulEpilogueSync(): MatMulEpilogueSync {
 }
 
 /**
- * FLASHDEPTH_TC_MATMUL_RESIDUAL_PREFETCH (default 'off'; level with 'on' in lease 21B): whether a tensor-core product whose epilogue adds
- * a residual loads all of a subgroup's residual values before its first accumulator tile ('on': one memory latency per
- * block) or each tile's as it writes that tile ('off': one per tile, 8 in a 32×64 subgroup, each exposed).
+ * FLASHDEPTH_TC_MATMUL_RESIDUAL_PREFETCH (default 'off'; level with 'on' in lease 21B): whether a tensor-core product
+ * whose epilogue adds a residual loads all of a subgroup's residual values before its first accumulator tile ('on':
+ * one memory latency per block) or each tile's as it writes that tile ('off': one per tile, 8 in a 32×64 subgroup).
  */
 export function matMulResidualPrefetch(): OnOff {
   return fromEnv('FLASHDEPTH_TC_MATMUL_RESIDUAL_PREFETCH', ON_OFF, 'off');
 }
 
 /**
- * FLASHDEPTH_TC_MATMUL_LOAD_AHEAD (default '1'; '2' changed no product's GPU time in lease 21C): how many slices the tensor-core matmul's global loads run
- * ahead of its multiplies in double-buffered layouts (`loadAhead` of its layout).
+ * FLASHDEPTH_TC_MATMUL_LOAD_AHEAD (default '1'; '2' changed no product's GPU time in lease 21C): how many slices the
+ * tensor-core matmul's global loads run ahead of its multiplies in double-buffered layouts (`loadAhead` of its layout).
  */
 export function matMulLoadAhead(): 1 | 2 {
   return fromEnv('FLASHDEPTH_TC_MATMUL_LOAD_AHEAD', MATMUL_LOADS_AHEAD, '1') === '2' ? 2 : 1;

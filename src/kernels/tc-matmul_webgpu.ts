@@ -97,8 +97,8 @@ export interface TensorCoreMatMulLayout {
   splitK?: number;
   /**
    * How each subgroup orders its accumulators' round trips through the epilogue's scratch (its own 16×16 region,
-   * which no other subgroup touches): 'workgroup' (default) by two workgroupBarriers per tile, every subgroup of the
-   * workgroup waiting for the slowest at each; 'subgroup' by the subgroup's program order alone, as the tensor-core
+   * which no other subgroup touches): 'workgroup' by two workgroupBarriers per tile, every subgroup of the workgroup
+   * waiting for the slowest at each; 'subgroup' by the subgroup's program order alone, as the tensor-core
    * attention orders its scratch (`SUBGROUP_SCRATCH_SYNC`); FLASHDEPTH_TC_MATMUL_EPILOGUE_SYNC gives it to layouts
    * that do not name it.
    */
