@@ -32,7 +32,8 @@ BUDGET=${BUDGET:-540}
 PART=${PART:-1}
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm,temperature.gpu --format=csv,noheader >> "$SUM" 2>&1
 B="node dist/src/cli/main.js bench --backend webgpu --precision mixed"
-# The open questions after session 20: its untimed fusions (against UNFUSED), the matmul epilogue ordered by each
+# Part 1 as lease 21A ran it (its answers are in bench/README.md, session 21). The open questions after session 20: its
+# untimed fusions (against UNFUSED), the matmul epilogue ordered by each
 # subgroup instead of two workgroup barriers per accumulator tile (untimed), and the spread banks in the 12-subgroup attention layout on ViT-L at 518² (its
 # sweep row in lease 20B was disturbed; the explicit layout takes the wave fit off, which L's one-wave grid does not
 # use anyway).
