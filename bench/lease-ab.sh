@@ -99,18 +99,14 @@ elif [[ $PART == 6 ]]; then
   PRE="FLASHDEPTH_TC_MATMUL_RESIDUAL_PREFETCH=on"
   [[ ${CHECK:-1} == 1 ]] && step check-tc 120 X=1 -- node dist/test/kernels/kernel-check.js --emulate-subgroup-matrices
   [[ ${REF:-0} == 1 ]] && step reference 150 PYTHONUNBUFFERED=1 -- python3 bench/reference/time_reference.py --models s,l,full --items 3 --out "$R/ref.jsonl"
-  bf full-new X=1
-  bf full-pre $PRE
-  bl l-new X=1
-  bl l-spread $LSPREAD
-  bs s-new X=1
-  bs s-wg $WG
-  bf full-new2 X=1
-  bf full-pre2 $PRE
-  bl l-new2 X=1
-  bl l-spread2 $LSPREAD
-  bs s-new2 X=1
-  bs s-wg2 $WG
+  for r in "" 2; do
+    bf full-new$r X=1
+    bf full-pre$r $PRE
+    bl l-new$r X=1
+    bl l-spread$r $LSPREAD
+    bs s-new$r X=1
+    bs s-wg$r $WG
+  done
   step full-prof 90 X=1 -- $B --config full --frames 3 --profile --json "$R/full-prof.json"
 elif [[ $PART == 7 ]]; then
   # Session 21, second: global loads two slices ahead of the multiplies (AHEAD), alone and with the residual prefetch,
@@ -118,20 +114,15 @@ elif [[ $PART == 7 ]]; then
   AHEAD="FLASHDEPTH_TC_MATMUL_LOAD_AHEAD=2"
   PRE="FLASHDEPTH_TC_MATMUL_RESIDUAL_PREFETCH=on"
   [[ ${CHECK:-1} == 1 ]] && step check-tc 120 X=1 -- node dist/test/kernels/kernel-check.js --emulate-subgroup-matrices
-  bf full-new X=1
-  bf full-ahead $AHEAD
-  bf full-aheadpre $AHEAD $PRE
-  bl l-new X=1
-  bl l-ahead $AHEAD
-  bs s-new X=1
-  bs s-ahead $AHEAD
-  bf full-new2 X=1
-  bf full-ahead2 $AHEAD
-  bf full-aheadpre2 $AHEAD $PRE
-  bl l-new2 X=1
-  bl l-ahead2 $AHEAD
-  bs s-new2 X=1
-  bs s-ahead2 $AHEAD
+  for r in "" 2; do
+    bf full-new$r X=1
+    bf full-ahead$r $AHEAD
+    bf full-aheadpre$r $AHEAD $PRE
+    bl l-new$r X=1
+    bl l-ahead$r $AHEAD
+    bs s-new$r X=1
+    bs s-ahead$r $AHEAD
+  done
   step full-prof 90 $AHEAD -- $B --config full --frames 3 --profile --json "$R/full-prof.json"
   [[ ${REF:-0} == 1 ]] && step reference 150 PYTHONUNBUFFERED=1 -- python3 bench/reference/time_reference.py --models s,l,full --items 3 --out "$R/ref.jsonl"
 elif [[ $PART == 4 ]]; then

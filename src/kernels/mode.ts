@@ -94,7 +94,6 @@ export const MATMUL_EPILOGUE_SYNCS = ['workgroup', 'subgroup'] as const;
 export type MatMulEpilogueSync = (typeof MATMUL_EPILOGUE_SYNCS)[number];
 
 export const MATMUL_LOADS_AHEAD = ['1', '2'] as const;
-export type MatMulLoadsAhead = (typeof MATMUL_LOADS_AHEAD)[number];
 
 export const ON_OFF = ['on', 'off'] as const;
 export type OnOff = (typeof ON_OFF)[number];

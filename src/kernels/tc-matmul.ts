@@ -16,7 +16,7 @@ import type { WebGPUBackendLike } from './program.js';
 import { webgpuCapabilities } from '../backend/webgpu.js';
 import { layerNormRowLanes, matMulEpilogueSync, matMulLoadAhead, matMulResidualPrefetch } from './mode.js';
 import {
-  SLICE_K, SplitKReduceLayerNormProgram, SplitKReduceProgram, TensorCoreMatMulProgram, PackF16Program, checkTcMatMulLayout, packF16Uniforms, packedShape, splitKReduceUniforms, tcMatMulUniforms,
+  SLICE_K, SplitKReduceLayerNormProgram, SplitKReduceProgram, TensorCoreMatMulProgram, PackF16Program, checkTcMatMulLayout, epilogueInputs, packF16Uniforms, packedShape, splitKReduceUniforms, tcMatMulUniforms,
   tensorCoreConvLayout, tensorCoreMatMulLayout, type MatMulASource, type TensorCoreMatMulLayout, type PackedShape,
 } from './tc-matmul_webgpu.js';
 
@@ -114,7 +114,8 @@ function tensorCoreMatMulWebGPU(args: { inputs: tf.NamedTensorInfoMap; backend: 
     const packOutput = attrs.packOutput === true;
     const output = packOutput ? 'packedF16' : 'f32';
     const operands = [a16 ?? a!, b16!];
-    const extras = [...(bias ? [bias] : []), ...(epilogue === 'scaleAdd' ? [residual!, gamma!] : epilogue === 'add' ? [residual!] : [])];
+    const epilogueTensors = { Bias: bias, Residual: residual, Gamma: gamma };
+    const extras = epilogueInputs(bias !== undefined, epilogue).map((name) => epilogueTensors[name]!);
     const uniforms = tcMatMulUniforms(m, n, k, aShape, bShape, layout, conv);
     const planes = attrs.headPlanes ?? null;
     if (planes) {

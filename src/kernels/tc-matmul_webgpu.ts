@@ -472,6 +472,9 @@ function vec4EpilogueCode(hasBias: boolean, epilogue: MatMulEpilogue, output: Ma
               ${store}`;
 }
 
+/** The names the epilogue's extra inputs are bound under. */
+export type EpilogueInput = 'Bias' | 'Residual' | 'Gamma';
+
 /** WGSL: the residual's four values at flat index `o` (read where the epilogue needs them). */
 const RESIDUAL_VEC4 = 'vec4<f32>(Residual[o], Residual[o + 1u], Residual[o + 2u], Residual[o + 3u])';
 
@@ -480,9 +483,10 @@ function readsResidual(epilogue: MatMulEpilogue): boolean {
   return epilogue === 'scaleAdd' || epilogue === 'add';
 }
 
-/** The epilogue's extra inputs, in binding order after the operands. */
-function epilogueInputs(hasBias: boolean, epilogue: MatMulEpilogue): string[] {
-  return [...(hasBias ? ['Bias'] : []), ...(epilogue === 'scaleAdd' ? ['Residual', 'Gamma'] : epilogue === 'add' ? ['Residual'] : [])];
+/** The epilogue's extra inputs, in binding order after the operands (the order callers pass their tensors in). */
+export function epilogueInputs(hasBias: boolean, epilogue: MatMulEpilogue): EpilogueInput[] {
+  const residual: EpilogueInput[] = epilogue === 'scaleAdd' ? ['Residual', 'Gamma'] : epilogue === 'add' ? ['Residual'] : [];
+  return hasBias ? ['Bias', ...residual] : residual;
 }
 
 export class TensorCoreMatMulProgram implements WebGPUProgram {

@@ -7,7 +7,7 @@
 import { expect } from 'chai';
 import * as tf from '@tensorflow/tfjs-core';
 import { hoistDirectives, retypeBindings } from '../../src/backend/webgpu.js';
-import { withEnvRestored } from '../helpers/env.js';
+import { expectSwitch, withEnvRestored } from '../helpers/env.js';
 import {
   SESSION19_WAVE_FITTED_TC_ATTENTION_LAYOUT, WAVE_FITTED_TC_ATTENTION_LAYOUT, checkTcAttentionLayout, selfAttentionPlanes, tcAttentionWaveCost, tensorCoreAttentionLayout, tensorCoreAttentionSupports,
 } from '../../src/kernels/tc-attention.js';
@@ -417,14 +417,7 @@ describe('kernel mode and precision', () => {
     expect(bySubgroups.getUserCode()).to.contain(`fn ${SUBGROUP_SCRATCH_SYNC}() {}`);
     expect(byBarriers.getUserCode()).to.not.contain(SUBGROUP_SCRATCH_SYNC);
     expect(bySubgroups.shaderKey).to.equal(`${byBarriers.shaderKey}_epiSubgroup`);
-    withEnvRestored('FLASHDEPTH_TC_MATMUL_EPILOGUE_SYNC', () => {
-      delete process.env['FLASHDEPTH_TC_MATMUL_EPILOGUE_SYNC'];
-      expect(matMulEpilogueSync()).to.equal('subgroup');
-      process.env['FLASHDEPTH_TC_MATMUL_EPILOGUE_SYNC'] = 'workgroup';
-      expect(matMulEpilogueSync()).to.equal('workgroup');
-      process.env['FLASHDEPTH_TC_MATMUL_EPILOGUE_SYNC'] = 'none';
-      expect(() => matMulEpilogueSync()).to.throw('Expected one of workgroup, subgroup for FLASHDEPTH_TC_MATMUL_EPILOGUE_SYNC but received "none"');
-    });
+    expectSwitch('FLASHDEPTH_TC_MATMUL_EPILOGUE_SYNC', matMulEpilogueSync, 'subgroup', ['workgroup', 'workgroup'], 'none', 'workgroup, subgroup');
   });
 
   it('matmul residual prefetch: every residual value of a subgroup\'s tiles loaded before the first round trip, only where the epilogue reads a residual (FLASHDEPTH_TC_MATMUL_RESIDUAL_PREFETCH, default off)', () => {
@@ -441,14 +434,7 @@ describe('kernel mode and precision', () => {
     expect(program('gelu', prefetching).getUserCode()).to.equal(program('gelu', SMALL_TC_MATMUL_LAYOUT).getUserCode());
     const partials = new TensorCoreMatMulProgram(300, 160, packedA(300, 256), false, 'none', { ...prefetching, splitK: 2 }, 'packed', 'partials').getUserCode();
     expect(partials).to.not.contain('loadResidual');
-    withEnvRestored('FLASHDEPTH_TC_MATMUL_RESIDUAL_PREFETCH', () => {
-      delete process.env['FLASHDEPTH_TC_MATMUL_RESIDUAL_PREFETCH'];
-      expect(matMulResidualPrefetch()).to.equal('off');
-      process.env['FLASHDEPTH_TC_MATMUL_RESIDUAL_PREFETCH'] = 'on';
-      expect(matMulResidualPrefetch()).to.equal('on');
-      process.env['FLASHDEPTH_TC_MATMUL_RESIDUAL_PREFETCH'] = 'yes';
-      expect(() => matMulResidualPrefetch()).to.throw('Expected one of on, off for FLASHDEPTH_TC_MATMUL_RESIDUAL_PREFETCH but received "yes"');
-    });
+    expectSwitch('FLASHDEPTH_TC_MATMUL_RESIDUAL_PREFETCH', matMulResidualPrefetch, 'off', ['on', 'on'], 'yes', 'on, off');
   });
 
   it('matmul loads ahead: a second register set and a loop unrolled by two with loadAhead 2, double-buffered layouts only (FLASHDEPTH_TC_MATMUL_LOAD_AHEAD, default 1)', () => {
@@ -464,26 +450,12 @@ describe('kernel mode and precision', () => {
     expect(two.shaderKey).to.equal(`${one.shaderKey}_ahead2`);
     const single = { ...SMALL_TC_MATMUL_LAYOUT, buffers: 1 as const };
     expect(program({ ...single, loadAhead: 2 }).getUserCode()).to.equal(program(single).getUserCode());
-    withEnvRestored('FLASHDEPTH_TC_MATMUL_LOAD_AHEAD', () => {
-      delete process.env['FLASHDEPTH_TC_MATMUL_LOAD_AHEAD'];
-      expect(matMulLoadAhead()).to.equal(1);
-      process.env['FLASHDEPTH_TC_MATMUL_LOAD_AHEAD'] = '2';
-      expect(matMulLoadAhead()).to.equal(2);
-      process.env['FLASHDEPTH_TC_MATMUL_LOAD_AHEAD'] = '3';
-      expect(() => matMulLoadAhead()).to.throw('Expected one of 1, 2 for FLASHDEPTH_TC_MATMUL_LOAD_AHEAD but received "3"');
-    });
+    expectSwitch('FLASHDEPTH_TC_MATMUL_LOAD_AHEAD', matMulLoadAhead, 1, ['2', 2], '3', '1, 2');
   });
 
   it('FLASHDEPTH_RCU_FUSION and FLASHDEPTH_PATCH_NORM_FUSION: on by default, off turns the fusion off, anything else is a one-line error', () => {
     for (const [name, read] of [['FLASHDEPTH_RCU_FUSION', rcuFusion], ['FLASHDEPTH_PATCH_NORM_FUSION', patchNormFusion]] as const) {
-      withEnvRestored(name, () => {
-        delete process.env[name];
-        expect(read()).to.equal('on');
-        process.env[name] = 'off';
-        expect(read()).to.equal('off');
-        process.env[name] = 'yes';
-        expect(() => read()).to.throw(`Expected one of on, off for ${name} but received "yes"`);
-      });
+      expectSwitch(name, read, 'on', ['off', 'off'], 'yes', 'on, off');
     }
   });
 
