@@ -21,6 +21,16 @@
 #   PART=7 REF=1 BUDGET=520 bash bench/lease-ab.sh
 #                                                # part 7 (session 21): loads two slices ahead (with and without the
 #                                                # residual prefetch) on Full, L and S, a Full profile, the reference
+#   PART=8 BUDGET=540 bash bench/lease-ab.sh
+#                                                # part 8 (session 22): the big matmul blocks on Full and L, the linear
+#                                                # layers' epilogue timings, Full profiles (REF=1: the reference last)
+#   PART=9 REF=1 BUDGET=400 bash bench/lease-ab.sh
+#                                                # part 9 (session 22): workgroup-memory operand forms, the epilogue
+#                                                # timings with the clock up, the defaults, the reference
+#   PART=10 BUDGET=360 bash bench/lease-ab.sh
+#                                                # part 10 (session 22): u32 tiles and the vec4 epilogue scratch
+#                                                # against the defaults on Full, L and S, Full profiles (REF=1: the
+#                                                # reference last)
 #
 # BUDGET (seconds of this command): a step starts only if half its timeout still fits, and is cut at BUDGET + 20.
 # Results: $OUT/summary.txt (one block per step: its switches, ms/frame and FPS) and $OUT/r.tgz (every log and JSON),
@@ -124,6 +134,54 @@ elif [[ $PART == 7 ]]; then
     bs s-ahead$r $AHEAD
   done
   step full-prof 90 $AHEAD -- $B --config full --frames 3 --profile --json "$R/full-prof.json"
+  [[ ${REF:-0} == 1 ]] && step reference 150 PYTHONUNBUFFERED=1 -- python3 bench/reference/time_reference.py --models s,l,full --items 3 --out "$R/ref.jsonl"
+elif [[ $PART == 8 ]]; then
+  # Session 22: the big matmul blocks (8 subgroups of 64×64) on Full and L (twice each, 256×128 against the defaults;
+  # 128×256 once), the Full linear layers' time split between slices and fixed cost per block, and Full profiles of
+  # the defaults, the 256×128 block and the residual prefetch; (REF=1) the reference last.
+  BIG="FLASHDEPTH_TC_MATMUL_BIG_BLOCK=256x128"
+  WIDE="FLASHDEPTH_TC_MATMUL_BIG_BLOCK=128x256"
+  PRE="FLASHDEPTH_TC_MATMUL_RESIDUAL_PREFETCH=on"
+  [[ ${CHECK:-1} == 1 ]] && step check-tc 120 X=1 -- node dist/test/kernels/kernel-check.js --emulate-subgroup-matrices
+  for r in "" 2; do
+    bf full-new$r X=1
+    bf full-big$r $BIG
+    bl l-new$r X=1
+    bl l-big$r $BIG
+  done
+  bf full-wide $WIDE
+  step mm-epilogue 150 X=1 -- node dist/test/kernels/kernel-timing.js --matmul-epilogue
+  step full-prof 90 X=1 -- $B --config full --frames 3 --profile --json "$R/full-prof.json"
+  step full-prof-big 90 $BIG -- $B --config full --frames 3 --profile --json "$R/full-prof-big.json"
+  step full-prof-pre 90 $PRE -- $B --config full --frames 3 --profile --json "$R/full-prof-pre.json"
+  [[ ${REF:-0} == 1 ]] && step reference 150 PYTHONUNBUFFERED=1 -- python3 bench/reference/time_reference.py --models s,l,full --items 3 --out "$R/ref.jsonl"
+elif [[ $PART == 9 ]]; then
+  # Session 22, second: workgroup-memory operand forms for subgroup-matrix loads (element type, padded rows), the
+  # linear layers' epilogue share timed with the clock up, then the defaults on Full, L and S and (REF=1) the reference.
+  step wg-forms 120 X=1 -- node scripts/wg-matrix-forms.mjs --json "$R/wg-forms.json"
+  step mm-epilogue 150 X=1 -- node dist/test/kernels/kernel-timing.js --matmul-epilogue
+  bf full-new X=1
+  bl l-new X=1
+  bs s-new X=1
+  [[ ${REF:-0} == 1 ]] && step reference 150 PYTHONUNBUFFERED=1 -- python3 bench/reference/time_reference.py --models s,l,full --items 3 --out "$R/ref.jsonl"
+elif [[ $PART == 10 ]]; then
+  # Session 22, third: the tensor-core kernels' staged tiles as u32 words (U32) and the matmul epilogue's scratch in
+  # vec4<f32> rows of 20 floats (SCR), against the defaults: their kernel cases on the card, Full, profiles, L, then
+  # (time permitting) Full with U32 alone, S, Full again and (REF=1) the reference.
+  U32="FLASHDEPTH_TC_TILE_ELEMENT=u32"
+  SCR="FLASHDEPTH_TC_MATMUL_SCRATCH=vec4"
+  step check-u32 60 X=1 -- node dist/test/kernels/kernel-check.js --emulate-subgroup-matrices --only "u32 tiles"
+  bf full-new X=1
+  bf full-both $U32 $SCR
+  step full-prof-both 90 $U32 $SCR -- $B --config full --frames 3 --profile --json "$R/full-prof-both.json"
+  step full-prof 90 X=1 -- $B --config full --frames 3 --profile --json "$R/full-prof.json"
+  bl l-new X=1
+  bl l-both $U32 $SCR
+  bf full-u32 $U32
+  bs s-new X=1
+  bs s-both $U32 $SCR
+  bf full-both2 $U32 $SCR
+  bf full-new2 X=1
   [[ ${REF:-0} == 1 ]] && step reference 150 PYTHONUNBUFFERED=1 -- python3 bench/reference/time_reference.py --models s,l,full --items 3 --out "$R/ref.jsonl"
 elif [[ $PART == 4 ]]; then
   # Session 20: the attention's workgroup-memory banks spread (score rows of blockK + 8 floats, softmax rows dealt so

@@ -318,8 +318,12 @@ export class RecordedFrame {
       patch(b.bufferManager, {
         acquireBuffer: (size: number, usage: number, mappedAtCreation = false, reuse = true): GPUBuffer => {
           if (hostWriting === 0) return acquire(size, usage, mappedAtCreation, reuse);
-          // A fresh buffer for every host write while recording, pinned at once so that tfjs cannot reuse it.
+          // A fresh buffer for every host write while recording, pinned at once so that tfjs cannot reuse it. Acquired
+          // unpooled, it may be the first of its size and usage (a program or tensor first used while recording):
+          // the pool's free list for that key is made here, as a pooled acquire would, for its later release.
           const fresh = acquire(size, usage, mappedAtCreation, false);
+          const key = poolKey(fresh);
+          if (!b.bufferManager.freeBuffers.has(key)) b.bufferManager.freeBuffers.set(key, []);
           hostWritten.add(fresh);
           pins.pin([fresh]);
           return fresh;

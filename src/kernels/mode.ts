@@ -32,6 +32,11 @@
  *   18C, Full 50.7–50.8 → 48.3 ms, L 15.2/17.6 → 14.6/17.4, S unchanged. 'many': in every product (the 2K student's
  *   shallow ones too: no better than 'deep' in Full, slower per call). 'wide': 8 or 6 subgroups of 64 columns
  *   everywhere (sessions 5–17); FLASHDEPTH_TC_MATMUL_SUBGROUPS, for measurements.
+ * - tensor-core matmul big block: 'off' (default) or '256x128' / '128x256': the linear layers' unsplit products in
+ *   blocks of 8 subgroups of 64×64, single-buffered (36.5 KiB), where those need less predicted time in whole waves
+ *   (a 4096³ product ran at 221 TFLOP/s in the 256×128 block against 154 in the 128×128 one, H100 lease 18A: each
+ *   multiply needs half the workgroup-memory loads, each FLOP a quarter less operand traffic);
+ *   FLASHDEPTH_TC_MATMUL_BIG_BLOCK, for measurements.
  * - tensor-core conv block: 3×3 convolutions to at most 64 channels, where they fill two waves, in blocks as narrow as
  *   their channels ('narrow', default since session 19: 128×32 for the DPT head's 32, 8 subgroups of 16 rows; H100
  *   lease 19B, Full 47.7/47.8 → 47.2/47.3 ms) or in 128×128 blocks ('square', sessions 7–18);
@@ -54,6 +59,10 @@
  * - matmul loads ahead: '1' (default: slice s + 1's global loads in flight while slice s multiplies) or '2' (slice
  *   s + 2's, into a second set of registers; H100 lease 21C, no product's GPU time changed: global-load latency is not
  *   what bounds them); FLASHDEPTH_TC_MATMUL_LOAD_AHEAD, for measurements.
+ * - matmul epilogue scratch: 'f32' (default: rows of 16 floats) or 'vec4' (vec4<f32> rows of 20 floats, one vec4
+ *   read per invocation and four columns); FLASHDEPTH_TC_MATMUL_SCRATCH, for measurements.
+ * - tile element: 'vec4' (default) or 'u32', the element type of the tensor-core kernels' staged operand tiles, in
+ *   which their subgroup-matrix loads count offsets and strides; FLASHDEPTH_TC_TILE_ELEMENT, for measurements.
  * - fusions: a ResidualConvUnit's outer ReLU and skip inside its convolutions (FLASHDEPTH_RCU_FUSION) and the ViT's
  *   final norm writing only the patch tokens (FLASHDEPTH_PATCH_NORM_FUSION), 'on' by default, 'off' for measurements.
  * - attention branch: 'chained' (default: the qkv product writes the attention's f16 head planes, the attention writes
@@ -95,6 +104,12 @@ export type MatMulEpilogueSync = (typeof MATMUL_EPILOGUE_SYNCS)[number];
 
 export const MATMUL_LOADS_AHEAD = ['1', '2'] as const;
 
+export const EPILOGUE_SCRATCHES = ['f32', 'vec4'] as const;
+export type EpilogueScratch = (typeof EPILOGUE_SCRATCHES)[number];
+
+export const TILE_ELEMENTS = ['vec4', 'u32'] as const;
+export type TileElement = (typeof TILE_ELEMENTS)[number];
+
 export const ON_OFF = ['on', 'off'] as const;
 export type OnOff = (typeof ON_OFF)[number];
 
@@ -112,6 +127,9 @@ export type MatMulWaves = (typeof MATMUL_WAVES)[number];
 
 export const CONV_BLOCKS = ['square', 'narrow'] as const;
 export type ConvBlock = (typeof CONV_BLOCKS)[number];
+export const MATMUL_BIG_BLOCKS = ['off', '256x128', '128x256'] as const;
+export type MatMulBigBlock = (typeof MATMUL_BIG_BLOCKS)[number];
+
 export const MATMUL_SUBGROUPS = ['wide', 'many', 'deep'] as const;
 export type MatMulSubgroups = (typeof MATMUL_SUBGROUPS)[number];
 
@@ -284,6 +302,24 @@ export function matMulLoadAhead(): 1 | 2 {
 }
 
 /**
+ * FLASHDEPTH_TC_TILE_ELEMENT (default 'vec4'): the element type of the tensor-core kernels' staged operand tiles in
+ * workgroup memory — the matmul's A and B tiles, the attention's K/V and P tiles — that subgroup-matrix loads read:
+ * 'vec4' (vec4<u32>s, one 16-byte store per staged unit) or 'u32' (words; H100 lease 22B, plain WGSL: multiplies fed
+ * from vec4<u32> tiles 262 TFLOP/s, from u32 ones ~600).
+ */
+export function tileElement(): TileElement {
+  return fromEnv('FLASHDEPTH_TC_TILE_ELEMENT', TILE_ELEMENTS, 'vec4');
+}
+
+/**
+ * FLASHDEPTH_TC_MATMUL_SCRATCH (default 'f32'): the tensor-core matmul epilogue's scratch, 'f32' (rows of 16 floats)
+ * or 'vec4' (vec4<f32>s in rows of 20 floats; where the layout still fits the device's workgroup memory).
+ */
+export function matMulEpilogueScratch(): EpilogueScratch {
+  return fromEnv('FLASHDEPTH_TC_MATMUL_SCRATCH', EPILOGUE_SCRATCHES, 'f32');
+}
+
+/**
  * FLASHDEPTH_RCU_FUSION (default 'on'): whether a DPT ResidualConvUnit hands its outer ReLU and its skip to its
  * convolutions (on tensor cores: conv1's f16 packing and conv2's epilogue) or runs them as ops of their own ('off').
  */
@@ -302,6 +338,15 @@ export function patchNormFusion(): OnOff {
 /** FLASHDEPTH_TC_CONV_BLOCK (default 'narrow'): the block of 3×3 convolutions to at most 64 channels. */
 export function convBlock(): ConvBlock {
   return fromEnv('FLASHDEPTH_TC_CONV_BLOCK', CONV_BLOCKS, 'narrow');
+}
+
+/**
+ * FLASHDEPTH_TC_MATMUL_BIG_BLOCK (default 'off' until timed in models): whether the tensor-core linear layers may take
+ * a block of 8 subgroups of 64×64 (256×128 or 128×256, one 32-deep buffer per operand) where its whole waves are
+ * predicted to take less time than the usual block's (`bigBlockLayout`).
+ */
+export function matMulBigBlock(): MatMulBigBlock {
+  return fromEnv('FLASHDEPTH_TC_MATMUL_BIG_BLOCK', MATMUL_BIG_BLOCKS, 'off');
 }
 
 /** FLASHDEPTH_TC_MATMUL_SUBGROUPS (default 'deep'): the register tiles of the tensor-core linear layers' large blocks. */

@@ -44,7 +44,7 @@
  */
 import { SUBGROUP_SCRATCH_SYNC, TENSOR_CORE_DIRECTIVES } from './tc-matmul_webgpu.js';
 import { foldedDispatch, type WebGPUProgram } from './program.js';
-import type { AttentionMasking, AttentionSoftmax, AttentionSync } from './mode.js';
+import type { AttentionMasking, AttentionSoftmax, AttentionSync, TileElement } from './mode.js';
 
 /**
  * Where TensorCoreAttentionProgram writes its output: f32 token rows [batch, lq, heads·Dh], or the packed f16 token
@@ -132,6 +132,13 @@ export interface TensorCoreAttentionLayout {
   denseP?: boolean;
   /** P = exp2(s − m) evaluated in f16 (two per special-function op on NVIDIA) instead of f32. Default off. */
   exp2F16?: boolean;
+  /**
+   * The element type of the staged K/V tile and (with the vec4 or packed softmax) of the P tile, in which the
+   * subgroup-matrix loads of Kᵀ, V and P count offsets and strides: 'vec4' (default: vec4<u32> K/V units stored in one
+   * 16-byte store, vec2<u32> P quads) or 'u32' (words; H100 lease 22B, plain WGSL: multiplies fed from vec4<u32> tiles
+   * 262 TFLOP/s, from u32 ones ~600). FLASHDEPTH_TC_TILE_ELEMENT gives it to the layouts the kernel chooses.
+   */
+  tileElement?: TileElement;
 }
 
 /**
@@ -389,7 +396,7 @@ export class TensorCoreAttentionProgram implements WebGPUProgram {
     this.workgroupSize = [32 * layout.subgroups, 1, 1];
     this.outputShape = this.packedOutput ? [rowsPad, (numHeads * headDim) / 2] : [batch, lq, numHeads * headDim];
     this.dispatch = [Math.ceil(lq / tcRowsPerWorkgroup(layout)), numHeads, batch];
-    this.shaderKey = `tcAttention_${headDim}_${layout.subgroups}_${layout.tiles}_${layout.blockK}${layout.kvBuffers === 1 ? '_kv1' : ''}${(layout.oSplit ?? 1) > 1 ? `_o${layout.oSplit}` : ''}${layout.scratchSync === 'workgroup' ? '_wgsync' : ''}${stageKeys(layout) !== layout.blockK ? `_s${stageKeys(layout)}` : ''}${pipelinedBlocks(layout) ? '_pipe' : ''}${(layout.softmax ?? 'vec4') !== 'vec4' ? `_${layout.softmax}` : ''}${(layout.masking ?? 'crossing') !== 'crossing' ? '_maskEvery' : ''}${layout.spreadBanks ? '_spread' : ''}${layout.denseP ? '_denseP' : ''}${layout.exp2F16 ? '_exp16' : ''}${this.packedOutput ? '_packedOut' : ''}`;
+    this.shaderKey = `tcAttention_${headDim}_${layout.subgroups}_${layout.tiles}_${layout.blockK}${layout.kvBuffers === 1 ? '_kv1' : ''}${(layout.oSplit ?? 1) > 1 ? `_o${layout.oSplit}` : ''}${layout.scratchSync === 'workgroup' ? '_wgsync' : ''}${stageKeys(layout) !== layout.blockK ? `_s${stageKeys(layout)}` : ''}${pipelinedBlocks(layout) ? '_pipe' : ''}${(layout.softmax ?? 'vec4') !== 'vec4' ? `_${layout.softmax}` : ''}${(layout.masking ?? 'crossing') !== 'crossing' ? '_maskEvery' : ''}${layout.spreadBanks ? '_spread' : ''}${layout.denseP ? '_denseP' : ''}${layout.exp2F16 ? '_exp16' : ''}${layout.tileElement === 'u32' ? '_u32tiles' : ''}${this.packedOutput ? '_packedOut' : ''}`;
   }
 
   /**
@@ -417,8 +424,11 @@ export class TensorCoreAttentionProgram implements WebGPUProgram {
         `let dst${p} = select(0u, STAGE_K * KS, u${p} >= ${stageK * rowUnits}u) + key${p} * KS + (u${p} % ${rowUnits}u) * 8u;`,
         `var w${p} = vec4<i32>();`);
       load.push(guard(p, `w${p} = select(vec4<i32>(), P4[src${p} + kUnit0], kKey0 + key${p} < lk);`));
-      // kvTile holds the halves as vec4<u32>s: one 16-byte store per unit (offsets are in halves, multiples of 8).
-      store.push(guard(p, `kvTile[(kvAt + dst${p}) / 8u] = bitcast<vec4<u32>>(w${p});`));
+      // kvTile holds the halves as vec4<u32>s (one 16-byte store per unit; offsets are in halves, multiples of 8) or
+      // as u32 words (four stores).
+      store.push(guard(p, this.layout.tileElement === 'u32'
+        ? `{ let e = (kvAt + dst${p}) / 2u; let v = bitcast<vec4<u32>>(w${p}); kvTile[e] = v.x; kvTile[e + 1u] = v.y; kvTile[e + 2u] = v.z; kvTile[e + 3u] = v.w; }`
+        : `kvTile[(kvAt + dst${p}) / 8u] = bitcast<vec4<u32>>(w${p});`));
     }
     return { declare: declare.join('\n        '), load: load.join('\n          '), store: store.join('\n          ') };
   }
@@ -441,7 +451,10 @@ export class TensorCoreAttentionProgram implements WebGPUProgram {
     const H = [0, 1];
     const cols = [...Array(blockK / 4).keys()];
     const left = (ptr: string, offset: string, stride: string) => `subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>, row_major>(${ptr}, ${offset}, ${stride})`;
-    const right = (offset: string, colMajor: boolean) => `subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>, ${colMajor ? 'col' : 'row'}_major>(&kvTile, (${offset}) / 8u, KS / 8u)`;
+    // Halves per element of the K/V tile (vec4<u32> or u32), and of the P tile (vec2<u32>, u32, or f16 for the scalar softmax).
+    const words = this.layout.tileElement === 'u32';
+    const kvPer = words ? 2 : 8;
+    const right = (offset: string, colMajor: boolean) => `subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>, ${colMajor ? 'col' : 'row'}_major>(&kvTile, (${offset}) / ${kvPer}u, KS / ${kvPer}u)`;
     // Row j·16 of the staged block's K (V), column c·16.
     // Block sb of the stage: rows from sbAt (a multiple of BLOCK_K · KS; 0 where the stage is one block), or from
     // the constant block `sb` of a pipelined stage.
@@ -457,8 +470,11 @@ export class TensorCoreAttentionProgram implements WebGPUProgram {
     const vecScratch = softmaxForm === 'vec4';
     const sAt = (floats: string) => (vecScratch ? `(${floats}) / 4u` : floats);
     const sStride = (floats: string) => (vecScratch ? `${floats} / 4u` : floats);
-    const pAt = (halves: string) => (adjacent ? `(${halves}) / 4u` : halves);
-    const pStride = (halves: string) => (adjacent ? `${halves} / 4u` : halves);
+    const pPer = adjacent ? (words ? 2 : 4) : 1;
+    const pAt = (halves: string) => (pPer > 1 ? `(${halves}) / ${pPer}u` : halves);
+    const pStride = (halves: string) => (pPer > 1 ? `${halves} / ${pPer}u` : halves);
+    // Four adjacent P values (a quad at vec2<u32> index q of the P tile) stored as one vec2<u32> or two words.
+    const storeQuad = (q: string, pair: string) => (words ? `{ let w = ${pair}; pTile[2u * (${q})] = w.x; pTile[2u * (${q}) + 1u] = w.y; }` : `pTile[${q}] = ${pair};`);
     // Four adjacent floats of the scratch from float `at` (a multiple of 4), and their store.
     const read4 = (at: string) => (vecScratch ? `scratch[(${at}) / 4u]` : `vec4<f32>(${[0, 1, 2, 3].map((c) => `scratch[${at} + ${c}u]`).join(', ')})`);
     const write4 = (at: string, value: string) => (vecScratch ? `scratch[(${at}) / 4u] = ${value};`
@@ -513,7 +529,7 @@ export class TensorCoreAttentionProgram implements WebGPUProgram {
       const pRowAt = `pBase + ${t * 16 + 8 * h}u * PS + r8 * PS`;
       const [rowMax, pStore, rowSum] = adjacent
         ? [vecCols.map((i) => `max(max(x${v}_${i}.x, x${v}_${i}.y), max(x${v}_${i}.z, x${v}_${i}.w))`).reduce((x, y) => `max(${x}, ${y})`),
-          vecCols.map((i) => (exp16 ? `pTile[prow + ${4 * i}u] = bitcast<vec2<u32>>(p${i});` : `pTile[prow + ${4 * i}u] = vec2<u32>(pack2x16float(p${i}.xy), pack2x16float(p${i}.zw));`)),
+          vecCols.map((i) => storeQuad(`prow + ${4 * i}u`, exp16 ? `bitcast<vec2<u32>>(p${i})` : `vec2<u32>(pack2x16float(p${i}.xy), pack2x16float(p${i}.zw))`)),
           `dot(${exp16 ? vecCols.map((i) => `vec4<f32>(p${i})`).join(' + ') : vecCols.map((i) => `p${i}`).join(' + ')}, vec4<f32>(1.0))`]
         : [cols.map((i) => `x${v}_${i}`).reduce((x, y) => `max(${x}, ${y})`),
           cols.map((i) => (exp16 ? `pTile[prow + ${4 * i}u] = p${i};` : `pTile[prow + ${4 * i}u] = f16(p${i});`)),
@@ -681,9 +697,9 @@ export class TensorCoreAttentionProgram implements WebGPUProgram {
       const PS : u32 = ${pRowHalves(this.layout)}u;
       const SCRATCH : u32 = ${scratchFloats(this.layout, dh)}u;
       const MASKED : f32 = -3.0e38;
-      var<workgroup> kvTile : array<vec4<u32>, ${(kvBuffers * 2 * stageKeys(this.layout) * (dh + KV_PAD)) / 8}>;
+      var<workgroup> kvTile : array<${words ? 'u32' : 'vec4<u32>'}, ${(kvBuffers * 2 * stageKeys(this.layout) * (dh + KV_PAD)) / kvPer}>;
       var<workgroup> scratch : array<${vecScratch ? 'vec4<f32>' : 'f32'}, ${(subgroups * scratchFloats(this.layout, dh)) / (vecScratch ? 4 : 1)}>;
-      var<workgroup> pTile : array<${adjacent ? 'vec2<u32>' : 'f16'}, ${(subgroups * tiles * 16 * pRowHalves(this.layout)) / (adjacent ? 4 : 1)}>;
+      var<workgroup> pTile : array<${adjacent ? (words ? 'u32' : 'vec2<u32>') : 'f16'}, ${(subgroups * tiles * 16 * pRowHalves(this.layout)) / pPer}>;
       ${subgroupSync ? `fn ${SUBGROUP_SCRATCH_SYNC}() {}` : `var<workgroup> needRescale : array<u32, ${subgroups}>;`}
 
       fn main() {

@@ -14,10 +14,10 @@ import { LayerNormPackF16Program, layerNormPackUniforms } from './layer-norm_web
 import { selfAttentionPlanes, TC_SELF_ATTENTION, tensorCoreAttentionSupports, tensorCoreSelfAttentionLayout, type TensorCoreSelfAttentionAttrs } from './tc-attention.js';
 import type { WebGPUBackendLike } from './program.js';
 import { webgpuCapabilities } from '../backend/webgpu.js';
-import { layerNormRowLanes, matMulEpilogueSync, matMulLoadAhead, matMulResidualPrefetch } from './mode.js';
+import { layerNormRowLanes, matMulEpilogueScratch, matMulEpilogueSync, matMulLoadAhead, matMulResidualPrefetch, tileElement } from './mode.js';
 import {
   SLICE_K, SplitKReduceLayerNormProgram, SplitKReduceProgram, TensorCoreMatMulProgram, PackF16Program, checkTcMatMulLayout, epilogueInputs, packF16Uniforms, packedShape, splitKReduceUniforms, tcMatMulUniforms,
-  tensorCoreConvLayout, tensorCoreMatMulLayout, type MatMulASource, type TensorCoreMatMulLayout, type PackedShape,
+  tcMatMulWorkgroupBytes, tensorCoreConvLayout, tensorCoreMatMulLayout, type MatMulASource, type TensorCoreMatMulLayout, type PackedShape,
 } from './tc-matmul_webgpu.js';
 
 export const PACK_F16 = 'FlashDepthPackF16';
@@ -92,14 +92,16 @@ function tensorCoreMatMulWebGPU(args: { inputs: tf.NamedTensorInfoMap; backend: 
   const limitBytes = webgpuCapabilities().maxWorkgroupStorageBytes;
   if (attrs.layout) checkTcMatMulLayout(attrs.layout, limitBytes);
   const chosen = attrs.layout ?? (conv ? tensorCoreConvLayout(m, n, k, limitBytes) : tensorCoreMatMulLayout(m, n, k, limitBytes));
-  // FLASHDEPTH_TC_MATMUL_EPILOGUE_SYNC, _RESIDUAL_PREFETCH and _LOAD_AHEAD apply to every layout that does not name its
-  // own.
+  // FLASHDEPTH_TC_MATMUL_EPILOGUE_SYNC, _RESIDUAL_PREFETCH, _LOAD_AHEAD and FLASHDEPTH_TC_TILE_ELEMENT apply to every
+  // layout that does not name its own, and FLASHDEPTH_TC_MATMUL_SCRATCH where its larger scratch still fits.
   const layout: TensorCoreMatMulLayout = {
     ...chosen,
     epilogueSync: chosen.epilogueSync ?? matMulEpilogueSync(),
     residualPrefetch: chosen.residualPrefetch ?? matMulResidualPrefetch() === 'on',
     loadAhead: chosen.loadAhead ?? matMulLoadAhead(),
+    tileElement: chosen.tileElement ?? tileElement(),
   };
+  if (!chosen.epilogueScratch && matMulEpilogueScratch() === 'vec4' && tcMatMulWorkgroupBytes({ ...layout, epilogueScratch: 'vec4' }) <= limitBytes) layout.epilogueScratch = 'vec4';
   // With a LayerNorm prologue A is always packed, by the LayerNorm itself.
   const layerNormEps = attrs.layerNormEps ?? null;
   // A conv's image is packed to f16 as a [pixels, Cin] matrix (no column padding: Cin is a multiple of 8).

@@ -35,7 +35,7 @@ import { ConfigError } from '../errors.js';
 import { ERF_VEC4_WGSL } from './elementwise_webgpu.js';
 import { layerNormDispatch, layerNormLanesKey, layerNormPackF16Code } from './layer-norm_webgpu.js';
 import { foldedDispatch, type WebGPUProgram } from './program.js';
-import { convBlock, matMulBlock, matMulSplit, matMulSubgroups, matMulWaves, type ConvBlock, type MatMulBlock, type MatMulEpilogueSync, type MatMulSplit, type MatMulSubgroups, type MatMulWaves } from './mode.js';
+import { convBlock, matMulBigBlock, matMulBlock, matMulSplit, matMulSubgroups, matMulWaves, type ConvBlock, type MatMulBigBlock, type MatMulBlock, type MatMulEpilogueSync, type MatMulSplit, type MatMulSubgroups, type MatMulWaves, type EpilogueScratch, type TileElement } from './mode.js';
 
 /** WGSL header shared by the tensor-core programs (hoisted above tfjs' header by src/backend/webgpu.ts). */
 export const TENSOR_CORE_DIRECTIVES = `
@@ -117,6 +117,27 @@ export interface TensorCoreMatMulLayout {
    * product's GPU time changed). FLASHDEPTH_TC_MATMUL_LOAD_AHEAD gives it to layouts that do not name it.
    */
   loadAhead?: 1 | 2;
+  /**
+   * The element type of the staged operand tiles in workgroup memory, in which subgroup-matrix loads count their
+   * offsets and strides: 'vec4' (default: vec4<u32>, 8 halves, one 16-byte store per staged unit) or 'u32' (2 halves;
+   * a unit stored as four words). H100 lease 22B (scripts/wg-matrix-forms.mjs, 8 subgroups of 2×4 tiles, rows padded
+   * to 72 halves): multiplies fed from vec4<u32> tiles ran at 262 TFLOP/s, from u32 or f16 tiles at ~600.
+   * FLASHDEPTH_TC_TILE_ELEMENT gives it to layouts that do not name it.
+   */
+  tileElement?: TileElement;
+  /**
+   * The epilogue's per-subgroup scratch for one 16×16 accumulator tile: 'f32' (default: floats, rows of 16, each
+   * invocation reading its four columns as four floats) or 'vec4' (vec4<f32>s, rows of 20 floats, one vec4 read per
+   * four columns; 256 bytes more per subgroup). H100 lease 22B (scripts/wg-matrix-forms.mjs): an accumulator's store
+   * and reload ran 1.3–2.3× faster through vec4<f32> rows of 20–24 floats than through f32 rows of 24.
+   * FLASHDEPTH_TC_MATMUL_SCRATCH gives it to layouts that do not name it, where it fits.
+   */
+  epilogueScratch?: EpilogueScratch;
+}
+
+/** Floats per row of the epilogue's scratch tile, and its elements' floats. */
+function scratchForm(layout: TensorCoreMatMulLayout): { rowFloats: number; per: number } {
+  return layout.epilogueScratch === 'vec4' ? { rowFloats: 20, per: 4 } : { rowFloats: 16, per: 1 };
 }
 
 /**
@@ -167,7 +188,7 @@ export function narrowConvLayout(m: number, n: number, limitBytes: number): Tens
  * do more slowly (and more, single-buffered, were not measured on them).
  */
 export function tensorCoreConvLayout(m: number, n: number, k: number, limitBytes: number, block: ConvBlock = convBlock()): TensorCoreMatMulLayout {
-  return (block === 'narrow' ? narrowConvLayout(m, n, limitBytes) : null) ?? tensorCoreMatMulLayout(m, n, k, limitBytes, matMulBlock(), matMulSplit(), 'off', 'wide');
+  return (block === 'narrow' ? narrowConvLayout(m, n, limitBytes) : null) ?? tensorCoreMatMulLayout(m, n, k, limitBytes, matMulBlock(), matMulSplit(), 'off', 'wide', 'off');
 }
 
 /** Products smaller than this (multiply-adds) convert A while staging: below it the host's time per dispatch dominates. */
@@ -203,6 +224,8 @@ export function tcMatMulBlocks(m: number, n: number, layout: TensorCoreMatMulLay
  *   (FLASHDEPTH_TC_MATMUL_WAVES=fit, the default: `waveFittedLayout`);
  * - with `subgroups` 'many' (FLASHDEPTH_TC_MATMUL_SUBGROUPS), that large or fitted block in twice the subgroups
  *   (`withMoreSubgroups`); with 'deep', only where K ≥ DEEP_K.
+ * - with `big` (FLASHDEPTH_TC_MATMUL_BIG_BLOCK) '256x128' or '128x256', an unsplit large block replaced by that block
+ *   of 8 subgroups of 64×64 where `bigBlockLayout` predicts it faster.
  * Where the device's workgroup memory (`limitBytes`) is short of the large block's 46 KiB (software Vulkan: 32 KiB),
  * the large block single-buffered (27 KiB) — before, such a device failed to create the pipeline of any large product.
  * (3×3 convolutions take `tensorCoreConvLayout`.) Blocks as narrow as N for the DPT head's 32- and 64-channel
@@ -212,7 +235,7 @@ export function tcMatMulBlocks(m: number, n: number, layout: TensorCoreMatMulLay
  * at half the rate of 8.
  */
 export function tensorCoreMatMulLayout(m: number, n: number, k: number, limitBytes: number, block: MatMulBlock = matMulBlock(), split: MatMulSplit = matMulSplit(),
-  waves: MatMulWaves = matMulWaves(), subgroups: MatMulSubgroups = matMulSubgroups()): TensorCoreMatMulLayout {
+  waves: MatMulWaves = matMulWaves(), subgroups: MatMulSubgroups = matMulSubgroups(), big: MatMulBigBlock = matMulBigBlock()): TensorCoreMatMulLayout {
   const chosen = LARGE_BLOCKS[block];
   const large = tcMatMulWorkgroupBytes(chosen) <= limitBytes ? chosen : SINGLE_BUFFERED_TC_MATMUL_LAYOUT;
   const blocks = tcMatMulBlocks(m, n, large);
@@ -223,7 +246,35 @@ export function tensorCoreMatMulLayout(m: number, n: number, k: number, limitByt
     : SMALL_TC_MATMUL_LAYOUT;
   const fitted = layout === large && waves === 'fit' ? waveFittedLayout(m, n, large, limitBytes) : layout;
   const shaped = subgroups === 'many' || (subgroups === 'deep' && k >= DEEP_K) ? withMoreSubgroups(fitted, limitBytes) : fitted;
-  return m * n * k < CONVERT_A_BELOW ? { ...shaped, convertA: true } : shaped;
+  const sized = layout === large && big !== 'off' ? bigBlockLayout(m, n, fitted, BIG_TC_MATMUL_LAYOUTS[big], limitBytes) ?? shaped : shaped;
+  return m * n * k < CONVERT_A_BELOW ? { ...sized, convertA: true } : sized;
+}
+
+/**
+ * The blocks of FLASHDEPTH_TC_MATMUL_BIG_BLOCK: 8 subgroups of 64×64 (4×4 tiles), one 32-deep buffer per operand
+ * (36.5 KiB of workgroup memory). Per multiply they load half the subgroup matrices from workgroup memory of the
+ * 128×128 block's 32×64 subgroups, and per FLOP a quarter fewer operand bytes from L2. H100 lease 18A
+ * (`kernel-timing.js --matmul-only`, replayed): a 4096³ product 0.623 ms in 256×128 blocks, 0.895 in 128×128 ones
+ * (double-buffered) and 0.849 in 144×128 ones of 12 subgroups (the 'deep' form).
+ */
+export const BIG_TC_MATMUL_LAYOUTS: Record<Exclude<MatMulBigBlock, 'off'>, TensorCoreMatMulLayout> = {
+  '256x128': { subgroups: { rows: 4, cols: 2 }, tiles: { rows: 4, cols: 4 }, buffers: 1 },
+  '128x256': { subgroups: { rows: 2, cols: 4 }, tiles: { rows: 4, cols: 4 }, buffers: 1 },
+};
+
+/** A big block's time per element of C against the 128×128 block's, in steady state (lease 18A's 4096³: 0.623 / 0.895). */
+export const BIG_BLOCK_SPEED = 0.7;
+
+/**
+ * `big` where it fits `limitBytes` and its whole waves are predicted to take less time than `usual`'s (a big block's
+ * time per element BIG_BLOCK_SPEED of the usual one's), else null. The 2K student's qkv (11 972 × 1152): 423 blocks
+ * of 256×128 (4 waves) against 756 of 144×128 (6); its fc1 564 (5) against 1128 of 128×128 (9); the Full teacher's
+ * qkv (2171 × 3072) 216 (2) against 384 of 144 rows (3). The student's proj and fc2 (384 columns: 141 blocks, a
+ * second wave of 9) and the teacher's (72 blocks, half a wave) keep theirs.
+ */
+export function bigBlockLayout(m: number, n: number, usual: TensorCoreMatMulLayout, big: TensorCoreMatMulLayout, limitBytes: number): TensorCoreMatMulLayout | null {
+  if (tcMatMulWorkgroupBytes(big) > limitBytes) return null;
+  return tcMatMulWaveCost(m, n, big) * BIG_BLOCK_SPEED < tcMatMulWaveCost(m, n, usual) ? big : null;
 }
 
 /** Multiprocessors the wave model assumes: the H100 SXM's and the H200's 132 (WebGPU does not report the count). */
@@ -250,11 +301,12 @@ export const WAVE_FITTED_TC_MATMUL_LAYOUTS: readonly TensorCoreMatMulLayout[] = 
 ];
 
 /**
- * Predicted GPU time of an unsplit product in `layout`, in units of one 16-row block-row: its whole waves times the
- * rows of a block, taking a block's time as proportional to its rows.
+ * Predicted GPU time of an unsplit product in `layout`, in units of one 16×128 block-row: its whole waves times the
+ * size of a block, taking a block's time as proportional to its elements.
  */
 export function tcMatMulWaveCost(m: number, n: number, layout: TensorCoreMatMulLayout): number {
-  return wholeWaves(tcMatMulBlocks(m, n, layout)) * (tcMatMulBlock(layout).rows / 16);
+  const block = tcMatMulBlock(layout);
+  return wholeWaves(tcMatMulBlocks(m, n, layout)) * ((block.rows * block.cols) / (16 * 128));
 }
 
 /**
@@ -349,7 +401,7 @@ export function loadsAhead(layout: TensorCoreMatMulLayout): 1 | 2 {
 function layoutKeySuffix(layout: TensorCoreMatMulLayout): string {
   const sliceK = layout.sliceK ?? SLICE_K;
   const buffers = layout.buffers ?? 2;
-  return `${sliceK !== SLICE_K ? `_k${sliceK}` : ''}${buffers !== 2 ? `_b${buffers}` : ''}${(layout.splitK ?? 1) > 1 ? '_split' : ''}${layout.epilogueSync === 'subgroup' ? '_epiSubgroup' : ''}${layout.residualPrefetch ? '_resPrefetch' : ''}${loadsAhead(layout) === 2 ? '_ahead2' : ''}`;
+  return `${sliceK !== SLICE_K ? `_k${sliceK}` : ''}${buffers !== 2 ? `_b${buffers}` : ''}${(layout.splitK ?? 1) > 1 ? '_split' : ''}${layout.epilogueSync === 'subgroup' ? '_epiSubgroup' : ''}${layout.residualPrefetch ? '_resPrefetch' : ''}${loadsAhead(layout) === 2 ? '_ahead2' : ''}${layout.tileElement === 'u32' ? '_u32tiles' : ''}${layout.epilogueScratch === 'vec4' ? '_vec4scratch' : ''}`;
 }
 
 /** Bytes of workgroup memory the tensor-core matmul takes with `layout` (A and B tiles, the f32 epilogue scratch). */
@@ -358,7 +410,7 @@ export function tcMatMulWorkgroupBytes(layout: TensorCoreMatMulLayout): number {
   const { rows: bm, cols: bn } = tcMatMulBlock(layout);
   const bk = layout.sliceK ?? SLICE_K;
   const buffers = layout.buffers ?? 2;
-  return buffers * (bm * (bk + 8) + bk * (bn + 8)) * 2 + sg.rows * sg.cols * 256 * 4;
+  return buffers * (bm * (bk + 8) + bk * (bn + 8)) * 2 + sg.rows * sg.cols * 16 * scratchForm(layout).rowFloats * 4;
 }
 
 /** Padded sizes of a packed operand: rows to whole tiles of `rowMultiple`, at least `minRows`; columns likewise. */
@@ -552,10 +604,12 @@ export class TensorCoreMatMulProgram implements WebGPUProgram {
   /** WGSL: the f32 scratch the accumulators leave through, and the epilogue that writes one 16×16 tile of C. */
   private epilogueCode(): string {
     const { subgroups: sg } = this.layout;
+    const { rowFloats, per } = scratchForm(this.layout);
+    const vecScratch = per === 4;
     const prefetch = this.prefetchesResidual();
     const tail = this.packedOutput ? '' : `for (var i = 0u; i < uniforms.n - c; i++) {
                 let col = c + i;
-                var x = cTile[s + i];
+                var x = ${vecScratch ? 'cTile[s][i]' : 'cTile[s + i]'};
                 ${this.hasBias ? 'x = x + Bias[col];' : ''}
                 ${this.epilogue === 'gelu' ? `x = 0.5 * x * (1.0 + erfVec4(vec4<f32>(x * ${Math.SQRT1_2.toFixed(9)})).x);` : this.epilogue === 'relu' ? 'x = max(x, 0.0);' : this.epilogue === 'scaleAdd' ? 'x = Residual[o + i] + Gamma[col] * x;' : this.epilogue === 'add' ? 'x = Residual[o + i] + x;' : ''}
                 result[o + i] = x;
@@ -564,7 +618,7 @@ export class TensorCoreMatMulProgram implements WebGPUProgram {
     // (when n is not a multiple of 4; never with a packed output) go through the scalar path.
     return `
       ${this.epilogue === 'gelu' ? ERF_VEC4_WGSL : ''}
-      var<workgroup> cTile : array<f32, ${sg.rows * sg.cols * 256}>;
+      var<workgroup> cTile : array<${vecScratch ? 'vec4<f32>' : 'f32'}, ${(sg.rows * sg.cols * 16 * rowFloats) / per}>;
       ${this.layout.epilogueSync === 'subgroup' ? `fn ${SUBGROUP_SCRATCH_SYNC}() {}` : ''}
 
       ${prefetch ? `// Unit e of this invocation in a tile at (r0, c0): its residual values, zero outside C or in a column tail
@@ -585,9 +639,10 @@ export class TensorCoreMatMulProgram implements WebGPUProgram {
           let unit = lane + e * 32u;
           let row = r0 + unit / 4u;
           let c = c0 + (unit % 4u) * 4u;
-          let s = sg * 256u + unit * 4u;
+          // The unit's four floats in the scratch (in its elements: floats, or the vec4 of a row of ${rowFloats}).
+          let s = ${vecScratch ? `sg * ${(16 * rowFloats) / 4}u + (unit / 4u) * ${rowFloats / 4}u + unit % 4u` : 'sg * 256u + unit * 4u'};
           if (row < uniforms.m && c < uniforms.n) {
-            var v = vec4<f32>(cTile[s], cTile[s + 1u], cTile[s + 2u], cTile[s + 3u]);
+            var v = ${vecScratch ? 'cTile[s]' : 'vec4<f32>(cTile[s], cTile[s + 1u], cTile[s + 2u], cTile[s + 3u])'};
             let o = row * uniforms.n + c;
             if (c + 4u <= uniforms.n) {
               ${vec4EpilogueCode(this.hasBias, this.epilogue, this.store, prefetch ? 'select(res1, res0, e == 0u)' : RESIDUAL_VEC4)}
@@ -605,6 +660,7 @@ export class TensorCoreMatMulProgram implements WebGPUProgram {
    */
   private storeCode(): string {
     const { tiles } = this.layout;
+    const { rowFloats, per } = scratchForm(this.layout);
     const sync = this.layout.epilogueSync === 'subgroup' ? `${SUBGROUP_SCRATCH_SYNC}();` : 'workgroupBarrier();';
     const prefetch = this.prefetchesResidual();
     const loads: string[] = [];
@@ -615,7 +671,7 @@ export class TensorCoreMatMulProgram implements WebGPUProgram {
       }
       store.push(this.partials
         ? `subgroupMatrixStore<row_major>(&result, (plane + rs + ${i * 16}u) * partialCols + cs + ${j * 16}u, acc${i}_${j}, partialCols);`
-        : `subgroupMatrixStore<row_major>(&cTile, sg * 256u, acc${i}_${j}, 16u);
+        : `subgroupMatrixStore<row_major>(&cTile, sg * ${(16 * rowFloats) / per}u, acc${i}_${j}, ${rowFloats / per}u);
         ${sync}
         writeTile(sg, lane, rs + ${i * 16}u, cs + ${j * 16}u${prefetch ? `, res${i}_${j}_0, res${i}_${j}_1` : ''});
         ${sync}`);
@@ -675,17 +731,25 @@ export class TensorCoreMatMulProgram implements WebGPUProgram {
     // whose elements are the units' f16 bits (vec4<u32>: 8 halves, vec2<u32>: 4); subgroup-matrix loads count offsets
     // and strides in those elements (row strides and tile origins are multiples of 8 halves).
     const aWidth = convertA ? 4 : 8;
-    const aElement = convertA ? 'vec2<u32>' : 'vec4<u32>';
+    // Tile elements: the units themselves (vec4<u32>: 8 halves, vec2<u32>: 4), or u32 words (2 halves) written one by
+    // one; `aPer`/`bPer`: halves per element, in which the fragments' offsets and strides are counted.
+    const words = this.layout.tileElement === 'u32';
+    const aElement = words ? 'u32' : convertA ? 'vec2<u32>' : 'vec4<u32>';
+    const aPer = words ? 2 : aWidth;
+    const bPer = words ? 2 : 8;
+    const tileStore = (tile: string, unitIndex: string, value: string, halves: number) => words
+      ? `{ let e = (${unitIndex}) * ${halves / 2}u; let v = ${value}; ${[...Array(halves / 2).keys()].map((i) => `${tile}[e${i ? ` + ${i}u` : ''}] = v[${i}];`).join(' ')} }`
+      : `${tile}[${unitIndex}] = ${value};`;
     const aUnits = (bm * bk) / aWidth;
     const bUnits = (bk * bn) / 8;
-    const aPer = Math.ceil(aUnits / threads);
-    const bPer = Math.ceil(bUnits / threads);
+    const aLoads = Math.ceil(aUnits / threads);
+    const bLoads = Math.ceil(bUnits / threads);
     const left = 'subgroup_matrix_left<f16, 16, 16>';
     const right = 'subgroup_matrix_right<f16, 16, 16>';
     const units: string[] = [];
     const loads: string[] = [];
     const stores: string[] = [];
-    for (let p = 0; p < aPer; p++) {
+    for (let p = 0; p < aLoads; p++) {
       units.push(`let ua${p} = t + ${p * threads}u;`);
       const perRow = bk / aWidth;
       const at = `${buffers === 2 ? `buf * ${(bm * as) / aWidth}u + ` : ''}(ua${p} / ${perRow}u) * ${as / aWidth}u + ua${p} % ${perRow}u`;
@@ -710,38 +774,38 @@ export class TensorCoreMatMulProgram implements WebGPUProgram {
           let src = (cimg${p} + u32(clamp(yy, 0, i32(uniforms.h) - 1))) * uniforms.w + u32(clamp(xx, 0, i32(uniforms.w) - 1));
           ra${p} = select(vec4<i32>(0), A16[src * (uniforms.cin / 8u) + (kc - tap * uniforms.cin) / 8u], inside);
         }`);
-        stores.push(`if (ua${p} < ${aUnits}u) { aTile[${at}] = bitcast<vec4<u32>>(ra${p}); }`);
+        stores.push(`if (ua${p} < ${aUnits}u) { ${tileStore('aTile', at, `bitcast<vec4<u32>>(ra${p})`, 8)} }`);
       } else if (convertA) {
         loads.push(`if (ua${p} < ${aUnits}u) { let kc = k8 * 8u + (ua${p} % ${perRow}u) * 4u; ra${p} = select(vec4<f32>(0.0), A[min(row0 + ua${p} / ${perRow}u, uniforms.m - 1u) * k4 + min(kc / 4u, k4 - 1u)], kc < uniforms.k); }`);
-        stores.push(`if (ua${p} < ${aUnits}u) { aTile[${at}] = ${halves}; }`);
+        stores.push(`if (ua${p} < ${aUnits}u) { ${tileStore('aTile', at, halves, 4)} }`);
       } else if (partialSlice) {
         loads.push(`if (ua${p} < ${aUnits}u) { let kc8 = k8 + ua${p} % ${perRow}u; ra${p} = select(vec4<i32>(0), A16[min(row0 + ua${p} / ${perRow}u, mp - 1u) * kp8 + min(kc8, kp8 - 1u)], kc8 < kp8); }`);
-        stores.push(`if (ua${p} < ${aUnits}u) { aTile[${at}] = bitcast<vec4<u32>>(ra${p}); }`);
+        stores.push(`if (ua${p} < ${aUnits}u) { ${tileStore('aTile', at, `bitcast<vec4<u32>>(ra${p})`, 8)} }`);
       } else {
         loads.push(`if (ua${p} < ${aUnits}u) { ra${p} = A16[min(row0 + ua${p} / ${perRow}u, mp - 1u) * kp8 + k8 + ua${p} % ${perRow}u]; }`);
-        stores.push(`if (ua${p} < ${aUnits}u) { aTile[${at}] = bitcast<vec4<u32>>(ra${p}); }`);
+        stores.push(`if (ua${p} < ${aUnits}u) { ${tileStore('aTile', at, `bitcast<vec4<u32>>(ra${p})`, 8)} }`);
       }
     }
-    for (let p = 0; p < bPer; p++) {
+    for (let p = 0; p < bLoads; p++) {
       units.push(`let ub${p} = t + ${p * threads}u;`);
       loads.push(partialSlice
         ? `if (ub${p} < ${bUnits}u) { let kr = k8 * 8u + ub${p} / ${bn / 8}u; rb${p} = select(vec4<i32>(0), B16[min(kr, uniforms.kp - 1u) * np8 + min(col8 + ub${p} % ${bn / 8}u, np8 - 1u)], kr < uniforms.kp); }`
         : `if (ub${p} < ${bUnits}u) { rb${p} = B16[(k8 * 8u + ub${p} / ${bn / 8}u) * np8 + min(col8 + ub${p} % ${bn / 8}u, np8 - 1u)]; }`);
-      stores.push(`if (ub${p} < ${bUnits}u) { bTile[${buffers === 2 ? `buf * ${(bk * bs) / 8}u + ` : ''}(ub${p} / ${bn / 8}u) * ${bs / 8}u + ub${p} % ${bn / 8}u] = bitcast<vec4<u32>>(rb${p}); }`);
+      stores.push(`if (ub${p} < ${bUnits}u) { ${tileStore('bTile', `${buffers === 2 ? `buf * ${(bk * bs) / 8}u + ` : ''}(ub${p} / ${bn / 8}u) * ${bs / 8}u + ub${p} % ${bn / 8}u`, `bitcast<vec4<u32>>(rb${p})`, 8)} }`);
     }
-    const regs = [...Array(aPer).keys()].map((p) => `var ra${p} = vec4<${convertA ? 'f32' : 'i32'}>();`).concat([...Array(bPer).keys()].map((p) => `var rb${p} = vec4<i32>();`));
+    const regs = [...Array(aLoads).keys()].map((p) => `var ra${p} = vec4<${convertA ? 'f32' : 'i32'}>();`).concat([...Array(bLoads).keys()].map((p) => `var rb${p} = vec4<i32>();`));
     const ahead = loadsAhead(this.layout);
     const mma: string[] = [];
     for (let kk = 0; kk < bk; kk += 16) {
-      for (let i = 0; i < tiles.rows; i++) mma.push(`let a${kk}_${i} = subgroupMatrixLoad<${left}, row_major>(&aTile, ${buffers === 2 ? `cur * ${(bm * as) / aWidth}u + ` : ''}(sgRow + ${i * 16}u) * ${as / aWidth}u + ${kk / aWidth}u, ${as / aWidth}u);`);
-      for (let j = 0; j < tiles.cols; j++) mma.push(`let b${kk}_${j} = subgroupMatrixLoad<${right}, row_major>(&bTile, ${buffers === 2 ? `cur * ${(bk * bs) / 8}u + ` : ''}${(kk * bs) / 8}u + sgCol / 8u + ${j * 2}u, ${bs / 8}u);`);
+      for (let i = 0; i < tiles.rows; i++) mma.push(`let a${kk}_${i} = subgroupMatrixLoad<${left}, row_major>(&aTile, ${buffers === 2 ? `cur * ${(bm * as) / aPer}u + ` : ''}(sgRow + ${i * 16}u) * ${as / aPer}u + ${kk / aPer}u, ${as / aPer}u);`);
+      for (let j = 0; j < tiles.cols; j++) mma.push(`let b${kk}_${j} = subgroupMatrixLoad<${right}, row_major>(&bTile, ${buffers === 2 ? `cur * ${(bk * bs) / bPer}u + ` : ''}${(kk * bs) / bPer}u + sgCol / ${bPer}u + ${(j * 16) / bPer}u, ${bs / bPer}u);`);
       for (let i = 0; i < tiles.rows; i++) for (let j = 0; j < tiles.cols; j++) mma.push(`acc${i}_${j} = subgroupMatrixMultiplyAccumulate(a${kk}_${i}, b${kk}_${j}, acc${i}_${j});`);
     }
     return `
       ${TENSOR_CORE_DIRECTIVES}
       ${this.partials ? '' : this.epilogueCode()}
-      var<workgroup> aTile : array<${aElement}, ${(buffers * bm * as) / aWidth}>;
-      var<workgroup> bTile : array<vec4<u32>, ${(buffers * bk * bs) / 8}>;
+      var<workgroup> aTile : array<${aElement}, ${(buffers * bm * as) / aPer}>;
+      var<workgroup> bTile : array<${words ? 'u32' : 'vec4<u32>'}, ${(buffers * bk * bs) / bPer}>;
       ${this.partials ? 'var<workgroup> splitFirst : u32;' : ''}
 
       fn main() {

@@ -27,7 +27,7 @@ export function emulateSubgroupMatrices(code: string): string {
   const loads = new Set<string>();
   const stores = new Set<string>();
   // Majorness is a template argument; offset and stride count elements of the array, which may hold the matrix's
-  // halves packed in u32 vectors (vec4<u32>: 8 halves, vec2<u32>: 4) or its floats in vec4<f32>s.
+  // halves packed in u32s or u32 vectors (u32: 2 halves, vec4<u32>: 8, vec2<u32>: 4) or its floats in vec4<f32>s.
   out = out.replace(/subgroupMatrixLoad<subgroup_matrix_(left|right|result)<(?:f16|f32), 16, 16>, (row|col)_major>\(&(\w+), ([^,]+), /g,
     (_m, kind: string, major: string, array: string, offset: string) => {
       loads.add(`${kind}|${array}`);
@@ -43,7 +43,7 @@ export function emulateSubgroupMatrices(code: string): string {
     return type;
   };
   // Matrix elements (halves or floats) per element of each array the helpers use (1 for f16/f32 arrays).
-  const elementsPer = (array: string): number => ({ 'vec4<u32>': 8, 'vec2<u32>': 4, 'vec4<f32>': 4 } as Record<string, number>)[elementType(array)] ?? 1;
+  const elementsPer = (array: string): number => ({ 'vec4<u32>': 8, 'vec2<u32>': 4, u32: 2, 'vec4<f32>': 4 } as Record<string, number>)[elementType(array)] ?? 1;
   // The f32 matrix element `index` of a plain f32 array or of one of vec4<f32>s (assignable: the stores write it).
   const floatAt = (array: string, index: string): string =>
     (elementType(array) === 'vec4<f32>' ? `${array}[(${index}) / 4u][(${index}) % 4u]` : `${array}[${index}]`);
@@ -77,6 +77,7 @@ export function emulateSubgroupMatrices(code: string): string {
     'fn emulatedAny(x : bool) -> bool { return true; }',
     'fn emuHalf8(v : vec4<u32>, h : u32) -> f32 { return unpack2x16float(v[h / 2u])[h % 2u]; }',
     'fn emuHalf4(v : vec2<u32>, h : u32) -> f32 { return unpack2x16float(v[h / 2u])[h % 2u]; }',
+    'fn emuHalf2(v : u32, h : u32) -> f32 { return unpack2x16float(v)[h]; }',
     `fn smMma(a : SMleft, b : SMright, c : SMresult) -> SMresult { var d = c; ${loop('r', `var acc = d.v[r]; ${loop('k', 'acc = acc + a.v[r * 16u + k] * b.v[k];')} d.v[r] = acc;`)} return d; }`,
     'fn smMul(a : SMleft, b : SMright) -> SMresult { var zero : SMresult; return smMma(a, b, zero); }',
     ...[...loads].map((key) => {

@@ -10,7 +10,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { releaseBackend, selectBackend } from '../../src/backend/index.js';
-import { emulateSubgroupMatrices, webgpuBindGroupStats } from '../../src/backend/webgpu.js';
+import { emulateSubgroupMatrices, webgpuBindGroupStats, webgpuCapabilities } from '../../src/backend/webgpu.js';
 import { emulateSubgroupMatrices as emulateSubgroupMatrixBuiltins } from '../helpers/subgroup-matrix-emulation.js';
 import { flashAttention, mixedMatMul, mixedSelfAttention, mixedSelfAttentionSupports, setKernelMode, setPrecision, tensorCoresAvailable, useFusedKernels, useTensorCores, type KernelMode, type Precision } from '../../src/kernels/index.js';
 import { TC_ATTENTION } from '../../src/kernels/tc-attention.js';
@@ -30,13 +30,13 @@ import { Mamba2, type Mamba2Options, type ScanForm } from '../../src/models/mamb
 import { setScanReduction, type ScanReduction } from '../../src/kernels/mamba-scan.js';
 import { randomizeWeights } from '../../src/models/random-init.js';
 import { createDinoV2, type DinoV2 } from '../../src/models/dinov2.js';
-import { pinnedBufferCount } from '../../src/backend/webgpu-replay.js';
+import { pinnedBufferCount, RecordedFrame } from '../../src/backend/webgpu-replay.js';
 import { StreamingPredictor, type ReplayStats } from '../../src/infer/streaming.js';
 import { closeness, FIXTURES_DIR } from '../helpers/fixtures.js';
 import { withEnvRestored } from '../helpers/env.js';
 import type { WebGPUBackendLike } from '../../src/kernels/program.js';
 import { PackHeadsF16Program, packedPlanes, type TensorCoreAttentionLayout } from '../../src/kernels/tc-attention_webgpu.js';
-import { SINGLE_BUFFERED_TC_MATMUL_LAYOUT, narrowConvBlock, SMALL_TC_MATMUL_LAYOUT, WAVE_FITTED_TC_MATMUL_LAYOUTS, withMoreSubgroups, type TensorCoreMatMulLayout } from '../../src/kernels/tc-matmul_webgpu.js';
+import { BIG_TC_MATMUL_LAYOUTS, SINGLE_BUFFERED_TC_MATMUL_LAYOUT, narrowConvBlock, SMALL_TC_MATMUL_LAYOUT, tcMatMulWorkgroupBytes, WAVE_FITTED_TC_MATMUL_LAYOUTS, withMoreSubgroups, type TensorCoreMatMulLayout } from '../../src/kernels/tc-matmul_webgpu.js';
 
 export interface KernelCheckResult {
   name: string;
@@ -688,7 +688,84 @@ const CASES: Case[] = [
       ? tensorCoreConv3x3(x as tf.Tensor4D, w as tf.Tensor4D, b!, true, 1, { ...narrowConvBlock(16), loadAhead: 2 })
       : conv2d(x as tf.Tensor4D, w as tf.Tensor4D, b!, 1, 1, { activation: 'relu' }),
   },
+  // FLASHDEPTH_TC_MATMUL_BIG_BLOCK's blocks (8 subgroups of 64×64): as the model takes them where they fit (36.5 KiB),
+  // else in 16-deep slices (24.3 KiB: lavapipe's 32 KiB); rows and columns past C in the last blocks.
+  {
+    name: 'mixed matMul, big block 256×128, [300, 256] · [256, 160] + bias + LayerScale residual',
+    precision: 'mixed',
+    inputs: () => [normal([300, 256]), normal([256, 160], 0.1), normal([160]), normal([300, 160]), normal([160], 0.5)],
+    run: ([x, w, b, r, g]) => tcMatMulOr(x!, w!, b!, bigBlockThatFits('256x128'), { x: r!, gamma: g! }),
+  },
+  {
+    name: 'mixed matMul, big block 128×256, [270, 96] · [96, 264] + bias',
+    precision: 'mixed',
+    inputs: () => [normal([270, 96]), normal([96, 264], 0.1), normal([264])],
+    run: ([x, w, b]) => tcMatMulOr(x!, w!, b!, bigBlockThatFits('128x256')),
+  },
+  // FLASHDEPTH_TC_TILE_ELEMENT=u32: the staged tiles as u32 words (subgroup-matrix offsets and strides in words): the
+  // matmul's packed and converted A, its loads two slices ahead, a convolution, and the attention's K/V and P tiles
+  // (vec4 softmax with spread banks; packed softmax with P's exponentials in f16).
+  {
+    name: 'mixed matMul, u32 tiles, [300, 256] · [256, 160] + bias + LayerScale residual',
+    precision: 'mixed',
+    inputs: () => [normal([300, 256]), normal([256, 160], 0.1), normal([160]), normal([300, 160]), normal([160], 0.5)],
+    run: ([x, w, b, r, g]) => tcMatMulOr(x!, w!, b!, { ...SMALL_TC_MATMUL_LAYOUT, tileElement: 'u32' }, { x: r!, gamma: g! }),
+  },
+  {
+    name: 'mixed linear, u32 tiles, A converted while staging, [77, 52] · [52, 20] + bias',
+    precision: 'mixed',
+    inputs: () => [normal([77, 52]), normal([52, 20], 0.2), normal([20])],
+    run: ([x, w, b]) => tcMatMulOr(x!, w!, b!, { ...SMALL_TC_MATMUL_LAYOUT, convertA: true, tileElement: 'u32' }),
+  },
+  {
+    name: 'mixed matMul, u32 tiles, loads two slices ahead, 5 slices, [130, 160] · [160, 200] + bias',
+    precision: 'mixed',
+    inputs: () => [normal([130, 160]), normal([160, 200], 0.1), normal([200])],
+    run: ([x, w, b]) => tcMatMulOr(x!, w!, b!, { ...SMALL_TC_MATMUL_LAYOUT, loadAhead: 2, tileElement: 'u32' }),
+  },
+  {
+    name: 'mixed conv 3×3 + bias + relu, [1, 37, 45, 64] → 16, narrow block, u32 tiles',
+    precision: 'mixed',
+    inputs: () => [normal([1, 37, 45, 64]), normal([3, 3, 64, 16], 0.1), normal([16])],
+    run: ([x, w, b]) => useTensorCores()
+      ? tensorCoreConv3x3(x as tf.Tensor4D, w as tf.Tensor4D, b!, true, 1, { ...narrowConvBlock(16), tileElement: 'u32' })
+      : conv2d(x as tf.Tensor4D, w as tf.Tensor4D, b!, 1, 1, { activation: 'relu' }),
+  },
+  {
+    name: 'mixed attention, packed qkv, B=2 N=197 C=128 (2×64), u32 tiles, 32-key stages of 16-key blocks, spread banks',
+    precision: 'mixed',
+    inputs: () => [risingQkv(2)],
+    run: ([qkv]) => twoHeadAttention(qkv!, { subgroups: 4, tiles: 1, blockK: 16, stageK: 32, kvBuffers: 1, oSplit: 4, spreadBanks: true, tileElement: 'u32' }),
+  },
+  {
+    name: 'mixed attention, packed qkv, B=2 N=197 C=128 (2×64), u32 tiles, 32-key blocks, softmax packed, exp2 in f16',
+    precision: 'mixed',
+    inputs: () => [risingQkv(2)],
+    run: ([qkv]) => twoHeadAttention(qkv!, { subgroups: 4, tiles: 1, blockK: 32, kvBuffers: 1, oSplit: 4, softmax: 'packed', exp2F16: true, tileElement: 'u32' }),
+  },
+  // FLASHDEPTH_TC_MATMUL_SCRATCH=vec4: the epilogue's scratch as vec4<f32> rows of 20 floats (the last tiles of rows
+  // and columns partly outside C), with u32 tiles as the models would take both.
+  {
+    name: 'mixed matMul, vec4 epilogue scratch, u32 tiles, [300, 256] · [256, 136] + bias + LayerScale residual',
+    precision: 'mixed',
+    inputs: () => [normal([300, 256]), normal([256, 136], 0.1), normal([136]), normal([300, 136]), normal([136], 0.5)],
+    run: ([x, w, b, r, g]) => tcMatMulOr(x!, w!, b!, { ...SMALL_TC_MATMUL_LAYOUT, epilogueScratch: 'vec4', tileElement: 'u32' }, { x: r!, gamma: g! }),
+  },
+  {
+    name: 'mixed conv 3×3 + bias of ReLU(x) + residual, [1, 37, 45, 16] → 16, narrow block single-buffered, vec4 epilogue scratch',
+    precision: 'mixed',
+    inputs: () => [normal([1, 37, 45, 16]), normal([3, 3, 16, 16], 0.1), normal([16]), normal([1, 37, 45, 16])],
+    run: ([x, w, b, r]) => useTensorCores()
+      ? tensorCoreConv3x3(x as tf.Tensor4D, w as tf.Tensor4D, b!, false, 1, { ...narrowConvBlock(16), buffers: 1, epilogueScratch: 'vec4' }, { reluInput: true, residual: r as tf.Tensor4D })
+      : conv2d(x as tf.Tensor4D, w as tf.Tensor4D, b!, 1, 1, { reluInput: true, residual: r as tf.Tensor4D }),
+  },
 ];
+
+/** A big matmul block as the model takes it where the device's workgroup memory allows, else in 16-deep slices. */
+function bigBlockThatFits(shape: keyof typeof BIG_TC_MATMUL_LAYOUTS): TensorCoreMatMulLayout {
+  const layout = BIG_TC_MATMUL_LAYOUTS[shape];
+  return tcMatMulWorkgroupBytes(layout) <= webgpuCapabilities().maxWorkgroupStorageBytes ? layout : { ...layout, sliceK: 16 };
+}
 
 /** Mamba2 layers with random weights of realistic magnitude (A_log in [0, log 16], dt_bias ±0.1), one per config. */
 const mambaLayers = new Map<string, Mamba2>();
@@ -1036,6 +1113,39 @@ export interface ReplayCheckResult {
   pinnedAfterDispose: number;
 }
 
+export interface FirstUseReplayResult {
+  name: string;
+  /** The recorded frame's output: 3·x (x: (i mod 13) − 6). */
+  maxAbsErr: number;
+  /** The error disposing the input after the recording threw, if it did. */
+  error: string | null;
+  leakedTensors: number;
+}
+
+/**
+ * A tensor first uploaded to the GPU while a frame records (a host write: a fresh, unpooled buffer, of a size no
+ * earlier buffer had), disposed after the recording: tfjs' pool must take its buffer back (before session 22 this
+ * threw, its size having no free list). What `kernel-timing.js`'s replayed timings of new programs meet.
+ */
+async function firstUseReplayCheck(): Promise<FirstUseReplayResult> {
+  const before = tf.memory().numTensors;
+  const values = Float32Array.from({ length: 4099 }, (_, i) => (i % 13) - 6);
+  const x = tf.tensor1d(values);
+  let maxAbsErr = Infinity;
+  let error: string | null = null;
+  try {
+    const recorded = RecordedFrame.record({ inputs: [], carried: () => [], run: () => [tf.mul(x, 3)] });
+    const out = (await recorded.outputs[0]!.data()) as Float32Array;
+    maxAbsErr = Math.max(...Array.from(values, (v, i) => Math.abs(out[i]! - 3 * v)));
+    tf.dispose(recorded.outputs);
+    recorded.frame?.dispose();
+    x.dispose();
+  } catch (e) {
+    error = e instanceof Error ? e.message : String(e);
+  }
+  return { name: 'frame replay: a tensor first uploaded while recording, disposed after', maxAbsErr, error, leakedTensors: tf.memory().numTensors - before };
+}
+
 /** Streams `frames` through `predict` from a zero state; returns each depth. */
 async function streamDepths(predict: (x: tf.Tensor) => tf.Tensor, frames: readonly tf.Tensor[]): Promise<Float32Array[]> {
   const out: Float32Array[] = [];
@@ -1146,6 +1256,7 @@ async function main(): Promise<void> {
     // With --emulate-subgroup-matrices (and FLASHDEPTH_PRECISION=mixed), the tensor-core programs are replayed too.
     if (process.argv.includes('--emulate-subgroup-matrices') && !tensorCoresAvailable()) emulateSubgroupMatrices(emulateSubgroupMatrixBuiltins);
     for (const v of ['s', 's-chunked', 'full'] as const) process.stdout.write(JSON.stringify(await replayCheck(v)) + '\n');
+    process.stdout.write(JSON.stringify(await firstUseReplayCheck()) + '\n');
     releaseBackend();
     return;
   }

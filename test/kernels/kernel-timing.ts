@@ -3,10 +3,11 @@
  * several workgroup layouts, and the fp32 flash-attention kernel in several block shapes against the tensor-core
  * attention in several layouts, and the Mamba2 frame step (FlashDepthMambaScan, its four dispatches; its scan program
  * alone by tokens per step and rows per workgroup) at the model's shapes; JSON lines.
- * Usage: node dist/test/kernels/kernel-timing.js [--attention-only | --matmul-only | --mamba-only | --matmul-ablate | --matmul-sweep | --occupancy]
+ * Usage: node dist/test/kernels/kernel-timing.js [--attention-only | --matmul-only | --mamba-only | --matmul-ablate | --matmul-epilogue | --matmul-sweep | --occupancy]
  * (matmul and attention rows: wall time per call `ms`, and `gpuMs`, GPU time per call from replayed back-to-back
  * calls — the one to trust below ~1 ms per call.)
- * (`--matmul-ablate`: the tensor-core matmul with one stage left out at a time, to place its time; `--matmul-sweep`:
+ * (`--matmul-ablate`: the tensor-core matmul with one stage left out at a time, to place its time; `--matmul-epilogue`:
+ * the Full model's linear layers with their epilogues, whole, without the epilogue, with one slice; `--matmul-sweep`:
  * its layouts and slice knobs on the model's shapes, GPU time from timestamp queries, output compared with the
  * default layout's; `--occupancy`: GPU time against the number of workgroups, whose steps show how many workgroups
  * of the matmul and attention share a multiprocessor.)
@@ -17,8 +18,8 @@ import { mixedMatMul, setPrecision, tensorCoresAvailable } from '../../src/kerne
 import { linear } from '../../src/models/ops.js';
 import { flashAttention } from '../../src/kernels/flash-attention.js';
 import {
-  DEFAULT_TC_MATMUL_LAYOUT, PackF16Program, TensorCoreMatMulProgram, packF16Uniforms, tcMatMulUniforms,
-  tcMatMulBlocks, tcMatMulWorkgroupBytes, tensorCoreMatMulLayout, WAVE_FITTED_TC_MATMUL_LAYOUTS, withMoreSubgroups, type PackedShape, type TensorCoreMatMulLayout,
+  BIG_TC_MATMUL_LAYOUTS, DEFAULT_TC_MATMUL_LAYOUT, PackF16Program, TensorCoreMatMulProgram, packF16Uniforms, tcMatMulUniforms,
+  tcMatMulBlocks, tcMatMulWorkgroupBytes, tensorCoreMatMulLayout, WAVE_FITTED_TC_MATMUL_LAYOUTS, withMoreSubgroups, type MatMulEpilogue, type PackedShape, type TensorCoreMatMulLayout,
 } from '../../src/kernels/tc-matmul_webgpu.js';
 import { TC_MATMUL, packedA, packedB, packedWeight } from '../../src/kernels/tc-matmul.js';
 import { TC_ATTENTION } from '../../src/kernels/tc-attention.js';
@@ -63,15 +64,26 @@ const ABLATIONS = {
   oneSlice: [[/let slices = uniforms\.kp \/ (\d+)u;/, 'let slices = select(uniforms.kp / $1u, 1u, uniforms.stride == 1u);']],
 } as const satisfies Record<string, readonly (readonly [string | RegExp, string])[]>;
 
+/** The epilogue's per-tile writes skipped at run time (the accumulators still leave through the scratch). */
+const NO_EPILOGUE = [['if (row < uniforms.m && c < uniforms.n) {', 'if (row < uniforms.m && c < uniforms.n && uniforms.stride == 7u) {']] as const;
+
+/** `--matmul-epilogue`'s variants: where a product's time goes between its slices and its fixed cost per block. */
+const EPILOGUE_ABLATIONS = {
+  base: [],
+  noEpilogue: NO_EPILOGUE,
+  oneSlice: ABLATIONS.oneSlice,
+  oneSliceNoEpilogue: [...ABLATIONS.oneSlice, ...NO_EPILOGUE],
+} as const satisfies Record<string, readonly (readonly [string | RegExp, string])[]>;
+
 class AblatedMatMulProgram extends TensorCoreMatMulProgram {
-  constructor(private readonly ablation: keyof typeof ABLATIONS, ...args: ConstructorParameters<typeof TensorCoreMatMulProgram>) {
+  constructor(private readonly ablation: string, private readonly rewrites: readonly (readonly [string | RegExp, string])[], ...args: ConstructorParameters<typeof TensorCoreMatMulProgram>) {
     super(...args);
     this.shaderKey += `_ablate_${ablation}`;
   }
 
   override getUserCode(): string {
     let code = super.getUserCode();
-    for (const [from, to] of ABLATIONS[this.ablation]) {
+    for (const [from, to] of this.rewrites) {
       const next = code.replace(from, to);
       if (next === code) throw new Error(`ablation ${this.ablation}: pattern ${String(from)} not found in the generated WGSL`);
       code = next;
@@ -123,13 +135,66 @@ async function timeAblations(name: string, m: number, k: number, n: number): Pro
   const layout = { ...tensorCoreMatMulLayout(m, n, k, webgpuCapabilities().maxWorkgroupStorageBytes), convertA: false, splitK: 1 };
   const row: Record<string, unknown> = { kind: 'matmul-ablation', name, m, k, n, layout: layoutName(layout) };
   for (const ablation of Object.keys(ABLATIONS) as (keyof typeof ABLATIONS)[]) {
-    const run = () => product.runProgram(new AblatedMatMulProgram(ablation, m, n, product.aShape, false, 'none', layout, 'packed'), layout);
+    const run = () => product.runProgram(new AblatedMatMulProgram(ablation, ABLATIONS[ablation], m, n, product.aShape, false, 'none', layout, 'packed'), layout);
     const ms = await timeIt(run, m * n * k > 1e10 ? 20 : 50);
     row[ablation] = { ms: +ms.toFixed(3), tflops: +((2 * m * n * k) / ms / 1e9).toFixed(1) };
   }
   console.log(JSON.stringify(row));
   product.dispose();
 }
+
+/**
+ * The Full model's linear layers with their own bias, epilogue and output (qkv's head planes as a packed f16 output),
+ * in the usual layout and both big blocks: GPU time per call (replayed) whole, without the epilogue's per-tile writes,
+ * with one slice of K, and both; with the residual prefetched where the epilogue reads one. The differences place a
+ * product's time between its slices and its fixed cost per block.
+ */
+async function timeEpilogues(emulated: boolean): Promise<void> {
+  const backend = tf.backend() as unknown as WebGPUBackendLike;
+  const limit = webgpuCapabilities().maxWorkgroupStorageBytes;
+  // Emulated (lavapipe): small shapes, a check that every variant's WGSL compiles and runs, not a timing.
+  const shapes: [string, number, number, number, MatMulEpilogue, 'f32' | 'packedF16'][] = emulated
+    ? [['small gelu', 200, 96, 192, 'gelu', 'packedF16'], ['small scaleAdd', 200, 96, 192, 'scaleAdd', 'f32']] : [
+    ['S qkv 2K', 11973, 384, 1152, 'none', 'packedF16'], ['S proj 2K', 11973, 384, 384, 'scaleAdd', 'f32'],
+    ['S fc1 2K', 11973, 384, 1536, 'gelu', 'packedF16'], ['S fc2 2K', 11973, 1536, 384, 'scaleAdd', 'f32'],
+    ['T qkv', 2171, 1024, 3072, 'none', 'packedF16'], ['T proj', 2171, 1024, 1024, 'scaleAdd', 'f32'],
+    ['T fc1', 2171, 1024, 4096, 'gelu', 'packedF16'], ['T fc2', 2171, 4096, 1024, 'scaleAdd', 'f32'],
+  ];
+  for (const [name, m, k, n, epilogue, output] of shapes) {
+    const x = tf.randomNormal([m, k], 0, 1, 'float32', 1) as tf.Tensor2D;
+    const w = tf.randomNormal([k, n], 0, 0.05, 'float32', 2) as tf.Tensor2D;
+    const extras = [tf.randomNormal([n], 0, 1, 'float32', 3), ...(epilogue === 'scaleAdd' ? [tf.randomNormal([m, n], 0, 1, 'float32', 4), tf.randomNormal([n], 0, 0.5, 'float32', 5)] : [])];
+    const aShape = packedA(m, k);
+    const a16 = tf.engine().makeTensorFromTensorInfo(backend.runWebGPUProgram(new PackF16Program(aShape), [x], 'int32', packF16Uniforms(aShape)));
+    const b16 = packedWeight(w);
+    const usual = tensorCoreMatMulLayout(m, n, k, limit, undefined, undefined, undefined, undefined, 'off');
+    // FLASHDEPTH_EPILOGUE_BIG=1: the big blocks too (slower in the model, lease 22A).
+    const layouts: [string, TensorCoreMatMulLayout][] = [['usual', usual], ...(process.env['FLASHDEPTH_EPILOGUE_BIG'] === '1' ? Object.entries(BIG_TC_MATMUL_LAYOUTS) : [])];
+    const row: Record<string, unknown> = { kind: 'matmul-epilogue', name, m, k, n, epilogue, output, usual: layoutName(usual) };
+    for (let [label, base] of layouts) {
+      if (tcMatMulWorkgroupBytes(base) > limit && !emulated) continue;
+      if (tcMatMulWorkgroupBytes(base) > limit) base = { ...base, sliceK: 16 };
+      const variants: [string, TensorCoreMatMulLayout, readonly (readonly [string | RegExp, string])[]][] = Object.entries(EPILOGUE_ABLATIONS)
+        .map(([ablation, rewrites]) => [ablation, { ...base, epilogueSync: 'subgroup', convertA: false }, rewrites]);
+      if (epilogue === 'scaleAdd') variants.push(['prefetch', { ...base, epilogueSync: 'subgroup', convertA: false, residualPrefetch: true }, []]);
+      const times: Record<string, number | null> = {};
+      for (const [ablation, layout, rewrites] of variants) {
+        const uniforms = tcMatMulUniforms(m, n, k, aShape, packedB(k, n), layout);
+        const run = () => tf.engine().makeTensorFromTensorInfo(backend.runWebGPUProgram(
+          new AblatedMatMulProgram(ablation, rewrites, m, n, aShape, true, epilogue, layout, 'packed', output), [a16, b16, ...extras], output === 'f32' ? 'float32' : 'int32', uniforms));
+        // 48 calls per replay: ~5–20 ms of GPU work, so that the clock stays up between the timed replays.
+        const ms = await replayedGpuMs(run, 48);
+        times[ablation] = ms === null ? null : +ms.toFixed(4);
+      }
+      row[`${label} ${layoutName(base)}`] = times;
+    }
+    console.log(JSON.stringify(row));
+    tf.dispose([x, w, a16, ...extras]);
+  }
+}
+
+/** Milliseconds of untimed replays before `replayedGpuMs` times: enough for the GPU's clock to come up. */
+const WARM_MS = 300;
 
 /**
  * GPU milliseconds per call of `run` with the GPU kept busy: `calls` calls recorded as one frame (src/backend/
@@ -150,10 +215,12 @@ async function replayedGpuMs(run: () => tf.Tensor, calls = 8, frames = 5): Promi
   tf.dispose(recorded.outputs);
   if (!recorded.frame) return null;
   try {
-    // Two untimed replays first: in lease 17A's sweep a row's first variant could time far slower than the same
-    // layout later in the row (the Full teacher's fc2 in 144-row blocks 0.37 then 0.19 ms, ViT-L's fc2 in 96-row
-    // ones 0.44 then 0.14), most likely a GPU not yet clocked up (it idles at 345 MHz).
-    await recorded.frame.timeDispatches([], 2);
+    // Untimed replays first, for at least WARM_MS: the GPU idles at 345 MHz and takes a while to clock up. Two
+    // replays (sessions 18–21) were not enough: in lease 22A the 2K student's fc1 timed 0.65 ms per call here and
+    // 0.14 in the model's profile (lease 17A's sweep saw the same: a row's first variant far slower than later ones).
+    const warmStart = performance.now();
+    do await recorded.frame.timeDispatches([], 2);
+    while (performance.now() - warmStart < WARM_MS);
     const { dispatches } = await recorded.frame.timeDispatches([], frames);
     return dispatches.reduce((sum, d) => sum + d.ms, 0) / calls;
   } catch (e) {
@@ -273,6 +340,13 @@ async function main(): Promise<void> {
     for (const [name, m, k, n] of emulated ? [['small', 100, 64, 128]] as const : [['L fc1 518', 1370, 1024, 4096], ['L fc2 518', 1370, 4096, 1024], ['S fc1 2K', 11972, 384, 1536], ['square 4096', 4096, 4096, 4096]] as const) {
       await timeAblations(name, m, k, n);
     }
+    releaseBackend();
+    return;
+  }
+  if (process.argv.includes('--matmul-epilogue')) {
+    const emulated = !tensorCoresAvailable();
+    if (emulated) emulateSubgroupMatrices(emulateSubgroupMatrixBuiltins);
+    await timeEpilogues(emulated);
     releaseBackend();
     return;
   }

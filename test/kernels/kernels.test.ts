@@ -12,7 +12,7 @@ import { ConfigError } from '../../src/errors.js';
 import { kernelMode, setKernelMode, useFusedKernels, REGISTERED_KERNELS, type KernelMode } from '../../src/kernels/index.js';
 import { useTestBackend } from '../helpers/backend.js';
 import { REPO_ROOT } from '../helpers/fixtures.js';
-import type { BindGroupCacheResult, KernelCheckResult, KernelCheckSkip, PackCheckResult, ParityResult, ReplayCheckResult, UploadCheckResult, WeightPackResult } from './kernel-check.js';
+import type { BindGroupCacheResult, KernelCheckResult, KernelCheckSkip, PackCheckResult, ParityResult, FirstUseReplayResult, ReplayCheckResult, UploadCheckResult, WeightPackResult } from './kernel-check.js';
 
 const LAVAPIPE = process.env['FLASHDEPTH_LAVAPIPE'] ?? join(REPO_ROOT, '.cache', 'lavapipe');
 const ICD = join(LAVAPIPE, 'usr', 'share', 'vulkan', 'icd.d', 'lvp_icd.json');
@@ -40,7 +40,7 @@ const PARITY_BOUND = 1e-4;
 /** Mixed precision against the fp32 fixtures: the reference's own bf16-vs-fp32 difference (spec §9). */
 const MIXED_PARITY_BOUND = 1e-2;
 
-type CheckLine = KernelCheckResult | KernelCheckSkip | ParityResult | PackCheckResult | UploadCheckResult | BindGroupCacheResult | WeightPackResult | ReplayCheckResult;
+type CheckLine = KernelCheckResult | KernelCheckSkip | ParityResult | PackCheckResult | UploadCheckResult | BindGroupCacheResult | WeightPackResult | ReplayCheckResult | FirstUseReplayResult;
 
 function runKernelCheck(args: string[] = [], timeoutMs = 150_000): Promise<CheckLine[]> {
   const lib = join(LAVAPIPE, 'usr', 'lib', 'x86_64-linux-gnu');
@@ -101,8 +101,8 @@ describe('kernels: custom WebGPU kernels vs stock tfjs ops on lavapipe', functio
   family('mamba', 'FlashDepthMambaScan');
   family('pointwise conv', 'FlashDepthPointwiseConv');
 
-  it(`mixed precision: each of the 34 tensor-core matmul/conv, 16 attention, 3 attention-branch and 2 chained-ViT cases matches the fp32 stock ops within ${MIXED_RELATIVE_BOUND}·max|ref|, or is skipped because the device has no subgroup matrices`, () => {
-    expect(mixed.length + mixedSkipped.length).to.equal(55);
+  it(`mixed precision: each of the 42 tensor-core matmul/conv, 18 attention, 3 attention-branch and 2 chained-ViT cases matches the fp32 stock ops within ${MIXED_RELATIVE_BOUND}·max|ref|, or is skipped because the device has no subgroup matrices`, () => {
+    expect(mixed.length + mixedSkipped.length).to.equal(65);
     for (const s of mixedSkipped) expect(s.skipped, s.name).to.match(/no f16 subgroup matrices/);
     for (const r of mixed) {
       expect(r.kernels, r.name).to.deep.equal(expectedMixedKernels(r.name));
@@ -195,8 +195,8 @@ describe('kernels: tensor-core programs with subgroup matrices emulated in plain
     expect(p.relError.stock, p.name).to.be.at.most(PARITY_BOUND);
   });
 
-  it(`runs each of the 34 matmul/conv, 16 attention, 3 attention-branch and 2 chained-ViT cases and matches the fp32 stock ops within ${MIXED_RELATIVE_BOUND}·max|ref|, leaking nothing`, () => {
-    expect(emulated.map((r) => r.name)).to.have.length(55);
+  it(`runs each of the 42 matmul/conv, 18 attention, 3 attention-branch and 2 chained-ViT cases and matches the fp32 stock ops within ${MIXED_RELATIVE_BOUND}·max|ref|, leaking nothing`, () => {
+    expect(emulated.map((r) => r.name)).to.have.length(65);
     for (const r of emulated) {
       expect('maxAbsError' in r, `${r.name} ran`).to.equal(true);
       const c = r as KernelCheckResult;
@@ -214,13 +214,16 @@ describe('kernels: recorded-frame replay vs tfjs, on lavapipe', function () {
   // the Mamba state copy, or reused a uniform buffer, is off by O(1) from the first replayed frame.
   this.timeout(300_000);
   let replays: ReplayCheckResult[] = [];
+  let firstUse: FirstUseReplayResult | undefined;
 
   before(async function () {
     if (!existsSync(ICD)) {
       if (process.env['CI'] === 'true') throw new Error(`missing ${ICD} (CI=true: run .ci/fetch-lavapipe.sh first)`);
       this.skip();
     }
-    replays = (await runKernelCheck(['--replay'], 280_000)) as ReplayCheckResult[];
+    const lines = (await runKernelCheck(['--replay'], 280_000)) as (ReplayCheckResult | FirstUseReplayResult)[];
+    replays = lines.filter((r): r is ReplayCheckResult => 'stats' in r);
+    firstUse = lines.find((r): r is FirstUseReplayResult => !('stats' in r));
   });
 
   it(`FlashDepth-S (also with the Mamba scan in time chunks) and Full: 2 tfjs frames, 1 recorded, the rest replayed, depths within ${PARITY_BOUND}·max|ref| of tfjs`, () => {
@@ -240,6 +243,13 @@ describe('kernels: recorded-frame replay vs tfjs, on lavapipe', function () {
       expect(r.replayedAfterResize, r.name).to.equal(r.frames - 3 + 1);
       expect(r.maxAbsDiffAfterResize, r.name).to.be.at.most(PARITY_BOUND * r.maxAbsRef);
     }
+  });
+
+  it('a tensor first uploaded while a frame records goes back to the pool when disposed after it, and the frame computed with it', () => {
+    expect(firstUse?.name).to.equal('frame replay: a tensor first uploaded while recording, disposed after');
+    expect(firstUse!.error).to.equal(null);
+    expect(firstUse!.maxAbsErr).to.equal(0);
+    expect(firstUse!.leakedTensors).to.equal(0);
   });
 
   it('leaves no tensor and no pinned buffer once the predictor is disposed', () => {

@@ -17,12 +17,12 @@ import {
 } from '../../src/kernels/tc-attention_webgpu.js';
 import { packedA, packedB } from '../../src/kernels/tc-matmul.js';
 import { mixedMlp, mixedMlpSupports, mixedSelfAttentionSupports } from '../../src/kernels/mixed-matmul.js';
-import { attentionBranch, attentionLayoutOverride, convBlock, layerNormRowLanes, layerNormSums, mambaChunkTokensOverride, matMulEpilogueSync, matMulLoadAhead, matMulResidualPrefetch, patchNormFusion, rcuFusion } from '../../src/kernels/mode.js';
+import { attentionBranch, attentionLayoutOverride, convBlock, layerNormRowLanes, layerNormSums, mambaChunkTokensOverride, matMulEpilogueScratch, matMulEpilogueSync, matMulLoadAhead, matMulResidualPrefetch, patchNormFusion, rcuFusion, tileElement } from '../../src/kernels/mode.js';
 import { emulateSubgroupMatrices } from '../helpers/subgroup-matrix-emulation.js';
 import { MambaChunkStateProgram, MambaScanProgram, scanChunks, scanLanes } from '../../src/kernels/mamba-scan_webgpu.js';
 import {
   DEFAULT_TC_MATMUL_LAYOUT, HEAD_PLANES_UNIFORMS, PackF16Program, SINGLE_BUFFERED_TC_MATMUL_LAYOUT, SMALL_TC_MATMUL_LAYOUT, SUBGROUP_SCRATCH_SYNC, SplitKReduceLayerNormProgram, SplitKReduceProgram, TensorCoreMatMulProgram,
-  checkTcMatMulLayout, narrowConvBlock, narrowConvLayout, tcMatMulSlicesPerSplit, tensorCoreConvLayout, tcMatMulSplits, tcMatMulWaveCost, tcMatMulWorkgroupBytes, tensorCoreMatMulLayout,
+  BIG_BLOCK_SPEED, BIG_TC_MATMUL_LAYOUTS, checkTcMatMulLayout, narrowConvBlock, narrowConvLayout, tcMatMulSlicesPerSplit, tensorCoreConvLayout, tcMatMulSplits, tcMatMulWaveCost, tcMatMulWorkgroupBytes, tensorCoreMatMulLayout,
   WAVE_FITTED_TC_MATMUL_LAYOUTS, type MatMulEpilogue, type TensorCoreMatMulLayout,
 } from '../../src/kernels/tc-matmul_webgpu.js';
 import { layerNormLanes, LayerNormPackF16Program, LayerNormProgram } from '../../src/kernels/layer-norm_webgpu.js';
@@ -328,6 +328,42 @@ describe('kernel mode and precision', () => {
     });
   });
 
+  it('tensor-core matmul: FLASHDEPTH_TC_MATMUL_BIG_BLOCK=256x128 or 128x256 gives unsplit linear layers 8 subgroups of 64×64 where their whole waves are predicted faster; convolutions, split and small products keep theirs; off is the default; another value is a one-line error', () => {
+    const tall = BIG_TC_MATMUL_LAYOUTS['256x128'];
+    const wide = BIG_TC_MATMUL_LAYOUTS['128x256'];
+    // One 32-deep buffer per operand and 8 scratch tiles: 36.5 KiB either way.
+    expect(tcMatMulWorkgroupBytes(tall)).to.equal((256 * 40 + 32 * 136) * 2 + 8 * 256 * 4);
+    expect(tcMatMulWorkgroupBytes(wide)).to.equal((128 * 40 + 32 * 264) * 2 + 8 * 256 * 4);
+    // Wave costs in 16×128 block-rows: the 2K student's qkv in 256×128 blocks, 47 × 9 = 423 (4 waves of 16), against
+    // 84 × 9 = 756 blocks of 144 rows (6 waves of 9).
+    expect(tcMatMulWaveCost(11973, 1152, tall)).to.equal(64);
+    expect(tcMatMulWaveCost(11973, 1152, tall) * BIG_BLOCK_SPEED).to.be.below(tcMatMulWaveCost(11973, 1152, WAVE_FITTED_TC_MATMUL_LAYOUTS[0]!));
+    withEnvRestored('FLASHDEPTH_TC_MATMUL_BIG_BLOCK', () => {
+      process.env['FLASHDEPTH_TC_MATMUL_BIG_BLOCK'] = '256x128';
+      // The student's qkv and fc1, the teacher's qkv and fc1 (K = 1024: instead of the deep block's 16 subgroups).
+      expect(tensorCoreMatMulLayout(11973, 1152, 384, 49152)).to.deep.equal(tall);
+      expect(tensorCoreMatMulLayout(11973, 1536, 384, 49152)).to.deep.equal(tall);
+      expect(tensorCoreMatMulLayout(2171, 3072, 1024, 49152)).to.deep.equal(tall);
+      expect(tensorCoreMatMulLayout(2171, 4096, 1024, 49152)).to.deep.equal(tall);
+      // 384 or 1024 columns: 141 blocks (a second wave of 9) or 72 (half a wave) keep the wave-fitted 144 rows.
+      const usual = (m: number, n: number, k: number, limit = 49152) => tensorCoreMatMulLayout(m, n, k, limit, undefined, undefined, undefined, undefined, 'off');
+      expect(usual(11973, 384, 384).subgroups.rows).to.equal(3);
+      expect(tensorCoreMatMulLayout(11973, 384, 384, 49152)).to.deep.equal(usual(11973, 384, 384));
+      expect(tensorCoreMatMulLayout(2171, 1024, 1024, 49152)).to.deep.equal(usual(2171, 1024, 1024));
+      // Small and split products, convolutions (a 128-channel 3×3 at 584×328) and a device short of 36.5 KiB as before.
+      expect(tensorCoreMatMulLayout(1370, 384, 1536, 49152)).to.deep.equal({ ...SMALL_TC_MATMUL_LAYOUT, convertA: true });
+      expect(tensorCoreConvLayout(191552, 128, 1152, 49152, 'narrow')).to.deep.equal(DEFAULT_TC_MATMUL_LAYOUT);
+      expect(tensorCoreMatMulLayout(11973, 1152, 384, 32768)).to.deep.equal(usual(11973, 1152, 384, 32768));
+      expect(tensorCoreMatMulLayout(11973, 1152, 384, 32768).buffers).to.equal(1);
+      process.env['FLASHDEPTH_TC_MATMUL_BIG_BLOCK'] = '128x256';
+      expect(tensorCoreMatMulLayout(2171, 3072, 1024, 49152)).to.deep.equal(wide);
+      delete process.env['FLASHDEPTH_TC_MATMUL_BIG_BLOCK'];
+      expect(tensorCoreMatMulLayout(11973, 1152, 384, 49152)).to.deep.equal(DEFAULT_TC_MATMUL_LAYOUT);
+      process.env['FLASHDEPTH_TC_MATMUL_BIG_BLOCK'] = 'on';
+      expect(() => tensorCoreMatMulLayout(11973, 1152, 384, 49152)).to.throw('Expected one of off, 256x128, 128x256 for FLASHDEPTH_TC_MATMUL_BIG_BLOCK but received "on"');
+    });
+  });
+
   it('tensor-core conv: 3×3 convolutions to at most 64 channels whose narrow blocks fill two waves take them (FLASHDEPTH_TC_CONV_BLOCK=narrow, the default); wider ones, smaller grids and square keep the usual blocks', () => {
     // The Full head's 32-channel conv at 2044×1148 (18 333 blocks of 128×32, 8 subgroups of 16×32) and a 64-channel
     // refinenet conv at 584×328 (1497 blocks of 128×64).
@@ -451,6 +487,47 @@ describe('kernel mode and precision', () => {
     const single = { ...SMALL_TC_MATMUL_LAYOUT, buffers: 1 as const };
     expect(program({ ...single, loadAhead: 2 }).getUserCode()).to.equal(program(single).getUserCode());
     expectSwitch('FLASHDEPTH_TC_MATMUL_LOAD_AHEAD', matMulLoadAhead, 1, ['2', 2], '3', '1, 2');
+  });
+
+  it('tile element: u32 words for the matmul\'s A and B tiles and the attention\'s K/V and P tiles, offsets and strides in words (FLASHDEPTH_TC_TILE_ELEMENT, default vec4)', () => {
+    const program = (layout: TensorCoreMatMulLayout) => new TensorCoreMatMulProgram(300, 160, packedA(300, 256), true, 'none', layout, 'packed');
+    const vec4 = program(SMALL_TC_MATMUL_LAYOUT);
+    const words = program({ ...SMALL_TC_MATMUL_LAYOUT, tileElement: 'u32' });
+    // 64×64 block, 32-deep slices, double-buffered: A rows of 40 halves (20 words), B rows of 72 (36 words).
+    expect(vec4.getUserCode()).to.contain('var<workgroup> aTile : array<vec4<u32>, 640>;');
+    expect(words.getUserCode()).to.contain('var<workgroup> aTile : array<u32, 2560>;');
+    expect(words.getUserCode()).to.contain('var<workgroup> bTile : array<u32, 2304>;');
+    expect(words.getUserCode()).to.match(/subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>, row_major>\(&aTile, cur \* 1280u \+ \(sgRow \+ 0u\) \* 20u \+ 0u, 20u\)/);
+    expect(words.getUserCode()).to.contain('aTile[e] = v[0]; aTile[e + 1u] = v[1]; aTile[e + 2u] = v[2]; aTile[e + 3u] = v[3];');
+    expect(words.shaderKey).to.equal(`${vec4.shaderKey}_u32tiles`);
+    const attention = (layout: TensorCoreAttentionLayout) => new TensorCoreAttentionProgram(2, 197, 2, 64, layout);
+    const att = { subgroups: 4, tiles: 1, blockK: 16, stageK: 32, kvBuffers: 1 as const, oSplit: 4 as const, spreadBanks: true };
+    expect(attention(att).getUserCode()).to.match(/var<workgroup> kvTile : array<vec4<u32>, \d+>;/);
+    expect(attention({ ...att, tileElement: 'u32' }).getUserCode()).to.match(/var<workgroup> kvTile : array<u32, \d+>;/);
+    expect(attention({ ...att, tileElement: 'u32' }).getUserCode()).to.match(/var<workgroup> pTile : array<u32, \d+>;/);
+    expect(attention({ ...att, tileElement: 'u32' }).shaderKey).to.contain('_u32tiles');
+    expectSwitch('FLASHDEPTH_TC_TILE_ELEMENT', tileElement, 'vec4', ['u32', 'u32'], 'f16', 'vec4, u32');
+    withEnvRestored('FLASHDEPTH_TC_TILE_ELEMENT', () => {
+      process.env['FLASHDEPTH_TC_TILE_ELEMENT'] = 'u32';
+      expect(tensorCoreAttentionLayout(64, 49152)?.tileElement).to.equal('u32');
+      delete process.env['FLASHDEPTH_TC_TILE_ELEMENT'];
+      expect(tensorCoreAttentionLayout(64, 49152)).to.not.have.property('tileElement');
+    });
+  });
+
+  it('matmul epilogue scratch: vec4<f32> rows of 20 floats, one vec4 read per four columns, 256 bytes more per subgroup (FLASHDEPTH_TC_MATMUL_SCRATCH, default f32)', () => {
+    const program = (layout: TensorCoreMatMulLayout) => new TensorCoreMatMulProgram(300, 160, packedA(300, 256), true, 'scaleAdd', layout, 'packed');
+    const floats = program(SMALL_TC_MATMUL_LAYOUT);
+    const vec4 = program({ ...SMALL_TC_MATMUL_LAYOUT, epilogueScratch: 'vec4' });
+    expect(floats.getUserCode()).to.contain('var<workgroup> cTile : array<f32, 1024>;');
+    expect(vec4.getUserCode()).to.contain('var<workgroup> cTile : array<vec4<f32>, 320>;');
+    expect(vec4.getUserCode()).to.contain('subgroupMatrixStore<row_major>(&cTile, sg * 80u, acc1_1, 5u);');
+    expect(vec4.getUserCode()).to.contain('let s = sg * 80u + (unit / 4u) * 5u + unit % 4u;');
+    expect(tcMatMulWorkgroupBytes({ ...SMALL_TC_MATMUL_LAYOUT, epilogueScratch: 'vec4' }) - tcMatMulWorkgroupBytes(SMALL_TC_MATMUL_LAYOUT)).to.equal(4 * 256);
+    // The 128×128 block still fits 48 KiB with it (48 128 bytes).
+    expect(tcMatMulWorkgroupBytes({ ...DEFAULT_TC_MATMUL_LAYOUT, epilogueScratch: 'vec4' })).to.equal(48128);
+    expect(vec4.shaderKey).to.equal(`${floats.shaderKey}_vec4scratch`);
+    expectSwitch('FLASHDEPTH_TC_MATMUL_SCRATCH', matMulEpilogueScratch, 'f32', ['vec4', 'vec4'], 'f16', 'f32, vec4');
   });
 
   it('FLASHDEPTH_RCU_FUSION and FLASHDEPTH_PATCH_NORM_FUSION: on by default, off turns the fusion off, anything else is a one-line error', () => {
