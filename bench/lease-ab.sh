@@ -158,7 +158,7 @@ elif [[ $PART == 8 ]]; then
 elif [[ $PART == 9 ]]; then
   # Session 22, second: workgroup-memory operand forms for subgroup-matrix loads (element type, padded rows), the
   # linear layers' epilogue share timed with the clock up, then the defaults on Full, L and S and (REF=1) the reference.
-  step wg-forms 120 X=1 -- node scripts/wg-matrix-forms.mjs --json "$R/wg-forms.json"
+  step wg-forms 120 FLASHDEPTH_DAWN_FEATURES=disable_robustness -- node scripts/tc-ceiling.mjs --forms --json "$R/wg-forms.json"
   step mm-epilogue 150 X=1 -- node dist/test/kernels/kernel-timing.js --matmul-epilogue
   bf full-new X=1
   bl l-new X=1

@@ -120,7 +120,7 @@ export interface TensorCoreMatMulLayout {
   /**
    * The element type of the staged operand tiles in workgroup memory, in which subgroup-matrix loads count their
    * offsets and strides: 'vec4' (default: vec4<u32>, 8 halves, one 16-byte store per staged unit) or 'u32' (2 halves;
-   * a unit stored as four words). H100 lease 22B (scripts/wg-matrix-forms.mjs, 8 subgroups of 2×4 tiles, rows padded
+   * a unit stored as four words). H100 lease 22B (scripts/tc-ceiling.mjs --forms, 8 subgroups of 2×4 tiles, rows padded
    * to 72 halves): multiplies fed from vec4<u32> tiles ran at 262 TFLOP/s, from u32 or f16 tiles at ~600.
    * FLASHDEPTH_TC_TILE_ELEMENT gives it to layouts that do not name it.
    */
@@ -128,7 +128,7 @@ export interface TensorCoreMatMulLayout {
   /**
    * The epilogue's per-subgroup scratch for one 16×16 accumulator tile: 'f32' (default: floats, rows of 16, each
    * invocation reading its four columns as four floats) or 'vec4' (vec4<f32>s, rows of 20 floats, one vec4 read per
-   * four columns; 256 bytes more per subgroup). H100 lease 22B (scripts/wg-matrix-forms.mjs): an accumulator's store
+   * four columns; 256 bytes more per subgroup). H100 lease 22B (scripts/tc-ceiling.mjs --forms): an accumulator's store
    * and reload ran 1.3–2.3× faster through vec4<f32> rows of 20–24 floats than through f32 rows of 24.
    * FLASHDEPTH_TC_MATMUL_SCRATCH gives it to layouts that do not name it, where it fits.
    */
