@@ -839,10 +839,20 @@ async function runCase(c: Case): Promise<KernelCheckResult | KernelCheckSkip> {
     setPrecision(mode === 'fused' ? precision : 'fp32');
     const before = tf.memory().numTensors;
     let out: tf.Tensor | undefined;
-    const profile = await tf.profile(() => {
-      out = tf.tidy(() => c.run(inputs));
-      return out;
-    });
+    let profile: Awaited<ReturnType<typeof tf.profile>>;
+    try {
+      profile = await tf.profile(() => {
+        out = tf.tidy(() => c.run(inputs));
+        return out;
+      });
+    } catch (profiled) {
+      // tfjs' profiler swallows a kernel's own error and fails on the missing outputs ("reading 'map'"), and leaves
+      // the engine profiling: stop that and run the case unprofiled for the real error (an explicit layout over the
+      // device's workgroup memory names its bytes).
+      (tf.engine() as unknown as { state: { profiling: boolean } }).state.profiling = false;
+      tf.tidy(() => c.run(inputs));
+      throw profiled;
+    }
     const values = await out!.data();
     out!.dispose();
     // Weights' f16 copies are cached on purpose (tc-matmul.ts); freeing them must leave nothing behind.
