@@ -34,8 +34,8 @@
  *   everywhere (sessions 5–17); FLASHDEPTH_TC_MATMUL_SUBGROUPS, for measurements.
  * - tensor-core matmul big block: 'off' (default) or '256x128' / '128x256': the linear layers' unsplit products in
  *   blocks of 8 subgroups of 64×64, single-buffered (36.5 KiB), where those need less predicted time in whole waves
- *   (a 4096³ product ran at 221 TFLOP/s in the 256×128 block against 154 in the 128×128 one, H100 lease 18A: each
- *   multiply needs half the workgroup-memory loads, each FLOP a quarter less operand traffic);
+ *   (a 4096³ product ran at 221 TFLOP/s in the 256×128 block against 154 in the 128×128 one, H100 lease 18A; but in
+ *   Full every product that took them got slower, lease 22A: the teacher's qkv 2.49 → 2.89 ms per frame);
  *   FLASHDEPTH_TC_MATMUL_BIG_BLOCK, for measurements.
  * - tensor-core conv block: 3×3 convolutions to at most 64 channels, where they fill two waves, in blocks as narrow as
  *   their channels ('narrow', default since session 19: 128×32 for the DPT head's 32, 8 subgroups of 16 rows; H100
@@ -341,9 +341,9 @@ export function convBlock(): ConvBlock {
 }
 
 /**
- * FLASHDEPTH_TC_MATMUL_BIG_BLOCK (default 'off' until timed in models): whether the tensor-core linear layers may take
- * a block of 8 subgroups of 64×64 (256×128 or 128×256, one 32-deep buffer per operand) where its whole waves are
- * predicted to take less time than the usual block's (`bigBlockLayout`).
+ * FLASHDEPTH_TC_MATMUL_BIG_BLOCK (default 'off'; Full 1–4 ms slower with either block in lease 22A): whether the
+ * tensor-core linear layers may take a block of 8 subgroups of 64×64 (256×128 or 128×256, one 32-deep buffer per
+ * operand) where its whole waves are predicted to take less time than the usual block's (`bigBlockLayout`).
  */
 export function matMulBigBlock(): MatMulBigBlock {
   return fromEnv('FLASHDEPTH_TC_MATMUL_BIG_BLOCK', MATMUL_BIG_BLOCKS, 'off');

@@ -128,8 +128,9 @@ export interface TensorCoreMatMulLayout {
   /**
    * The epilogue's per-subgroup scratch for one 16×16 accumulator tile: 'f32' (default: floats, rows of 16, each
    * invocation reading its four columns as four floats) or 'vec4' (vec4<f32>s, rows of 20 floats, one vec4 read per
-   * four columns; 256 bytes more per subgroup). H100 lease 22B (scripts/tc-ceiling.mjs --forms): an accumulator's store
-   * and reload ran 1.3–2.3× faster through vec4<f32> rows of 20–24 floats than through f32 rows of 24.
+   * four columns; 256 bytes more per subgroup). H100 lease 22B (scripts/tc-ceiling.mjs --forms), an accumulator's
+   * store and reload: 284 TFLOP/s of multiplies through f32 or vec4<f32> rows of 20 floats, 164 through f32 rows of
+   * 24, 374 through vec4<f32> rows of 24 (too large here); rows of 16 floats were not probed.
    * FLASHDEPTH_TC_MATMUL_SCRATCH gives it to layouts that do not name it, where it fits.
    */
   epilogueScratch?: EpilogueScratch;
@@ -255,7 +256,9 @@ export function tensorCoreMatMulLayout(m: number, n: number, k: number, limitByt
  * (36.5 KiB of workgroup memory). Per multiply they load half the subgroup matrices from workgroup memory of the
  * 128×128 block's 32×64 subgroups, and per FLOP a quarter fewer operand bytes from L2. H100 lease 18A
  * (`kernel-timing.js --matmul-only`, replayed): a 4096³ product 0.623 ms in 256×128 blocks, 0.895 in 128×128 ones
- * (double-buffered) and 0.849 in 144×128 ones of 12 subgroups (the 'deep' form).
+ * (double-buffered) and 0.849 in 144×128 ones of 12 subgroups (the 'deep' form). On the model's L2-resident operands
+ * they bought nothing (lease 22A, Full profiles: the teacher's qkv 2.49 → 2.89 ms per frame, the student's 1.37 →
+ * 1.50), so they stay a measurement switch.
  */
 export const BIG_TC_MATMUL_LAYOUTS: Record<Exclude<MatMulBigBlock, 'off'>, TensorCoreMatMulLayout> = {
   '256x128': { subgroups: { rows: 4, cols: 2 }, tiles: { rows: 4, cols: 4 }, buffers: 1 },

@@ -18,7 +18,7 @@ import { mixedMatMul, setPrecision, tensorCoresAvailable } from '../../src/kerne
 import { linear } from '../../src/models/ops.js';
 import { flashAttention } from '../../src/kernels/flash-attention.js';
 import {
-  BIG_TC_MATMUL_LAYOUTS, DEFAULT_TC_MATMUL_LAYOUT, PackF16Program, TensorCoreMatMulProgram, packF16Uniforms, tcMatMulUniforms,
+  DEFAULT_TC_MATMUL_LAYOUT, PackF16Program, TensorCoreMatMulProgram, packF16Uniforms, tcMatMulUniforms,
   tcMatMulBlocks, tcMatMulWorkgroupBytes, tensorCoreMatMulLayout, WAVE_FITTED_TC_MATMUL_LAYOUTS, withMoreSubgroups, type MatMulEpilogue, type PackedShape, type TensorCoreMatMulLayout,
 } from '../../src/kernels/tc-matmul_webgpu.js';
 import { TC_MATMUL, packedA, packedB, packedWeight } from '../../src/kernels/tc-matmul.js';
@@ -99,8 +99,8 @@ const layoutName = (l: TensorCoreMatMulLayout): string =>
 interface PackedProduct {
   /** The product with `layout`. */
   run: (layout: TensorCoreMatMulLayout) => tf.Tensor;
-  /** Any matmul program on the packed operands (the ablations). */
-  runProgram: (program: TensorCoreMatMulProgram, layout: TensorCoreMatMulLayout) => tf.Tensor;
+  /** Any matmul program on the packed operands (the ablations), with its epilogue's inputs and output type. */
+  runProgram: (program: TensorCoreMatMulProgram, layout: TensorCoreMatMulLayout, extras?: tf.Tensor[], dtype?: 'float32' | 'int32') => tf.Tensor;
   aShape: PackedShape;
   bShape: PackedShape;
   /** The stock fp32 product. */
@@ -116,8 +116,8 @@ function packedProduct(m: number, k: number, n: number): PackedProduct {
   const bShape = packedB(k, n);
   const a16 = tf.engine().makeTensorFromTensorInfo(backend.runWebGPUProgram(new PackF16Program(aShape), [x], 'int32', packF16Uniforms(aShape)));
   const b16 = packedWeight(w);
-  const runProgram = (program: TensorCoreMatMulProgram, layout: TensorCoreMatMulLayout) =>
-    tf.engine().makeTensorFromTensorInfo(backend.runWebGPUProgram(program, [a16, b16], 'float32', tcMatMulUniforms(m, n, k, aShape, bShape, layout)));
+  const runProgram = (program: TensorCoreMatMulProgram, layout: TensorCoreMatMulLayout, extras: tf.Tensor[] = [], dtype: 'float32' | 'int32' = 'float32') =>
+    tf.engine().makeTensorFromTensorInfo(backend.runWebGPUProgram(program, [a16, b16, ...extras], dtype, tcMatMulUniforms(m, n, k, aShape, bShape, layout)));
   return {
     // Through the kernel (A already packed): split-K layouts take their reduction dispatch too.
     run: (layout) => tf.engine().runKernel(TC_MATMUL, { a: a16, b16 }, { n, epilogue: 'none', layout, packedA: { m, k } } as unknown as tf.NamedAttrMap) as tf.Tensor,
@@ -145,12 +145,11 @@ async function timeAblations(name: string, m: number, k: number, n: number): Pro
 
 /**
  * The Full model's linear layers with their own bias, epilogue and output (qkv's head planes as a packed f16 output),
- * in the usual layout and both big blocks: GPU time per call (replayed) whole, without the epilogue's per-tile writes,
- * with one slice of K, and both; with the residual prefetched where the epilogue reads one. The differences place a
- * product's time between its slices and its fixed cost per block.
+ * in the layout the model takes: GPU time per call (replayed) whole, without the epilogue's per-tile writes, with one
+ * slice of K, and both; with the residual prefetched where the epilogue reads one. The differences place a product's
+ * time between its slices and its fixed cost per block.
  */
 async function timeEpilogues(emulated: boolean): Promise<void> {
-  const backend = tf.backend() as unknown as WebGPUBackendLike;
   const limit = webgpuCapabilities().maxWorkgroupStorageBytes;
   // Emulated (lavapipe): small shapes, a check that every variant's WGSL compiles and runs, not a timing.
   const shapes: [string, number, number, number, MatMulEpilogue, 'f32' | 'packedF16'][] = emulated
@@ -161,35 +160,22 @@ async function timeEpilogues(emulated: boolean): Promise<void> {
     ['T fc1', 2171, 1024, 4096, 'gelu', 'packedF16'], ['T fc2', 2171, 4096, 1024, 'scaleAdd', 'f32'],
   ];
   for (const [name, m, k, n, epilogue, output] of shapes) {
-    const x = tf.randomNormal([m, k], 0, 1, 'float32', 1) as tf.Tensor2D;
-    const w = tf.randomNormal([k, n], 0, 0.05, 'float32', 2) as tf.Tensor2D;
+    const product = packedProduct(m, k, n);
     const extras = [tf.randomNormal([n], 0, 1, 'float32', 3), ...(epilogue === 'scaleAdd' ? [tf.randomNormal([m, n], 0, 1, 'float32', 4), tf.randomNormal([n], 0, 0.5, 'float32', 5)] : [])];
-    const aShape = packedA(m, k);
-    const a16 = tf.engine().makeTensorFromTensorInfo(backend.runWebGPUProgram(new PackF16Program(aShape), [x], 'int32', packF16Uniforms(aShape)));
-    const b16 = packedWeight(w);
-    const usual = tensorCoreMatMulLayout(m, n, k, limit, undefined, undefined, undefined, undefined, 'off');
-    // FLASHDEPTH_EPILOGUE_BIG=1: the big blocks too (slower in the model, lease 22A).
-    const layouts: [string, TensorCoreMatMulLayout][] = [['usual', usual], ...(process.env['FLASHDEPTH_EPILOGUE_BIG'] === '1' ? Object.entries(BIG_TC_MATMUL_LAYOUTS) : [])];
-    const row: Record<string, unknown> = { kind: 'matmul-epilogue', name, m, k, n, epilogue, output, usual: layoutName(usual) };
-    for (let [label, base] of layouts) {
-      if (tcMatMulWorkgroupBytes(base) > limit && !emulated) continue;
-      if (tcMatMulWorkgroupBytes(base) > limit) base = { ...base, sliceK: 16 };
-      const variants: [string, TensorCoreMatMulLayout, readonly (readonly [string | RegExp, string])[]][] = Object.entries(EPILOGUE_ABLATIONS)
-        .map(([ablation, rewrites]) => [ablation, { ...base, epilogueSync: 'subgroup', convertA: false }, rewrites]);
-      if (epilogue === 'scaleAdd') variants.push(['prefetch', { ...base, epilogueSync: 'subgroup', convertA: false, residualPrefetch: true }, []]);
-      const times: Record<string, number | null> = {};
-      for (const [ablation, layout, rewrites] of variants) {
-        const uniforms = tcMatMulUniforms(m, n, k, aShape, packedB(k, n), layout);
-        const run = () => tf.engine().makeTensorFromTensorInfo(backend.runWebGPUProgram(
-          new AblatedMatMulProgram(ablation, rewrites, m, n, aShape, true, epilogue, layout, 'packed', output), [a16, b16, ...extras], output === 'f32' ? 'float32' : 'int32', uniforms));
-        // 48 calls per replay: ~5–20 ms of GPU work, so that the clock stays up between the timed replays.
-        const ms = await replayedGpuMs(run, 48);
-        times[ablation] = ms === null ? null : +ms.toFixed(4);
-      }
-      row[`${label} ${layoutName(base)}`] = times;
+    const base: TensorCoreMatMulLayout = { ...tensorCoreMatMulLayout(m, n, k, limit), epilogueSync: 'subgroup', convertA: false };
+    const variants: [string, TensorCoreMatMulLayout, readonly (readonly [string | RegExp, string])[]][] = Object.entries(EPILOGUE_ABLATIONS)
+      .map(([ablation, rewrites]) => [ablation, base, rewrites]);
+    if (epilogue === 'scaleAdd') variants.push(['prefetch', { ...base, residualPrefetch: true }, []]);
+    const row: Record<string, unknown> = { kind: 'matmul-epilogue', name, m, k, n, epilogue, output, layout: layoutName(base) };
+    for (const [ablation, layout, rewrites] of variants) {
+      const program = () => new AblatedMatMulProgram(ablation, rewrites, m, n, product.aShape, true, epilogue, layout, 'packed', output);
+      // 48 calls per replay: ~5–20 ms of GPU work, so that the clock stays up between the timed replays.
+      const ms = await replayedGpuMs(() => product.runProgram(program(), layout, extras, output === 'f32' ? 'float32' : 'int32'), 48);
+      row[ablation] = ms === null ? null : +ms.toFixed(4);
     }
     console.log(JSON.stringify(row));
-    tf.dispose([x, w, a16, ...extras]);
+    tf.dispose(extras);
+    product.dispose();
   }
 }
 
