@@ -180,6 +180,10 @@ elif [[ $PART == 10 ]]; then
   bf full-u32 $U32
   bs s-new X=1
   bs s-both $U32 $SCR
+  # The attention layouts with u32 tiles (session 23): the defaults of the 2K student and the teacher, 32-key stages,
+  # two tiles per subgroup, 32-key blocks, against the defaults with vec4 tiles.
+  step att-u32 150 FLASHDEPTH_SWEEP_ATTENTION_SHAPES="2K,teacher" FLASHDEPTH_SWEEP_ATTENTION_LAYOUTS="18,1,16,1,4,16/spread/u32;12,1,16,1,4,64/u32;18,1,16,1,4,16/spread;18,1,16,1,4,32/spread/dense/u32;9,2,16,1,4,32/u32;8,1,32,1,4,64/u32;12,1,32,1,4,64/u32" \
+    -- node dist/test/kernels/kernel-timing.js --attention-only
   bf full-both2 $U32 $SCR
   bf full-new2 X=1
   [[ ${REF:-0} == 1 ]] && step reference 150 PYTHONUNBUFFERED=1 -- python3 bench/reference/time_reference.py --models s,l,full --items 3 --out "$R/ref.jsonl"

@@ -213,6 +213,7 @@ export interface AttentionLayoutOverride {
   spreadBanks?: boolean;
   denseP?: boolean;
   exp2F16?: boolean;
+  tileElement?: TileElement;
 }
 
 /** The options an attention layout may carry after its numbers ("18,1,16,1,4,32/spread/exp16"), and what each sets. */
@@ -223,6 +224,7 @@ const ATTENTION_LAYOUT_OPTIONS: Record<string, Partial<AttentionLayoutOverride>>
   spread: { spreadBanks: true },
   dense: { denseP: true },
   exp16: { exp2F16: true },
+  u32: { tileElement: 'u32' },
 };
 
 /**

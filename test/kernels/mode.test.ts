@@ -579,8 +579,10 @@ describe('kernel mode and precision', () => {
       const spread = { subgroups: 18, tiles: 1, blockK: 16, kvBuffers: 1 as const, oSplit: 4 as const, stageK: 32, masking: 'every' as const, spreadBanks: true, denseP: true, exp2F16: true };
       expect(attentionLayoutOverride()).to.deep.equal(spread);
       expect(tensorCoreAttentionLayout(64, 49152, { rows: 11972, planes: 6 })).to.deep.equal({ ...spread, scratchSync: 'subgroup' });
+      process.env['FLASHDEPTH_ATTENTION_LAYOUT'] = '18,1,16,1,4,16/spread/u32';
+      expect(attentionLayoutOverride()).to.deep.equal({ subgroups: 18, tiles: 1, blockK: 16, kvBuffers: 1, oSplit: 4, stageK: 16, spreadBanks: true, tileElement: 'u32' });
       process.env['FLASHDEPTH_ATTENTION_LAYOUT'] = '18,1,16,1,4,32/wide';
-      expect(() => attentionLayoutOverride()).to.throw(/^Expected a layout whose options after '\/' are among every, scalar, packed, spread, dense, exp16 for FLASHDEPTH_ATTENTION_LAYOUT but received "18,1,16,1,4,32\/wide"$/);
+      expect(() => attentionLayoutOverride()).to.throw(/^Expected a layout whose options after '\/' are among every, scalar, packed, spread, dense, exp16, u32 for FLASHDEPTH_ATTENTION_LAYOUT but received "18,1,16,1,4,32\/wide"$/);
     });
     // Spread banks: score rows of blockK + 8 floats. The wave-fitted layout stages 16 keys per barrier to fit 48 KiB;
     // with dense P rows 18 subgroups of 32-key stages fit too.
