@@ -31,6 +31,9 @@
 #                                                # part 10 (session 22): u32 tiles and the vec4 epilogue scratch
 #                                                # against the defaults on Full, L and S, Full profiles (REF=1: the
 #                                                # reference last)
+#   PART=11 REF=1 BUDGET=380 bash bench/lease-ab.sh
+#                                                # part 11 (session 23): the attention's row maxima by vote against the
+#                                                # shuffles, per call and on Full, L and S (REF=1: the reference last)
 #
 # BUDGET (seconds of this command): a step starts only if half its timeout still fits, and is cut at BUDGET + 20.
 # Results: $OUT/summary.txt (one block per step: its switches, ms/frame and FPS) and $OUT/r.tgz (every log and JSON),
@@ -173,6 +176,10 @@ elif [[ $PART == 10 ]]; then
   step check-u32 60 X=1 -- node dist/test/kernels/kernel-check.js --emulate-subgroup-matrices --only "u32 tiles"
   bf full-new X=1
   bf full-both $U32 $SCR
+  # The attention layouts with u32 tiles (session 23): the defaults of the 2K student and the teacher, 32-key stages,
+  # two tiles per subgroup (both tile forms), 32-key blocks, against the defaults with vec4 tiles.
+  step att-u32 150 FLASHDEPTH_SWEEP_ATTENTION_SHAPES="2K,teacher" FLASHDEPTH_SWEEP_ATTENTION_LAYOUTS="18,1,16,1,4,16/spread/u32;12,1,16,1,4,64/u32;18,1,16,1,4,16/spread;18,1,16,1,4,32/spread/dense/u32;9,2,16,1,4,32/u32;9,2,16,1,4,32;9,2,16,1,4,16/spread/u32;8,1,32,1,4,64/u32" \
+    -- node dist/test/kernels/kernel-timing.js --attention-only
   step full-prof-both 90 $U32 $SCR -- $B --config full --frames 3 --profile --json "$R/full-prof-both.json"
   step full-prof 90 X=1 -- $B --config full --frames 3 --profile --json "$R/full-prof.json"
   bl l-new X=1
@@ -180,12 +187,26 @@ elif [[ $PART == 10 ]]; then
   bf full-u32 $U32
   bs s-new X=1
   bs s-both $U32 $SCR
-  # The attention layouts with u32 tiles (session 23): the defaults of the 2K student and the teacher, 32-key stages,
-  # two tiles per subgroup, 32-key blocks, against the defaults with vec4 tiles.
-  step att-u32 150 FLASHDEPTH_SWEEP_ATTENTION_SHAPES="2K,teacher" FLASHDEPTH_SWEEP_ATTENTION_LAYOUTS="18,1,16,1,4,16/spread/u32;12,1,16,1,4,64/u32;18,1,16,1,4,16/spread;18,1,16,1,4,32/spread/dense/u32;9,2,16,1,4,32/u32;8,1,32,1,4,64/u32;12,1,32,1,4,64/u32" \
-    -- node dist/test/kernels/kernel-timing.js --attention-only
   bf full-both2 $U32 $SCR
   bf full-new2 X=1
+  [[ ${REF:-0} == 1 ]] && step reference 150 PYTHONUNBUFFERED=1 -- python3 bench/reference/time_reference.py --models s,l,full --items 3 --out "$R/ref.jsonl"
+elif [[ $PART == 11 ]]; then
+  # Session 23, second: the attention's row maxima by vote (VOTE) against the shuffles in every block: their kernel
+  # cases on the card, the attention sweep on the 2K student and the teacher, Full, L and S A/Bs, a Full profile and
+  # (REF=1) the reference.
+  VOTE="FLASHDEPTH_ATTENTION_ROW_MAX=vote"
+  step check-vote 60 X=1 -- node dist/test/kernels/kernel-check.js --emulate-subgroup-matrices --only "row maxima by vote"
+  step att-vote 120 FLASHDEPTH_SWEEP_ATTENTION_SHAPES="2K,teacher,L 518" FLASHDEPTH_SWEEP_ATTENTION_LAYOUTS="18,1,16,1,4,16/spread/vote;18,1,16,1,4,16/spread;12,1,16,1,4,64/vote;9,2,16,1,4,16/spread/vote" \
+    -- node dist/test/kernels/kernel-timing.js --attention-only
+  bf full-new X=1
+  bf full-vote $VOTE
+  bf full-vote2 $VOTE
+  bf full-new2 X=1
+  bl l-new X=1
+  bl l-vote $VOTE
+  bs s-new X=1
+  bs s-vote $VOTE
+  step full-prof-vote 90 $VOTE -- $B --config full --frames 3 --profile --json "$R/full-prof-vote.json"
   [[ ${REF:-0} == 1 ]] && step reference 150 PYTHONUNBUFFERED=1 -- python3 bench/reference/time_reference.py --models s,l,full --items 3 --out "$R/ref.jsonl"
 elif [[ $PART == 4 ]]; then
   # Session 20: the attention's workgroup-memory banks spread (score rows of blockK + 8 floats, softmax rows dealt so

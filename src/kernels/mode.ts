@@ -16,6 +16,9 @@
  * - attention masking: which key blocks the tensor-core attention's softmax masks against the sequence's end,
  *   'crossing' (default since session 19: only the one that crosses it) or 'every' (sessions 5–18);
  *   FLASHDEPTH_ATTENTION_MASKING, for measurements.
+ * - attention row maxima: 'shuffle' (default: every block's row maxima by two shuffles per row share) or 'vote' (one
+ *   subgroup vote per block on whether any score exceeds its row's running maximum by more than the lazy rescale's
+ *   margin; the shuffles only where it does — the same results); FLASHDEPTH_ATTENTION_ROW_MAX.
  * - tensor-core matmul block: the 128×128 block's staging where it fills the GPU, 'double' (default: two 32-deep
  *   buffers per operand, 46 KiB), 'single' (one, 27 KiB) or 'double16' (two 16-deep ones, 29 KiB) — the last two fit
  *   two workgroups on an H100 multiprocessor; FLASHDEPTH_TC_MATMUL_BLOCK, for measurements.
@@ -95,6 +98,9 @@ export type AttentionSoftmax = (typeof ATTENTION_SOFTMAXES)[number];
 
 export const ATTENTION_MASKINGS = ['crossing', 'every'] as const;
 export type AttentionMasking = (typeof ATTENTION_MASKINGS)[number];
+
+export const ATTENTION_ROW_MAXES = ['shuffle', 'vote'] as const;
+export type AttentionRowMax = (typeof ATTENTION_ROW_MAXES)[number];
 
 export const ATTENTION_BANKS = ['spread', 'session19'] as const;
 export type AttentionBanks = (typeof ATTENTION_BANKS)[number];
@@ -188,6 +194,11 @@ export function attentionMasking(): AttentionMasking {
   return fromEnv('FLASHDEPTH_ATTENTION_MASKING', ATTENTION_MASKINGS, 'crossing');
 }
 
+/** FLASHDEPTH_ATTENTION_ROW_MAX (default 'shuffle'): `rowMax` of the tensor-core attention layouts the kernels choose. */
+export function attentionRowMax(): AttentionRowMax {
+  return fromEnv('FLASHDEPTH_ATTENTION_ROW_MAX', ATTENTION_ROW_MAXES, 'shuffle');
+}
+
 /**
  * FLASHDEPTH_ATTENTION_BANKS (default 'spread'): whether the tensor-core attention's wave-fitted layout is session 20's
  * (spread workgroup-memory banks, `spreadBanks`, in 16-key stages) or session 19's ('session19': 32-key stages).
@@ -214,6 +225,7 @@ export interface AttentionLayoutOverride {
   denseP?: boolean;
   exp2F16?: boolean;
   tileElement?: TileElement;
+  rowMax?: AttentionRowMax;
 }
 
 /** The options an attention layout may carry after its numbers ("18,1,16,1,4,32/spread/exp16"), and what each sets. */
@@ -225,6 +237,7 @@ const ATTENTION_LAYOUT_OPTIONS: Record<string, Partial<AttentionLayoutOverride>>
   dense: { denseP: true },
   exp16: { exp2F16: true },
   u32: { tileElement: 'u32' },
+  vote: { rowMax: 'vote' },
 };
 
 /**

@@ -13,7 +13,7 @@ import type * as tf from '@tensorflow/tfjs-core';
 import { webgpuCapabilities } from '../backend/webgpu.js';
 import { ConfigError, ShapeError } from '../errors.js';
 import type { FlashAttentionAttrs } from './flash-attention.js';
-import { attentionBanks, attentionLayoutOverride, attentionMasking, attentionScratchSync, attentionSoftmax, attentionWaves, tileElement } from './mode.js';
+import { attentionBanks, attentionLayoutOverride, attentionMasking, attentionRowMax, attentionScratchSync, attentionSoftmax, attentionWaves, tileElement } from './mode.js';
 import { wholeWaves } from './tc-matmul_webgpu.js';
 import type { WebGPUBackendLike } from './program.js';
 import {
@@ -86,7 +86,7 @@ export function tcAttentionWaveCost(layout: TensorCoreAttentionLayout, grid: { r
  * 192; the 2K student: 252 in two waves of 288 rows against 378 in three of 192; ViT-L at 518² keeps its one wave of
  * 192), unless FLASHDEPTH_ATTENTION_LAYOUT is set. Every chosen layout
  * takes `scratchSync` from FLASHDEPTH_ATTENTION_SYNC, `softmax` from FLASHDEPTH_ATTENTION_SOFTMAX, `masking` from
- * FLASHDEPTH_ATTENTION_MASKING and `tileElement` from FLASHDEPTH_TC_TILE_ELEMENT, and FLASHDEPTH_ATTENTION_LAYOUT
+ * FLASHDEPTH_ATTENTION_MASKING, `tileElement` from FLASHDEPTH_TC_TILE_ELEMENT and `rowMax` from FLASHDEPTH_ATTENTION_ROW_MAX, and FLASHDEPTH_ATTENTION_LAYOUT
  * replaces the default (./mode.ts).
  */
 export function tensorCoreAttentionLayout(headDim: number, limitBytes = webgpuCapabilities().maxWorkgroupStorageBytes, grid?: { rows: number; planes: number }): TensorCoreAttentionLayout | null {
@@ -98,7 +98,9 @@ export function tensorCoreAttentionLayout(headDim: number, limitBytes = webgpuCa
   // The softmax's form and masking are named only where they are not the kernel's defaults (vec4, crossing), so that
   // chosen layouts compare equal to the constants.
   const tile = tileElement();
-  const switches = { scratchSync, ...(softmax !== 'vec4' ? { softmax } : {}), ...(masking !== 'crossing' ? { masking } : {}), ...(tile !== 'vec4' ? { tileElement: tile } : {}) };
+  const rowMax = attentionRowMax();
+  const switches = { scratchSync, ...(softmax !== 'vec4' ? { softmax } : {}), ...(masking !== 'crossing' ? { masking } : {}), ...(tile !== 'vec4' ? { tileElement: tile } : {}),
+    ...(rowMax !== 'shuffle' ? { rowMax } : {}) };
   const override = attentionLayoutOverride();
   const preference = override ? [override, ...LAYOUTS_BY_PREFERENCE.slice(1)] : LAYOUTS_BY_PREFERENCE;
   // An override's own options ("/every", "/spread", …) win over the variables.

@@ -44,7 +44,7 @@
  */
 import { SUBGROUP_SCRATCH_SYNC, TENSOR_CORE_DIRECTIVES } from './tc-matmul_webgpu.js';
 import { foldedDispatch, type WebGPUProgram } from './program.js';
-import type { AttentionMasking, AttentionSoftmax, AttentionSync, TileElement } from './mode.js';
+import type { AttentionMasking, AttentionRowMax, AttentionSoftmax, AttentionSync, TileElement } from './mode.js';
 
 /**
  * Where TensorCoreAttentionProgram writes its output: f32 token rows [batch, lq, heads·Dh], or the packed f16 token
@@ -139,6 +139,16 @@ export interface TensorCoreAttentionLayout {
    * 262 TFLOP/s, from u32 ones ~600). FLASHDEPTH_TC_TILE_ELEMENT gives it to the layouts the kernel chooses.
    */
   tileElement?: TileElement;
+  /**
+   * How the softmax finds a block's row maxima, which only matter where they raise a row's running maximum m (by more
+   * than 8, the lazy rescale's margin). 'shuffle' (default): every block, two shuffles per row share. 'vote': each
+   * invocation compares its own scores with m + 8, one subgroupAny per block says whether any does, and only then
+   * does the subgroup take the shuffles (and the rescale's own vote); otherwise P = exp2(s − m) with m unchanged.
+   * The same values either way; after the first blocks the vote is almost always false, so a block's softmax loses
+   * four shuffles and two exponentials per tile from its chain of dependent steps. FLASHDEPTH_ATTENTION_ROW_MAX gives
+   * it to the layouts the kernel chooses.
+   */
+  rowMax?: AttentionRowMax;
 }
 
 /**
@@ -396,7 +406,7 @@ export class TensorCoreAttentionProgram implements WebGPUProgram {
     this.workgroupSize = [32 * layout.subgroups, 1, 1];
     this.outputShape = this.packedOutput ? [rowsPad, (numHeads * headDim) / 2] : [batch, lq, numHeads * headDim];
     this.dispatch = [Math.ceil(lq / tcRowsPerWorkgroup(layout)), numHeads, batch];
-    this.shaderKey = `tcAttention_${headDim}_${layout.subgroups}_${layout.tiles}_${layout.blockK}${layout.kvBuffers === 1 ? '_kv1' : ''}${(layout.oSplit ?? 1) > 1 ? `_o${layout.oSplit}` : ''}${layout.scratchSync === 'workgroup' ? '_wgsync' : ''}${stageKeys(layout) !== layout.blockK ? `_s${stageKeys(layout)}` : ''}${pipelinedBlocks(layout) ? '_pipe' : ''}${(layout.softmax ?? 'vec4') !== 'vec4' ? `_${layout.softmax}` : ''}${(layout.masking ?? 'crossing') !== 'crossing' ? '_maskEvery' : ''}${layout.spreadBanks ? '_spread' : ''}${layout.denseP ? '_denseP' : ''}${layout.exp2F16 ? '_exp16' : ''}${layout.tileElement === 'u32' ? '_u32tiles' : ''}${this.packedOutput ? '_packedOut' : ''}`;
+    this.shaderKey = `tcAttention_${headDim}_${layout.subgroups}_${layout.tiles}_${layout.blockK}${layout.kvBuffers === 1 ? '_kv1' : ''}${(layout.oSplit ?? 1) > 1 ? `_o${layout.oSplit}` : ''}${layout.scratchSync === 'workgroup' ? '_wgsync' : ''}${stageKeys(layout) !== layout.blockK ? `_s${stageKeys(layout)}` : ''}${pipelinedBlocks(layout) ? '_pipe' : ''}${(layout.softmax ?? 'vec4') !== 'vec4' ? `_${layout.softmax}` : ''}${(layout.masking ?? 'crossing') !== 'crossing' ? '_maskEvery' : ''}${layout.spreadBanks ? '_spread' : ''}${layout.denseP ? '_denseP' : ''}${layout.exp2F16 ? '_exp16' : ''}${layout.tileElement === 'u32' ? '_u32tiles' : ''}${layout.rowMax === 'vote' ? '_vote' : ''}${this.packedOutput ? '_packedOut' : ''}`;
   }
 
   /**
@@ -524,30 +534,53 @@ export class TensorCoreAttentionProgram implements WebGPUProgram {
       ...T.flatMap((t) => H.flatMap((h) => loaded.map((i) => `var x${t}_${h}_${i} : ${adjacent ? 'vec4<f32>' : 'f32'};`))),
       ...((this.layout.masking ?? 'crossing') === 'every' ? loads(true) : ['if (keysLeft >= BLOCK_K) {', ...loads(false), '} else {', ...loads(true), '}']),
     ];
-    for (const t of T) for (const h of H) {
-      const v = `${t}_${h}`;
-      const pRowAt = `pBase + ${t * 16 + 8 * h}u * PS + r8 * PS`;
-      const [rowMax, pStore, rowSum] = adjacent
-        ? [vecCols.map((i) => `max(max(x${v}_${i}.x, x${v}_${i}.y), max(x${v}_${i}.z, x${v}_${i}.w))`).reduce((x, y) => `max(${x}, ${y})`),
-          vecCols.map((i) => storeQuad(`prow + ${4 * i}u`, exp16 ? `bitcast<vec2<u32>>(p${i})` : `vec2<u32>(pack2x16float(p${i}.xy), pack2x16float(p${i}.zw))`)),
-          `dot(${exp16 ? vecCols.map((i) => `vec4<f32>(p${i})`).join(' + ') : vecCols.map((i) => `p${i}`).join(' + ')}, vec4<f32>(1.0))`]
-        : [cols.map((i) => `x${v}_${i}`).reduce((x, y) => `max(${x}, ${y})`),
-          cols.map((i) => (exp16 ? `pTile[prow + ${4 * i}u] = p${i};` : `pTile[prow + ${4 * i}u] = f16(p${i});`)),
-          cols.map((i) => (exp16 ? `f32(p${i})` : `p${i}`)).join(' + ')];
-      softmax.push(`{`,
-        `var bm = ${rowMax};`,
-        'bm = max(bm, subgroupShuffleXor(bm, 1u));',
-        'bm = max(bm, subgroupShuffleXor(bm, 2u));',
-        `let raise = bm > m${v} + 8.0;`,
-        `let mNew = select(m${v}, bm, raise);`,
-        `a${v} = exp2(m${v} - mNew);`,
-        `m${v} = mNew;`,
-        `raised${t} = raised${t} || raise;`,
-        `let prow = ${adjacent ? `(${pRowAt} + 4u * quad) / 4u` : `${pRowAt} + quad`};`,
-        ...loaded.map((i) => (exp16 ? `let p${i} = exp2(${adjacent ? 'vec4<f16>' : 'f16'}(x${v}_${i} - mNew));` : `let p${i} = exp2(x${v}_${i} - mNew);`)),
-        ...pStore,
-        `l${v} = l${v} * a${v} + ${rowSum};`, '}');
+    // 'vote': a subgroup vote on whether any score exceeds its row's m + 8; only then the shuffles, the raise and the
+    // rescale's vote (otherwise m stays, and a block's P is exp2(s − m) as the shuffles would have left it).
+    const vote = this.layout.rowMax === 'vote';
+    function localRowMax(v: string): string {
+      return adjacent ? vecCols.map((i) => `max(max(x${v}_${i}.x, x${v}_${i}.y), max(x${v}_${i}.z, x${v}_${i}.w))`).reduce((x, y) => `max(${x}, ${y})`)
+        : cols.map((i) => `x${v}_${i}`).reduce((x, y) => `max(${x}, ${y})`);
     }
+    // Per row share: the row maximum over its four invocations, and whether it raises m (a then scales what l and
+    // the accumulators hold).
+    const raiseRow = (t: number, v: string, bm: string) => [
+      `var bm = ${bm};`,
+      'bm = max(bm, subgroupShuffleXor(bm, 1u));',
+      'bm = max(bm, subgroupShuffleXor(bm, 2u));',
+      `let raise = bm > m${v} + 8.0;`,
+      `let mNew = select(m${v}, bm, raise);`,
+      `a${v} = exp2(m${v} - mNew);`,
+      `m${v} = mNew;`,
+      `raised${t} = raised${t} || raise;`,
+    ];
+    const rowsOf = T.flatMap((t) => H.map((h) => [t, h, `${t}_${h}`] as const));
+    // Whether each tile's accumulators need the rescale: a second vote.
+    const rescaleVotes = T.map((t) => `rescale${t} = subgroupAny(raised${t}) && !first;`);
+    if (vote) {
+      softmax.push(...rowsOf.map(([, , v]) => `let lm${v} = ${localRowMax(v)};`),
+        `let anyOver = subgroupAny(${rowsOf.map(([, , v]) => `lm${v} > m${v} + 8.0`).join(' || ')});`,
+        ...T.map((t) => `var rescale${t} = false;`),
+        'if (anyOver) {',
+        ...rowsOf.flatMap(([t, , v]) => ['{', ...raiseRow(t, v, `lm${v}`), `l${v} = l${v} * a${v};`, '}']),
+        ...rescaleVotes,
+        '}');
+    }
+    for (const [t, h, v] of rowsOf) {
+      const pRowAt = `pBase + ${t * 16 + 8 * h}u * PS + r8 * PS`;
+      const [pStore, rowSum] = adjacent
+        ? [vecCols.map((i) => storeQuad(`prow + ${4 * i}u`, exp16 ? `bitcast<vec2<u32>>(p${i})` : `vec2<u32>(pack2x16float(p${i}.xy), pack2x16float(p${i}.zw))`)),
+          `dot(${exp16 ? vecCols.map((i) => `vec4<f32>(p${i})`).join(' + ') : vecCols.map((i) => `p${i}`).join(' + ')}, vec4<f32>(1.0))`]
+        : [cols.map((i) => (exp16 ? `pTile[prow + ${4 * i}u] = p${i};` : `pTile[prow + ${4 * i}u] = f16(p${i});`)),
+          cols.map((i) => (exp16 ? `f32(p${i})` : `p${i}`)).join(' + ')];
+      const m = vote ? `m${v}` : 'mNew';
+      softmax.push('{',
+        ...(vote ? [] : raiseRow(t, v, localRowMax(v))),
+        `let prow = ${adjacent ? `(${pRowAt} + 4u * quad) / 4u` : `${pRowAt} + quad`};`,
+        ...loaded.map((i) => (exp16 ? `let p${i} = exp2(${adjacent ? 'vec4<f16>' : 'f16'}(x${v}_${i} - ${m}));` : `let p${i} = exp2(x${v}_${i} - ${m});`)),
+        ...pStore,
+        vote ? `l${v} = l${v} + ${rowSum};` : `l${v} = l${v} * a${v} + ${rowSum};`, '}');
+    }
+    if (!vote) softmax.push(...rescaleVotes.map((line) => `let ${line}`));
 
     // Column group g of a tile's accumulators into the subgroup's scratch (rows of OS floats), and back.
     const saveO = (t: number, g: number) => G[g]!.map((c, i) => `subgroupMatrixStore<row_major>(&scratch, ${sAt(`sBase + ${i * 16}u`)}, o${t}_${c}, ${sStride('OS')});`).join(' ');
@@ -631,7 +664,6 @@ export class TensorCoreAttentionProgram implements WebGPUProgram {
           let keysLeft = select(0u, lk - kb0, kb0 < lk);
           ${T.map((t) => `var raised${t} = false;`).join(' ')}
           ${softmax.join('\n          ')}
-          ${T.map((t) => `let rescale${t} = subgroupAny(raised${t}) && !first;`).join('\n          ')}
           ${rescaleBranch}
           ${pvCode((j, c) => vAt(j, c, sb)).join('\n          ')}
           ${sb + 1 < subBlocks ? computeScores(sb + 1).join('\n          ') : ''}
@@ -667,7 +699,6 @@ export class TensorCoreAttentionProgram implements WebGPUProgram {
           let keysLeft = lk - kb0;
           ${T.map((t) => `var raised${t} = false;`).join(' ')}
           ${softmax.join('\n          ')}
-          ${T.map((t) => `let rescale${t} = subgroupAny(raised${t}) && !first;`).join('\n          ')}
           ${rescaleBranch}
           ${pv.join('\n          ')}
           ${subBlocks > 1 ? '}' : ''}`}

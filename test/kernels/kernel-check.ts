@@ -759,7 +759,41 @@ const CASES: Case[] = [
       ? tensorCoreConv3x3(x as tf.Tensor4D, w as tf.Tensor4D, b!, false, 1, { ...narrowConvBlock(16), buffers: 1, epilogueScratch: 'vec4' }, { reluInput: true, residual: r as tf.Tensor4D })
       : conv2d(x as tf.Tensor4D, w as tf.Tensor4D, b!, 1, 1, { reluInput: true, residual: r as tf.Tensor4D }),
   },
+  // FLASHDEPTH_ATTENTION_ROW_MAX=vote: the shuffles for the row maxima only in blocks a subgroup vote sends through
+  // them (rising logits, so both branches run on a GPU; the emulation's vote is always true). The same values as the
+  // shuffles in every block, to the rounding of l's update: each case returns the vote's output plus 1000 times its
+  // difference from the same layout's with shuffles, so a difference beyond ~1e-5 of max|ref| fails it.
+  {
+    name: 'mixed attention, packed qkv, B=2 N=197 C=128 (2×64), row maxima by vote, 16-key stages, spread banks',
+    precision: 'mixed',
+    inputs: () => [risingQkv(2)],
+    run: ([qkv]) => sameAsShuffles(qkv!, { subgroups: 4, tiles: 1, blockK: 16, stageK: 16, kvBuffers: 1, oSplit: 4, spreadBanks: true }),
+  },
+  {
+    name: 'mixed attention, packed qkv, B=2 N=197 C=128 (2×64), row maxima by vote, 2 subgroups of 3 tiles, 32-key stages, softmax scalar',
+    precision: 'mixed',
+    inputs: () => [risingQkv(3)],
+    run: ([qkv]) => sameAsShuffles(qkv!, { subgroups: 2, tiles: 3, blockK: 16, stageK: 32, kvBuffers: 1, oSplit: 4, softmax: 'scalar' }),
+  },
+  {
+    name: 'mixed attention, packed qkv, B=2 N=197 C=128 (2×64), row maxima by vote, 32-key blocks, softmax packed, exp2 in f16',
+    precision: 'mixed',
+    inputs: () => [risingQkv(2)],
+    run: ([qkv]) => sameAsShuffles(qkv!, { subgroups: 4, tiles: 1, blockK: 32, kvBuffers: 1, oSplit: 4, softmax: 'packed', exp2F16: true }),
+  },
 ];
+
+/**
+ * The tensor-core attention in `layout` with row maxima by vote, plus 1000 times its difference from the same layout
+ * with shuffles (the stock ops where tensor cores are not used): within the bound only where the two agree.
+ */
+function sameAsShuffles(qkv: tf.Tensor, layout: TensorCoreAttentionLayout): tf.Tensor {
+  return tf.tidy(() => {
+    const voted = twoHeadAttention(qkv, { ...layout, rowMax: 'vote' });
+    const shuffled = twoHeadAttention(qkv, layout);
+    return tf.add(voted, tf.mul(tf.sub(voted, shuffled), 1000));
+  });
+}
 
 /** A big matmul block as the model takes it where the device's workgroup memory allows, else in 16-deep slices. */
 function bigBlockThatFits(shape: keyof typeof BIG_TC_MATMUL_LAYOUTS): TensorCoreMatMulLayout {

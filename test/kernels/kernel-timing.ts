@@ -445,7 +445,7 @@ async function main(): Promise<void> {
       for (const tcLayout of layouts) {
         if (tcAttentionWorkgroupBytes(tcLayout, 64) > webgpuCapabilities().maxWorkgroupStorageBytes) continue;
         const attrs = { ...base, tcLayout } as unknown as tf.NamedAttrMap;
-        const name = `tc_sg${tcLayout.subgroups}_t${tcLayout.tiles}_k${tcLayout.blockK}_kv${tcLayout.kvBuffers ?? 2}_o${tcLayout.oSplit ?? 1}_${tcLayout.scratchSync === 'workgroup' ? 'wg' : 'sg'}${tcLayout.stageK ? `_s${tcLayout.stageK}` : ''}${tcLayout.pipelined ? '_pipe' : ''}${tcLayout.softmax ? `_${tcLayout.softmax}` : ''}${tcLayout.masking ? `_mask${tcLayout.masking}` : ''}${tcLayout.spreadBanks ? '_spread' : ''}${tcLayout.denseP ? '_dense' : ''}${tcLayout.exp2F16 ? '_exp16' : ''}${tcLayout.tileElement === 'u32' ? '_u32' : ''}_${tcAttentionWorkgroupBytes(tcLayout, 64)}B`;
+        const name = `tc_sg${tcLayout.subgroups}_t${tcLayout.tiles}_k${tcLayout.blockK}_kv${tcLayout.kvBuffers ?? 2}_o${tcLayout.oSplit ?? 1}_${tcLayout.scratchSync === 'workgroup' ? 'wg' : 'sg'}${tcLayout.stageK ? `_s${tcLayout.stageK}` : ''}${tcLayout.pipelined ? '_pipe' : ''}${tcLayout.softmax ? `_${tcLayout.softmax}` : ''}${tcLayout.masking ? `_mask${tcLayout.masking}` : ''}${tcLayout.spreadBanks ? '_spread' : ''}${tcLayout.denseP ? '_dense' : ''}${tcLayout.exp2F16 ? '_exp16' : ''}${tcLayout.tileElement === 'u32' ? '_u32' : ''}${tcLayout.rowMax === 'vote' ? '_vote' : ''}_${tcAttentionWorkgroupBytes(tcLayout, 64)}B`;
         const repeat = seen.get(name) ?? 0;
         seen.set(name, repeat + 1);
         variants.push([repeat ? `${name}_${repeat + 1}` : name, () => tf.engine().runKernel(TC_ATTENTION, { q: qkv, k: qkv, v: qkv }, attrs) as tf.Tensor]);

@@ -17,7 +17,7 @@ import {
 } from '../../src/kernels/tc-attention_webgpu.js';
 import { packedA, packedB } from '../../src/kernels/tc-matmul.js';
 import { mixedMlp, mixedMlpSupports, mixedSelfAttentionSupports } from '../../src/kernels/mixed-matmul.js';
-import { attentionBranch, attentionLayoutOverride, convBlock, layerNormRowLanes, layerNormSums, mambaChunkTokensOverride, matMulEpilogueScratch, matMulEpilogueSync, matMulLoadAhead, matMulResidualPrefetch, patchNormFusion, rcuFusion, tileElement } from '../../src/kernels/mode.js';
+import { attentionBranch, attentionLayoutOverride, attentionRowMax, convBlock, layerNormRowLanes, layerNormSums, mambaChunkTokensOverride, matMulEpilogueScratch, matMulEpilogueSync, matMulLoadAhead, matMulResidualPrefetch, patchNormFusion, rcuFusion, tileElement } from '../../src/kernels/mode.js';
 import { emulateSubgroupMatrices } from '../helpers/subgroup-matrix-emulation.js';
 import { MambaChunkStateProgram, MambaScanProgram, scanChunks, scanLanes } from '../../src/kernels/mamba-scan_webgpu.js';
 import {
@@ -530,6 +530,24 @@ describe('kernel mode and precision', () => {
     expectSwitch('FLASHDEPTH_TC_MATMUL_SCRATCH', matMulEpilogueScratch, 'f32', ['vec4', 'vec4'], 'f16', 'f32, vec4');
   });
 
+  it('FLASHDEPTH_ATTENTION_ROW_MAX: shuffles by default, vote on request (named in the chosen layout and the shader key), anything else a one-line error', () => {
+    expectSwitch('FLASHDEPTH_ATTENTION_ROW_MAX', attentionRowMax, 'shuffle', ['vote', 'vote'], 'max', 'shuffle, vote');
+    const student = { rows: 11972, planes: 6 };
+    withEnvRestored('FLASHDEPTH_ATTENTION_ROW_MAX', () => {
+      delete process.env['FLASHDEPTH_ATTENTION_ROW_MAX'];
+      expect(tensorCoreAttentionLayout(64, 49152, student)).to.deep.equal({ ...WAVE_FITTED_TC_ATTENTION_LAYOUT, scratchSync: 'subgroup' });
+      process.env['FLASHDEPTH_ATTENTION_ROW_MAX'] = 'vote';
+      expect(tensorCoreAttentionLayout(64, 49152, student)).to.deep.equal({ ...WAVE_FITTED_TC_ATTENTION_LAYOUT, scratchSync: 'subgroup', rowMax: 'vote' });
+    });
+    const shuffles = new TensorCoreAttentionProgram(1, 11972, 6, 64, WAVE_FITTED_TC_ATTENTION_LAYOUT);
+    const vote = new TensorCoreAttentionProgram(1, 11972, 6, 64, { ...WAVE_FITTED_TC_ATTENTION_LAYOUT, rowMax: 'vote' });
+    expect(vote.shaderKey).to.equal(`${shuffles.shaderKey}_vote`);
+    // One vote on all the subgroup's rows per block; the shuffles (two per row share) only in its branch.
+    expect(vote.getUserCode()).to.contain('let anyOver = subgroupAny(lm0_0 > m0_0 + 8.0 || lm0_1 > m0_1 + 8.0);');
+    expect(vote.getUserCode().split('subgroupShuffleXor(bm').length - 1).to.equal(4);
+    expect(shuffles.getUserCode()).to.not.contain('anyOver');
+  });
+
   it('FLASHDEPTH_RCU_FUSION and FLASHDEPTH_PATCH_NORM_FUSION: on by default, off turns the fusion off, anything else is a one-line error', () => {
     for (const [name, read] of [['FLASHDEPTH_RCU_FUSION', rcuFusion], ['FLASHDEPTH_PATCH_NORM_FUSION', patchNormFusion]] as const) {
       expectSwitch(name, read, 'on', ['off', 'off'], 'yes', 'on, off');
@@ -579,10 +597,10 @@ describe('kernel mode and precision', () => {
       const spread = { subgroups: 18, tiles: 1, blockK: 16, kvBuffers: 1 as const, oSplit: 4 as const, stageK: 32, masking: 'every' as const, spreadBanks: true, denseP: true, exp2F16: true };
       expect(attentionLayoutOverride()).to.deep.equal(spread);
       expect(tensorCoreAttentionLayout(64, 49152, { rows: 11972, planes: 6 })).to.deep.equal({ ...spread, scratchSync: 'subgroup' });
-      process.env['FLASHDEPTH_ATTENTION_LAYOUT'] = '18,1,16,1,4,16/spread/u32';
-      expect(attentionLayoutOverride()).to.deep.equal({ subgroups: 18, tiles: 1, blockK: 16, kvBuffers: 1, oSplit: 4, stageK: 16, spreadBanks: true, tileElement: 'u32' });
+      process.env['FLASHDEPTH_ATTENTION_LAYOUT'] = '18,1,16,1,4,16/spread/u32/vote';
+      expect(attentionLayoutOverride()).to.deep.equal({ subgroups: 18, tiles: 1, blockK: 16, kvBuffers: 1, oSplit: 4, stageK: 16, spreadBanks: true, tileElement: 'u32', rowMax: 'vote' });
       process.env['FLASHDEPTH_ATTENTION_LAYOUT'] = '18,1,16,1,4,32/wide';
-      expect(() => attentionLayoutOverride()).to.throw(/^Expected a layout whose options after '\/' are among every, scalar, packed, spread, dense, exp16, u32 for FLASHDEPTH_ATTENTION_LAYOUT but received "18,1,16,1,4,32\/wide"$/);
+      expect(() => attentionLayoutOverride()).to.throw(/^Expected a layout whose options after '\/' are among every, scalar, packed, spread, dense, exp16, u32, vote for FLASHDEPTH_ATTENTION_LAYOUT but received "18,1,16,1,4,32\/wide"$/);
     });
     // Spread banks: score rows of blockK + 8 floats. The wave-fitted layout stages 16 keys per barrier to fit 48 KiB;
     // with dense P rows 18 subgroups of 32-key stages fit too.
