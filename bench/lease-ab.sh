@@ -28,9 +28,9 @@
 #                                                # part 9 (session 22): workgroup-memory operand forms, the epilogue
 #                                                # timings with the clock up, the defaults, the reference
 #   PART=10 BUDGET=360 bash bench/lease-ab.sh
-#                                                # part 10 (session 22): u32 tiles and the vec4 epilogue scratch
-#                                                # against the defaults on Full, L and S, Full profiles (REF=1: the
-#                                                # reference last)
+#                                                # part 10 (session 22, run as lease 23A): u32 tiles and the vec4
+#                                                # epilogue scratch against the defaults on Full, L and S, Full
+#                                                # profiles (REF=1: the reference last)
 #   PART=11 REF=1 BUDGET=380 bash bench/lease-ab.sh
 #                                                # part 11 (session 23): the attention's row maxima by vote against the
 #                                                # shuffles, per call and on Full, L and S (REF=1: the reference last)
