@@ -65,7 +65,8 @@
  * - matmul epilogue scratch: 'f32' (default: rows of 16 floats) or 'vec4' (vec4<f32> rows of 20 floats, one vec4
  *   read per invocation and four columns); FLASHDEPTH_TC_MATMUL_SCRATCH, for measurements.
  * - tile element: 'vec4' (default) or 'u32', the element type of the tensor-core kernels' staged operand tiles, in
- *   which their subgroup-matrix loads count offsets and strides; FLASHDEPTH_TC_TILE_ELEMENT, for measurements.
+ *   which their subgroup-matrix loads count offsets and strides; FLASHDEPTH_TC_TILE_ELEMENT, for measurements. H100
+ *   lease 23A: neither this nor the vec4 scratch changed any kernel's GPU time in Full.
  * - fusions: a ResidualConvUnit's outer ReLU and skip inside its convolutions (FLASHDEPTH_RCU_FUSION) and the ViT's
  *   final norm writing only the patch tokens (FLASHDEPTH_PATCH_NORM_FUSION), 'on' by default, 'off' for measurements.
  * - attention branch: 'chained' (default: the qkv product writes the attention's f16 head planes, the attention writes

@@ -86,8 +86,8 @@ export function tcAttentionWaveCost(layout: TensorCoreAttentionLayout, grid: { r
  * 192; the 2K student: 252 in two waves of 288 rows against 378 in three of 192; ViT-L at 518² keeps its one wave of
  * 192), unless FLASHDEPTH_ATTENTION_LAYOUT is set. Every chosen layout
  * takes `scratchSync` from FLASHDEPTH_ATTENTION_SYNC, `softmax` from FLASHDEPTH_ATTENTION_SOFTMAX, `masking` from
- * FLASHDEPTH_ATTENTION_MASKING, `tileElement` from FLASHDEPTH_TC_TILE_ELEMENT and `rowMax` from FLASHDEPTH_ATTENTION_ROW_MAX, and FLASHDEPTH_ATTENTION_LAYOUT
- * replaces the default (./mode.ts).
+ * FLASHDEPTH_ATTENTION_MASKING, `tileElement` from FLASHDEPTH_TC_TILE_ELEMENT and `rowMax` from
+ * FLASHDEPTH_ATTENTION_ROW_MAX, and FLASHDEPTH_ATTENTION_LAYOUT replaces the default (./mode.ts).
  */
 export function tensorCoreAttentionLayout(headDim: number, limitBytes = webgpuCapabilities().maxWorkgroupStorageBytes, grid?: { rows: number; planes: number }): TensorCoreAttentionLayout | null {
   if (!tensorCoreAttentionSupports(headDim)) return null;
@@ -95,8 +95,8 @@ export function tensorCoreAttentionLayout(headDim: number, limitBytes = webgpuCa
   const softmax = attentionSoftmax();
   const masking = attentionMasking();
   const banks = attentionBanks();
-  // The softmax's form and masking are named only where they are not the kernel's defaults (vec4, crossing), so that
-  // chosen layouts compare equal to the constants.
+  // The softmax's form, masking, tile element and row maxima are named only where they are not the kernel's defaults
+  // (vec4, crossing, vec4, shuffle), so that chosen layouts compare equal to the constants.
   const tile = tileElement();
   const rowMax = attentionRowMax();
   const switches = { scratchSync, ...(softmax !== 'vec4' ? { softmax } : {}), ...(masking !== 'crossing' ? { masking } : {}), ...(tile !== 'vec4' ? { tileElement: tile } : {}),

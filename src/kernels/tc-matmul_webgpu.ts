@@ -121,8 +121,9 @@ export interface TensorCoreMatMulLayout {
    * The element type of the staged operand tiles in workgroup memory, in which subgroup-matrix loads count their
    * offsets and strides: 'vec4' (default: vec4<u32>, 8 halves, one 16-byte store per staged unit) or 'u32' (2 halves;
    * a unit stored as four words). H100 lease 22B (scripts/tc-ceiling.mjs --forms, 8 subgroups of 2×4 tiles, rows padded
-   * to 72 halves): multiplies fed from vec4<u32> tiles ran at 262 TFLOP/s, from u32 or f16 tiles at ~600.
-   * FLASHDEPTH_TC_TILE_ELEMENT gives it to layouts that do not name it.
+   * to 72 halves): multiplies fed from vec4<u32> tiles ran at 262 TFLOP/s, from u32 or f16 tiles at ~600. In the
+   * models no product's GPU time changed with u32 tiles (lease 23A, Full profiles). FLASHDEPTH_TC_TILE_ELEMENT gives
+   * it to layouts that do not name it.
    */
   tileElement?: TileElement;
   /**
@@ -130,8 +131,9 @@ export interface TensorCoreMatMulLayout {
    * invocation reading its four columns as four floats) or 'vec4' (vec4<f32>s, rows of 20 floats, one vec4 read per
    * four columns; 256 bytes more per subgroup). H100 lease 22B (scripts/tc-ceiling.mjs --forms), an accumulator's
    * store and reload: 284 TFLOP/s of multiplies through f32 or vec4<f32> rows of 20 floats, 164 through f32 rows of
-   * 24, 374 through vec4<f32> rows of 24 (too large here); rows of 16 floats were not probed.
-   * FLASHDEPTH_TC_MATMUL_SCRATCH gives it to layouts that do not name it, where it fits.
+   * 24, 374 through vec4<f32> rows of 24 (too large here); rows of 16 floats were not probed. In the models (lease
+   * 23A, Full profiles, with u32 tiles) no product's GPU time changed. FLASHDEPTH_TC_MATMUL_SCRATCH gives it to
+   * layouts that do not name it, where it fits.
    */
   epilogueScratch?: EpilogueScratch;
 }

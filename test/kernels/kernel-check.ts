@@ -762,7 +762,7 @@ const CASES: Case[] = [
   // FLASHDEPTH_ATTENTION_ROW_MAX=vote: the shuffles for the row maxima only in blocks a subgroup vote sends through
   // them (rising logits, so both branches run on a GPU; the emulation's vote is always true). The same values as the
   // shuffles in every block, to the rounding of l's update: each case returns the vote's output plus 1000 times its
-  // difference from the same layout's with shuffles, so a difference beyond ~1e-5 of max|ref| fails it.
+  // difference from the same layout's with shuffles, so a difference beyond a few millionths of max|ref| fails it.
   {
     name: 'mixed attention, packed qkv, B=2 N=197 C=128 (2×64), row maxima by vote, 16-key stages, spread banks',
     precision: 'mixed',
