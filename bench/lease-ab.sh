@@ -32,8 +32,13 @@
 #                                                # epilogue scratch against the defaults on Full, L and S, Full
 #                                                # profiles (REF=1: the reference last)
 #   PART=11 REF=1 BUDGET=380 bash bench/lease-ab.sh
-#                                                # part 11 (session 23): the attention's row maxima by vote against the
+#                                                # part 11 (session 23; run as 24A, where the vote's shaders did not
+#                                                # compile, and 24B): the attention's row maxima by vote against the
 #                                                # shuffles, per call and on Full, L and S (REF=1: the reference last)
+#   PART=12 REF=1 BUDGET=400 bash bench/lease-ab.sh
+#                                                # part 12 (session 24, run as 24C): the vote in 12-subgroup layouts, where 24B
+#                                                # found it faster per call, swept and as Full's layout (profiles and
+#                                                # A/Bs); REF=1: the reference's Full last
 #
 # BUDGET (seconds of this command): a step starts only if half its timeout still fits, and is cut at BUDGET + 20.
 # Results: $OUT/summary.txt (one block per step: its switches, ms/frame and FPS) and $OUT/r.tgz (every log and JSON),
@@ -208,6 +213,24 @@ elif [[ $PART == 11 ]]; then
   bs s-vote $VOTE
   step full-prof-vote 90 $VOTE -- $B --config full --frames 3 --profile --json "$R/full-prof-vote.json"
   [[ ${REF:-0} == 1 ]] && step reference 150 PYTHONUNBUFFERED=1 -- python3 bench/reference/time_reference.py --models s,l,full --items 3 --out "$R/ref.jsonl"
+elif [[ $PART == 12 ]]; then
+  # Session 24: in lease 24B the vote took the 12-subgroup layout's attention 1.589 → 1.428 ms per 2K student call and
+  # 0.0916 → 0.0847 on ViT-L at 518², but the default 18-subgroup spread layout 1.390 → 1.490. The 12-subgroup layouts
+  # with the vote (and spread banks), swept; then the best guess as every attention's layout in Full (explicit layouts
+  # take the wave fit off).
+  V12="FLASHDEPTH_ATTENTION_LAYOUT=12,1,16,1,4,64/spread/vote"
+  # The adapter's subgroup-matrix configurations (is there an f16 result, for f16 attention scores?).
+  step configs 20 X=1 -- node --input-type=module -e "import { createRequire } from 'module'; const { create, globals } = createRequire(process.cwd() + '/')('webgpu'); Object.assign(globalThis, globals); const a = await create(['enable-dawn-features=allow_unsafe_apis,vulkan_enable_f16_on_nvidia']).requestAdapter(); console.log('configs', JSON.stringify(a.info.subgroupMatrixConfigs)); process.exit(0);"
+  grep configs "$R/configs.log" | cut -c1-600 >> "$SUM"
+  step att-vote12 150 FLASHDEPTH_SWEEP_ATTENTION_SHAPES="2K,teacher,L 518" FLASHDEPTH_SWEEP_ATTENTION_LAYOUTS="12,1,16,1,4,64/spread/vote;12,1,16,1,4,64/spread;12,1,16,1,4,64/vote;12,1,16,1,4,32/spread/vote;12,1,16,1,4,16/spread/vote;16,1,16,1,4,32/spread/vote;18,1,16,1,4,16/vote;18,1,16,1,4,16/spread" \
+    -- node dist/test/kernels/kernel-timing.js --attention-only
+  step full-prof-v12 90 "$V12" -- $B --config full --frames 3 --profile --json "$R/full-prof-v12.json"
+  step full-prof 90 X=1 -- $B --config full --frames 3 --profile --json "$R/full-prof.json"
+  bf full-new X=1
+  bf full-v12 "$V12"
+  bf full-v12b "$V12"
+  bf full-new2 X=1
+  [[ ${REF:-0} == 1 ]] && step reference 110 PYTHONUNBUFFERED=1 -- python3 bench/reference/time_reference.py --models full --items 3 --out "$R/ref.jsonl"
 elif [[ $PART == 4 ]]; then
   # Session 20: the attention's workgroup-memory banks spread (score rows of blockK + 8 floats, softmax rows dealt so
   # that its reads and P stores are conflict-free), P's exponentials in f16, and the reference's per-kernel profile.

@@ -16,9 +16,12 @@
  * - attention masking: which key blocks the tensor-core attention's softmax masks against the sequence's end,
  *   'crossing' (default since session 19: only the one that crosses it) or 'every' (sessions 5–18);
  *   FLASHDEPTH_ATTENTION_MASKING, for measurements.
- * - attention row maxima: 'shuffle' (default: every block's row maxima by two shuffles per row share) or 'vote' (one
- *   subgroup vote per block on whether any score exceeds its row's running maximum by more than the lazy rescale's
- *   margin; the shuffles only where it does — the same results); FLASHDEPTH_ATTENTION_ROW_MAX.
+ * - attention row maxima: 'shuffle' (every block's row maxima by two shuffles per row share) or 'vote' (one subgroup
+ *   vote per block on whether any score exceeds its row's running maximum by more than the lazy rescale's margin;
+ *   the shuffles only where it does — the same results). 'layout' (default since session 24): each layout's own, the
+ *   vote in the 12-subgroup default (H100 leases 24B and 24C, per call: ViT-L at 518² 0.0916 → 0.0847 ms, with spread
+ *   banks 0.0830) and the shuffles in the wave-fitted 18-subgroup one (where the vote was slower: the 2K student
+ *   1.390 → 1.490 ms); FLASHDEPTH_ATTENTION_ROW_MAX, for measurements.
  * - tensor-core matmul block: the 128×128 block's staging where it fills the GPU, 'double' (default: two 32-deep
  *   buffers per operand, 46 KiB), 'single' (one, 27 KiB) or 'double16' (two 16-deep ones, 29 KiB) — the last two fit
  *   two workgroups on an H100 multiprocessor; FLASHDEPTH_TC_MATMUL_BLOCK, for measurements.
@@ -49,8 +52,10 @@
  *   waves for the same rows: the Full teacher's 2171 queries × 16 heads, 192 workgroups of 192 rows in two waves, 128
  *   in one; the 2K student's 378 in three, 252 in two; H100 lease 19B, per call 0.23 → 0.179 and 1.61 → 1.556 ms) or
  *   'off' (the 192-row default layout everywhere); FLASHDEPTH_ATTENTION_WAVES, for measurements.
- * - attention banks: the wave-fitted layout with spread workgroup-memory banks in 16-key stages ('spread', default
- *   since session 20) or session 19's in 32-key stages ('session19'); FLASHDEPTH_ATTENTION_BANKS, for measurements.
+ * - attention banks: spread workgroup-memory banks in the wave-fitted layout (16-key stages, since session 20) and the
+ *   12-subgroup default (since session 24) ('spread', the default), in the wave-fitted one only ('session23'), or in
+ *   neither, the wave-fitted layout in session 19's 32-key stages ('session19'); FLASHDEPTH_ATTENTION_BANKS, for
+ *   measurements.
  * - tensor-core attention layout: FLASHDEPTH_ATTENTION_LAYOUT="subgroups,tiles,blockK,kvBuffers,oSplit[,stageK[,pipelined]]
  *   [/option…]" replaces the preferred layout (where it fits and the grid is large enough), for measurements.
  * - matmul epilogue sync: 'subgroup' (default since session 21: each subgroup's scratch round trips ordered by its
@@ -102,8 +107,11 @@ export type AttentionMasking = (typeof ATTENTION_MASKINGS)[number];
 
 export const ATTENTION_ROW_MAXES = ['shuffle', 'vote'] as const;
 export type AttentionRowMax = (typeof ATTENTION_ROW_MAXES)[number];
+/** FLASHDEPTH_ATTENTION_ROW_MAX's values: each layout's own, or one form for all. */
+export const ATTENTION_ROW_MAX_CHOICES = ['layout', ...ATTENTION_ROW_MAXES] as const;
+export type AttentionRowMaxChoice = (typeof ATTENTION_ROW_MAX_CHOICES)[number];
 
-export const ATTENTION_BANKS = ['spread', 'session19'] as const;
+export const ATTENTION_BANKS = ['spread', 'session23', 'session19'] as const;
 export type AttentionBanks = (typeof ATTENTION_BANKS)[number];
 
 export const MATMUL_EPILOGUE_SYNCS = ['workgroup', 'subgroup'] as const;
@@ -195,14 +203,19 @@ export function attentionMasking(): AttentionMasking {
   return fromEnv('FLASHDEPTH_ATTENTION_MASKING', ATTENTION_MASKINGS, 'crossing');
 }
 
-/** FLASHDEPTH_ATTENTION_ROW_MAX (default 'shuffle'): `rowMax` of the tensor-core attention layouts the kernels choose. */
-export function attentionRowMax(): AttentionRowMax {
-  return fromEnv('FLASHDEPTH_ATTENTION_ROW_MAX', ATTENTION_ROW_MAXES, 'shuffle');
+/**
+ * FLASHDEPTH_ATTENTION_ROW_MAX (default 'layout': each chosen layout's own `rowMax`, the vote in the 12-subgroup
+ * default and the shuffles in the wave-fitted one); 'shuffle' or 'vote' gives every chosen layout that form.
+ */
+export function attentionRowMax(): AttentionRowMaxChoice {
+  return fromEnv('FLASHDEPTH_ATTENTION_ROW_MAX', ATTENTION_ROW_MAX_CHOICES, 'layout');
 }
 
 /**
- * FLASHDEPTH_ATTENTION_BANKS (default 'spread'): whether the tensor-core attention's wave-fitted layout is session 20's
- * (spread workgroup-memory banks, `spreadBanks`, in 16-key stages) or session 19's ('session19': 32-key stages).
+ * FLASHDEPTH_ATTENTION_BANKS (default 'spread'): the tensor-core attention's layouts with spread workgroup-memory banks
+ * (`spreadBanks`: the wave-fitted one since session 20, in 16-key stages, and the 12-subgroup default since session
+ * 24); 'session23': the default without them (sessions 20–23); 'session19': neither, the wave-fitted layout in
+ * session 19's 32-key stages.
  */
 export function attentionBanks(): AttentionBanks {
   return fromEnv('FLASHDEPTH_ATTENTION_BANKS', ATTENTION_BANKS, 'spread');

@@ -13,7 +13,7 @@ import type * as tf from '@tensorflow/tfjs-core';
 import { webgpuCapabilities } from '../backend/webgpu.js';
 import { ConfigError, ShapeError } from '../errors.js';
 import type { FlashAttentionAttrs } from './flash-attention.js';
-import { attentionBanks, attentionLayoutOverride, attentionMasking, attentionRowMax, attentionScratchSync, attentionSoftmax, attentionWaves, tileElement } from './mode.js';
+import { attentionBanks, attentionLayoutOverride, attentionMasking, attentionRowMax, attentionScratchSync, attentionSoftmax, attentionWaves, tileElement, type AttentionRowMaxChoice } from './mode.js';
 import { wholeWaves } from './tc-matmul_webgpu.js';
 import type { WebGPUBackendLike } from './program.js';
 import {
@@ -58,10 +58,9 @@ const SMALL_GRID_WORKGROUPS = 96;
  * 1.527 and 0.174; P's exponentials in f16 (`exp2F16`) 1.615 and 0.183 (slower). Lease 20C, Full per frame: 45.2,
  * 44.6 ms against 46.6, 46.5 with session 19's layout. Session 19's (SESSION19_WAVE_FITTED_TC_ATTENTION_LAYOUT, 32-key
  * stages, 45 KiB; lease 19B: the student 1.61 → 1.556, the teacher 0.23 → 0.179 against the default's 12 subgroups)
- * stays behind FLASHDEPTH_ATTENTION_BANKS=session19. The 12-subgroup default keeps session 18's banks: spread, it
- * took 9% off the student and the teacher in lease 20B, but ViT-L at 518² (with Full's four cross-attentions, the
- * models that run it) is untimed that way: its sweep row in 20B was disturbed, and one L pair in 20C (16.3 against
- * 14.6 ms) is inside L's bimodal spread. `FLASHDEPTH_ATTENTION_LAYOUT=12,1,16,1,4,64/spread` times it.
+ * stays behind FLASHDEPTH_ATTENTION_BANKS=session19. The 12-subgroup default has spread banks too since session 24
+ * (lease 24C: ViT-L at 518², the model that runs it with Full's four cross-attentions, 7% faster per call; see
+ * DEFAULT_TC_ATTENTION_LAYOUT).
  */
 export const WAVE_FITTED_TC_ATTENTION_LAYOUT: TensorCoreAttentionLayout = { subgroups: 18, tiles: 1, blockK: 16, kvBuffers: 1, oSplit: 4, spreadBanks: true };
 
@@ -87,7 +86,8 @@ export function tcAttentionWaveCost(layout: TensorCoreAttentionLayout, grid: { r
  * 192), unless FLASHDEPTH_ATTENTION_LAYOUT is set. Every chosen layout
  * takes `scratchSync` from FLASHDEPTH_ATTENTION_SYNC, `softmax` from FLASHDEPTH_ATTENTION_SOFTMAX, `masking` from
  * FLASHDEPTH_ATTENTION_MASKING, `tileElement` from FLASHDEPTH_TC_TILE_ELEMENT and `rowMax` from
- * FLASHDEPTH_ATTENTION_ROW_MAX, and FLASHDEPTH_ATTENTION_LAYOUT replaces the default (./mode.ts).
+ * FLASHDEPTH_ATTENTION_ROW_MAX where that names one; FLASHDEPTH_ATTENTION_BANKS may take the spread banks off, and
+ * FLASHDEPTH_ATTENTION_LAYOUT replaces the default (./mode.ts).
  */
 export function tensorCoreAttentionLayout(headDim: number, limitBytes = webgpuCapabilities().maxWorkgroupStorageBytes, grid?: { rows: number; planes: number }): TensorCoreAttentionLayout | null {
   if (!tensorCoreAttentionSupports(headDim)) return null;
@@ -95,16 +95,17 @@ export function tensorCoreAttentionLayout(headDim: number, limitBytes = webgpuCa
   const softmax = attentionSoftmax();
   const masking = attentionMasking();
   const banks = attentionBanks();
-  // The softmax's form, masking, tile element and row maxima are named only where they are not the kernel's defaults
-  // (vec4, crossing, vec4, shuffle), so that chosen layouts compare equal to the constants.
+  // The softmax's form, masking and tile element are named only where they are not the kernel's defaults (vec4,
+  // crossing, vec4), so that chosen layouts compare equal to the constants.
   const tile = tileElement();
   const rowMax = attentionRowMax();
-  const switches = { scratchSync, ...(softmax !== 'vec4' ? { softmax } : {}), ...(masking !== 'crossing' ? { masking } : {}), ...(tile !== 'vec4' ? { tileElement: tile } : {}),
-    ...(rowMax !== 'shuffle' ? { rowMax } : {}) };
+  const switches = { scratchSync, ...(softmax !== 'vec4' ? { softmax } : {}), ...(masking !== 'crossing' ? { masking } : {}), ...(tile !== 'vec4' ? { tileElement: tile } : {}) };
+  // The 12-subgroup default without its spread banks where FLASHDEPTH_ATTENTION_BANKS asks for an earlier session's.
+  const banked = (layout: TensorCoreAttentionLayout) => (layout === DEFAULT_TC_ATTENTION_LAYOUT && banks !== 'spread' ? withoutKey(layout, 'spreadBanks') : layout);
   const override = attentionLayoutOverride();
   const preference = override ? [override, ...LAYOUTS_BY_PREFERENCE.slice(1)] : LAYOUTS_BY_PREFERENCE;
   // An override's own options ("/every", "/spread", …) win over the variables.
-  const fitting = preference.map((layout) => ({ ...layout, ...switches, ...(layout === override ? override : {}) }))
+  const fitting = preference.map((layout) => ({ ...withRowMax(banked(layout), rowMax), ...switches, ...(layout === override ? override : {}) }))
     .filter((layout) => tcAttentionWorkgroupBytes(layout, headDim) <= limitBytes);
   const preferred = fitting[0];
   if (!preferred || !grid) return preferred ?? null;
@@ -113,9 +114,22 @@ export function tensorCoreAttentionLayout(headDim: number, limitBytes = webgpuCa
   }
   if (override || attentionWaves() !== 'fit') return preferred;
   // Ties go to the fitted layout: at the same predicted time its 18 warps per multiprocessor ran faster (the 2K student).
-  const fitted = { ...(banks === 'spread' ? WAVE_FITTED_TC_ATTENTION_LAYOUT : SESSION19_WAVE_FITTED_TC_ATTENTION_LAYOUT), ...switches };
+  const fitted = { ...withRowMax(banks === 'session19' ? SESSION19_WAVE_FITTED_TC_ATTENTION_LAYOUT : WAVE_FITTED_TC_ATTENTION_LAYOUT, rowMax), ...switches };
   const fits = tcAttentionWorkgroupBytes(fitted, headDim) <= limitBytes && tcAttentionWaveCost(fitted, grid) <= tcAttentionWaveCost(preferred, grid);
   return fits ? fitted : preferred;
+}
+
+/** `layout` without its field `key` (where a switch takes back what a constant sets, so that results compare equal). */
+function withoutKey<K extends keyof TensorCoreAttentionLayout>(layout: TensorCoreAttentionLayout, key: K): TensorCoreAttentionLayout {
+  const copy = { ...layout };
+  delete copy[key];
+  return copy;
+}
+
+/** `layout` with the row maxima FLASHDEPTH_ATTENTION_ROW_MAX names ('shuffle' unnamed, as the kernel's default), or its own. */
+function withRowMax(layout: TensorCoreAttentionLayout, rowMax: AttentionRowMaxChoice): TensorCoreAttentionLayout {
+  if (rowMax === 'layout') return layout;
+  return rowMax === 'vote' ? { ...layout, rowMax } : withoutKey(layout, 'rowMax');
 }
 
 /**

@@ -146,8 +146,9 @@ export interface TensorCoreAttentionLayout {
    * invocation compares its own scores with m + 8, one subgroupAny per block says whether any does, and only then
    * does the subgroup take the shuffles (and the rescale's own vote); otherwise P = exp2(s − m) with m unchanged.
    * The same values either way; after the first blocks the vote is almost always false, so a block's softmax loses
-   * four shuffles and two exponentials per tile from its chain of dependent steps. FLASHDEPTH_ATTENTION_ROW_MAX gives
-   * it to the layouts the kernel chooses.
+   * four shuffles and two exponentials per tile from its chain of dependent steps. Faster in 12 subgroups, slower in
+   * 18 (H100 leases 24B and 24C; DEFAULT_TC_ATTENTION_LAYOUT). FLASHDEPTH_ATTENTION_ROW_MAX=shuffle|vote gives one form
+   * to every layout the kernel chooses.
    */
   rowMax?: AttentionRowMax;
 }
@@ -159,9 +160,16 @@ export interface TensorCoreAttentionLayout {
  * (products, softmax through workgroup memory, P·V) in lockstep. H100 lease 12A, GPU time per call
  * (`kernel-timing.js --attention-only`) against session 11's layout (SESSION11_TC_ATTENTION_LAYOUT): the 2K student
  * 1.75 → 1.55 ms (126 → 142 TFLOP/s), the Full teacher 0.253 → 0.235, ViT-L at 518² 0.28 → 0.17; 32-key stages
- * double-buffered: 1.72, 0.254, 0.19.
+ * double-buffered: 1.72, 0.254, 0.19. Since session 24 with spread banks (score rows of 24 floats: 45 KiB) and the row
+ * maxima by vote: H100 lease 24C, per call, ViT-L at 518² 0.0916 → 0.0830 ms (spread alone 0.0853, the vote alone
+ * 0.0847), and in Full (every attention in this layout) the four 2-head cross-attentions 0.363 → 0.301 ms per frame.
+ * SESSION12_TC_ATTENTION_LAYOUT is the layout without them (FLASHDEPTH_ATTENTION_BANKS=session23 with
+ * FLASHDEPTH_ATTENTION_ROW_MAX=shuffle).
  */
-export const DEFAULT_TC_ATTENTION_LAYOUT: TensorCoreAttentionLayout = { subgroups: 12, tiles: 1, blockK: 16, stageK: 64, kvBuffers: 1, oSplit: 4 };
+export const DEFAULT_TC_ATTENTION_LAYOUT: TensorCoreAttentionLayout = { subgroups: 12, tiles: 1, blockK: 16, stageK: 64, kvBuffers: 1, oSplit: 4, spreadBanks: true, rowMax: 'vote' };
+
+/** Session 12's default (to session 23): DEFAULT_TC_ATTENTION_LAYOUT with session 18's banks and the shuffles. */
+export const SESSION12_TC_ATTENTION_LAYOUT: TensorCoreAttentionLayout = { subgroups: 12, tiles: 1, blockK: 16, stageK: 64, kvBuffers: 1, oSplit: 4 };
 
 /**
  * Session 11's default: 12 subgroups, 16-key blocks double-buffered, accumulators in halves (45 KiB). Possible once
@@ -716,8 +724,11 @@ export class TensorCoreAttentionProgram implements WebGPUProgram {
     const rowOfLane = this.layout.spreadBanks
       ? `(${order.reduceRight((word, row) => word * 16 + row, 0)}u >> (4u * (lane / 4u))) & 7u`
       : '(lane / 8u) + 4u * ((lane / 4u) % 2u)';
+    // The vote's rows branch on a subgroupAny, which Tint's uniformity analysis takes for non-uniform (it follows the
+    // scores into the vote), so the shuffles and the rescale's vote inside the branch need its check off; the branch
+    // is subgroup-uniform all the same, being a vote's result.
     return `
-      ${TENSOR_CORE_DIRECTIVES}
+      ${TENSOR_CORE_DIRECTIVES}${this.layout.rowMax === 'vote' ? '\n      diagnostic(off, subgroup_uniformity);' : ''}
       // flashdepth:bind P array<f16>
       const DH : u32 = ${dh}u;
       const BLOCK_K : u32 = ${blockK}u;

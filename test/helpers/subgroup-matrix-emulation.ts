@@ -9,7 +9,9 @@
  * from exactly one lane, and indexing, strides, column-major loads, padding, masking and barriers are all exercised.
  * What it cannot model:
  * - `subgroupAny` over 32 invocations (lavapipe's subgroups have 8): it is replaced by `true`, so the attention's lazy
- *   rescale runs on every block after the first (exact: rows whose maximum did not rise are scaled by 1).
+ *   rescale runs on every block after the first (exact: rows whose maximum did not rise are scaled by 1). A constant
+ *   is uniform to Tint where a real vote's result is not, so the card's subgroup-uniformity errors (a subgroup builtin
+ *   under a branch on a vote) do not show here either: the mode tests check the shader text for them.
  * - Timing, and the memory-ordering behaviour of real subgroup-matrix instructions. Where a program relies on a real
  *   subgroup's program order (`subgroupScratchSync()` calls, tc-attention_webgpu.ts and tc-matmul_webgpu.ts), the emulated subgroup gets a
  *   workgroupBarrier instead — so only the card checks that reliance (kernel-check.js).

@@ -35,7 +35,7 @@ import { StreamingPredictor, type ReplayStats } from '../../src/infer/streaming.
 import { closeness, FIXTURES_DIR } from '../helpers/fixtures.js';
 import { withEnvRestored } from '../helpers/env.js';
 import type { WebGPUBackendLike } from '../../src/kernels/program.js';
-import { PackHeadsF16Program, packedPlanes, type TensorCoreAttentionLayout } from '../../src/kernels/tc-attention_webgpu.js';
+import { DEFAULT_TC_ATTENTION_LAYOUT, PackHeadsF16Program, packedPlanes, type TensorCoreAttentionLayout } from '../../src/kernels/tc-attention_webgpu.js';
 import { BIG_TC_MATMUL_LAYOUTS, SINGLE_BUFFERED_TC_MATMUL_LAYOUT, narrowConvBlock, SMALL_TC_MATMUL_LAYOUT, tcMatMulWorkgroupBytes, WAVE_FITTED_TC_MATMUL_LAYOUTS, withMoreSubgroups, type TensorCoreMatMulLayout } from '../../src/kernels/tc-matmul_webgpu.js';
 
 export interface KernelCheckResult {
@@ -132,6 +132,9 @@ function subgroupRowSums<T>(run: () => T): T {
 
 let seed = 1;
 const normal = (shape: number[], std = 1) => tf.randomNormal(shape, 0, std, 'float32', seed++);
+
+/** DEFAULT_TC_ATTENTION_LAYOUT's form in 4 subgroups instead of 12 (lavapipe's 32 KiB of workgroup memory). */
+const DEFAULT_FORM_IN_4_SUBGROUPS: TensorCoreAttentionLayout = { ...DEFAULT_TC_ATTENTION_LAYOUT, subgroups: 4 };
 
 const CASES: Case[] = [
   {
@@ -780,6 +783,20 @@ const CASES: Case[] = [
     precision: 'mixed',
     inputs: () => [risingQkv(2)],
     run: ([qkv]) => sameAsShuffles(qkv!, { subgroups: 4, tiles: 1, blockK: 32, kvBuffers: 1, oSplit: 4, softmax: 'packed', exp2F16: true }),
+  },
+  // The 12-subgroup default's form since session 24 (64-key stages of 16-key blocks, spread banks, row maxima by vote)
+  // in 4 subgroups, which fit lavapipe's 32 KiB: ViT-L's heads of 64 and Full's 2-head cross-attention's of 32.
+  {
+    name: 'mixed attention, packed qkv, B=2 N=197 C=128 (2×64), 64-key stages of 16-key blocks, spread banks, row maxima by vote',
+    precision: 'mixed',
+    inputs: () => [risingQkv(2)],
+    run: ([qkv]) => twoHeadAttention(qkv!, DEFAULT_FORM_IN_4_SUBGROUPS),
+  },
+  {
+    name: 'mixed attention, cross, B=2 Lq=77 Lk=45 C=64 (2×32), 64-key stages of 16-key blocks, spread banks, row maxima by vote',
+    precision: 'mixed',
+    inputs: () => [normal([2, 77, 64]), normal([2, 45, 64]), normal([2, 45, 64])],
+    run: ([q, k, v]) => tcOr(q!, k!, v!, 2, 32, [0, 0, 0], () => scaledDotProductAttention(q!, k!, v!, 2), DEFAULT_FORM_IN_4_SUBGROUPS),
   },
 ];
 

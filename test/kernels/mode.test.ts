@@ -12,7 +12,7 @@ import {
   SESSION19_WAVE_FITTED_TC_ATTENTION_LAYOUT, WAVE_FITTED_TC_ATTENTION_LAYOUT, checkTcAttentionLayout, selfAttentionPlanes, tcAttentionWaveCost, tensorCoreAttentionLayout, tensorCoreAttentionSupports,
 } from '../../src/kernels/tc-attention.js';
 import {
-  DEFAULT_TC_ATTENTION_LAYOUT, EIGHT_SUBGROUP_TC_ATTENTION_LAYOUT, SESSION11_TC_ATTENTION_LAYOUT, TensorCoreAttentionProgram, bankWavefronts, packedPlanes, softmaxRowOrder,
+  DEFAULT_TC_ATTENTION_LAYOUT, EIGHT_SUBGROUP_TC_ATTENTION_LAYOUT, SESSION11_TC_ATTENTION_LAYOUT, SESSION12_TC_ATTENTION_LAYOUT, TensorCoreAttentionProgram, bankWavefronts, packedPlanes, softmaxRowOrder,
   tcAttentionWorkgroupBytes, tcRowsPerWorkgroup, type TensorCoreAttentionLayout,
 } from '../../src/kernels/tc-attention_webgpu.js';
 import { packedA, packedB } from '../../src/kernels/tc-matmul.js';
@@ -77,19 +77,24 @@ describe('kernel mode and precision', () => {
     expect(tensorCoreAttentionSupports(64)).to.equal(true);
     expect(tensorCoreAttentionSupports(40)).to.equal(false); // not whole 16-channel tiles
     expect(tensorCoreAttentionLayout(40, 49152)).to.equal(null);
-    expect(tensorCoreAttentionLayout(64, 49152)).to.deep.equal({ subgroups: 12, tiles: 1, blockK: 16, stageK: 64, kvBuffers: 1, oSplit: 4, scratchSync: 'subgroup' });
+    expect(tensorCoreAttentionLayout(64, 49152)).to.deep.equal({ subgroups: 12, tiles: 1, blockK: 16, stageK: 64, kvBuffers: 1, oSplit: 4, spreadBanks: true, rowMax: 'vote', scratchSync: 'subgroup' });
     // One buffer of K and V (64 keys, rows padded to 72 halves), per-subgroup scratch of max(1 tile of 16-key scores,
     // a quarter accumulator tile: 16 rows of 16 + 4 floats alike) and P as f16: 192 query rows per workgroup; the
     // rescale flags too where barriers order the scratch. Spread banks: score rows of 16 + 8 floats.
-    expect(tcAttentionWorkgroupBytes(DEFAULT_TC_ATTENTION_LAYOUT, 64)).to.equal(2 * 64 * 72 * 2 + 12 * 16 * 20 * 4 + 12 * 16 * 24 * 2);
-    expect(tcAttentionWorkgroupBytes({ ...DEFAULT_TC_ATTENTION_LAYOUT, scratchSync: 'workgroup' }, 64)).to.equal(2 * 64 * 72 * 2 + 12 * 16 * 20 * 4 + 12 * 16 * 24 * 2 + 12 * 4);
-    expect(tcAttentionWorkgroupBytes({ ...DEFAULT_TC_ATTENTION_LAYOUT, spreadBanks: true }, 64)).to.equal(2 * 64 * 72 * 2 + 12 * 16 * 24 * 4 + 12 * 16 * 24 * 2);
+    expect(tcAttentionWorkgroupBytes(SESSION12_TC_ATTENTION_LAYOUT, 64)).to.equal(2 * 64 * 72 * 2 + 12 * 16 * 20 * 4 + 12 * 16 * 24 * 2);
+    expect(tcAttentionWorkgroupBytes({ ...SESSION12_TC_ATTENTION_LAYOUT, scratchSync: 'workgroup' }, 64)).to.equal(2 * 64 * 72 * 2 + 12 * 16 * 20 * 4 + 12 * 16 * 24 * 2 + 12 * 4);
+    expect(tcAttentionWorkgroupBytes(DEFAULT_TC_ATTENTION_LAYOUT, 64)).to.equal(2 * 64 * 72 * 2 + 12 * 16 * 24 * 4 + 12 * 16 * 24 * 2);
+    expect({ ...SESSION12_TC_ATTENTION_LAYOUT, spreadBanks: true, rowMax: 'vote' }).to.deep.equal(DEFAULT_TC_ATTENTION_LAYOUT);
     withEnvRestored('FLASHDEPTH_ATTENTION_BANKS', () => {
+      // Session 23's: the default without spread banks, the wave-fitted layout with them; session 19's: neither.
+      process.env['FLASHDEPTH_ATTENTION_BANKS'] = 'session23';
+      expect(tensorCoreAttentionLayout(64, 49152, { rows: 11973, planes: 6 })).to.deep.equal({ ...WAVE_FITTED_TC_ATTENTION_LAYOUT, scratchSync: 'subgroup' });
+      expect(tensorCoreAttentionLayout(64, 49152, { rows: 1370, planes: 16 })).to.deep.equal({ ...SESSION12_TC_ATTENTION_LAYOUT, rowMax: 'vote', scratchSync: 'subgroup' });
       process.env['FLASHDEPTH_ATTENTION_BANKS'] = 'session19';
       expect(tensorCoreAttentionLayout(64, 49152, { rows: 11973, planes: 6 })).to.deep.equal({ ...SESSION19_WAVE_FITTED_TC_ATTENTION_LAYOUT, scratchSync: 'subgroup' });
-      expect(tensorCoreAttentionLayout(64, 49152, { rows: 1370, planes: 16 })).to.deep.equal({ ...DEFAULT_TC_ATTENTION_LAYOUT, scratchSync: 'subgroup' });
+      expect(tensorCoreAttentionLayout(64, 49152, { rows: 1370, planes: 16 })).to.deep.equal({ ...SESSION12_TC_ATTENTION_LAYOUT, rowMax: 'vote', scratchSync: 'subgroup' });
       process.env['FLASHDEPTH_ATTENTION_BANKS'] = 'wide';
-      expect(() => tensorCoreAttentionLayout(64, 49152)).to.throw('Expected one of spread, session19 for FLASHDEPTH_ATTENTION_BANKS but received "wide"');
+      expect(() => tensorCoreAttentionLayout(64, 49152)).to.throw('Expected one of spread, session23, session19 for FLASHDEPTH_ATTENTION_BANKS but received "wide"');
     });
     // Session 11's: two buffers of 16 keys, accumulators in halves (16 rows of 32 + 4 floats).
     expect(tcAttentionWorkgroupBytes(SESSION11_TC_ATTENTION_LAYOUT, 64)).to.equal(2 * 2 * 16 * 72 * 2 + 12 * 16 * 36 * 4 + 12 * 16 * 24 * 2);
@@ -430,7 +435,7 @@ describe('kernel mode and precision', () => {
       const packed = new TensorCoreAttentionProgram(1, 300, 6, 64, packedLayout);
       expect(packed.getUserCode()).to.match(/var<workgroup> scratch : array<f32, \d+>/);
       expect(packed.getUserCode()).to.match(/var<workgroup> pTile : array<vec2<u32>, \d+>/);
-      expect(packed.shaderKey).to.match(/_packed$/);
+      expect(packed.shaderKey).to.match(/_packed_spread_vote$/);
       process.env['FLASHDEPTH_ATTENTION_SOFTMAX'] = 'scalar';
       const scalar = new TensorCoreAttentionProgram(1, 300, 6, 64, tensorCoreAttentionLayout(64, 49152)!).getUserCode();
       expect(scalar).to.match(/var<workgroup> scratch : array<f32, \d+>/);
@@ -530,14 +535,30 @@ describe('kernel mode and precision', () => {
     expectSwitch('FLASHDEPTH_TC_MATMUL_SCRATCH', matMulEpilogueScratch, 'f32', ['vec4', 'vec4'], 'f16', 'f32, vec4');
   });
 
-  it('FLASHDEPTH_ATTENTION_ROW_MAX: shuffles by default, vote on request (named in the chosen layout and the shader key), anything else a one-line error', () => {
-    expectSwitch('FLASHDEPTH_ATTENTION_ROW_MAX', attentionRowMax, 'shuffle', ['vote', 'vote'], 'max', 'shuffle, vote');
+  it('FLASHDEPTH_ATTENTION_ROW_MAX: each layout\'s own by default (the vote in the 12-subgroup one), shuffle or vote in every chosen layout on request (named in the shader key), anything else a one-line error', () => {
+    expectSwitch('FLASHDEPTH_ATTENTION_ROW_MAX', attentionRowMax, 'layout', ['vote', 'vote'], 'max', 'layout, shuffle, vote');
     const student = { rows: 11972, planes: 6 };
+    const vitL = { rows: 1370, planes: 16 };
     withEnvRestored('FLASHDEPTH_ATTENTION_ROW_MAX', () => {
       delete process.env['FLASHDEPTH_ATTENTION_ROW_MAX'];
       expect(tensorCoreAttentionLayout(64, 49152, student)).to.deep.equal({ ...WAVE_FITTED_TC_ATTENTION_LAYOUT, scratchSync: 'subgroup' });
+      expect(tensorCoreAttentionLayout(64, 49152, vitL)).to.deep.equal({ ...DEFAULT_TC_ATTENTION_LAYOUT, scratchSync: 'subgroup' });
       process.env['FLASHDEPTH_ATTENTION_ROW_MAX'] = 'vote';
       expect(tensorCoreAttentionLayout(64, 49152, student)).to.deep.equal({ ...WAVE_FITTED_TC_ATTENTION_LAYOUT, scratchSync: 'subgroup', rowMax: 'vote' });
+      expect(tensorCoreAttentionLayout(64, 49152, vitL)).to.deep.equal({ ...DEFAULT_TC_ATTENTION_LAYOUT, scratchSync: 'subgroup' });
+      // Shuffles everywhere, unnamed (the kernel's own default); with session 23's banks, session 23's layout exactly.
+      process.env['FLASHDEPTH_ATTENTION_ROW_MAX'] = 'shuffle';
+      expect(tensorCoreAttentionLayout(64, 49152, student)).to.deep.equal({ ...WAVE_FITTED_TC_ATTENTION_LAYOUT, scratchSync: 'subgroup' });
+      expect(tensorCoreAttentionLayout(64, 49152, vitL)).to.deep.equal({ ...SESSION12_TC_ATTENTION_LAYOUT, spreadBanks: true, scratchSync: 'subgroup' });
+      withEnvRestored('FLASHDEPTH_ATTENTION_BANKS', () => {
+        process.env['FLASHDEPTH_ATTENTION_BANKS'] = 'session23';
+        expect(tensorCoreAttentionLayout(64, 49152, vitL)).to.deep.equal({ ...SESSION12_TC_ATTENTION_LAYOUT, scratchSync: 'subgroup' });
+      });
+      // A layout override's own option wins over the variable.
+      withEnvRestored('FLASHDEPTH_ATTENTION_LAYOUT', () => {
+        process.env['FLASHDEPTH_ATTENTION_LAYOUT'] = '12,1,16,1,4,64/vote';
+        expect(tensorCoreAttentionLayout(64, 49152, vitL)?.rowMax).to.equal('vote');
+      });
     });
     const shuffles = new TensorCoreAttentionProgram(1, 11972, 6, 64, WAVE_FITTED_TC_ATTENTION_LAYOUT);
     const vote = new TensorCoreAttentionProgram(1, 11972, 6, 64, { ...WAVE_FITTED_TC_ATTENTION_LAYOUT, rowMax: 'vote' });
@@ -546,6 +567,10 @@ describe('kernel mode and precision', () => {
     expect(vote.getUserCode()).to.contain('let anyOver = subgroupAny(lm0_0 > m0_0 + 8.0 || lm0_1 > m0_1 + 8.0);');
     expect(vote.getUserCode().split('subgroupShuffleXor(bm').length - 1).to.equal(4);
     expect(shuffles.getUserCode()).to.not.contain('anyOver');
+    // Tint takes a vote's result for non-uniform: without its subgroup-uniformity check off, the shuffles and the
+    // rescale's vote under the branch are a compile error on the card (lease 24A). The emulation cannot show it.
+    expect(vote.getUserCode()).to.contain('diagnostic(off, subgroup_uniformity);');
+    expect(shuffles.getUserCode()).to.not.contain('subgroup_uniformity');
   });
 
   it('FLASHDEPTH_RCU_FUSION and FLASHDEPTH_PATCH_NORM_FUSION: on by default, off turns the fusion off, anything else is a one-line error', () => {
@@ -576,7 +601,7 @@ describe('kernel mode and precision', () => {
     expect(new TensorCoreAttentionProgram(1, 11972, 6, 64, staged).shaderKey).to.equal('tcAttention_64_12_1_16_o4_s32');
     expect(selfAttentionPlanes(1, 11972, 6, 64, staged).lkPad).to.equal(375 * 32);
     expect(() => checkTcAttentionLayout({ ...l, stageK: 24 }, 64, 49152)).to.throw('tensor-core attention layout: blockK must be a multiple of 16 and stageK a multiple of blockK, got blockK 16, stageK 24');
-    expect(new TensorCoreAttentionProgram(1, 1370, 16, 64, l).shaderKey).to.equal('tcAttention_64_12_1_16_kv1_o4_s64');
+    expect(new TensorCoreAttentionProgram(1, 1370, 16, 64, l).shaderKey).to.equal('tcAttention_64_12_1_16_kv1_o4_s64_spread_vote');
     withEnvRestored('FLASHDEPTH_ATTENTION_LAYOUT', () => {
       process.env['FLASHDEPTH_ATTENTION_LAYOUT'] = '12, 1, 16, 2, 4, 32';
       expect(attentionLayoutOverride()).to.deep.equal({ subgroups: 12, tiles: 1, blockK: 16, kvBuffers: 2, oSplit: 4, stageK: 32 });
@@ -590,8 +615,8 @@ describe('kernel mode and precision', () => {
       expect(attentionLayoutOverride()).to.deep.equal({ subgroups: 12, tiles: 1, blockK: 16, kvBuffers: 1, oSplit: 4, stageK: 64 });
       process.env['FLASHDEPTH_ATTENTION_LAYOUT'] = '12,1,16,1,4,64,2';
       expect(() => attentionLayoutOverride()).to.throw(/pipelined 0 or 1\) for FLASHDEPTH_ATTENTION_LAYOUT but received "12,1,16,1,4,64,2"$/);
-      expect(new TensorCoreAttentionProgram(1, 1370, 16, 64, { ...l, pipelined: true }).shaderKey).to.equal('tcAttention_64_12_1_16_kv1_o4_s64_pipe');
-      expect(new TensorCoreAttentionProgram(1, 1370, 16, 64, { ...l, stageK: 16, pipelined: true }).shaderKey).to.equal('tcAttention_64_12_1_16_kv1_o4');
+      expect(new TensorCoreAttentionProgram(1, 1370, 16, 64, { ...SESSION12_TC_ATTENTION_LAYOUT, pipelined: true }).shaderKey).to.equal('tcAttention_64_12_1_16_kv1_o4_s64_pipe');
+      expect(new TensorCoreAttentionProgram(1, 1370, 16, 64, { ...SESSION12_TC_ATTENTION_LAYOUT, stageK: 16, pipelined: true }).shaderKey).to.equal('tcAttention_64_12_1_16_kv1_o4');
       // Options after '/' win over the variables; unknown ones are a one-line error listing the known.
       process.env['FLASHDEPTH_ATTENTION_LAYOUT'] = '18,1,16,1,4,32/spread/dense/exp16/every';
       const spread = { subgroups: 18, tiles: 1, blockK: 16, kvBuffers: 1 as const, oSplit: 4 as const, stageK: 32, masking: 'every' as const, spreadBanks: true, denseP: true, exp2F16: true };
