@@ -4,7 +4,8 @@
  * random inputs, and prints one JSON line per case: {name, maxAbsError, maxAbsRef, leaked, fused}.
  * `fused` says whether the custom kernel really ran (a tfjs profile lists its kernel name).
  * Usage: node dist/test/kernels/kernel-check.js [--mixed-model | --mixed-model-only] [--emulate-subgroup-matrices [--only <name part>] [--mixed-parity] | --replay]
- * (--emulate-subgroup-matrices: only the tensor-core cases, emulated in plain WGSL on a device without subgroup matrices;
+ * (--emulate-subgroup-matrices: only the tensor-core cases, emulated in plain WGSL on a device without subgroup matrices,
+ * on the device's own where it has them; exit status 1 and one stderr line naming the cases outside the mixed bound;
  * --replay: only recorded-frame replay against tfjs, S and Full; with --emulate-subgroup-matrices and
  * FLASHDEPTH_PRECISION=mixed, of the tensor-core path)
  */
@@ -36,6 +37,7 @@ import { closeness, FIXTURES_DIR } from '../helpers/fixtures.js';
 import { withEnvRestored } from '../helpers/env.js';
 import type { WebGPUBackendLike } from '../../src/kernels/program.js';
 import { DEFAULT_TC_ATTENTION_LAYOUT, PackHeadsF16Program, packedPlanes, type TensorCoreAttentionLayout } from '../../src/kernels/tc-attention_webgpu.js';
+import { MIXED_RELATIVE_BOUND } from './bounds.js';
 import { BIG_TC_MATMUL_LAYOUTS, SINGLE_BUFFERED_TC_MATMUL_LAYOUT, narrowConvBlock, SMALL_TC_MATMUL_LAYOUT, tcMatMulWorkgroupBytes, WAVE_FITTED_TC_MATMUL_LAYOUTS, withMoreSubgroups, type TensorCoreMatMulLayout } from '../../src/kernels/tc-matmul_webgpu.js';
 
 export interface KernelCheckResult {
@@ -1326,9 +1328,20 @@ async function main(): Promise<void> {
     if (!tensorCoresAvailable()) emulateSubgroupMatrices(emulateSubgroupMatrixBuiltins);
     // --only <text>: just the cases whose name contains it (a quicker check of one kernel family).
     const only = process.argv.includes('--only') ? process.argv[process.argv.indexOf('--only') + 1] ?? '' : '';
-    for (const c of CASES.filter((k) => k.precision === 'mixed' && k.name.includes(only))) process.stdout.write(JSON.stringify({ ...(await runCase(c)), emulated: true }) + '\n');
+    // On a GPU host the numbers are read from a log: name the cases outside the bound (a shader that did not compile
+    // leaves garbage there) on stderr, and exit 1.
+    const outside: string[] = [];
+    for (const c of CASES.filter((k) => k.precision === 'mixed' && k.name.includes(only))) {
+      const r = await runCase(c);
+      process.stdout.write(JSON.stringify({ ...r, emulated: true }) + '\n');
+      if ('maxAbsError' in r && !(r.maxAbsError <= MIXED_RELATIVE_BOUND * r.maxAbsRef)) outside.push(r.name);
+    }
     if (process.argv.includes('--mixed-parity')) process.stdout.write(JSON.stringify({ ...(await mixedParityCase()), emulated: true }) + '\n');
     releaseBackend();
+    if (outside.length > 0) {
+      process.stderr.write(`error: ${outside.length} tensor-core case(s) outside ${MIXED_RELATIVE_BOUND}·max|ref|: ${outside.join('; ')}\n`);
+      process.exitCode = 1;
+    }
     return;
   }
   if (process.argv.includes('--mixed-model-only')) {

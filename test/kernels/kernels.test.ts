@@ -12,6 +12,7 @@ import { ConfigError } from '../../src/errors.js';
 import { kernelMode, setKernelMode, useFusedKernels, REGISTERED_KERNELS, type KernelMode } from '../../src/kernels/index.js';
 import { useTestBackend } from '../helpers/backend.js';
 import { REPO_ROOT } from '../helpers/fixtures.js';
+import { MIXED_RELATIVE_BOUND } from './bounds.js';
 import type { BindGroupCacheResult, KernelCheckResult, KernelCheckSkip, PackCheckResult, ParityResult, FirstUseReplayResult, ReplayCheckResult, UploadCheckResult, WeightPackResult } from './kernel-check.js';
 
 const LAVAPIPE = process.env['FLASHDEPTH_LAVAPIPE'] ?? join(REPO_ROOT, '.cache', 'lavapipe');
@@ -20,8 +21,6 @@ const CHECK = join(REPO_ROOT, 'dist', 'test', 'kernels', 'kernel-check.js');
 
 /** fp32 with a different summation order: the bound of expectClose (1e-4) tightened tenfold. */
 const RELATIVE_BOUND = 1e-5;
-/** f16 operands (11-bit significands) with f32 accumulation: errors of a few 1e-4 relative; bf16 would be ~8× larger. */
-const MIXED_RELATIVE_BOUND = 5e-3;
 
 /**
  * The custom kernels a mixed case dispatches: the attention kernel alone; a linear or conv packs its weight (first
