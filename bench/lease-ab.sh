@@ -39,6 +39,11 @@
 #                                                # part 12 (session 24, run as 24C): the vote in 12-subgroup layouts, where 24B
 #                                                # found it faster per call, swept and as Full's layout (profiles and
 #                                                # A/Bs); REF=1: the reference's Full last
+#   PART=13 REF=1 BUDGET=300 bash bench/lease-ab.sh
+#                                                # part 13 (session 24, not yet run): session 24's 12-subgroup default
+#                                                # (spread banks, vote) on the card — its kernel cases, S and L in
+#                                                # mixed precision against fp32 — then L and Full against session 23's
+#                                                # layouts, twice each, and L profiles (REF=1: the reference last)
 #
 # BUDGET (seconds of this command): a step starts only if half its timeout still fits, and is cut at BUDGET + 20.
 # Results: $OUT/summary.txt (one block per step: its switches, ms/frame and FPS) and $OUT/r.tgz (every log and JSON),
@@ -231,6 +236,22 @@ elif [[ $PART == 12 ]]; then
   bf full-v12b "$V12"
   bf full-new2 X=1
   [[ ${REF:-0} == 1 ]] && step reference 110 PYTHONUNBUFFERED=1 -- python3 bench/reference/time_reference.py --models full --items 3 --out "$R/ref.jsonl"
+elif [[ $PART == 13 ]]; then
+  # Session 24's default for the 12-subgroup attention layout (ViT-L at 518², Full's cross-attentions) was chosen from
+  # per-call times; here it runs on the card in the models, against session 23's layouts (S23).
+  S23="FLASHDEPTH_ATTENTION_BANKS=session23 FLASHDEPTH_ATTENTION_ROW_MAX=shuffle"
+  step check-default 60 X=1 -- node dist/test/kernels/kernel-check.js --emulate-subgroup-matrices --only "64-key stages of 16-key blocks, spread banks, row maxima by vote"
+  step mixed-models 120 X=1 -- node dist/test/kernels/kernel-check.js --mixed-model-only
+  bl l-new X=1
+  bl l-s23 $S23
+  bl l-new2 X=1
+  bl l-s23b $S23
+  bf full-new X=1
+  bf full-s23 $S23
+  step l-prof-warm 60 X=1 -- $B --config l --frames 3 --profile
+  step l-prof 60 X=1 -- $B --config l --frames 3 --profile --json "$R/l-prof.json"
+  step l-prof-s23 60 $S23 -- $B --config l --frames 3 --profile --json "$R/l-prof-s23.json"
+  [[ ${REF:-0} == 1 ]] && step reference 150 PYTHONUNBUFFERED=1 -- python3 bench/reference/time_reference.py --models s,l,full --items 3 --out "$R/ref.jsonl"
 elif [[ $PART == 4 ]]; then
   # Session 20: the attention's workgroup-memory banks spread (score rows of blockK + 8 floats, softmax rows dealt so
   # that its reads and P stores are conflict-free), P's exponentials in f16, and the reference's per-kernel profile.
