@@ -30,7 +30,7 @@ export function tensorCoreAttentionSupports(headDim: number): boolean {
 }
 
 /**
- * Layouts in order of preference, each used where the device's workgroup memory takes it: the default (192 rows, 42
+ * Layouts in order of preference, each used where the device's workgroup memory takes it: the default (192 rows, 45
  * KiB, ./tc-attention_webgpu.ts; FLASHDEPTH_ATTENTION_LAYOUT replaces it), then the two that ran fastest at ≤ 31 KiB, i.e. two workgroups per multiprocessor
  * on the H100 (64 rows: the 2K student 2.58 / 2.62 ms per call, the Full teacher 0.63 / 0.52, session 8), which also
  * fit software Vulkan's 32 KiB.

@@ -155,7 +155,8 @@ export interface TensorCoreAttentionLayout {
 
 /**
  * 12 subgroups of 1 query tile (192 rows per workgroup), 16-key blocks, 64 keys staged per barrier in one K/V buffer,
- * accumulators through the scratch in 16-column quarters (42 KiB; one workgroup per H100 multiprocessor, 12 warps).
+ * accumulators through the scratch in 16-column quarters (42 KiB, 45 with spread banks; one workgroup per H100
+ * multiprocessor, 12 warps).
  * Between two barriers each subgroup scores four blocks on its own, so the 12 warps no longer run each block's phases
  * (products, softmax through workgroup memory, P·V) in lockstep. H100 lease 12A, GPU time per call
  * (`kernel-timing.js --attention-only`) against session 11's layout (SESSION11_TC_ATTENTION_LAYOUT): the 2K student
