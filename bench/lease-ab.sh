@@ -44,6 +44,15 @@
 #                                                # (spread banks, vote) on the card — its kernel cases, S and L in
 #                                                # mixed precision against fp32 — then L and Full against session 23's
 #                                                # layouts, twice each, and L profiles (REF=1: the reference last)
+#   PART=14 BUDGET=470 bash bench/lease-ab.sh
+#                                                # part 14 (session 25): the epilogue's vec4 global reads and stores
+#                                                # (the new default) against single floats — every tensor-core case
+#                                                # on the card, per call (with FLASHDEPTH_TC_MATMUL_WAVES=fitAll's
+#                                                # blocks), Full, L and S A/Bs, a Full profile
+#   PART=15 REF=1 BUDGET=330 bash bench/lease-ab.sh
+#                                                # part 15 (session 25, after 14 on the warm machine): part 13's
+#                                                # pairs against session 23's attention layouts, Full with
+#                                                # fitAll, S and L mixed vs fp32 (REF=1: the reference's Full last)
 #
 # BUDGET (seconds of this command): a step starts only if half its timeout still fits, and is cut at BUDGET + 20.
 # Results: $OUT/summary.txt (one block per step: its switches, ms/frame and FPS) and $OUT/r.tgz (every log and JSON),
@@ -235,6 +244,32 @@ elif [[ $PART == 12 ]]; then
   bf full-v12 "$V12"
   bf full-v12b "$V12"
   bf full-new2 X=1
+  [[ ${REF:-0} == 1 ]] && step reference 110 PYTHONUNBUFFERED=1 -- python3 bench/reference/time_reference.py --models full --items 3 --out "$R/ref.jsonl"
+elif [[ $PART == 14 ]]; then
+  # Session 25: the matmul epilogue's bias, γ and residual read and C written as one vec4 per four columns (halves as
+  # one 8-byte store), where every access was a single float (SCALAR, sessions 5–24).
+  SCALAR="FLASHDEPTH_TC_MATMUL_EPILOGUE_IO=scalar"
+  step check-tc 120 X=1 -- node dist/test/kernels/kernel-check.js --emulate-subgroup-matrices
+  step epi 120 X=1 -- node dist/test/kernels/kernel-timing.js --matmul-epilogue
+  bf full-new X=1
+  bf full-scalar $SCALAR
+  bl l-new X=1
+  bl l-scalar $SCALAR
+  bs s-new X=1
+  bs s-scalar $SCALAR
+  bf full-new2 X=1
+  bf full-scalar2 $SCALAR
+  step full-prof 90 X=1 -- $B --config full --frames 3 --profile --json "$R/full-prof.json"
+elif [[ $PART == 15 ]]; then
+  S23="FLASHDEPTH_ATTENTION_BANKS=session23 FLASHDEPTH_ATTENTION_ROW_MAX=shuffle"
+  bl l-new X=1
+  bl l-s23 $S23
+  bl l-new2 X=1
+  bl l-s23b $S23
+  bf full-fitall FLASHDEPTH_TC_MATMUL_WAVES=fitAll
+  bf full-new3 X=1
+  bf full-s23 $S23
+  step mixed-models 120 X=1 -- node dist/test/kernels/kernel-check.js --mixed-model-only
   [[ ${REF:-0} == 1 ]] && step reference 110 PYTHONUNBUFFERED=1 -- python3 bench/reference/time_reference.py --models full --items 3 --out "$R/ref.jsonl"
 elif [[ $PART == 13 ]]; then
   # Session 24's default for the 12-subgroup attention layout (ViT-L at 518², Full's cross-attentions) was chosen from

@@ -30,7 +30,8 @@
  *   split until 256 workgroups); FLASHDEPTH_TC_MATMUL_SPLIT, for measurements.
  * - tensor-core matmul waves: 'fit' (default since session 16: unsplit products in 144- or 96-row blocks where those
  *   need fewer whole waves of workgroups for the same rows — the Full teacher's 2171 rows are 17 blocks of 128, 16 of
- *   144; H200 lease 16A, Full 2.4–2.6 ms per frame faster) or 'off' (128-row blocks); FLASHDEPTH_TC_MATMUL_WAVES.
+ *   144; H200 lease 16A, Full 2.4–2.6 ms per frame faster; only where that is predicted 10% faster), 'fitAll'
+ *   (wherever it is predicted faster at all) or 'off' (128-row blocks); FLASHDEPTH_TC_MATMUL_WAVES.
  * - tensor-core matmul subgroups: how many subgroups share the linear layers' large blocks (128×128, and the
  *   wave-fitted 144 and 96 rows). 'deep' (default since session 18): twice as many, 32 columns wide instead of 64
  *   (single-buffered where double buffers no longer fit), in products at least DEEP_K = 1024 deep — ViT-L's and the
@@ -72,6 +73,9 @@
  * - tile element: 'vec4' (default) or 'u32', the element type of the tensor-core kernels' staged operand tiles, in
  *   which their subgroup-matrix loads count offsets and strides; FLASHDEPTH_TC_TILE_ELEMENT, for measurements. H100
  *   lease 23A: neither this nor the vec4 scratch changed any kernel's GPU time in Full.
+ * - matmul epilogue I/O: 'vec4' (default since session 25: bias, γ and residual read and C written as one vec4 per
+ *   four columns, halves as one 8-byte store) or 'scalar' (one access per float); FLASHDEPTH_TC_MATMUL_EPILOGUE_IO,
+ *   for measurements.
  * - fusions: a ResidualConvUnit's outer ReLU and skip inside its convolutions (FLASHDEPTH_RCU_FUSION) and the ViT's
  *   final norm writing only the patch tokens (FLASHDEPTH_PATCH_NORM_FUSION), 'on' by default, 'off' for measurements.
  * - attention branch: 'chained' (default: the qkv product writes the attention's f16 head planes, the attention writes
@@ -122,6 +126,9 @@ export const MATMUL_LOADS_AHEAD = ['1', '2'] as const;
 export const EPILOGUE_SCRATCHES = ['f32', 'vec4'] as const;
 export type EpilogueScratch = (typeof EPILOGUE_SCRATCHES)[number];
 
+export const EPILOGUE_IOS = ['vec4', 'scalar'] as const;
+export type EpilogueIo = (typeof EPILOGUE_IOS)[number];
+
 export const TILE_ELEMENTS = ['vec4', 'u32'] as const;
 export type TileElement = (typeof TILE_ELEMENTS)[number];
 
@@ -137,7 +144,7 @@ export type MatMulBlock = (typeof MATMUL_BLOCKS)[number];
 export const MATMUL_SPLITS = ['few', 'fill'] as const;
 export type MatMulSplit = (typeof MATMUL_SPLITS)[number];
 
-export const MATMUL_WAVES = ['off', 'fit'] as const;
+export const MATMUL_WAVES = ['off', 'fit', 'fitAll'] as const;
 export type MatMulWaves = (typeof MATMUL_WAVES)[number];
 
 export const CONV_BLOCKS = ['square', 'narrow'] as const;
@@ -346,6 +353,14 @@ export function tileElement(): TileElement {
  */
 export function matMulEpilogueScratch(): EpilogueScratch {
   return fromEnv('FLASHDEPTH_TC_MATMUL_SCRATCH', EPILOGUE_SCRATCHES, 'f32');
+}
+
+/**
+ * FLASHDEPTH_TC_MATMUL_EPILOGUE_IO (default 'vec4'): the tensor-core matmul epilogue's global reads (bias, γ,
+ * residual) and stores of C as one vec4 access per four columns, or 'scalar' (one per float: sessions 5–24).
+ */
+export function matMulEpilogueIo(): EpilogueIo {
+  return fromEnv('FLASHDEPTH_TC_MATMUL_EPILOGUE_IO', EPILOGUE_IOS, 'vec4');
 }
 
 /**

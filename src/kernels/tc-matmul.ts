@@ -14,7 +14,7 @@ import { LayerNormPackF16Program, layerNormPackUniforms } from './layer-norm_web
 import { selfAttentionPlanes, TC_SELF_ATTENTION, tensorCoreAttentionSupports, tensorCoreSelfAttentionLayout, type TensorCoreSelfAttentionAttrs } from './tc-attention.js';
 import type { WebGPUBackendLike } from './program.js';
 import { webgpuCapabilities } from '../backend/webgpu.js';
-import { layerNormRowLanes, matMulEpilogueScratch, matMulEpilogueSync, matMulLoadAhead, matMulResidualPrefetch, tileElement } from './mode.js';
+import { layerNormRowLanes, matMulEpilogueIo, matMulEpilogueScratch, matMulEpilogueSync, matMulLoadAhead, matMulResidualPrefetch, tileElement } from './mode.js';
 import {
   SLICE_K, SplitKReduceLayerNormProgram, SplitKReduceProgram, TensorCoreMatMulProgram, PackF16Program, checkTcMatMulLayout, epilogueInputs, packF16Uniforms, packedShape, splitKReduceUniforms, tcMatMulUniforms,
   tcMatMulWorkgroupBytes, tensorCoreConvLayout, tensorCoreMatMulLayout, type MatMulASource, type TensorCoreMatMulLayout, type PackedShape,
@@ -92,7 +92,7 @@ function tensorCoreMatMulWebGPU(args: { inputs: tf.NamedTensorInfoMap; backend: 
   const limitBytes = webgpuCapabilities().maxWorkgroupStorageBytes;
   if (attrs.layout) checkTcMatMulLayout(attrs.layout, limitBytes);
   const chosen = attrs.layout ?? (conv ? tensorCoreConvLayout(m, n, k, limitBytes) : tensorCoreMatMulLayout(m, n, k, limitBytes));
-  // FLASHDEPTH_TC_MATMUL_EPILOGUE_SYNC, _RESIDUAL_PREFETCH, _LOAD_AHEAD and FLASHDEPTH_TC_TILE_ELEMENT apply to every
+  // FLASHDEPTH_TC_MATMUL_EPILOGUE_SYNC, _RESIDUAL_PREFETCH, _LOAD_AHEAD, _EPILOGUE_IO and FLASHDEPTH_TC_TILE_ELEMENT apply to every
   // layout that does not name its own, and FLASHDEPTH_TC_MATMUL_SCRATCH where its larger scratch still fits.
   const layout: TensorCoreMatMulLayout = {
     ...chosen,
@@ -100,6 +100,7 @@ function tensorCoreMatMulWebGPU(args: { inputs: tf.NamedTensorInfoMap; backend: 
     residualPrefetch: chosen.residualPrefetch ?? matMulResidualPrefetch() === 'on',
     loadAhead: chosen.loadAhead ?? matMulLoadAhead(),
     tileElement: chosen.tileElement ?? tileElement(),
+    epilogueIo: chosen.epilogueIo ?? matMulEpilogueIo(),
   };
   if (!chosen.epilogueScratch && matMulEpilogueScratch() === 'vec4' && tcMatMulWorkgroupBytes({ ...layout, epilogueScratch: 'vec4' }) <= limitBytes) layout.epilogueScratch = 'vec4';
   // With a LayerNorm prologue A is always packed, by the LayerNorm itself.
@@ -151,7 +152,7 @@ function tensorCoreMatMulWebGPU(args: { inputs: tf.NamedTensorInfoMap; backend: 
           [...reduceUniforms, { type: 'uint32', data: [normalized.rowsPad] }, { type: 'float32', data: [normalizeEps] }]);
         return [c, packedNorm];
       }
-      return backend.runWebGPUProgram(new SplitKReduceProgram(m, n, aShape.rowsPad, bias !== undefined, epilogue, output), [partials, ...extras],
+      return backend.runWebGPUProgram(new SplitKReduceProgram(m, n, aShape.rowsPad, bias !== undefined, epilogue, output, layout.epilogueIo), [partials, ...extras],
         packOutput ? 'int32' : 'float32', reduceUniforms);
     } finally {
       backend.disposeData(partials.dataId);

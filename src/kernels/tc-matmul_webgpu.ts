@@ -35,7 +35,7 @@ import { ConfigError } from '../errors.js';
 import { ERF_VEC4_WGSL } from './elementwise_webgpu.js';
 import { layerNormDispatch, layerNormLanesKey, layerNormPackF16Code } from './layer-norm_webgpu.js';
 import { foldedDispatch, type WebGPUProgram } from './program.js';
-import { convBlock, matMulBigBlock, matMulBlock, matMulSplit, matMulSubgroups, matMulWaves, type ConvBlock, type MatMulBigBlock, type MatMulBlock, type MatMulEpilogueSync, type MatMulSplit, type MatMulSubgroups, type MatMulWaves, type EpilogueScratch, type TileElement } from './mode.js';
+import { convBlock, matMulBigBlock, matMulBlock, matMulSplit, matMulSubgroups, matMulWaves, type ConvBlock, type MatMulBigBlock, type MatMulBlock, type MatMulEpilogueSync, type MatMulSplit, type MatMulSubgroups, type MatMulWaves, type EpilogueIo, type EpilogueScratch, type TileElement } from './mode.js';
 
 /** WGSL header shared by the tensor-core programs (hoisted above tfjs' header by src/backend/webgpu.ts). */
 export const TENSOR_CORE_DIRECTIVES = `
@@ -136,6 +136,13 @@ export interface TensorCoreMatMulLayout {
    * layouts that do not name it, where it fits.
    */
   epilogueScratch?: EpilogueScratch;
+  /**
+   * How the epilogue reads bias, γ and residual and writes C, four columns per unit (where N is a multiple of 4):
+   * 'vec4' (default since session 25: one vec4 read per input, one 16-byte f32 or 8-byte f16 store) or 'scalar'
+   * (sessions 5–24: four single-float reads per input, four 4-byte stores, or two for halves). Split-K partials and
+   * column tails always take single floats. FLASHDEPTH_TC_MATMUL_EPILOGUE_IO gives it to layouts that do not name it.
+   */
+  epilogueIo?: EpilogueIo;
 }
 
 /** Floats per row of the epilogue's scratch tile, and its elements' floats. */
@@ -224,7 +231,8 @@ export function tcMatMulBlocks(m: number, n: number, layout: TensorCoreMatMulLay
  *   at 518² (33 blocks; 132 of 64×64) 0.052 → 0.033 in 64×64 blocks;
  * - else 64×64 blocks;
  * - an unsplit 128×128 block replaced by a 144- or 96-row one where that takes fewer whole waves
- *   (FLASHDEPTH_TC_MATMUL_WAVES=fit, the default: `waveFittedLayout`);
+ *   (FLASHDEPTH_TC_MATMUL_WAVES=fit, the default: `waveFittedLayout`; 'fitAll' wherever it takes less time at all: the
+ *   Full teacher's fc1, 2171 × 4096, 544 blocks of 128 rows in 5 waves, 512 of 144 in 4);
  * - with `subgroups` 'many' (FLASHDEPTH_TC_MATMUL_SUBGROUPS), that large or fitted block in twice the subgroups
  *   (`withMoreSubgroups`); with 'deep', only where K ≥ DEEP_K.
  * - with `big` (FLASHDEPTH_TC_MATMUL_BIG_BLOCK) '256x128' or '128x256', an unsplit large block replaced by that block
@@ -247,7 +255,7 @@ export function tensorCoreMatMulLayout(m: number, n: number, k: number, limitByt
   const layout = blocks >= TARGET_WORKGROUPS ? large
     : splits >= 2 && n % 4 === 0 ? (splitPays ? { ...large, splitK: splits } : blocks >= TARGET_WORKGROUPS / 4 ? large : SMALL_TC_MATMUL_LAYOUT)
     : SMALL_TC_MATMUL_LAYOUT;
-  const fitted = layout === large && waves === 'fit' ? waveFittedLayout(m, n, large, limitBytes) : layout;
+  const fitted = layout === large && waves !== 'off' ? waveFittedLayout(m, n, large, limitBytes, waves === 'fitAll' ? 1 : WAVE_FIT_SHARE) : layout;
   const shaped = subgroups === 'many' || (subgroups === 'deep' && k >= DEEP_K) ? withMoreSubgroups(fitted, limitBytes) : fitted;
   const sized = layout === large && big !== 'off' ? bigBlockLayout(m, n, fitted, BIG_TC_MATMUL_LAYOUTS[big], limitBytes) ?? shaped : shaped;
   return m * n * k < CONVERT_A_BELOW ? { ...sized, convertA: true } : sized;
@@ -317,13 +325,13 @@ export function tcMatMulWaveCost(m: number, n: number, layout: TensorCoreMatMulL
 /**
  * The block whose rows fit an unsplit product best into waves: `large` (the 128×128 block), or one of
  * WAVE_FITTED_TC_MATMUL_LAYOUTS with `large`'s staging (single-buffered where double would not fit `limitBytes`)
- * where that is predicted to take under WAVE_FIT_SHARE of its time. The Full teacher's proj and fc2 (2171 rows, 1024
+ * where that is predicted to take under `share` (WAVE_FIT_SHARE; FLASHDEPTH_TC_MATMUL_WAVES=fitAll: 1) of its time. The Full teacher's proj and fc2 (2171 rows, 1024
  * columns): 17 × 8 = 136 blocks of 128 rows (two waves, the second 4 blocks), 16 × 8 = 128 of 144 (one); ViT-L's
  * at 518² (1371 rows): 88 blocks of 128 rows, 120 of 96 (both one wave).
  */
-export function waveFittedLayout(m: number, n: number, large: TensorCoreMatMulLayout, limitBytes: number): TensorCoreMatMulLayout {
+export function waveFittedLayout(m: number, n: number, large: TensorCoreMatMulLayout, limitBytes: number, share = WAVE_FIT_SHARE): TensorCoreMatMulLayout {
   let best = large;
-  let bestCost = tcMatMulWaveCost(m, n, large) * WAVE_FIT_SHARE;
+  let bestCost = tcMatMulWaveCost(m, n, large) * share;
   for (const shape of WAVE_FITTED_TC_MATMUL_LAYOUTS) {
     const double: TensorCoreMatMulLayout = { ...large, subgroups: shape.subgroups, tiles: shape.tiles };
     const candidate = tcMatMulWorkgroupBytes(double) <= limitBytes ? double : { ...double, buffers: 1 as const };
@@ -497,18 +505,23 @@ export const HEAD_PLANES_UNIFORMS = 'tokens : u32, heads : u32, headDim : u32, l
 
 /**
  * WGSL statements: bias and epilogue on four columns `v` of C (row `row`, first column `c`, flat index `o`), stored to
- * `result` as f32 or as packed halves. Shared by the product's own epilogue and by the split-K reduction.
+ * `result` as f32 or as packed halves. Shared by the product's own epilogue and by the split-K reduction. With
+ * `vectorIo` (N a multiple of 4: `c` and `o` then are too) bias, γ and residual are bound as vec4s and `result` as
+ * vec4<f32> or vec2<i32> (four halves), so each unit is one 16- or 8-byte access where it was four or two.
  */
-function vec4EpilogueCode(hasBias: boolean, epilogue: MatMulEpilogue, output: MatMulStore, residual = RESIDUAL_VEC4): string {
-  const bias = hasBias ? 'v = v + vec4<f32>(Bias[c], Bias[c + 1u], Bias[c + 2u], Bias[c + 3u]);' : '';
+function vec4EpilogueCode(hasBias: boolean, epilogue: MatMulEpilogue, output: MatMulStore, vectorIo: boolean, residual = residualVec4(vectorIo)): string {
+  const bias = !hasBias ? '' : vectorIo ? 'v = v + Bias[c / 4u];' : 'v = v + vec4<f32>(Bias[c], Bias[c + 1u], Bias[c + 2u], Bias[c + 3u]);';
+  const gamma = vectorIo ? 'Gamma[c / 4u]' : 'vec4<f32>(Gamma[c], Gamma[c + 1u], Gamma[c + 2u], Gamma[c + 3u])';
   const apply = epilogue === 'gelu'
     ? `v = 0.5 * v * (1.0 + erfVec4(v * ${Math.SQRT1_2.toFixed(9)}));`
     : epilogue === 'relu' ? 'v = max(v, vec4<f32>(0.0));'
     : epilogue === 'scaleAdd'
-      ? `v = ${residual} + vec4<f32>(Gamma[c], Gamma[c + 1u], Gamma[c + 2u], Gamma[c + 3u]) * v;`
+      ? `v = ${residual} + ${gamma} * v;`
       : epilogue === 'add' ? `v = ${residual} + v;`
       : '';
-  const halves = (at: string, x: string) => `let h = (${at}) / 2u; result[h] = bitcast<i32>(pack2x16float(${x}.xy)); result[h + 1u] = bitcast<i32>(pack2x16float(${x}.zw));`;
+  const halves = (at: string, x: string) => vectorIo
+    ? `result[(${at}) / 4u] = vec2<i32>(bitcast<i32>(pack2x16float(${x}.xy)), bitcast<i32>(pack2x16float(${x}.zw)));`
+    : `let h = (${at}) / 2u; result[h] = bitcast<i32>(pack2x16float(${x}.xy)); result[h + 1u] = bitcast<i32>(pack2x16float(${x}.zw));`;
   // Four columns of one head (Dh a multiple of 4): segment (q, k or v), head, channel; the row's sequence and token.
   const planes = `let width = uniforms.heads * uniforms.headDim;
               let segment = c / width;
@@ -523,7 +536,7 @@ function vec4EpilogueCode(hasBias: boolean, epilogue: MatMulEpilogue, output: Ma
               }`;
   const store = output === 'packedF16' ? halves('row * uniforms.n + c', 'v')
     : output === 'headPlanes' ? planes
-    : 'result[o] = v.x; result[o + 1u] = v.y; result[o + 2u] = v.z; result[o + 3u] = v.w;';
+    : vectorIo ? 'result[o / 4u] = v;' : 'result[o] = v.x; result[o + 1u] = v.y; result[o + 2u] = v.z; result[o + 3u] = v.w;';
   return `${bias}
               ${apply}
               ${store}`;
@@ -532,8 +545,10 @@ function vec4EpilogueCode(hasBias: boolean, epilogue: MatMulEpilogue, output: Ma
 /** The names the epilogue's extra inputs are bound under. */
 export type EpilogueInput = 'Bias' | 'Residual' | 'Gamma';
 
-/** WGSL: the residual's four values at flat index `o` (read where the epilogue needs them). */
-const RESIDUAL_VEC4 = 'vec4<f32>(Residual[o], Residual[o + 1u], Residual[o + 2u], Residual[o + 3u])';
+/** WGSL: the residual's four values at flat index `o` (read where the epilogue needs them), as one vec4 or four floats. */
+function residualVec4(vectorIo: boolean): string {
+  return vectorIo ? 'Residual[o / 4u]' : 'vec4<f32>(Residual[o], Residual[o + 1u], Residual[o + 2u], Residual[o + 3u])';
+}
 
 /** Whether an epilogue adds a residual read from C's own layout. */
 function readsResidual(epilogue: MatMulEpilogue): boolean {
@@ -563,6 +578,9 @@ export class TensorCoreMatMulProgram implements WebGPUProgram {
   private readonly packedOutput: boolean;
   private readonly partials: boolean;
   private readonly store: MatMulStore;
+  /** The epilogue's global reads and writes as whole vec4s of C (`epilogueIo` 'vec4' and N a multiple of 4). */
+  private readonly vectorIo: boolean;
+  outputComponent?: number;
 
   /**
    * `output` 'packedF16': C leaves as the packed f16 A operand of a following product ([A's padded rows, N] as int32
@@ -585,8 +603,11 @@ export class TensorCoreMatMulProgram implements WebGPUProgram {
     this.hasBias = hasBias;
     this.epilogue = epilogue;
     this.layout = layout;
+    // Split-K partials leave by subgroup-matrix stores into an f32 array; a column tail needs single floats.
+    this.vectorIo = !this.partials && (layout.epilogueIo ?? 'vec4') === 'vec4' && n % 4 === 0;
+    if (this.vectorIo) this.outputComponent = this.packedOutput ? 2 : 4;
     // The packed operands come as int32 vec4s (8 halves each), reinterpreted with bitcast.
-    this.variableComponents = [4, 4, ...epilogueInputs(hasBias, epilogue).map(() => 1)];
+    this.variableComponents = [4, 4, ...epilogueInputs(hasBias, epilogue).map(() => (this.vectorIo ? 4 : 1))];
     this.variableNames = [aSource === 'f32' ? 'A' : 'A16', 'B16', ...epilogueInputs(hasBias, epilogue)];
     const { subgroups: sg } = layout;
     const block = tcMatMulBlock(layout);
@@ -598,7 +619,7 @@ export class TensorCoreMatMulProgram implements WebGPUProgram {
     this.workgroupSize = [32 * sg.rows * sg.cols, 1, 1];
     this.dispatch = [colBlocks, rowBlocks, splits];
     const outputKey = output === 'headPlanes' ? '_planesOut' : this.packedOutput ? '_packedOut' : this.partials ? '_partials' : '';
-    this.shaderKey = `tcMatMul_${hasBias}_${epilogue}_${sg.rows}x${sg.cols}_${layout.tiles.rows}x${layout.tiles.cols}_${aSource}${outputKey}${layoutKeySuffix(layout)}`;
+    this.shaderKey = `tcMatMul_${hasBias}_${epilogue}_${sg.rows}x${sg.cols}_${layout.tiles.rows}x${layout.tiles.cols}_${aSource}${outputKey}${this.vectorIo ? '_vecIo' : ''}${layoutKeySuffix(layout)}`;
   }
 
   /** Whether this program loads its residual values before the tiles' round trips (`residualPrefetch`). */
@@ -612,6 +633,7 @@ export class TensorCoreMatMulProgram implements WebGPUProgram {
     const { rowFloats, per } = scratchForm(this.layout);
     const vecScratch = per === 4;
     const prefetch = this.prefetchesResidual();
+    const body = vec4EpilogueCode(this.hasBias, this.epilogue, this.store, this.vectorIo, prefetch ? 'select(res1, res0, e == 0u)' : residualVec4(this.vectorIo));
     const tail = this.packedOutput ? '' : `for (var i = 0u; i < uniforms.n - c; i++) {
                 let col = c + i;
                 var x = ${vecScratch ? 'cTile[s][i]' : 'cTile[s + i]'};
@@ -634,7 +656,7 @@ export class TensorCoreMatMulProgram implements WebGPUProgram {
         let c = c0 + (unit % 4u) * 4u;
         if (row < uniforms.m && c + 4u <= uniforms.n) {
           let o = row * uniforms.n + c;
-          return ${RESIDUAL_VEC4};
+          return ${residualVec4(this.vectorIo)};
         }
         return vec4<f32>(0.0);
       }` : ''}
@@ -649,11 +671,11 @@ export class TensorCoreMatMulProgram implements WebGPUProgram {
           if (row < uniforms.m && c < uniforms.n) {
             var v = ${vecScratch ? 'cTile[s]' : 'vec4<f32>(cTile[s], cTile[s + 1u], cTile[s + 2u], cTile[s + 3u])'};
             let o = row * uniforms.n + c;
-            if (c + 4u <= uniforms.n) {
-              ${vec4EpilogueCode(this.hasBias, this.epilogue, this.store, prefetch ? 'select(res1, res0, e == 0u)' : RESIDUAL_VEC4)}
+            ${this.vectorIo ? body : `if (c + 4u <= uniforms.n) {
+              ${body}
             } else {
               ${tail}
-            }
+            }`}
           }
         }
       }`;
@@ -916,18 +938,25 @@ export class SplitKReduceProgram implements WebGPUProgram {
   private readonly hasBias: boolean;
   private readonly epilogue: MatMulEpilogue;
   private readonly packedOutput: boolean;
+  private readonly vectorIo: boolean;
+  outputComponent?: number;
 
-  /** `rowsPad`: the packed output's rows (A's padded rows, as TensorCoreMatMulProgram's 'packedF16'). */
-  constructor(m: number, n: number, rowsPad: number, hasBias: boolean, epilogue: MatMulEpilogue, output: 'f32' | 'packedF16') {
+  /**
+   * `rowsPad`: the packed output's rows (A's padded rows, as TensorCoreMatMulProgram's 'packedF16'); `epilogueIo`: as
+   * the product's layout (`TensorCoreMatMulLayout.epilogueIo`).
+   */
+  constructor(m: number, n: number, rowsPad: number, hasBias: boolean, epilogue: MatMulEpilogue, output: 'f32' | 'packedF16', epilogueIo: EpilogueIo = 'vec4') {
     if (n % 4 !== 0) throw new Error(`SplitKReduceProgram: N must be a multiple of 4, got ${n}`);
     this.hasBias = hasBias;
     this.epilogue = epilogue;
     this.packedOutput = output === 'packedF16';
+    this.vectorIo = epilogueIo === 'vec4';
+    if (this.vectorIo) this.outputComponent = this.packedOutput ? 2 : 4;
     this.variableNames = ['Partials', ...epilogueInputs(hasBias, epilogue)];
-    this.variableComponents = [4, ...epilogueInputs(hasBias, epilogue).map(() => 1)];
+    this.variableComponents = [4, ...epilogueInputs(hasBias, epilogue).map(() => (this.vectorIo ? 4 : 1))];
     this.outputShape = this.packedOutput ? [rowsPad, n / 2] : [m, n];
     this.dispatch = foldedDispatch(Math.ceil((m * n) / 4 / 256));
-    this.shaderKey = `splitKReduce_${hasBias}_${epilogue}${this.packedOutput ? '_packedOut' : ''}`;
+    this.shaderKey = `splitKReduce_${hasBias}_${epilogue}${this.packedOutput ? '_packedOut' : ''}${this.vectorIo ? '_vecIo' : ''}`;
   }
 
   getUserCode(): string {
@@ -944,7 +973,7 @@ export class SplitKReduceProgram implements WebGPUProgram {
           v = v + Partials[((z * uniforms.partialRows + row) * uniforms.partialCols + c) / 4u];
         }
         let o = row * uniforms.n + c;
-        ${vec4EpilogueCode(this.hasBias, this.epilogue, this.packedOutput ? 'packedF16' : 'f32')}
+        ${vec4EpilogueCode(this.hasBias, this.epilogue, this.packedOutput ? 'packedF16' : 'f32', this.vectorIo)}
       }
     `;
   }

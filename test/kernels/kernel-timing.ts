@@ -24,7 +24,7 @@ import {
 import { TC_MATMUL, packedA, packedB, packedWeight } from '../../src/kernels/tc-matmul.js';
 import { TC_ATTENTION } from '../../src/kernels/tc-attention.js';
 import { tcAttentionWorkgroupBytes, type TensorCoreAttentionLayout } from '../../src/kernels/tc-attention_webgpu.js';
-import { parseAttentionLayout } from '../../src/kernels/mode.js';
+import { matMulEpilogueIo, parseAttentionLayout } from '../../src/kernels/mode.js';
 import { emulateSubgroupMatrices, webgpuCapabilities } from '../../src/backend/webgpu.js';
 import { emulateSubgroupMatrices as emulateSubgroupMatrixBuiltins } from '../helpers/subgroup-matrix-emulation.js';
 import { fusedMambaScan, runMambaScan, type WebGPUBackendWithDispose } from '../../src/kernels/mamba-scan.js';
@@ -162,10 +162,15 @@ async function timeEpilogues(emulated: boolean): Promise<void> {
   for (const [name, m, k, n, epilogue, output] of shapes) {
     const product = packedProduct(m, k, n);
     const extras = [tf.randomNormal([n], 0, 1, 'float32', 3), ...(epilogue === 'scaleAdd' ? [tf.randomNormal([m, n], 0, 1, 'float32', 4), tf.randomNormal([n], 0, 0.5, 'float32', 5)] : [])];
-    const base: TensorCoreMatMulLayout = { ...tensorCoreMatMulLayout(m, n, k, limit), epilogueSync: 'subgroup', convertA: false };
+    // FLASHDEPTH_TC_MATMUL_EPILOGUE_IO as the models take it (these programs are built here, not by the kernel).
+    const base: TensorCoreMatMulLayout = { ...tensorCoreMatMulLayout(m, n, k, limit), epilogueSync: 'subgroup', convertA: false, epilogueIo: matMulEpilogueIo() };
     const variants: [string, TensorCoreMatMulLayout, readonly (readonly [string | RegExp, string])[]][] = Object.entries(EPILOGUE_ABLATIONS)
       .map(([ablation, rewrites]) => [ablation, base, rewrites]);
     if (epilogue === 'scaleAdd') variants.push(['prefetch', { ...base, residualPrefetch: true }, []]);
+    // The other epilogue I/O form, and the block FLASHDEPTH_TC_MATMUL_WAVES=fitAll takes where it differs.
+    variants.push([base.epilogueIo === 'scalar' ? 'vec4Io' : 'scalarIo', { ...base, epilogueIo: base.epilogueIo === 'scalar' ? 'vec4' : 'scalar' }, []]);
+    const fitAll = tensorCoreMatMulLayout(m, n, k, limit, undefined, undefined, 'fitAll');
+    if (layoutName(fitAll) !== layoutName(tensorCoreMatMulLayout(m, n, k, limit))) variants.push([`fitAll ${layoutName(fitAll)}`, { ...base, ...fitAll, epilogueSync: 'subgroup', convertA: false }, []]);
     const row: Record<string, unknown> = { kind: 'matmul-epilogue', name, m, k, n, epilogue, output, layout: layoutName(base) };
     for (const [ablation, layout, rewrites] of variants) {
       const program = () => new AblatedMatMulProgram(ablation, rewrites, m, n, product.aShape, true, epilogue, layout, 'packed', output);

@@ -17,7 +17,7 @@ import {
 } from '../../src/kernels/tc-attention_webgpu.js';
 import { packedA, packedB } from '../../src/kernels/tc-matmul.js';
 import { mixedMlp, mixedMlpSupports, mixedSelfAttentionSupports } from '../../src/kernels/mixed-matmul.js';
-import { attentionBranch, attentionLayoutOverride, attentionRowMax, convBlock, layerNormRowLanes, layerNormSums, mambaChunkTokensOverride, matMulEpilogueScratch, matMulEpilogueSync, matMulLoadAhead, matMulResidualPrefetch, patchNormFusion, rcuFusion, tileElement } from '../../src/kernels/mode.js';
+import { attentionBranch, attentionLayoutOverride, attentionRowMax, convBlock, layerNormRowLanes, layerNormSums, mambaChunkTokensOverride, matMulEpilogueIo, matMulEpilogueScratch, matMulEpilogueSync, matMulLoadAhead, matMulResidualPrefetch, patchNormFusion, rcuFusion, tileElement } from '../../src/kernels/mode.js';
 import { emulateSubgroupMatrices } from '../helpers/subgroup-matrix-emulation.js';
 import { MambaChunkStateProgram, MambaScanProgram, scanChunks, scanLanes } from '../../src/kernels/mamba-scan_webgpu.js';
 import {
@@ -260,7 +260,7 @@ describe('kernel mode and precision', () => {
     });
   });
 
-  it('tensor-core matmul: FLASHDEPTH_TC_MATMUL_WAVES=fit (the default) gives unsplit products 144- or 96-row blocks where those take fewer whole waves; another value is a one-line error', () => {
+  it('tensor-core matmul: FLASHDEPTH_TC_MATMUL_WAVES=fit (the default) gives unsplit products 144- or 96-row blocks where those take 10% less time in whole waves, fitAll wherever they take less; another value is a one-line error', () => {
     withWideSubgroups(() => {
       const [rows144, rows96] = WAVE_FITTED_TC_MATMUL_LAYOUTS as [TensorCoreMatMulLayout, TensorCoreMatMulLayout];
       // 45.5 and 38 KiB double-buffered: one workgroup per multiprocessor, like the 128×128 block.
@@ -293,7 +293,13 @@ describe('kernel mode and precision', () => {
         process.env['FLASHDEPTH_TC_MATMUL_WAVES'] = 'off';
         expect(tensorCoreMatMulLayout(2171, 1024, 1024, 49152)).to.deep.equal(DEFAULT_TC_MATMUL_LAYOUT);
         process.env['FLASHDEPTH_TC_MATMUL_WAVES'] = 'yes';
-        expect(() => tensorCoreMatMulLayout(2171, 1024, 1024, 49152)).to.throw('Expected one of off, fit for FLASHDEPTH_TC_MATMUL_WAVES but received "yes"');
+        expect(() => tensorCoreMatMulLayout(2171, 1024, 1024, 49152)).to.throw('Expected one of off, fit, fitAll for FLASHDEPTH_TC_MATMUL_WAVES but received "yes"');
+        // 'fitAll': wherever the fitted block's waves take less time at all — the teacher's fc1 (4 × 9 against 5 × 8)
+        // and the 2K student's qkv (6 × 9 against 7 × 8) too; ViT-L's fc1 (4 × 6 against 3 × 8, equal) not.
+        process.env['FLASHDEPTH_TC_MATMUL_WAVES'] = 'fitAll';
+        expect(tensorCoreMatMulLayout(2171, 4096, 1024, 49152)).to.deep.equal(rows144);
+        expect(tensorCoreMatMulLayout(11973, 1152, 384, 49152)).to.deep.equal(rows144);
+        expect(tensorCoreMatMulLayout(1371, 4096, 1024, 49152)).to.deep.equal(DEFAULT_TC_MATMUL_LAYOUT);
       });
     });
   });
@@ -535,6 +541,36 @@ describe('kernel mode and precision', () => {
     expectSwitch('FLASHDEPTH_TC_MATMUL_SCRATCH', matMulEpilogueScratch, 'f32', ['vec4', 'vec4'], 'f16', 'f32, vec4');
   });
 
+  it('matmul epilogue I/O: bias, γ and residual read and C written as one vec4 per four columns, halves as vec2<i32>s; single floats for split-K partials and on request (FLASHDEPTH_TC_MATMUL_EPILOGUE_IO, default vec4)', () => {
+    const program = (layout: TensorCoreMatMulLayout, output: 'f32' | 'packedF16' | 'partials' = 'f32', epilogue: MatMulEpilogue = 'scaleAdd') =>
+      new TensorCoreMatMulProgram(300, 160, packedA(300, 256), output !== 'partials', output === 'partials' ? 'none' : epilogue, layout, 'packed', output);
+    const vec4 = program(SMALL_TC_MATMUL_LAYOUT);
+    const scalar = program({ ...SMALL_TC_MATMUL_LAYOUT, epilogueIo: 'scalar' });
+    expect(vec4.getUserCode()).to.contain('v = v + Bias[c / 4u];');
+    expect(vec4.getUserCode()).to.contain('v = Residual[o / 4u] + Gamma[c / 4u] * v;');
+    expect(vec4.getUserCode()).to.contain('result[o / 4u] = v;');
+    // N a multiple of 4: no column tail.
+    expect(vec4.getUserCode()).to.not.contain('c + 4u <= uniforms.n');
+    expect([vec4.outputComponent, vec4.variableComponents]).to.deep.equal([4, [4, 4, 4, 4, 4]]);
+    expect(scalar.getUserCode()).to.contain('result[o] = v.x; result[o + 1u] = v.y; result[o + 2u] = v.z; result[o + 3u] = v.w;');
+    expect(scalar.getUserCode()).to.contain('c + 4u <= uniforms.n');
+    expect([scalar.outputComponent, scalar.variableComponents]).to.deep.equal([undefined, [4, 4, 1, 1, 1]]);
+    expect(vec4.shaderKey).to.contain('_vecIo');
+    expect(scalar.shaderKey).to.equal(vec4.shaderKey.replace('_vecIo', ''));
+    const packed = program(SMALL_TC_MATMUL_LAYOUT, 'packedF16', 'gelu');
+    expect(packed.getUserCode()).to.contain('result[(row * uniforms.n + c) / 4u] = vec2<i32>(bitcast<i32>(pack2x16float(v.xy)), bitcast<i32>(pack2x16float(v.zw)));');
+    expect(packed.outputComponent).to.equal(2);
+    // Partials leave by subgroup-matrix stores into an f32 array; the reduction then reads and writes vec4s.
+    const partials = program({ ...SMALL_TC_MATMUL_LAYOUT, splitK: 2 }, 'partials');
+    expect(partials.outputComponent).to.equal(undefined);
+    expect(partials.shaderKey).to.not.contain('_vecIo');
+    expect(partials.getUserCode()).to.not.contain('Bias');
+    const reduce = new SplitKReduceProgram(300, 160, 320, true, 'scaleAdd', 'f32');
+    expect([reduce.outputComponent, reduce.variableComponents, reduce.shaderKey]).to.deep.equal([4, [4, 4, 4, 4], 'splitKReduce_true_scaleAdd_vecIo']);
+    expect(new SplitKReduceProgram(300, 160, 320, true, 'scaleAdd', 'f32', 'scalar').getUserCode()).to.contain('Residual[o + 3u]');
+    expectSwitch('FLASHDEPTH_TC_MATMUL_EPILOGUE_IO', matMulEpilogueIo, 'vec4', ['scalar', 'scalar'], 'vec2', 'vec4, scalar');
+  });
+
   it('FLASHDEPTH_ATTENTION_ROW_MAX: each layout\'s own by default (the vote in the 12-subgroup one), shuffle or vote in every chosen layout on request (named in the shader key), anything else a one-line error', () => {
     expectSwitch('FLASHDEPTH_ATTENTION_ROW_MAX', attentionRowMax, 'layout', ['vote', 'vote'], 'max', 'layout, shuffle, vote');
     const student = { rows: 11972, planes: 6 };
@@ -587,7 +623,7 @@ describe('kernel mode and precision', () => {
     const qkv = new TensorCoreMatMulProgram(1370, 3072, packedA(1370, 1024), true, 'none', DEFAULT_TC_MATMUL_LAYOUT, 'packed', 'headPlanes', planes.totalUnits * 4);
     expect(qkv.outputShape).to.deep.equal([planes.totalUnits * 2]);
     expect(qkv.uniforms.endsWith(HEAD_PLANES_UNIFORMS)).to.equal(true);
-    expect(qkv.shaderKey).to.match(/_planesOut$/);
+    expect(qkv.shaderKey).to.match(/_planesOut_vecIo$/);
     expect(() => new TensorCoreMatMulProgram(1370, 3072, packedA(1370, 1024), true, 'none', { ...DEFAULT_TC_MATMUL_LAYOUT, splitK: 2 }, 'packed', 'headPlanes', 8))
       .to.throw('TensorCoreMatMulProgram: head planes are written by unsplit products only');
     const program = new TensorCoreAttentionProgram(2, 250, 2, 64, l, 'packedF16', 512);
