@@ -44,15 +44,17 @@
 #                                                # (spread banks, vote) on the card — its kernel cases, S and L in
 #                                                # mixed precision against fp32 — then L and Full against session 23's
 #                                                # layouts, twice each, and L profiles (REF=1: the reference last)
-#   PART=14 BUDGET=470 bash bench/lease-ab.sh
+#   PART=14 BUDGET=500 bash bench/lease-ab.sh
 #                                                # part 14 (session 25): the epilogue's vec4 global reads and stores
 #                                                # (the new default) against single floats — every tensor-core case
 #                                                # on the card, per call (with FLASHDEPTH_TC_MATMUL_WAVES=fitAll's
-#                                                # blocks), Full, L and S A/Bs, a Full profile
-#   PART=15 REF=1 BUDGET=330 bash bench/lease-ab.sh
-#                                                # part 15 (session 25, after 14 on the warm machine): part 13's
-#                                                # pairs against session 23's attention layouts, Full with
-#                                                # fitAll, S and L mixed vs fp32 (REF=1: the reference's Full last)
+#                                                # blocks), Full, L and S A/Bs, Full with fitAll, a Full profile
+#   PART=14 ran as lease 25A (cut after L's pair: refused starts took the device time).
+#   PART=15 REF=1 BUDGET=420 bash bench/lease-ab.sh
+#                                                # part 15 (session 25, not yet run): Full with and without the
+#                                                # residual prefetch (twice each), part 13's pairs against session
+#                                                # 23's attention layouts, S and L mixed vs fp32 (REF=1: the
+#                                                # reference's Full last)
 #
 # BUDGET (seconds of this command): a step starts only if half its timeout still fits, and is cut at BUDGET + 20.
 # Results: $OUT/summary.txt (one block per step: its switches, ms/frame and FPS) and $OUT/r.tgz (every log and JSON),
@@ -253,21 +255,27 @@ elif [[ $PART == 14 ]]; then
   step epi 120 X=1 -- node dist/test/kernels/kernel-timing.js --matmul-epilogue
   bf full-new X=1
   bf full-scalar $SCALAR
+  bf full-new2 X=1
+  bf full-scalar2 $SCALAR
   bl l-new X=1
   bl l-scalar $SCALAR
   bs s-new X=1
   bs s-scalar $SCALAR
-  bf full-new2 X=1
-  bf full-scalar2 $SCALAR
+  bf full-fitall FLASHDEPTH_TC_MATMUL_WAVES=fitAll
   step full-prof 90 X=1 -- $B --config full --frames 3 --profile --json "$R/full-prof.json"
 elif [[ $PART == 15 ]]; then
+  # Session 25's defaults from per-call times (the residual prefetch; the Full teacher's fc1 in 144-row blocks) as
+  # whole models, and session 24's pending pairs against session 23's attention layouts (S23).
   S23="FLASHDEPTH_ATTENTION_BANKS=session23 FLASHDEPTH_ATTENTION_ROW_MAX=shuffle"
+  NOPF="FLASHDEPTH_TC_MATMUL_RESIDUAL_PREFETCH=off"
+  bf full-new X=1
+  bf full-nopf $NOPF
+  bf full-new2 X=1
+  bf full-nopf2 $NOPF
   bl l-new X=1
   bl l-s23 $S23
   bl l-new2 X=1
   bl l-s23b $S23
-  bf full-fitall FLASHDEPTH_TC_MATMUL_WAVES=fitAll
-  bf full-new3 X=1
   bf full-s23 $S23
   step mixed-models 120 X=1 -- node dist/test/kernels/kernel-check.js --mixed-model-only
   [[ ${REF:-0} == 1 ]] && step reference 110 PYTHONUNBUFFERED=1 -- python3 bench/reference/time_reference.py --models full --items 3 --out "$R/ref.jsonl"

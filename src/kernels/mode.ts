@@ -30,7 +30,7 @@
  *   split until 256 workgroups); FLASHDEPTH_TC_MATMUL_SPLIT, for measurements.
  * - tensor-core matmul waves: 'fit' (default since session 16: unsplit products in 144- or 96-row blocks where those
  *   need fewer whole waves of workgroups for the same rows — the Full teacher's 2171 rows are 17 blocks of 128, 16 of
- *   144; H200 lease 16A, Full 2.4–2.6 ms per frame faster; only where that is predicted 10% faster), 'fitAll'
+ *   144; H200 lease 16A, Full 2.4–2.6 ms per frame faster; only where that is predicted at least 10% faster), 'fitAll'
  *   (wherever it is predicted faster at all) or 'off' (128-row blocks); FLASHDEPTH_TC_MATMUL_WAVES.
  * - tensor-core matmul subgroups: how many subgroups share the linear layers' large blocks (128×128, and the
  *   wave-fitted 144 and 96 rows). 'deep' (default since session 18): twice as many, 32 columns wide instead of 64
@@ -62,9 +62,10 @@
  * - matmul epilogue sync: 'subgroup' (default since session 21: each subgroup's scratch round trips ordered by its
  *   program order; H100 lease 21A, Full 44.2/46.0 → 43.8/43.9 ms, L 18.2 both) or 'workgroup' (two barriers per
  *   accumulator tile); FLASHDEPTH_TC_MATMUL_EPILOGUE_SYNC, for measurements.
- * - matmul residual prefetch: 'off' (default) or 'on' (a subgroup's residual values, of the LayerScale residual and
- *   the ResidualConvUnit's skip, loaded before its first tile's epilogue; H100 lease 21B, Full 43.7/43.1 against
- *   43.4/45.8 ms: level within the spread); FLASHDEPTH_TC_MATMUL_RESIDUAL_PREFETCH, for measurements.
+ * - matmul residual prefetch: 'on' (default since session 25: a subgroup's residual values, of the LayerScale
+ *   residual and the ResidualConvUnit's skip, loaded before its first tile's epilogue; H100 lease 21B, Full 43.7/43.1
+ *   against 43.4/45.8 ms with single-float accesses, level; lease 25A, with vec4 ones, 3–19% off each residual
+ *   product per call) or 'off'; FLASHDEPTH_TC_MATMUL_RESIDUAL_PREFETCH, for measurements.
  * - matmul loads ahead: '1' (default: slice s + 1's global loads in flight while slice s multiplies) or '2' (slice
  *   s + 2's, into a second set of registers; H100 lease 21C, no product's GPU time changed: global-load latency is not
  *   what bounds them); FLASHDEPTH_TC_MATMUL_LOAD_AHEAD, for measurements.
@@ -74,7 +75,8 @@
  *   which their subgroup-matrix loads count offsets and strides; FLASHDEPTH_TC_TILE_ELEMENT, for measurements. H100
  *   lease 23A: neither this nor the vec4 scratch changed any kernel's GPU time in Full.
  * - matmul epilogue I/O: 'vec4' (default since session 25: bias, γ and residual read and C written as one vec4 per
- *   four columns, halves as one 8-byte store) or 'scalar' (one access per float); FLASHDEPTH_TC_MATMUL_EPILOGUE_IO,
+ *   four columns, halves as one 8-byte store; H100 lease 25A, Full 43.4/45.9 → 42.4/42.5/42.3 ms, L 17.7 → 16.7, each
+ *   of Full's linear layers 1–8% faster per call) or 'scalar' (one access per float); FLASHDEPTH_TC_MATMUL_EPILOGUE_IO,
  *   for measurements.
  * - fusions: a ResidualConvUnit's outer ReLU and skip inside its convolutions (FLASHDEPTH_RCU_FUSION) and the ViT's
  *   final norm writing only the patch tokens (FLASHDEPTH_PATCH_NORM_FUSION), 'on' by default, 'off' for measurements.
@@ -321,12 +323,14 @@ export function matMulEpilogueSync(): MatMulEpilogueSync {
 }
 
 /**
- * FLASHDEPTH_TC_MATMUL_RESIDUAL_PREFETCH (default 'off'; level with 'on' in lease 21B): whether a tensor-core product
+ * FLASHDEPTH_TC_MATMUL_RESIDUAL_PREFETCH (default 'on' since session 25; level with 'off' in lease 21B, with the
+ * epilogue's single-float accesses; with its vec4 ones, lease 25A, per call: the 2K student's proj 0.0705 → 0.0568 ms,
+ * its fc2 0.1038 → 0.0961, the Full teacher's proj 0.0397 → 0.0368, fc2 0.1107 → 0.1070): whether a tensor-core product
  * whose epilogue adds a residual loads all of a subgroup's residual values before its first accumulator tile ('on':
  * one memory latency per block) or each tile's as it writes that tile ('off': one per tile, 8 in a 32×64 subgroup).
  */
 export function matMulResidualPrefetch(): OnOff {
-  return fromEnv('FLASHDEPTH_TC_MATMUL_RESIDUAL_PREFETCH', ON_OFF, 'off');
+  return fromEnv('FLASHDEPTH_TC_MATMUL_RESIDUAL_PREFETCH', ON_OFF, 'on');
 }
 
 /**

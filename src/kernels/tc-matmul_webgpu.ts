@@ -106,7 +106,7 @@ export interface TensorCoreMatMulLayout {
   /**
    * With a residual in the epilogue ('scaleAdd', 'add'): each invocation loads its residual values of all the
    * subgroup's tiles (two vec4s per tile) before the first tile's round trip, so that the loads' latencies overlap
-   * instead of one being exposed per tile; FLASHDEPTH_TC_MATMUL_RESIDUAL_PREFETCH gives it to layouts that do not
+   * instead of one being exposed per tile (the default since session 25); FLASHDEPTH_TC_MATMUL_RESIDUAL_PREFETCH gives it to layouts that do not
    * name it.
    */
   residualPrefetch?: boolean;
@@ -231,8 +231,7 @@ export function tcMatMulBlocks(m: number, n: number, layout: TensorCoreMatMulLay
  *   at 518² (33 blocks; 132 of 64×64) 0.052 → 0.033 in 64×64 blocks;
  * - else 64×64 blocks;
  * - an unsplit 128×128 block replaced by a 144- or 96-row one where that takes fewer whole waves
- *   (FLASHDEPTH_TC_MATMUL_WAVES=fit, the default: `waveFittedLayout`; 'fitAll' wherever it takes less time at all: the
- *   Full teacher's fc1, 2171 × 4096, 544 blocks of 128 rows in 5 waves, 512 of 144 in 4);
+ *   (FLASHDEPTH_TC_MATMUL_WAVES=fit, the default: `waveFittedLayout`; 'fitAll' wherever it takes less time at all);
  * - with `subgroups` 'many' (FLASHDEPTH_TC_MATMUL_SUBGROUPS), that large or fitted block in twice the subgroups
  *   (`withMoreSubgroups`); with 'deep', only where K ≥ DEEP_K.
  * - with `big` (FLASHDEPTH_TC_MATMUL_BIG_BLOCK) '256x128' or '128x256', an unsplit large block replaced by that block
@@ -325,13 +324,16 @@ export function tcMatMulWaveCost(m: number, n: number, layout: TensorCoreMatMulL
 /**
  * The block whose rows fit an unsplit product best into waves: `large` (the 128×128 block), or one of
  * WAVE_FITTED_TC_MATMUL_LAYOUTS with `large`'s staging (single-buffered where double would not fit `limitBytes`)
- * where that is predicted to take under `share` (WAVE_FIT_SHARE; FLASHDEPTH_TC_MATMUL_WAVES=fitAll: 1) of its time. The Full teacher's proj and fc2 (2171 rows, 1024
+ * where that is predicted to take at most `share` of its time (WAVE_FIT_SHARE; since session 25 at most, where it
+ * was under, which adds the Full teacher's fc1: 4 waves of 144-row blocks against 5 of 128, lease 25A per call 0.142 →
+ * 0.118 ms) — FLASHDEPTH_TC_MATMUL_WAVES=fitAll: wherever it takes less time at all (also the 2K student's qkv, 7
+ * waves of 128 rows against 6 of 144: 0.094 → 0.099 ms per call, slower). The Full teacher's proj and fc2 (2171 rows, 1024
  * columns): 17 × 8 = 136 blocks of 128 rows (two waves, the second 4 blocks), 16 × 8 = 128 of 144 (one); ViT-L's
  * at 518² (1371 rows): 88 blocks of 128 rows, 120 of 96 (both one wave).
  */
 export function waveFittedLayout(m: number, n: number, large: TensorCoreMatMulLayout, limitBytes: number, share = WAVE_FIT_SHARE): TensorCoreMatMulLayout {
-  let best = large;
-  let bestCost = tcMatMulWaveCost(m, n, large) * share;
+  let best: TensorCoreMatMulLayout | null = null;
+  let bestCost = Infinity;
   for (const shape of WAVE_FITTED_TC_MATMUL_LAYOUTS) {
     const double: TensorCoreMatMulLayout = { ...large, subgroups: shape.subgroups, tiles: shape.tiles };
     const candidate = tcMatMulWorkgroupBytes(double) <= limitBytes ? double : { ...double, buffers: 1 as const };
@@ -342,7 +344,10 @@ export function waveFittedLayout(m: number, n: number, large: TensorCoreMatMulLa
       bestCost = cost;
     }
   }
-  return best;
+  // The cheapest fitted block (the first on a tie), where it takes at most `share` of the large block's time (for
+  // 'fitAll', strictly less).
+  const largeCost = tcMatMulWaveCost(m, n, large);
+  return best !== null && (share < 1 ? bestCost <= largeCost * share : bestCost < largeCost) ? best : large;
 }
 
 /**

@@ -800,13 +800,14 @@ const CASES: Case[] = [
     inputs: () => [normal([2, 77, 64]), normal([2, 45, 64]), normal([2, 45, 64])],
     run: ([q, k, v]) => tcOr(q!, k!, v!, 2, 32, [0, 0, 0], () => scaledDotProductAttention(q!, k!, v!, 2), DEFAULT_FORM_IN_4_SUBGROUPS),
   },
-  // The epilogue's global reads and stores one float at a time (FLASHDEPTH_TC_MATMUL_EPILOGUE_IO=scalar, as before
-  // session 25; every other case takes the vec4 default), in a block whose last tiles are partly outside C.
+  // Sessions 5–24's epilogue: global reads and stores one float at a time (FLASHDEPTH_TC_MATMUL_EPILOGUE_IO=scalar)
+  // and each tile's residual read as it is written (FLASHDEPTH_TC_MATMUL_RESIDUAL_PREFETCH=off; every other case takes
+  // the vec4 and prefetch defaults of session 25), in a block whose last tiles are partly outside C.
   {
-    name: 'mixed matMul, epilogue I/O by single floats, [300, 256] · [256, 136] + bias + LayerScale residual',
+    name: 'mixed matMul, epilogue I/O by single floats, residual not prefetched, [300, 256] · [256, 136] + bias + LayerScale residual',
     precision: 'mixed',
     inputs: () => [normal([300, 256]), normal([256, 136], 0.1), normal([136]), normal([300, 136]), normal([136], 0.5)],
-    run: ([x, w, b, r, g]) => tcMatMulOr(x!, w!, b!, { ...SMALL_TC_MATMUL_LAYOUT, epilogueIo: 'scalar' }, { x: r!, gamma: g! }),
+    run: ([x, w, b, r, g]) => tcMatMulOr(x!, w!, b!, { ...SMALL_TC_MATMUL_LAYOUT, epilogueIo: 'scalar', residualPrefetch: false }, { x: r!, gamma: g! }),
   },
 ];
 
