@@ -106,8 +106,8 @@ export interface TensorCoreMatMulLayout {
   /**
    * With a residual in the epilogue ('scaleAdd', 'add'): each invocation loads its residual values of all the
    * subgroup's tiles (two vec4s per tile) before the first tile's round trip, so that the loads' latencies overlap
-   * instead of one being exposed per tile (the default since session 25); FLASHDEPTH_TC_MATMUL_RESIDUAL_PREFETCH gives it to layouts that do not
-   * name it.
+   * instead of one being exposed per tile (the default since session 25); FLASHDEPTH_TC_MATMUL_RESIDUAL_PREFETCH
+   * gives it to layouts that do not name it.
    */
   residualPrefetch?: boolean;
   /**
@@ -324,12 +324,12 @@ export function tcMatMulWaveCost(m: number, n: number, layout: TensorCoreMatMulL
 /**
  * The block whose rows fit an unsplit product best into waves: `large` (the 128×128 block), or one of
  * WAVE_FITTED_TC_MATMUL_LAYOUTS with `large`'s staging (single-buffered where double would not fit `limitBytes`)
- * where that is predicted to take at most `share` of its time (WAVE_FIT_SHARE; since session 25 at most, where it
- * was under, which adds the Full teacher's fc1: 4 waves of 144-row blocks against 5 of 128, lease 25A per call 0.142 →
- * 0.118 ms) — FLASHDEPTH_TC_MATMUL_WAVES=fitAll: wherever it takes less time at all (also the 2K student's qkv, 7
- * waves of 128 rows against 6 of 144: 0.094 → 0.099 ms per call, slower). The Full teacher's proj and fc2 (2171 rows, 1024
- * columns): 17 × 8 = 136 blocks of 128 rows (two waves, the second 4 blocks), 16 × 8 = 128 of 144 (one); ViT-L's
- * at 518² (1371 rows): 88 blocks of 128 rows, 120 of 96 (both one wave).
+ * where that is predicted to take at most `share` of its time (WAVE_FIT_SHARE). Until session 25 it had to take
+ * less; at most adds the Full teacher's fc1 (4 waves of 144-row blocks against 5 of 128; lease 25A, per call 0.142 →
+ * 0.118 ms). FLASHDEPTH_TC_MATMUL_WAVES=fitAll (`share` 1): wherever it takes less time at all, which also moves the
+ * 2K student's qkv (6 waves of 144 rows against 7 of 128; 0.094 → 0.099 ms per call, slower). The Full teacher's proj
+ * and fc2 (2171 rows, 1024 columns): 17 × 8 = 136 blocks of 128 rows (two waves, the second 4 blocks), 16 × 8 = 128
+ * of 144 (one); ViT-L's at 518² (1371 rows): 88 blocks of 128 rows, 120 of 96 (both one wave).
  */
 export function waveFittedLayout(m: number, n: number, large: TensorCoreMatMulLayout, limitBytes: number, share = WAVE_FIT_SHARE): TensorCoreMatMulLayout {
   let best: TensorCoreMatMulLayout | null = null;
