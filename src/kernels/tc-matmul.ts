@@ -92,8 +92,9 @@ function tensorCoreMatMulWebGPU(args: { inputs: tf.NamedTensorInfoMap; backend: 
   const limitBytes = webgpuCapabilities().maxWorkgroupStorageBytes;
   if (attrs.layout) checkTcMatMulLayout(attrs.layout, limitBytes);
   const chosen = attrs.layout ?? (conv ? tensorCoreConvLayout(m, n, k, limitBytes) : tensorCoreMatMulLayout(m, n, k, limitBytes));
-  // FLASHDEPTH_TC_MATMUL_EPILOGUE_SYNC, _RESIDUAL_PREFETCH, _LOAD_AHEAD, _EPILOGUE_IO and FLASHDEPTH_TC_TILE_ELEMENT apply to every
-  // layout that does not name its own, and FLASHDEPTH_TC_MATMUL_SCRATCH where its larger scratch still fits.
+  // FLASHDEPTH_TC_MATMUL_EPILOGUE_SYNC, _RESIDUAL_PREFETCH, _LOAD_AHEAD, _EPILOGUE_IO and FLASHDEPTH_TC_TILE_ELEMENT
+  // apply to every layout that does not name its own, and FLASHDEPTH_TC_MATMUL_SCRATCH where its larger scratch still
+  // fits.
   const layout: TensorCoreMatMulLayout = {
     ...chosen,
     epilogueSync: chosen.epilogueSync ?? matMulEpilogueSync(),

@@ -638,8 +638,8 @@ export class TensorCoreMatMulProgram implements WebGPUProgram {
     const { rowFloats, per } = scratchForm(this.layout);
     const vecScratch = per === 4;
     const prefetch = this.prefetchesResidual();
-    const body = vec4EpilogueCode(this.hasBias, this.epilogue, this.store, this.vectorIo, prefetch ? 'select(res1, res0, e == 0u)' : residualVec4(this.vectorIo));
-    const tail = this.packedOutput ? '' : `for (var i = 0u; i < uniforms.n - c; i++) {
+    const body = vec4EpilogueCode(this.hasBias, this.epilogue, this.store, this.vectorIo, prefetch ? 'select(res1, res0, e == 0u)' : undefined);
+    const tail = this.packedOutput || this.vectorIo ? '' : `for (var i = 0u; i < uniforms.n - c; i++) {
                 let col = c + i;
                 var x = ${vecScratch ? 'cTile[s][i]' : 'cTile[s + i]'};
                 ${this.hasBias ? 'x = x + Bias[col];' : ''}
@@ -647,7 +647,7 @@ export class TensorCoreMatMulProgram implements WebGPUProgram {
                 result[o + i] = x;
               }`;
     // Four consecutive columns per invocation and step, so that GELU's erf runs on whole vec4s; columns past n
-    // (when n is not a multiple of 4; never with a packed output) go through the scalar path.
+    // (when n is not a multiple of 4; never with a packed output or vec4 I/O) go through the scalar path.
     return `
       ${this.epilogue === 'gelu' ? ERF_VEC4_WGSL : ''}
       var<workgroup> cTile : array<${vecScratch ? 'vec4<f32>' : 'f32'}, ${(sg.rows * sg.cols * 16 * rowFloats) / per}>;
